@@ -1,0 +1,25 @@
+"""Type stub for the ``_segment`` Cython kernels (Cython signatures in trailing comments)."""
+import numpy as np
+import numpy.typing as npt
+
+def id_width(cardinality: int) -> int: ...  # (Py_ssize_t cardinality) -> int in 1..4
+
+def pack_ids(ids: npt.NDArray[np.int32], width: int) -> npt.NDArray[np.uint8]: ...  # (const int32_t[::1] ids, int width) -> uint8[n * width]
+
+def unpack_ids(
+    data: npt.NDArray[np.uint8], width: int, n: int, cardinality: int
+) -> npt.NDArray[np.int32]: ...  # (const uint8_t[::1] data, int width, Py_ssize_t n, Py_ssize_t cardinality) -> int32[n]
+
+def remap_ids(ids: npt.NDArray[np.int32], mapping: npt.NDArray[np.int32]) -> npt.NDArray[np.int32]: ...  # (const int32_t[::1] ids, const int32_t[::1] mapping) -> int32[n]
+
+def build_inverted_index(
+    ids: npt.NDArray[np.int32], cardinality: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]: ...  # (const int32_t[::1] ids, Py_ssize_t cardinality) -> (int64[card + 1], int32[n])
+
+def check_dictionary(
+    offsets: npt.NDArray[np.int64], data: npt.NDArray[np.uint8], first_sorted: int, check_order: bool
+) -> None: ...  # (const int64_t[::1] offsets, const uint8_t[::1] data, Py_ssize_t first_sorted, bint check_order)
+
+def check_inverted_index(
+    ids: npt.NDArray[np.int32], offsets: npt.NDArray[np.int64], rows: npt.NDArray[np.int32]
+) -> None: ...  # (const int32_t[::1] ids, const int64_t[::1] offsets, const int32_t[::1] rows)

@@ -1,0 +1,339 @@
+# cython: language_level=3
+"""Hot kernels of the columnar segment format (``msqcore.storage.segment``).
+
+Everything here works on flat typed buffers; the Python layer owns the file layout.
+
+* ``id_width``: the minimal byte width (1..4) for a dictionary of a given cardinality,
+  like Druid's ``VSizeColumnarInts``.
+* ``pack_ids`` / ``unpack_ids``: int32 dictionary ids <-> little-endian 1/2/3/4-byte values.
+* ``remap_ids``: rewrite ids through a mapping (pyarrow's unsorted ``dictionary_encode``
+  ids -> sorted-dictionary ids).
+* ``build_inverted_index``: a counting sort of ids into CSR form (offsets[card+1], rows[n]),
+  the bitmap-index equivalent.
+* ``check_dictionary`` / ``check_inverted_index``: structural (and ordering) checks used by
+  reads and by full validation.
+
+Style: validate and allocate under the GIL, one ``with nogil:`` section, errors reported
+through a flag and raised after the GIL is re-acquired.
+"""
+from libc.stdint cimport INT32_MAX, int32_t, int64_t, uint8_t, uint32_t
+
+import numpy as np
+
+
+cdef inline int _width_for(int64_t cardinality) noexcept nogil:
+    # ids are 0..cardinality-1; width 4 covers every non-negative int32
+    if cardinality <= 0x100:
+        return 1
+    if cardinality <= 0x10000:
+        return 2
+    if cardinality <= 0x1000000:
+        return 3
+    return 4
+
+
+cdef inline int _cmp_bytes(const uint8_t* base, int64_t a0, int64_t a1,
+                           int64_t b0, int64_t b1) noexcept nogil:
+    """Unsigned lexicographic comparison of base[a0:a1] and base[b0:b1] (-1, 0, 1)."""
+    cdef:
+        int64_t la = a1 - a0
+        int64_t lb = b1 - b0
+        int64_t m = la if la < lb else lb
+        int64_t k
+        uint8_t x, y
+    for k in range(m):
+        x = base[a0 + k]
+        y = base[b0 + k]
+        if x != y:
+            return -1 if x < y else 1
+    if la == lb:
+        return 0
+    return -1 if la < lb else 1
+
+
+def id_width(Py_ssize_t cardinality):
+    """Bytes per packed id for a dictionary of ``cardinality`` entries: 1, 2, 3 or 4."""
+    if cardinality < 0 or cardinality > INT32_MAX:
+        raise ValueError(f"cardinality out of range: {cardinality}")
+    return _width_for(cardinality)
+
+
+def pack_ids(const int32_t[::1] ids, int width):
+    """Pack non-negative int32 ids into ``len(ids) * width`` little-endian bytes (uint8 array)."""
+    cdef:
+        Py_ssize_t n = ids.shape[0]
+        Py_ssize_t i
+        Py_ssize_t bad = -1
+        int32_t v
+        int32_t limit
+        uint8_t[::1] out
+        object result
+    if width < 1 or width > 4:
+        raise ValueError(f"id width must be 1, 2, 3 or 4, got {width}")
+    limit = INT32_MAX if width == 4 else (1 << (8 * width)) - 1
+    result = np.empty(n * width, dtype=np.uint8)
+    out = result
+    with nogil:
+        if width == 1:
+            for i in range(n):
+                v = ids[i]
+                if v < 0 or v > limit:
+                    bad = i
+                    break
+                out[i] = <uint8_t>v
+        elif width == 2:
+            for i in range(n):
+                v = ids[i]
+                if v < 0 or v > limit:
+                    bad = i
+                    break
+                out[2 * i] = <uint8_t>(v & 0xFF)
+                out[2 * i + 1] = <uint8_t>((v >> 8) & 0xFF)
+        elif width == 3:
+            for i in range(n):
+                v = ids[i]
+                if v < 0 or v > limit:
+                    bad = i
+                    break
+                out[3 * i] = <uint8_t>(v & 0xFF)
+                out[3 * i + 1] = <uint8_t>((v >> 8) & 0xFF)
+                out[3 * i + 2] = <uint8_t>((v >> 16) & 0xFF)
+        else:
+            for i in range(n):
+                v = ids[i]
+                if v < 0:
+                    bad = i
+                    break
+                out[4 * i] = <uint8_t>(v & 0xFF)
+                out[4 * i + 1] = <uint8_t>((v >> 8) & 0xFF)
+                out[4 * i + 2] = <uint8_t>((v >> 16) & 0xFF)
+                out[4 * i + 3] = <uint8_t>((v >> 24) & 0xFF)
+    if bad >= 0:
+        raise ValueError(f"id {ids[bad]} at row {bad} does not fit in {width} byte(s)")
+    return result
+
+
+def unpack_ids(const uint8_t[::1] data, int width, Py_ssize_t n, Py_ssize_t cardinality):
+    """Unpack ``n`` little-endian ``width``-byte ids into an int32 array.
+
+    Raises ValueError if ``data`` has the wrong length or an id is not below ``cardinality``.
+    """
+    cdef:
+        Py_ssize_t i
+        Py_ssize_t bad = -1
+        uint32_t v = 0
+        uint32_t bad_value = 0
+        uint32_t card
+        int32_t[::1] out
+        object result
+    if width < 1 or width > 4:
+        raise ValueError(f"id width must be 1, 2, 3 or 4, got {width}")
+    if n < 0 or data.shape[0] != n * width:
+        raise ValueError(f"{n} ids of {width} byte(s) need {n * width} bytes, got {data.shape[0]}")
+    if cardinality < 0 or cardinality > INT32_MAX:
+        raise ValueError(f"cardinality out of range: {cardinality}")
+    card = <uint32_t>cardinality
+    result = np.empty(n, dtype=np.int32)
+    out = result
+    with nogil:
+        if width == 1:
+            for i in range(n):
+                v = data[i]
+                if v >= card:
+                    bad = i
+                    break
+                out[i] = <int32_t>v
+        elif width == 2:
+            for i in range(n):
+                v = data[2 * i] | (<uint32_t>data[2 * i + 1] << 8)
+                if v >= card:
+                    bad = i
+                    break
+                out[i] = <int32_t>v
+        elif width == 3:
+            for i in range(n):
+                v = (data[3 * i] | (<uint32_t>data[3 * i + 1] << 8)
+                     | (<uint32_t>data[3 * i + 2] << 16))
+                if v >= card:
+                    bad = i
+                    break
+                out[i] = <int32_t>v
+        else:
+            for i in range(n):
+                v = (data[4 * i] | (<uint32_t>data[4 * i + 1] << 8)
+                     | (<uint32_t>data[4 * i + 2] << 16) | (<uint32_t>data[4 * i + 3] << 24))
+                if v >= card:
+                    bad = i
+                    break
+                out[i] = <int32_t>v
+        if bad >= 0:
+            bad_value = v
+    if bad >= 0:
+        raise ValueError(f"id {bad_value} at row {bad} is out of range for cardinality {cardinality}")
+    return result
+
+
+def remap_ids(const int32_t[::1] ids, const int32_t[::1] mapping):
+    """Return ``mapping[ids]`` as a new int32 array (every id must index ``mapping``)."""
+    cdef:
+        Py_ssize_t n = ids.shape[0]
+        Py_ssize_t m = mapping.shape[0]
+        Py_ssize_t i
+        Py_ssize_t bad = -1
+        int32_t v
+        int32_t[::1] out
+        object result
+    result = np.empty(n, dtype=np.int32)
+    out = result
+    with nogil:
+        for i in range(n):
+            v = ids[i]
+            if v < 0 or v >= m:
+                bad = i
+                break
+            out[i] = mapping[v]
+    if bad >= 0:
+        raise ValueError(f"id {ids[bad]} at row {bad} is outside the mapping of size {m}")
+    return result
+
+
+def build_inverted_index(const int32_t[::1] ids, Py_ssize_t cardinality):
+    """Counting sort of ``ids`` into CSR form.
+
+    Returns ``(offsets int64[cardinality + 1], rows int32[n])``: ``rows[offsets[k]:offsets[k+1]]``
+    are the ascending row numbers whose id is ``k``.
+    """
+    cdef:
+        Py_ssize_t n = ids.shape[0]
+        Py_ssize_t i
+        Py_ssize_t k
+        Py_ssize_t bad = -1
+        int32_t v
+        int64_t[::1] offsets
+        int64_t[::1] cursor
+        int32_t[::1] rows
+        object offsets_arr
+        object cursor_arr
+        object rows_arr
+    if cardinality < 0 or cardinality > INT32_MAX:
+        raise ValueError(f"cardinality out of range: {cardinality}")
+    if n > INT32_MAX:
+        raise ValueError(f"too many rows for an int32 row index: {n}")
+    offsets_arr = np.zeros(cardinality + 1, dtype=np.int64)
+    cursor_arr = np.empty(cardinality, dtype=np.int64)
+    rows_arr = np.empty(n, dtype=np.int32)
+    offsets = offsets_arr
+    cursor = cursor_arr
+    rows = rows_arr
+    with nogil:
+        for i in range(n):
+            v = ids[i]
+            if v < 0 or v >= cardinality:
+                bad = i
+                break
+            offsets[v + 1] += 1
+        if bad < 0:
+            for k in range(cardinality):
+                offsets[k + 1] += offsets[k]
+                cursor[k] = offsets[k]
+            for i in range(n):
+                v = ids[i]
+                rows[cursor[v]] = <int32_t>i
+                cursor[v] += 1
+    if bad >= 0:
+        raise ValueError(f"id {ids[bad]} at row {bad} is out of range for cardinality {cardinality}")
+    return offsets_arr, rows_arr
+
+
+def check_dictionary(const int64_t[::1] offsets, const uint8_t[::1] data, Py_ssize_t first_sorted,
+                     bint check_order):
+    """Check a dictionary stored as ``offsets[card+1]`` into ``data``.
+
+    Always: offsets start at 0, never decrease and end at ``len(data)``. With ``check_order``
+    also: entries ``first_sorted..card-1`` are strictly ascending in unsigned byte order.
+    Raises ValueError describing the first problem.
+    """
+    cdef:
+        Py_ssize_t card1 = offsets.shape[0]
+        Py_ssize_t size = data.shape[0]
+        Py_ssize_t k
+        Py_ssize_t bad = -1
+        int problem = 0
+        const uint8_t* base = NULL
+    if card1 < 1:
+        raise ValueError("dictionary offsets are empty")
+    if size > 0:
+        base = &data[0]
+    if first_sorted < 1:
+        first_sorted = 1
+    with nogil:
+        if offsets[0] != 0:
+            problem = 1
+        elif offsets[card1 - 1] != size:
+            problem = 2
+        else:
+            for k in range(1, card1):
+                if offsets[k] < offsets[k - 1]:
+                    problem = 3
+                    bad = k - 1
+                    break
+            if problem == 0 and check_order:
+                for k in range(first_sorted, card1 - 1):
+                    if _cmp_bytes(base, offsets[k - 1], offsets[k], offsets[k], offsets[k + 1]) >= 0:
+                        problem = 4
+                        bad = k
+                        break
+    if problem == 1:
+        raise ValueError(f"dictionary offsets start at {offsets[0]}, not 0")
+    if problem == 2:
+        raise ValueError(f"dictionary offsets end at {offsets[card1 - 1]}, but the data has {size} bytes")
+    if problem == 3:
+        raise ValueError(f"dictionary offsets decrease at entry {bad}")
+    if problem == 4:
+        raise ValueError(f"dictionary is not strictly sorted: entry {bad} is not greater than entry {bad - 1}")
+
+
+def check_inverted_index(const int32_t[::1] ids, const int64_t[::1] offsets, const int32_t[::1] rows):
+    """Check that the CSR index ``(offsets, rows)`` is exactly the inverted ``ids`` column.
+
+    Every group must hold strictly ascending rows whose id is the group's id, and the groups
+    must cover all ``n`` rows. Raises ValueError describing the first problem.
+    """
+    cdef:
+        Py_ssize_t n = ids.shape[0]
+        Py_ssize_t card = offsets.shape[0] - 1
+        Py_ssize_t k
+        int64_t j
+        int32_t r
+        int32_t prev
+        Py_ssize_t bad = -1
+        int problem = 0
+    if card < 0:
+        raise ValueError("index offsets are empty")
+    if rows.shape[0] != n:
+        raise ValueError(f"index has {rows.shape[0]} rows, the column has {n}")
+    with nogil:
+        if offsets[0] != 0 or offsets[card] != n:
+            problem = 1
+        else:
+            for k in range(card):
+                if offsets[k + 1] < offsets[k] or offsets[k + 1] > n:
+                    problem = 2
+                    bad = k
+                    break
+                prev = -1
+                for j in range(offsets[k], offsets[k + 1]):
+                    r = rows[j]
+                    if r <= prev or r >= n or ids[r] != k:
+                        problem = 3
+                        bad = k
+                        break
+                    prev = r
+                if problem:
+                    break
+    if problem == 1:
+        raise ValueError(f"index offsets span {offsets[0]}..{offsets[card]}, expected 0..{n}")
+    if problem == 2:
+        raise ValueError(f"index offsets are out of order at value {bad}")
+    if problem == 3:
+        raise ValueError(f"index rows for value {bad} are not the ascending rows having that value")
