@@ -1,0 +1,202 @@
+"""The metadata store: tasks (status, payload, report) and published segments.
+
+``MetadataStore`` is the interface; ``SqliteMetadataStore`` is the embedded default. A
+PostgreSQL store implements the same methods. Publishing a task's segments and marking
+the task SUCCESS happen in one transaction, so a crash leaves either both or neither.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class TaskRecord:
+    id: str
+    type: str
+    datasource: str
+    created_time: str
+    status: str  # RUNNING | SUCCESS | FAILED
+    duration: int
+    error_msg: str | None
+    payload: dict
+    report: dict | None
+    group_id: str | None = None
+
+
+@dataclass
+class SegmentRecord:
+    """A published segment: its DataSegment JSON plus the fields queries index on."""
+
+    start: int
+    end: int
+    version: str
+    partition_num: int
+    payload: dict
+
+
+class MetadataStore(ABC):
+    @abstractmethod
+    def insert_task(self, task: TaskRecord) -> None: ...
+
+    @abstractmethod
+    def finish_task(self, task_id: str, status: str, duration: int, error_msg: str | None, report: dict) -> None:
+        """Record a task's end without publishing anything."""
+
+    @abstractmethod
+    def publish(self, task_id: str, duration: int, report: dict, datasource: str, segments: list[SegmentRecord],
+                replace_intervals: list[tuple[int, int]] | None) -> None:
+        """In one transaction: insert ``segments``, mark used segments of ``datasource`` inside
+        ``replace_intervals`` unused (REPLACE), and mark the task SUCCESS with its report."""
+
+    @abstractmethod
+    def get_task(self, task_id: str) -> TaskRecord | None: ...
+
+    @abstractmethod
+    def list_tasks(self) -> list[TaskRecord]: ...
+
+    @abstractmethod
+    def fail_running_tasks(self, error_msg: str, report_error: dict) -> list[str]:
+        """Mark tasks left RUNNING by a previous process FAILED; returns their ids."""
+
+    @abstractmethod
+    def used_segments(self, datasource: str | None = None) -> list[SegmentRecord]: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+    id TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    group_id TEXT,
+    datasource TEXT NOT NULL,
+    created_time TEXT NOT NULL,
+    status TEXT NOT NULL,
+    duration INTEGER NOT NULL DEFAULT -1,
+    error_msg TEXT,
+    payload TEXT NOT NULL,
+    report TEXT
+);
+CREATE TABLE IF NOT EXISTS segments (
+    id TEXT PRIMARY KEY,
+    datasource TEXT NOT NULL,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    version TEXT NOT NULL,
+    partition_num INTEGER NOT NULL,
+    used INTEGER NOT NULL,
+    created_date TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS segments_ds_used ON segments (datasource, used, start);
+"""
+
+
+class SqliteMetadataStore(MetadataStore):
+    def __init__(self, path: str):
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    def _tx(self):
+        return _Transaction(self._db, self._lock)
+
+    def insert_task(self, task: TaskRecord) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO tasks (id, type, group_id, datasource, created_time, status, duration, error_msg,"
+                       " payload, report) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                       (task.id, task.type, task.group_id or task.id, task.datasource, task.created_time, task.status,
+                        task.duration, task.error_msg, json.dumps(task.payload),
+                        None if task.report is None else json.dumps(task.report)))
+
+    def finish_task(self, task_id, status, duration, error_msg, report):
+        with self._tx() as db:
+            db.execute("UPDATE tasks SET status=?, duration=?, error_msg=?, report=? WHERE id=?",
+                       (status, duration, error_msg, json.dumps(report), task_id))
+
+    def publish(self, task_id, duration, report, datasource, segments, replace_intervals):
+        from msqcore.timeutil import now_iso
+        created = now_iso()
+        with self._tx() as db:
+            if replace_intervals is not None:
+                for start, end in replace_intervals:
+                    db.execute('UPDATE segments SET used=0 WHERE datasource=? AND used=1 AND start>=? AND "end"<=?',
+                               (datasource, start, end))
+            db.executemany(
+                'INSERT INTO segments (id, datasource, start, "end", version, partition_num, used, created_date,'
+                " task_id, payload) VALUES (?,?,?,?,?,?,1,?,?,?)",
+                [(s.payload["identifier"], datasource, s.start, s.end, s.version, s.partition_num, created, task_id,
+                  json.dumps(s.payload)) for s in segments])
+            db.execute("UPDATE tasks SET status='SUCCESS', duration=?, error_msg=NULL, report=? WHERE id=?",
+                       (duration, json.dumps(report), task_id))
+
+    def get_task(self, task_id):
+        with self._tx() as db:
+            row = db.execute("SELECT * FROM tasks WHERE id=?", (task_id,)).fetchone()
+        return _task(row) if row else None
+
+    def list_tasks(self):
+        with self._tx() as db:
+            rows = db.execute("SELECT * FROM tasks ORDER BY created_time DESC").fetchall()
+        return [_task(r) for r in rows]
+
+    def fail_running_tasks(self, error_msg, report_error):
+        with self._tx() as db:
+            rows = db.execute("SELECT id, report FROM tasks WHERE status='RUNNING'").fetchall()
+            for row in rows:
+                report = json.loads(row["report"]) if row["report"] else None
+                if report:
+                    status = report["multiStageQuery"]["payload"]["status"]
+                    status["status"] = "FAILED"
+                    status["errorReport"] = {"taskId": row["id"], "host": "localhost", "error": report_error}
+                db.execute("UPDATE tasks SET status='FAILED', error_msg=?, report=? WHERE id=?",
+                           (error_msg, json.dumps(report) if report else None, row["id"]))
+        return [r["id"] for r in rows]
+
+    def used_segments(self, datasource=None):
+        with self._tx() as db:
+            where, args = ("used=1", ()) if datasource is None else ("used=1 AND datasource=?", (datasource,))
+            rows = db.execute(f'SELECT start, "end", version, partition_num, payload FROM segments WHERE {where}'
+                              " ORDER BY datasource, start, version, partition_num", args).fetchall()
+        return [SegmentRecord(r["start"], r["end"], r["version"], r["partition_num"], json.loads(r["payload"]))
+                for r in rows]
+
+    def close(self):
+        with self._lock:
+            self._db.close()
+
+
+class _Transaction:
+    """Serializes access to the one connection; commits or rolls back as a unit."""
+
+    def __init__(self, db: sqlite3.Connection, lock: threading.Lock):
+        self.db = db
+        self.lock = lock
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.lock.acquire()
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.lock.release()
+
+
+def _task(row: Any) -> TaskRecord:
+    return TaskRecord(id=row["id"], type=row["type"], datasource=row["datasource"], created_time=row["created_time"],
+                      status=row["status"], duration=row["duration"], error_msg=row["error_msg"],
+                      payload=json.loads(row["payload"]), report=json.loads(row["report"]) if row["report"] else None,
+                      group_id=row["group_id"])
