@@ -1,0 +1,188 @@
+"""Render a ``LogicalQuery`` as the Druid native query JSON (scan or groupBy) that Druid's
+Broker would have produced: what payloads and stage definitions show.
+"""
+from __future__ import annotations
+
+import json
+
+from msqcore.planner.expressions import Call, ColumnRef, Expr, Literal, native_type
+from msqcore.planner.query import ExternalSource, InlineSource, LogicalQuery, TableSource
+from msqcore.timeutil import ETERNITY
+
+_RANGE = {"greater": ("lower", True), "greater_equal": ("lower", False),
+          "less": ("upper", True), "less_equal": ("upper", False)}
+_FLIP = {"greater": "less", "greater_equal": "less_equal", "less": "greater", "less_equal": "greater_equal",
+         "equal": "equal", "not_equal": "not_equal"}
+
+
+def datasource_json(source) -> dict:
+    if isinstance(source, ExternalSource):
+        return {"type": "external", "inputSource": source.input_source, "inputFormat": source.input_format,
+                "signature": source.druid_signature()}
+    if isinstance(source, TableSource):
+        return {"type": "table", "name": source.datasource}
+    return {"type": "inline", "columnNames": [], "columnTypes": [], "rows": [[]]}
+
+
+def filter_json(e: Expr) -> dict:
+    """Druid's DimFilter for a boolean expression (an ``expression`` filter when no
+    dedicated filter type fits)."""
+    if isinstance(e, Call):
+        if e.op == "and":
+            return {"type": "and", "fields": [filter_json(a) for a in e.args]}
+        if e.op == "or":
+            return {"type": "or", "fields": [filter_json(a) for a in e.args]}
+        if e.op == "not":
+            return {"type": "not", "field": filter_json(e.args[0])}
+        if e.op == "isnull" and isinstance(e.args[0], ColumnRef):
+            return {"type": "null", "column": e.args[0].name}
+        if e.op in _FLIP and len(e.args) == 2:
+            col, lit, op = e.args[0], e.args[1], e.op
+            if isinstance(col, Literal) and isinstance(lit, ColumnRef):
+                col, lit, op = lit, col, _FLIP[op]
+            if isinstance(col, ColumnRef) and isinstance(lit, Literal) and lit.value is not None:
+                vt = native_type(lit.sql_type)
+                if op == "equal":
+                    return {"type": "equals", "column": col.name, "matchValueType": vt, "matchValue": lit.value}
+                if op == "not_equal":
+                    return {"type": "not", "field": {"type": "equals", "column": col.name, "matchValueType": vt,
+                                                     "matchValue": lit.value}}
+                side, open_ = _RANGE[op]
+                return {"type": "range", "column": col.name, "matchValueType": vt, side: lit.value,
+                        f"{side}Open": open_}
+        if e.op == "like" and isinstance(e.args[0], ColumnRef):
+            pattern = e.native_fmt.split(",", 1)[1].rsplit(")", 1)[0]
+            return {"type": "like", "dimension": e.args[0].name, "pattern": pattern.strip("'")}
+    return {"type": "expression", "expression": e.native()}
+
+
+def _intervals() -> dict:
+    return {"type": "intervals", "intervals": [ETERNITY]}
+
+
+def project(query: LogicalQuery) -> tuple[list[dict], list[tuple[str, str]]]:
+    """Virtual columns and (queryColumn, outputColumn) mappings for a scan's SELECT list."""
+    virtual, mappings = [], []
+    for name, e in query.columns[: len(query.columns) - query.hidden]:
+        if isinstance(e, ColumnRef):
+            mappings.append((e.name, name))
+        else:
+            v = f"v{len(virtual)}"
+            virtual.append({"type": "expression", "name": v, "expression": e.native(),
+                            "outputType": native_type(e.sql_type)})
+            mappings.append((v, name))
+    return virtual, mappings
+
+
+def scan_query(query: LogicalQuery, context: dict, datasource: dict | None = None,
+               order_by: list[tuple[str, bool]] | None = None) -> tuple[dict, list[tuple[str, str]]]:
+    virtual, mappings = project(query)
+    types = {q: native_type(e.sql_type) for (q, _), (_, e) in zip(mappings, query.columns)}
+    columns = sorted(types)
+    native = {"queryType": "scan", "dataSource": datasource or datasource_json(query.source),
+              "intervals": _intervals()}
+    if virtual:
+        native["virtualColumns"] = virtual
+    native["resultFormat"] = "compactedList"
+    if query.limit is not None:
+        native["limit"] = query.limit + query.offset
+    if query.filter is not None:
+        native["filter"] = filter_json(query.filter)
+    native["columns"] = columns
+    native["columnTypes"] = [types[c] for c in columns]
+    native["legacy"] = False
+    if order_by:
+        native["orderBy"] = [{"columnName": c, "order": "descending" if d else "ascending"} for c, d in order_by]
+    native["context"] = dict(context, scanSignature=json.dumps(
+        [{"name": c, "type": types[c]} for c in columns], separators=(",", ":")))
+    native["granularity"] = {"type": "all"}
+    return native, mappings
+
+
+_AGG_TYPES = {("sum", "LONG"): "longSum", ("sum", "DOUBLE"): "doubleSum", ("sum", "FLOAT"): "floatSum",
+              ("min", "LONG"): "longMin", ("min", "DOUBLE"): "doubleMin", ("min", "FLOAT"): "floatMin",
+              ("max", "LONG"): "longMax", ("max", "DOUBLE"): "doubleMax", ("max", "FLOAT"): "floatMax",
+              ("min", "STRING"): "stringFirst", ("max", "STRING"): "stringLast"}
+
+
+def group_by_query(query: LogicalQuery, context: dict, datasource: dict | None = None
+                   ) -> tuple[dict, list[tuple[str, str]]]:
+    virtual = []
+    dims = []
+    for name, e in query.group_by:
+        if isinstance(e, ColumnRef):
+            dim = e.name
+        else:
+            dim = f"v{len(virtual)}"
+            virtual.append({"type": "expression", "name": dim, "expression": e.native(),
+                            "outputType": native_type(e.sql_type)})
+        dims.append({"type": "default", "dimension": dim, "outputName": name, "outputType": native_type(e.sql_type)})
+    aggs = []
+    for a in query.aggregations:
+        field = None
+        if a.arg is not None:
+            if isinstance(a.arg, ColumnRef):
+                field = {"fieldName": a.arg.name}
+            else:
+                field = {"expression": a.arg.native()}
+        if a.kind == "count_all":
+            aggs.append({"type": "count", "name": a.name})
+        elif a.kind == "count":
+            inner = a.arg.name if isinstance(a.arg, ColumnRef) else None
+            aggs.append({"type": "filtered", "aggregator": {"type": "count", "name": a.name},
+                         "filter": {"type": "not", "field": {"type": "null", "column": inner}} if inner else
+                         {"type": "expression", "expression": f"notnull({a.arg.native()})"}, "name": a.name})
+        elif a.kind == "count_distinct":
+            aggs.append({"type": "cardinality", "name": a.name, "fields": [a.arg.native().strip('"')],
+                         "byRow": False, "round": True})
+        elif a.kind == "avg":
+            t = native_type(a.arg.sql_type)
+            aggs.append({"type": "doubleSum" if t != "LONG" else "longSum", "name": a.name + ":sum", **field})
+            aggs.append({"type": "count", "name": a.name + ":count"})
+        else:
+            t = native_type(a.arg.sql_type)
+            aggs.append({"type": _AGG_TYPES[(a.kind, t)], "name": a.name, **field})
+    native = {"queryType": "groupBy", "dataSource": datasource or datasource_json(query.source),
+              "intervals": _intervals()}
+    if virtual:
+        native["virtualColumns"] = virtual
+    if query.filter is not None:
+        native["filter"] = filter_json(query.filter)
+    native["granularity"] = {"type": "all"}
+    native["dimensions"] = dims
+    native["aggregations"] = aggs
+    post, mappings = [], []
+    for name, e in query.columns:
+        if isinstance(e, ColumnRef):
+            mappings.append((e.name, name))
+        else:
+            p = f"p{len(post)}"
+            post.append({"type": "expression", "name": p, "expression": e.native(),
+                         "outputType": native_type(e.sql_type)})
+            mappings.append((p, name))
+    if post:
+        native["postAggregations"] = post
+    if query.having is not None:
+        native["having"] = {"type": "filter", "filter": filter_json(query.having), "finalize": True}
+    if query.order_by or query.limit is not None:
+        by_output = {out: q for q, out in mappings}
+        spec = {"type": "default", "columns": [
+            {"dimension": by_output.get(c, c), "direction": "descending" if d else "ascending",
+             "dimensionOrder": {"type": "lexicographic"}} for c, d in query.order_by]}
+        if query.limit is not None:
+            spec["limit"] = query.limit
+        if query.offset:
+            spec["offset"] = query.offset
+        native["limitSpec"] = spec
+    native["context"] = dict(context)
+    return native, mappings
+
+
+def native_query(query: LogicalQuery, context: dict, datasource: dict | None = None,
+                 order_by: list[tuple[str, bool]] | None = None) -> tuple[dict, list[tuple[str, str]]]:
+    if query.is_aggregate:
+        return group_by_query(query, context, datasource)
+    return scan_query(query, context, datasource, order_by)
+
+
+__all__ = ["datasource_json", "filter_json", "native_query", "InlineSource"]

@@ -1,0 +1,392 @@
+"""Compile a sqlglot SELECT into a ``LogicalQuery``: one source, a filter, then either a
+projection or a grouped aggregation, then ordering and limit.
+
+That is the shape of one Druid native query (scan or groupBy). WITH and subqueries in
+FROM that are plain projections/filters are folded into it; deeper shapes (joins,
+aggregating subqueries) are later work and are refused with Druid's error.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from sqlglot import exp
+
+from msqcore.errors import InvalidInput, QueryNotSupported
+from msqcore.planner.expressions import AGGREGATES, NATIVE_TO_SQL, Binder, ColumnRef, Expr, Literal
+
+# EXTERN signature types → SQL types.
+_EXTERN_TYPES = {"string": "VARCHAR", "long": "BIGINT", "double": "DOUBLE", "float": "FLOAT"}
+
+
+class Catalog(Protocol):
+    def table_signature(self, datasource: str) -> list[tuple[str, str]] | None:
+        """(column, SQL type) pairs of a datasource, ``__time`` first, or None if unknown."""
+
+
+@dataclass
+class ExternalSource:
+    input_source: dict
+    input_format: dict
+    signature: list[tuple[str, str]]  # (name, SQL type)
+
+    def druid_signature(self) -> list[dict]:
+        return [{"name": n, "type": _native(t)} for n, t in self.signature]
+
+
+@dataclass
+class TableSource:
+    datasource: str
+    signature: list[tuple[str, str]]
+
+
+@dataclass
+class InlineSource:
+    """A FROM-less SELECT: one row, no columns."""
+
+    signature: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class Aggregation:
+    name: str  # a0, a1 ...
+    kind: str  # count_all | count | count_distinct | sum | min | max | avg
+    arg: Expr | None
+    sql_type: str
+
+
+@dataclass
+class LogicalQuery:
+    source: ExternalSource | TableSource | InlineSource
+    filter: Expr | None
+    columns: list[tuple[str, Expr]]  # scan outputs; for aggregate queries, the post-aggregation outputs
+    group_by: list[tuple[str, Expr]] | None = None  # d0.. → expression over the source
+    aggregations: list[Aggregation] = field(default_factory=list)
+    having: Expr | None = None
+    order_by: list[tuple[str, bool]] = field(default_factory=list)  # (column, descending)
+    limit: int | None = None
+    offset: int = 0
+    hidden: int = 0  # trailing columns kept only for ordering
+
+    @property
+    def is_aggregate(self) -> bool:
+        return self.group_by is not None
+
+    @property
+    def output(self) -> list[tuple[str, str]]:
+        cols = self.columns[: len(self.columns) - self.hidden] if self.hidden else self.columns
+        return [(n, e.sql_type) for n, e in cols]
+
+    def source_columns(self) -> list[str]:
+        """Source columns the query reads (for column pruning)."""
+        used: set[str] = set()
+        exprs = [e for _, e in self.group_by or []] + [a.arg for a in self.aggregations if a.arg is not None]
+        if not self.is_aggregate:
+            exprs += [e for _, e in self.columns]
+        if self.filter is not None:
+            exprs.append(self.filter)
+        for e in exprs:
+            used |= e.columns()
+        return [n for n, _ in self.source.signature if n in used]
+
+
+def _native(sql_type: str) -> str:
+    return {"VARCHAR": "STRING", "BIGINT": "LONG", "DOUBLE": "DOUBLE", "FLOAT": "FLOAT", "TIMESTAMP": "LONG",
+            "BOOLEAN": "LONG"}[sql_type]
+
+
+def compile_query(select: exp.Query, catalog: Catalog, parameters: list | None = None,
+                  context: dict | None = None) -> LogicalQuery:
+    return _Compiler(catalog, parameters or [], context or {}).compile(select, {})
+
+
+class _Compiler:
+    def __init__(self, catalog: Catalog, parameters: list, context: dict):
+        self.catalog = catalog
+        self.parameters = parameters
+        self.context = context
+        # one Binder so that ? parameters are numbered across the whole statement
+        self.binder = Binder({}, parameters, context)
+
+    def bind(self, node, scope):
+        self.binder.scope = scope
+        return self.binder.bind(node)
+
+    def compile(self, select: exp.Query, ctes: dict) -> LogicalQuery:
+        if isinstance(select, exp.Union):
+            raise QueryNotSupported("UNION ALL is not supported yet")
+        if not isinstance(select, exp.Select):
+            raise InvalidInput(f"Unsupported query [{select.sql('druid')}]")
+        with_ = select.args.get("with_") or select.args.get("with")
+        if with_ is not None:
+            ctes = dict(ctes)
+            for cte in with_.expressions:
+                ctes[cte.alias_or_name] = cte.this
+        if select.args.get("joins"):
+            raise QueryNotSupported("JOIN is not supported yet")
+        source, scope, base_filter = self._from(select.args.get("from_") or select.args.get("from"), ctes)
+
+        where = select.args.get("where")
+        filt = base_filter
+        if where is not None:
+            f = self.bind(where.this, scope)
+            f = f if f.sql_type == "BOOLEAN" else self.binder._boolean(where.this)
+            filt = f if filt is None else _and(filt, f)
+
+        items = self._expand_star(select.expressions, scope)
+        group = select.args.get("group")
+        has_agg = any(item.find(*AGGREGATES) is not None for item in items)
+        if group is not None or has_agg:
+            query = self._aggregate(select, items, group, scope, source, filt)
+        else:
+            if select.args.get("having") is not None:
+                raise InvalidInput("HAVING clause requires a GROUP BY or an aggregate")
+            columns = [(self._name(item, i), self.bind(item, scope)) for i, item in enumerate(items)]
+            query = LogicalQuery(source, filt, columns)
+        if select.args.get("distinct") is not None:
+            raise QueryNotSupported("SELECT DISTINCT is not supported yet")
+        self._order_limit(select, query, scope, items)
+        _check_duplicates(query)
+        return query
+
+    # --- FROM -------------------------------------------------------------------------------
+
+    def _from(self, from_, ctes):
+        if from_ is None:
+            return InlineSource(), {}, None
+        node = from_.this
+        if isinstance(node, exp.Table) and isinstance(node.this, exp.Anonymous) and node.this.name.upper() == "TABLE":
+            src = self._extern(node.this)
+            return src, {n: ColumnRef(n, t) for n, t in src.signature}, None
+        if isinstance(node, exp.Table) and isinstance(node.this, exp.Identifier):
+            name = node.name
+            if node.args.get("db"):
+                schema = node.args["db"].name
+                if schema.lower() != "druid":
+                    raise InvalidInput(f"Object '{schema}.{name}' not found")
+            elif name in ctes:
+                return self._inline(ctes[name], ctes, node.alias_or_name)
+            signature = self.catalog.table_signature(name)
+            if signature is None:
+                raise InvalidInput(f"Object '{name}' not found")
+            return TableSource(name, signature), {n: ColumnRef(n, t) for n, t in signature}, None
+        if isinstance(node, exp.Subquery):
+            return self._inline(node.this, ctes, node.alias_or_name)
+        raise QueryNotSupported(f"Unsupported FROM clause [{node.sql('druid')}]")
+
+    def _inline(self, select, ctes, alias):
+        inner = self.compile(select, ctes)
+        if inner.is_aggregate or inner.limit is not None or inner.order_by or inner.offset:
+            raise QueryNotSupported("Subqueries with GROUP BY, ORDER BY or LIMIT are not supported yet")
+        scope = {n: e for n, e in inner.columns}
+        if alias:
+            scope.update({f"{alias}.{n}": e for n, e in inner.columns})
+        return inner.source, scope, inner.filter
+
+    def _extern(self, table_fn: exp.Anonymous) -> ExternalSource:
+        if len(table_fn.expressions) != 1 or not isinstance(table_fn.expressions[0], exp.Anonymous) \
+                or table_fn.expressions[0].name.upper() != "EXTERN":
+            raise QueryNotSupported(f"Unsupported table function [{table_fn.sql('druid')}]")
+        args = table_fn.expressions[0].expressions
+        named = {}
+        positional = []
+        for a in args:
+            if isinstance(a, (exp.Kwarg, exp.PropertyEQ)) or type(a).__name__ == "Kwarg":
+                named[a.this.name] = a.expression
+            else:
+                positional.append(a)
+        for key, pos in (("inputSource", 0), ("inputFormat", 1), ("signature", 2)):
+            if key not in named and pos < len(positional):
+                named[key] = positional[pos]
+        values = {}
+        for key, node in named.items():
+            v = self.bind(node, {})
+            if not isinstance(v, Literal) or v.sql_type != "VARCHAR":
+                raise InvalidInput(f"EXTERN argument [{key}] must be a string literal")
+            values[key] = v.value
+        if "signature" not in values:
+            raise InvalidInput("EXTERN requires either a [signature] value or an EXTEND clause")
+        try:
+            input_source = json.loads(values["inputSource"])
+            input_format = json.loads(values["inputFormat"])
+            signature = json.loads(values["signature"])
+        except (KeyError, json.JSONDecodeError) as e:
+            raise InvalidInput(f"Invalid EXTERN arguments: {e}") from None
+        if not isinstance(input_source, dict) or "type" not in input_source:
+            raise InvalidInput("Invalid EXTERN inputSource: expected a JSON object with a 'type'")
+        if not isinstance(input_format, dict) or "type" not in input_format:
+            raise InvalidInput("Invalid EXTERN inputFormat: expected a JSON object with a 'type'")
+        if not isinstance(signature, list):
+            raise InvalidInput("Invalid EXTERN signature: expected a JSON array of {name, type}")
+        cols = []
+        for col in signature:
+            if not isinstance(col, dict) or "name" not in col:
+                raise InvalidInput(f"Invalid EXTERN signature entry [{col}]")
+            t = str(col.get("type", "string")).lower()
+            if t not in _EXTERN_TYPES:
+                raise InvalidInput(f"Column [{col['name']}] has an unsupported type: [{col.get('type')}]")
+            if col["name"] == "__time" and t != "long":
+                raise InvalidInput("EXTERN function with __time column can be used when __time column is of type "
+                                   "long. Please change the column name to something other than __time")
+            cols.append((col["name"], _EXTERN_TYPES[t]))
+        return ExternalSource(input_source, input_format, cols)
+
+    # --- SELECT list ------------------------------------------------------------------------
+
+    def _expand_star(self, expressions, scope):
+        items = []
+        for item in expressions:
+            if isinstance(item, exp.Star) or (isinstance(item, exp.Column) and isinstance(item.this, exp.Star)):
+                items.extend(exp.column(n, quoted=True) for n in scope if "." not in n)
+            else:
+                items.append(item)
+        return items
+
+    @staticmethod
+    def _name(item, index: int) -> str:
+        if isinstance(item, exp.Alias):
+            return item.alias
+        if isinstance(item, exp.Column):
+            return item.name
+        return f"EXPR${index}"
+
+    def _aggregate(self, select, items, group, scope, source, filt) -> LogicalQuery:
+        group_by: list[tuple[str, Expr]] = []
+        key_sql: dict[str, str] = {}
+        aliases = {item.alias: item.this for item in items if isinstance(item, exp.Alias)}
+        for node in (group.expressions if group is not None else []):
+            if isinstance(node, exp.Literal) and not node.is_string:
+                idx = int(node.this) - 1
+                if not 0 <= idx < len(items):
+                    raise InvalidInput(f"Ordinal out of range: {node.this}")
+                node = items[idx].this if isinstance(items[idx], exp.Alias) else items[idx]
+            elif isinstance(node, exp.Column) and node.name not in scope and node.name in aliases:
+                node = aliases[node.name]
+            if node.find(*AGGREGATES) is not None:
+                raise InvalidInput(f"Aggregate expressions cannot be used in GROUP BY: [{node.sql('druid')}]")
+            name = f"d{len(group_by)}"
+            group_by.append((name, self.bind(node, scope)))
+            key_sql[node.sql("druid")] = name
+
+        aggs: list[Aggregation] = []
+        agg_sql: dict[str, str] = {}
+
+        def rewrite(node):
+            sql = node.sql("druid")
+            if sql in key_sql:
+                return exp.column(key_sql[sql])
+            if isinstance(node, AGGREGATES):
+                if sql not in agg_sql:
+                    agg_sql[sql] = self._aggregation(node, scope, f"a{len(aggs)}", aggs)
+                return exp.column(agg_sql[sql])
+            return node
+
+        post_scope = {n: ColumnRef(n, e.sql_type) for n, e in group_by}
+        columns = []
+        for i, item in enumerate(items):
+            body = item.this if isinstance(item, exp.Alias) else item
+            rewritten = body.transform(rewrite)
+            for n, e in ((a.name, a) for a in aggs):
+                post_scope[n] = ColumnRef(n, e.sql_type)
+            columns.append((self._name(item, i), self._bind_post(rewritten, post_scope, body)))
+        having = None
+        if select.args.get("having") is not None:
+            rewritten = select.args["having"].this.transform(rewrite)
+            for a in aggs:
+                post_scope[a.name] = ColumnRef(a.name, a.sql_type)
+            having = self._bind_post(rewritten, post_scope, select.args["having"].this)
+        return LogicalQuery(source, filt, columns, group_by=group_by, aggregations=aggs, having=having)
+
+    def _bind_post(self, node, scope, original):
+        try:
+            return self.bind(node, scope)
+        except InvalidInput as e:
+            if "not found" in str(e):
+                raise InvalidInput(f"Expression '{original.sql('druid')}' is not being grouped") from None
+            raise
+
+    def _aggregation(self, node, scope, name, aggs) -> str:
+        arg_node = node.this
+        if isinstance(node, exp.Count):
+            if arg_node is None or isinstance(arg_node, exp.Star):
+                aggs.append(Aggregation(name, "count_all", None, "BIGINT"))
+                return name
+            if isinstance(arg_node, exp.Distinct):
+                arg = self.bind(arg_node.expressions[0], scope)
+                aggs.append(Aggregation(name, "count_distinct", arg, "BIGINT"))
+                return name
+            aggs.append(Aggregation(name, "count", self.bind(arg_node, scope), "BIGINT"))
+            return name
+        if isinstance(arg_node, exp.Distinct):
+            raise QueryNotSupported(f"DISTINCT is not supported in [{node.sql('druid')}]")
+        arg = self.bind(arg_node, scope)
+        if arg.sql_type == "VARCHAR" and not isinstance(node, (exp.Min, exp.Max)):
+            arg = self.binder._cast_expr(arg, "DOUBLE")
+        kind = type(node).__name__.lower()
+        if kind == "avg":
+            sql_type = "DOUBLE"
+        elif kind == "sum":
+            sql_type = "BIGINT" if arg.sql_type in ("BIGINT", "BOOLEAN") else "DOUBLE"
+        else:
+            sql_type = arg.sql_type
+        aggs.append(Aggregation(name, kind, arg, sql_type))
+        return name
+
+    # --- ORDER BY / LIMIT -------------------------------------------------------------------
+
+    def _order_limit(self, select, query: LogicalQuery, scope, items):
+        order = select.args.get("order")
+        if order is not None:
+            names = [n for n, _ in query.columns]
+            item_sql = {(it.this if isinstance(it, exp.Alias) else it).sql("druid"): names[i]
+                        for i, it in enumerate(items)}
+            for o in order.expressions:
+                node = o.this
+                if isinstance(node, exp.Literal) and not node.is_string:
+                    idx = int(node.this) - 1
+                    if not 0 <= idx < len(names):
+                        raise InvalidInput(f"Ordinal out of range: {node.this}")
+                    col = names[idx]
+                elif isinstance(node, exp.Column) and node.name in names and not node.table:
+                    col = node.name
+                elif node.sql("druid") in item_sql:
+                    col = item_sql[node.sql("druid")]
+                elif not query.is_aggregate:
+                    col = f"_o{query.hidden}"
+                    query.columns.append((col, self.bind(node, scope)))
+                    query.hidden += 1
+                else:
+                    raise InvalidInput(f"ORDER BY expression [{node.sql('druid')}] must be in the SELECT list")
+                query.order_by.append((col, bool(o.args.get("desc"))))
+        limit = select.args.get("limit")
+        if limit is not None:
+            query.limit = _int_clause(limit.expression, "LIMIT")
+        offset = select.args.get("offset")
+        if offset is not None:
+            query.offset = _int_clause(offset.expression, "OFFSET")
+
+
+def _int_clause(node, what: str) -> int:
+    if isinstance(node, exp.Literal) and not node.is_string and node.this.isdigit():
+        return int(node.this)
+    raise InvalidInput(f"{what} must be a non-negative integer literal")
+
+
+def _and(a: Expr, b: Expr) -> Expr:
+    import pyarrow.compute as pc
+
+    from msqcore.planner.expressions import Call
+    return Call("and", [a, b], "BOOLEAN", pc.and_kleene, "({0} && {1})")
+
+
+def _check_duplicates(query: LogicalQuery):
+    seen = set()
+    for name, _ in query.output:
+        if name in seen:
+            raise InvalidInput(f"Duplicate field in SELECT: [{name}]")
+        seen.add(name)
+
+
+__all__ = ["Aggregation", "Catalog", "ExternalSource", "InlineSource", "LogicalQuery", "TableSource",
+           "compile_query", "NATIVE_TO_SQL"]

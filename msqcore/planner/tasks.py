@@ -1,0 +1,345 @@
+"""From a Druid SQL request to a ``TaskPlan``: validation, the controller task payload and
+the stages (what the report's ``stages[].definition`` shows and what the engine runs).
+
+Stage shapes follow Druid's QueryKit (spec §5.4):
+
+* ingest scan:       0 scan (targetSize on [__bucket, CLUSTERED BY..., __boost]) → 1 segmentGenerator
+* ingest GROUP BY:   0 groupByPreShuffle → 1 groupByPostShuffle (targetSize) → 2 segmentGenerator
+* SELECT:            0 scan (mix / maxCount 1) [→ 1 limit]
+* SELECT GROUP BY:   0 groupByPreShuffle → 1 groupByPostShuffle (maxCount 1)
+"""
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from dataclasses import dataclass, field
+
+from sqlglot import exp
+
+from msqcore.errors import ColumnNameRestricted, Fault, InvalidInput
+from msqcore.inputs.formats import validate_input_format
+from msqcore.inputs.sources import validate_input_source
+from msqcore.planner.expressions import native_type
+from msqcore.planner.native import datasource_json, native_query
+from msqcore.planner.query import Catalog, ExternalSource, LogicalQuery, compile_query
+from msqcore.planner.statement import DIALECT, Statement, split_statement
+from msqcore.timeutil import ETERNITY, GRANULARITIES, Granularity, now_millis
+
+DEFAULT_ROWS_PER_SEGMENT = 3_000_000
+DEFAULT_ROWS_IN_MEMORY = 100_000
+SELECT_DATASOURCE = "__query_select"
+
+
+@dataclass
+class StagePlan:
+    number: int
+    kind: str  # scan | groupByPreShuffle | groupByPostShuffle | limit | segmentGenerator
+    input_stage: int | None  # None: reads the query's source
+    shuffle: str | None  # targetSize | maxCount | mix | None (final stage)
+    sort: bool
+    definition: dict
+
+
+@dataclass
+class TaskPlan:
+    task_id: str
+    query_id: str
+    kind: str  # INSERT | REPLACE | SELECT
+    datasource: str
+    query: LogicalQuery
+    context: dict
+    granularity: Granularity
+    cluster_by: list[str]
+    dimensions: list[str]
+    rows_per_segment: int
+    max_workers: int
+    stages: list[StagePlan]
+    payload: dict
+    fault: Fault | None = None  # a fault Druid raises at run time, known at plan time
+    start_millis: int = field(default_factory=now_millis)
+
+    @property
+    def output(self) -> list[tuple[str, str]]:
+        return self.query.output
+
+    @property
+    def is_ingest(self) -> bool:
+        return self.kind != "SELECT"
+
+
+def _int_context(context: dict, key: str, default: int) -> int:
+    value = context.get(key, default)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"Expected key [{key}] to be an integer, but got [{value}]") from None
+
+
+def plan_task(sql: str, context: dict | None, parameters: list | None, catalog: Catalog) -> TaskPlan:
+    if context is not None and not isinstance(context, dict):
+        raise InvalidInput("Query context must be a JSON object")
+    if parameters is not None and not isinstance(parameters, list):
+        raise InvalidInput("Query parameters must be a JSON array")
+    statement = split_statement(sql)
+    # SET statements win over the request context (spec §3).
+    ctx = dict(context or {})
+    ctx.update(statement.settings)
+    query_id = str(ctx.get("sqlQueryId") or uuid.uuid4())
+    task_id = f"query-{query_id}"
+    start = now_millis()
+    ctx["sqlQueryId"] = query_id
+    max_num_tasks = _int_context(ctx, "maxNumTasks", 2)
+    if max_num_tasks < 2:
+        raise InvalidInput(f"MSQ context maxNumTasks [{max_num_tasks}] cannot be less than 2, since at least 1 "
+                           "controller and 1 worker is necessary.")
+    rows_per_segment = _int_context(ctx, "rowsPerSegment", DEFAULT_ROWS_PER_SEGMENT)
+    if rows_per_segment < 1:
+        raise InvalidInput(f"rowsPerSegment must be positive, got [{rows_per_segment}]")
+    ctx.setdefault("maxParseExceptions", 0)
+
+    query = compile_query(statement.select, catalog, parameters,
+                          dict(ctx, __startTimeMillis=start))
+    if isinstance(query.source, ExternalSource):
+        validate_input_source(query.source.input_source)
+        validate_input_format(query.source.input_format)
+
+    if statement.kind == "SELECT":
+        return _plan_select(statement, query, ctx, task_id, query_id, max_num_tasks, start)
+    return _plan_ingest(statement, query, ctx, task_id, query_id, max_num_tasks, rows_per_segment, start)
+
+
+def _validate_ingest(statement: Statement, query: LogicalQuery) -> Fault | None:
+    kind = statement.kind
+    select = statement.select
+    if select.args.get("order") is not None:
+        raise InvalidInput(f"Cannot use an ORDER BY clause on a Query of type [{kind}], use CLUSTERED BY instead")
+    if select.args.get("offset") is not None:
+        raise InvalidInput(f"{kind} and REPLACE queries cannot have an OFFSET.")
+    if select.args.get("limit") is not None and not statement.partitioned_by.is_all:
+        raise InvalidInput("INSERT and REPLACE queries cannot have a LIMIT unless PARTITIONED BY is \"ALL\".")
+    names = dict(query.output)
+    if "__time" in names and names["__time"] != "TIMESTAMP":
+        raise InvalidInput(f"Field[__time] was the wrong type[{names['__time']}], expected TIMESTAMP")
+    if "__time" not in names and not statement.partitioned_by.is_all:
+        raise InvalidInput(
+            f"The granularity [{statement.partitioned_by.name}] specified in the PARTITIONED BY clause of the "
+            f"{kind} query is different from ALL. Therefore, the query must specify a time column (named __time).")
+    if statement.overwrite not in (None, "ALL"):
+        raise InvalidInput("OVERWRITE WHERE is not supported yet; use OVERWRITE ALL")
+    for reserved in ("__bucket", "__boost"):
+        if reserved in names:
+            return ColumnNameRestricted(columnName=reserved)
+    return None
+
+
+def _cluster_columns(statement: Statement, query: LogicalQuery) -> list[str]:
+    outputs = [n for n, _ in query.output]
+    by_sql = {}
+    for name, e in query.columns:
+        by_sql[name] = name
+    items = statement.select.expressions
+    item_sql = {}
+    for i, item in enumerate(items):
+        body = item.this if isinstance(item, exp.Alias) else item
+        if i < len(outputs):
+            item_sql[body.sql(DIALECT)] = outputs[i]
+    cols = []
+    for node in statement.clustered_by:
+        if isinstance(node, exp.Literal) and not node.is_string:
+            idx = int(node.this) - 1
+            if not 0 <= idx < len(outputs):
+                raise InvalidInput(f"Ordinal out of range: {node.this} in CLUSTERED BY")
+            col = outputs[idx]
+        elif isinstance(node, exp.Column) and node.name in outputs:
+            col = node.name
+        elif node.sql(DIALECT) in item_sql:
+            col = item_sql[node.sql(DIALECT)]
+        else:
+            raise InvalidInput(f"CLUSTERED BY expression [{node.sql(DIALECT)}] must be a column of the SELECT list")
+        if col == "__time":
+            continue  # rows are always sorted by __time first
+        if col not in cols:
+            cols.append(col)
+    return cols
+
+
+def _dimension_spec(name: str, sql_type: str) -> dict:
+    t = native_type(sql_type)
+    if t == "STRING":
+        return {"type": "string", "name": name, "multiValueHandling": "SORTED_ARRAY", "createBitmapIndex": True}
+    return {"type": t.lower(), "name": name, "multiValueHandling": "SORTED_ARRAY", "createBitmapIndex": False}
+
+
+def _sql_context(ctx: dict, statement: Statement) -> dict:
+    out = dict(ctx)
+    if statement.kind != "SELECT":
+        g = statement.partitioned_by
+        out["sqlInsertSegmentGranularity"] = json.dumps(g.to_json(), separators=(",", ":"))
+        if statement.kind == "REPLACE":
+            out["sqlReplaceTimeChunks"] = "all"
+    return out
+
+
+def _base_payload(task_id: str, statement: Statement, sql_ctx: dict, query: LogicalQuery, spec: dict,
+                  datasource: str) -> dict:
+    return {
+        "type": "query_controller",
+        "id": task_id,
+        "spec": spec,
+        "sqlQuery": statement.sql,
+        "sqlQueryContext": sql_ctx,
+        "sqlResultsContext": {"timeZone": str(sql_ctx.get("sqlTimeZone", "UTC")),
+                              "stringifyArrays": bool(sql_ctx.get("sqlStringifyArrays", True))},
+        "sqlTypeNames": [t for _, t in query.output],
+        "nativeTypeNames": [native_type(t) for _, t in query.output],
+        "context": {"forceTimeChunkLock": True, "useLineageBasedSegmentAllocation": True},
+        "groupId": task_id,
+        "dataSource": datasource,
+        "resource": {"availabilityGroup": task_id, "requiredCapacity": 1},
+    }
+
+
+def _native_context(sql_ctx: dict) -> dict:
+    ctx = dict(sql_ctx)
+    ctx.setdefault("finalizeAggregations", True)
+    ctx["finalize"] = ctx["finalizeAggregations"]
+    ctx["queryId"] = sql_ctx["sqlQueryId"]
+    return dict(sorted(ctx.items()))
+
+
+def _input_spec(query: LogicalQuery) -> dict:
+    src = datasource_json(query.source)
+    if src["type"] == "table":
+        return {"type": "table", "dataSource": src["name"], "intervals": [ETERNITY]}
+    return src
+
+
+def _leaf_stages(query: LogicalQuery, native: dict, query_id: str, max_workers: int,
+                 leaf_shuffle: dict | None, leaf_signature: list[dict]) -> list[StagePlan]:
+    """Stage 0 (and 1 for GROUP BY): read the source and run the native query on it."""
+    leaf_native = copy.deepcopy(native)
+    leaf_native["dataSource"] = {"type": "inputNumber", "inputNumber": 0}
+    stages = []
+    if query.is_aggregate:
+        pre_sig = [{"name": n, "type": native_type(e.sql_type)} for n, e in query.group_by] + \
+                  [{"name": a.name, "type": native_type(a.sql_type) if a.kind != "avg" else "COMPLEX"}
+                   for a in query.aggregations]
+        pre_shuffle = {"type": "maxCount", "clusterBy": {"columns": [
+            {"columnName": n, "order": "ASCENDING"} for n, _ in query.group_by]}, "partitions": 1, "aggregate": True}
+        stages.append(StagePlan(0, "groupByPreShuffle", None, "maxCount", True, {
+            "id": f"{query_id}_0", "input": [_input_spec(query)],
+            "processor": {"type": "groupByPreShuffle", "query": leaf_native},
+            "signature": pre_sig, "shuffleSpec": pre_shuffle, "maxWorkerCount": max_workers}))
+        post = {"id": f"{query_id}_1", "input": [{"type": "stage", "stage": 0}],
+                "processor": {"type": "groupByPostShuffle", "query": leaf_native},
+                "signature": leaf_signature, "maxWorkerCount": max_workers}
+        if leaf_shuffle is not None:
+            post["shuffleSpec"] = leaf_shuffle
+        stages.append(StagePlan(1, "groupByPostShuffle", 0, leaf_shuffle and leaf_shuffle["type"],
+                                bool(leaf_shuffle and leaf_shuffle.get("clusterBy")), post))
+    else:
+        d = {"id": f"{query_id}_0", "input": [_input_spec(query)],
+             "processor": {"type": "scan", "query": leaf_native},
+             "signature": leaf_signature, "maxWorkerCount": max_workers}
+        if leaf_shuffle is not None:
+            d["shuffleSpec"] = leaf_shuffle
+        if leaf_shuffle and leaf_shuffle["type"] == "targetSize":
+            d["shuffleCheckHasMultipleValues"] = True
+        stages.append(StagePlan(0, "scan", None, leaf_shuffle and leaf_shuffle["type"],
+                                bool(leaf_shuffle and leaf_shuffle.get("clusterBy")), d))
+    return stages
+
+
+def _plan_ingest(statement, query, ctx, task_id, query_id, max_num_tasks, rows_per_segment, start) -> TaskPlan:
+    fault = _validate_ingest(statement, query)
+    cluster_by = _cluster_columns(statement, query)
+    outputs = [n for n, _ in query.output]
+    dims = cluster_by + [n for n in outputs if n != "__time" and n not in cluster_by]
+    types = dict(query.output)
+    sql_ctx = _sql_context(ctx, statement)
+    native, mappings = native_query(query, _native_context(sql_ctx))
+    to_query = {out: q for q, out in mappings}
+    max_workers = max_num_tasks - 1
+    granularity = statement.partitioned_by
+
+    key = []
+    if not granularity.is_all:
+        key.append({"columnName": "__bucket", "order": "ASCENDING"})
+    key += [{"columnName": to_query[c], "order": "ASCENDING"} for c in cluster_by]
+    key.append({"columnName": "__boost", "order": "ASCENDING"})
+    cluster = {"columns": key}
+    if not granularity.is_all:
+        cluster["bucketByCount"] = 1
+    shuffle = {"type": "targetSize", "clusterBy": cluster, "targetSize": rows_per_segment}
+    key_names = [k["columnName"] for k in key]
+    signature = [{"name": k, "type": "LONG"} if k in ("__bucket", "__boost") else
+                 {"name": k, "type": native_type(types[_out(mappings, k)])} for k in key_names]
+    signature += [{"name": q, "type": native_type(types[o])} for q, o in mappings if q not in key_names]
+
+    destination = {"type": "dataSource", "dataSource": statement.target,
+                   "segmentGranularity": granularity.to_json()}
+    if statement.kind == "REPLACE":
+        destination["replaceTimeChunks"] = [ETERNITY]
+    tuning = {"maxNumWorkers": max_workers,
+              "maxRowsInMemory": _int_context(ctx, "rowsInMemory", DEFAULT_ROWS_IN_MEMORY),
+              "rowsPerSegment": rows_per_segment}
+    column_mappings = [{"queryColumn": q, "outputColumn": o} for q, o in mappings]
+    spec = {"query": native, "columnMappings": column_mappings, "destination": destination,
+            "assignmentStrategy": str(ctx.get("taskAssignment", "max")).lower(), "tuningConfig": tuning}
+    payload = _base_payload(task_id, statement, sql_ctx, query, spec, statement.target)
+
+    stages = _leaf_stages(query, native, query_id, max_workers, shuffle, signature)
+    n = len(stages)
+    data_schema = {
+        "dataSource": statement.target,
+        "timestampSpec": {"column": "__time", "format": "millis", "missingValue": None},
+        "dimensionsSpec": {"dimensions": [_dimension_spec(d, types[d]) for d in dims],
+                           "dimensionExclusions": ["__time"], "includeAllDimensions": False,
+                           "useSchemaDiscovery": False},
+        "metricsSpec": [],
+        "granularitySpec": {"type": "arbitrary", "queryGranularity": {"type": "none"}, "rollup": False,
+                            "intervals": [ETERNITY]},
+        "transformSpec": {"filter": None, "transforms": []},
+    }
+    stages.append(StagePlan(n, "segmentGenerator", n - 1, None, False, {
+        "id": f"{query_id}_{n}", "input": [{"type": "stage", "stage": n - 1}],
+        "processor": {"type": "segmentGenerator", "dataSchema": data_schema, "columnMappings": column_mappings,
+                      "tuningConfig": tuning},
+        "signature": [], "maxWorkerCount": max_workers}))
+    return TaskPlan(task_id, query_id, statement.kind, statement.target, query, ctx, granularity, cluster_by, dims,
+                    rows_per_segment, max_workers, stages, payload, fault=fault, start_millis=start)
+
+
+def _out(mappings, query_column):
+    return next(o for q, o in mappings if q == query_column)
+
+
+def _plan_select(statement, query, ctx, task_id, query_id, max_num_tasks, start) -> TaskPlan:
+    sql_ctx = _sql_context(ctx, statement)
+    native, mappings = native_query(query, _native_context(sql_ctx), order_by=query.order_by or None)
+    max_workers = max_num_tasks - 1
+    types = dict(query.output)
+    signature = [{"name": q, "type": native_type(types[o])} for q, o in mappings]
+    to_query = {out: q for q, out in mappings}
+    if query.order_by:
+        final = {"type": "maxCount", "clusterBy": {"columns": [
+            {"columnName": to_query.get(c, c), "order": "DESCENDING" if d else "ASCENDING"}
+            for c, d in query.order_by]}, "partitions": 1}
+    else:
+        final = {"type": "mix"}
+    spec = {"query": native, "columnMappings": [{"queryColumn": q, "outputColumn": o} for q, o in mappings],
+            "destination": {"type": "taskReport"}, "assignmentStrategy": str(ctx.get("taskAssignment", "max")).lower(),
+            "tuningConfig": {"maxNumWorkers": max_workers,
+                             "maxRowsInMemory": _int_context(ctx, "rowsInMemory", DEFAULT_ROWS_IN_MEMORY),
+                             "rowsPerSegment": _int_context(ctx, "rowsPerSegment", DEFAULT_ROWS_PER_SEGMENT)}}
+    payload = _base_payload(task_id, statement, sql_ctx, query, spec, SELECT_DATASOURCE)
+    stages = _leaf_stages(query, native, query_id, max_workers, final, signature)
+    if not query.is_aggregate and (query.limit is not None or query.offset):
+        n = len(stages)
+        stages.append(StagePlan(n, "limit", n - 1, None, False, {
+            "id": f"{query_id}_{n}", "input": [{"type": "stage", "stage": n - 1}],
+            "processor": {"type": "limit", "offset": query.offset, "limit": query.limit},
+            "signature": signature, "maxWorkerCount": 1}))
+    return TaskPlan(task_id, query_id, "SELECT", SELECT_DATASOURCE, query, ctx, GRANULARITIES["ALL"], [], [],
+                    DEFAULT_ROWS_PER_SEGMENT, max_workers, stages, payload, start_millis=start)
