@@ -101,9 +101,9 @@ class Fault(MsqError):
 
     code = "UnknownError"
 
-    def __init__(self, message: str | None = None, **fields: Any):
-        super().__init__(message or self.code)
-        self.message = message
+    def __init__(self, error_message: str | None = None, **fields: Any):
+        super().__init__(error_message or self.code)
+        self.message = error_message
         self.fields = fields
 
     def to_json(self) -> dict[str, Any]:
@@ -137,18 +137,18 @@ class Fault(MsqError):
 class Canceled(Fault):
     code = "Canceled"
 
-    def __init__(self, message: str | None = None, *, reason: str = "TASK_SHUTDOWN", **fields):
+    def __init__(self, error_message: str | None = None, *, reason: str = "TASK_SHUTDOWN", **fields):
         label = {"TASK_SHUTDOWN": "Task shutdown", "USER_REQUEST": "User request",
                  "QUERY_TIMEOUT": "Query timeout"}.get(reason, "Unknown")
-        super().__init__(message or f"Query canceled due to [{label}].", reason=reason, **fields)
+        super().__init__(error_message or f"Query canceled due to [{label}].", reason=reason, **fields)
 
 
 class UnknownError(Fault):
     code = "UnknownError"
 
-    def __init__(self, message: str | None = None, **fields):
-        fields.setdefault("message", message)
-        super().__init__(message, **fields)
+    def __init__(self, error_message: str | None = None, **fields):
+        fields.setdefault("message", error_message)
+        super().__init__(error_message, **fields)
 
 
 class CannotParseExternalData(Fault):
@@ -158,34 +158,34 @@ class CannotParseExternalData(Fault):
 class TooManyWarnings(Fault):
     code = "TooManyWarnings"
 
-    def __init__(self, message: str | None = None, *, maxWarnings: int, rootErrorCode: str, **fields):
+    def __init__(self, error_message: str | None = None, *, maxWarnings: int, rootErrorCode: str, **fields):
         super().__init__(
-            message or f"Too many warnings of type {rootErrorCode} generated (max = {maxWarnings})",
+            error_message or f"Too many warnings of type {rootErrorCode} generated (max = {maxWarnings})",
             maxWarnings=maxWarnings, rootErrorCode=rootErrorCode, **fields)
 
 
 class InsertTimeNull(Fault):
     code = "InsertTimeNull"
 
-    def __init__(self, message: str | None = None, **fields):
-        super().__init__(message or "Null timestamp (__time) encountered during INSERT or REPLACE.", **fields)
+    def __init__(self, error_message: str | None = None, **fields):
+        super().__init__(error_message or "Null timestamp (__time) encountered during INSERT or REPLACE.", **fields)
 
 
 class ColumnNameRestricted(Fault):
     code = "ColumnNameRestricted"
 
-    def __init__(self, message: str | None = None, *, columnName: str, **fields):
+    def __init__(self, error_message: str | None = None, *, columnName: str, **fields):
         super().__init__(
-            message or f"[{columnName}] column name is reserved for MSQ's internal purpose. "
+            error_message or f"[{columnName}] column name is reserved for MSQ's internal purpose. "
             "Please retry the query after renaming the column.", columnName=columnName, **fields)
 
 
 class TooManyBuckets(Fault):
     code = "TooManyBuckets"
 
-    def __init__(self, message: str | None = None, *, maxBuckets: int = 5000, **fields):
+    def __init__(self, error_message: str | None = None, *, maxBuckets: int = 5000, **fields):
         super().__init__(
-            message or f"Too many partition buckets (max = {maxBuckets}); try breaking your query "
+            error_message or f"Too many partition buckets (max = {maxBuckets}); try breaking your query "
             "up into smaller queries, or using a larger target size", maxBuckets=maxBuckets, **fields)
 
 
@@ -196,7 +196,23 @@ class QueryNotSupported(Fault):
 class WorkerFailed(Fault):
     code = "WorkerFailed"
 
+    def __init__(self, error_message: str | None = None, *, workerTaskId: str, errorMsg: str | None = None, **fields):
+        super().__init__(error_message or f"Worker task failed: [{workerTaskId}]" + (f" ({errorMsg})" if errorMsg else ""),
+                         workerTaskId=workerTaskId, errorMsg=errorMsg, **fields)
+
+
+class InsertCannotAllocateSegment(Fault):
+    code = "InsertCannotAllocateSegment"
+
+    def __init__(self, error_message: str | None = None, *, dataSource: str, interval: str,
+                 allocatedInterval: str | None = None, **fields):
+        super().__init__(
+            error_message or f"Cannot allocate segment for dataSource [{dataSource}], interval [{interval}]. This can "
+            "happen if the prior ingestion uses non-extendable shard specs or if the partitioned by granularity "
+            "is different than the granularity of the existing segments in the interval.",
+            dataSource=dataSource, interval=interval, allocatedInterval=allocatedInterval, **fields)
+
 
 _FAULTS = {cls.code: cls for cls in (Canceled, UnknownError, CannotParseExternalData, TooManyWarnings,
                                       InsertTimeNull, ColumnNameRestricted, TooManyBuckets,
-                                      QueryNotSupported, WorkerFailed)}
+                                      QueryNotSupported, WorkerFailed, InsertCannotAllocateSegment)}

@@ -1,0 +1,350 @@
+"""The controller of one MSQ task: launches workers, runs the stages in order, computes
+partitions and segment ids, publishes, and keeps the live report (spec §5).
+
+It runs in a thread of the server process; all heavy work happens in worker processes.
+Publishing is one metadata transaction and happens only if the task was not canceled,
+so a failed or canceled task never leaves a segment visible.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import threading
+import traceback
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+
+import pyarrow as pa
+
+from msqcore.engine import operators as ops
+from msqcore.engine.launcher import WorkerHandle, WorkerLauncher
+from msqcore.engine.report import ReportState
+from msqcore.engine.worker import IngestSpec, SegmentPartition, WorkOrder
+from msqcore.errors import Canceled, Fault, InsertCannotAllocateSegment, UnknownError, WorkerFailed
+from msqcore.inputs.sources import list_files
+from msqcore.planner.expressions import native_type
+from msqcore.planner.query import ExternalSource, TableSource
+from msqcore.planner.tasks import StagePlan, TaskPlan
+from msqcore.storage.deep import DeepStorage
+from msqcore.storage.metadata import MetadataStore, SegmentRecord
+from msqcore.timeutil import ETERNITY_END, ETERNITY_START, interval_text, iso, now_millis
+
+log = logging.getLogger("msqcore.engine")
+
+
+@dataclass
+class Services:
+    """What a controller needs from the process it runs in."""
+
+    metadata: MetadataStore
+    deep_storage: DeepStorage
+    launcher: WorkerLauncher
+    temp_root: str
+    host: str = "localhost"
+    port: int = 8888
+
+
+class _StageFailed(Exception):
+    def __init__(self, fault: Fault, worker_id: str, stage: int, trace: str | None):
+        self.fault, self.worker_id, self.stage, self.trace = fault, worker_id, stage, trace
+
+
+class Controller:
+    def __init__(self, plan: TaskPlan, services: Services):
+        self.plan = plan
+        self.services = services
+        self.task_id = plan.task_id
+        self.report = ReportState(plan.task_id, plan)
+        self.report.task_context = {"forceTimeChunkLock": True, "useLineageBasedSegmentAllocation": True}
+        self.temp_dir = os.path.join(services.temp_root, plan.task_id)
+        self.workers: list[WorkerHandle] = []
+        self.created_millis = now_millis()
+        self.status = "RUNNING"
+        self.error_msg: str | None = None
+        self._cancel: Canceled | None = None
+        self._publish_lock = threading.Lock()
+        self._allocated: list[tuple[str, str, str, int]] = []  # ids whose files to remove on failure
+        self._partitions: list[tuple[int, int, int]] = []  # (time chunk, slice, slices) of the final shuffle
+        self.final_report: dict | None = None
+        self.done = threading.Event()
+
+    # --- public ------------------------------------------------------------------------------
+
+    def cancel(self, reason: str = "TASK_SHUTDOWN") -> None:
+        with self._publish_lock:
+            if self.status == "RUNNING" and self._cancel is None:
+                self._cancel = Canceled(reason=reason)
+
+    def run(self) -> None:
+        try:
+            self._execute()
+        except _StageFailed as e:
+            self._fail(e.fault, e.worker_id, e.stage, e.trace)
+        except Fault as fault:
+            self._fail(fault, self.task_id, None, None)
+        except Exception as e:  # noqa: BLE001 - a task must always end with a status
+            log.exception("task %s failed", self.task_id)
+            self._fail(UnknownError(f"{type(e).__name__}: {e}"), self.task_id, None, traceback.format_exc())
+        finally:
+            for w in self.workers:
+                w.kill() if self.status != "SUCCESS" else w.stop()
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
+            self.done.set()
+
+    # --- the run -------------------------------------------------------------------------------
+
+    def _check_cancel(self) -> None:
+        if self._cancel is not None:
+            raise self._cancel
+
+    def _execute(self) -> None:
+        plan = self.plan
+        if plan.fault is not None:
+            raise plan.fault
+        splits = self._splits()
+        self._check_cancel()
+        n_workers = min(plan.max_workers, max(1, len(splits)))
+        os.makedirs(self.temp_dir, exist_ok=True)
+        worker_ids = [f"{self.task_id}-worker{n}_0" for n in range(n_workers)]
+        self.workers = [self.services.launcher.launch(wid) for wid in worker_ids]
+        self.report.workers_launched(worker_ids)
+
+        outputs: list[dict] = []  # per worker results of the previous stage
+        segments: list[SegmentRecord] = []
+        for stage in plan.stages:
+            self._check_cancel()
+            if stage.kind == "segmentGenerator":
+                segments = self._run_segment_stage(stage, outputs)
+            elif stage.input_stage is None:
+                orders = {w: self._order(stage, splits[w::n_workers], len(splits)) for w in range(n_workers)}
+                outputs = self._run_stage(stage, orders)
+            else:
+                # Post-shuffle and limit stages read the single partition of their input (one worker).
+                files = [r["files"][0] for r in outputs if 0 in r["files"]]
+                outputs = self._run_stage(stage, {0: self._order(stage, files, len(files))})
+            if stage.number > 0:
+                self.report.stage_phase(stage.number - 1, "FINISHED")
+            if stage.shuffle == "targetSize":
+                self._partitions = self._ingest_partitions(stage, outputs)
+        self._check_cancel()
+        if plan.is_ingest:
+            self._publish(segments)
+        else:
+            self._finish_select(outputs)
+
+    def _splits(self) -> list:
+        source = self.plan.query.source
+        if isinstance(source, ExternalSource):
+            return list_files(source.input_source)
+        if isinstance(source, TableSource):
+            deep = self.services.deep_storage
+            return [deep.local_path(s.payload["loadSpec"])
+                    for s in self.services.metadata.used_segments(source.datasource)]
+        return [None]  # FROM-less SELECT: one row
+
+    def _order(self, stage: StagePlan, inputs: list, total: int) -> WorkOrder:
+        plan = self.plan
+        ingest = None
+        if plan.is_ingest:
+            ingest = IngestSpec(plan.granularity, plan.cluster_by, plan.dimensions)
+        return WorkOrder(stage=stage.number, kind=stage.kind, query=plan.query,
+                         out_dir=os.path.join(self.temp_dir, f"stage{stage.number}"), worker_id="",
+                         inputs=list(inputs), total_inputs=total, ingest=ingest,
+                         deep_storage=self.services.deep_storage.spec)
+
+    def _run_stage(self, stage: StagePlan, orders: dict[int, WorkOrder]) -> list[dict]:
+        """Send the orders, follow counters, and collect each worker's result."""
+        self.report.stage_started(stage.number, len(orders))
+        for w, order in orders.items():
+            order.out_dir = os.path.join(order.out_dir, f"worker{w}")
+            order.worker_id = self.workers[w].id
+            self.workers[w].send(order)
+        results: dict[int, dict] = {}
+        pending = {self.workers[w].connection: w for w in orders}
+        while pending:
+            if self._cancel is not None:
+                raise self._cancel
+            for conn in wait(list(pending), timeout=0.2):
+                w = pending[conn]
+                try:
+                    kind, _, *rest = conn.recv()
+                except (EOFError, OSError):
+                    raise _StageFailed(WorkerFailed(workerTaskId=self.workers[w].id, errorMsg="worker process exited"),
+                                       self.workers[w].id, stage.number, None) from None
+                if kind == "counters":
+                    self.report.set_counters(stage.number, w, rest[0])
+                elif kind == "done":
+                    results[w] = rest[0]
+                    del pending[conn]
+                else:
+                    raise _StageFailed(Fault.from_json(rest[0]), self.workers[w].id, stage.number, rest[1])
+            for conn, w in list(pending.items()):
+                if not self.workers[w].alive() and not conn.poll():
+                    raise _StageFailed(WorkerFailed(workerTaskId=self.workers[w].id,
+                                                    errorMsg="worker process exited"),
+                                       self.workers[w].id, stage.number, None)
+        if stage.sort:
+            self.report.stage_phase(stage.number, "POST_READING")
+        self.report.stage_phase(stage.number, "RESULTS_READY")
+        if stage.shuffle != "targetSize":
+            self.report.stage_partitions(stage.number, 1 if stage.shuffle else 0)
+        return [results[w] for w in sorted(results)]
+
+    # --- ingestion ------------------------------------------------------------------------------
+
+    def _ingest_partitions(self, stage: StagePlan, outputs: list[dict]) -> list[tuple[int, int, int]]:
+        """Time chunk → partitions of about rowsPerSegment rows; fills the shuffle counters."""
+        rows: dict[int, int] = {}
+        for result in outputs:
+            for bucket, n in result["rows"].items():
+                rows[bucket] = rows.get(bucket, 0) + n
+        partitions = []
+        for bucket in sorted(rows):
+            k = max(1, math.ceil(rows[bucket] / self.plan.rows_per_segment))
+            partitions += [(bucket, j, k) for j in range(k)]
+        self.report.stage_partitions(stage.number, len(partitions))
+        for w, result in enumerate(outputs):
+            counter = {"type": "channel", "rows": [], "bytes": [], "frames": []}
+            for bucket, j, k in partitions:
+                n = result["rows"].get(bucket, 0)
+                size = os.path.getsize(result["files"][bucket]) if bucket in result["files"] else 0
+                counter["rows"].append(n * (j + 1) // k - n * j // k)
+                counter["bytes"].append(size * (j + 1) // k - size * j // k)
+                counter["frames"].append(1 if n else 0)
+            self.report.update_counter(stage.number, w, "shuffle", counter)
+        return partitions
+
+    def _allocate(self, partitions) -> list[tuple]:
+        """Segment ids per partition: interval, version, partitionNum, shardSpec (spec §5.9)."""
+        plan = self.plan
+        version = iso(plan.start_millis)
+        existing = [] if plan.kind == "REPLACE" else self.services.metadata.used_segments(plan.datasource)
+        out = []
+        for bucket, j, k in partitions:
+            start, end = plan.granularity.chunk(bucket)
+            if plan.kind == "REPLACE":
+                out.append((start, end, version, j, {"type": "numbered", "partitionNum": j, "partitions": k}))
+                continue
+            overlapping = [s for s in existing if s.start < end and start < s.end]
+            if any((s.start, s.end) != (start, end) for s in overlapping):
+                other = next(s for s in overlapping if (s.start, s.end) != (start, end))
+                raise InsertCannotAllocateSegment(dataSource=plan.datasource, interval=interval_text(start, end),
+                                                  allocatedInterval=interval_text(other.start, other.end))
+            if overlapping:
+                latest = max(s.version for s in overlapping)
+                same = [s for s in overlapping if s.version == latest]
+                core = same[0].payload["shardSpec"].get("partitions", len(same))
+                num = max(s.partition_num for s in same) + 1 + j
+                out.append((start, end, latest, num, {"type": "numbered", "partitionNum": num, "partitions": core}))
+            else:
+                out.append((start, end, version, j, {"type": "numbered", "partitionNum": j, "partitions": k}))
+        return out
+
+    def _run_segment_stage(self, stage: StagePlan, outputs: list[dict]) -> list[SegmentRecord]:
+        partitions = self._partitions
+        if not partitions:
+            self.report.stage_started(stage.number, 0)
+            self.report.stage_phase(stage.number, "FINISHED")
+            return []
+        ids = self._allocate(partitions)
+        n = min(len(self.workers), len(partitions))
+        orders = {w: self._order(stage, [], 0) for w in range(n)}
+        for p, ((bucket, j, k), (start, end, version, num, shard)) in enumerate(zip(partitions, ids)):
+            self._allocated.append((self.plan.datasource, interval_text(start, end), version, num))
+            files = [r["files"][bucket] for r in outputs if bucket in r["files"]]
+            orders[p % n].partitions.append(SegmentPartition(
+                number=p, files=files, slice_index=j, slices=k, datasource=self.plan.datasource,
+                interval=(start, end), version=version, partition_num=num, shard_spec=shard))
+        results = self._run_stage(stage, orders)
+        self.report.stage_partitions(stage.number, len(partitions))
+        # Exact per-worker rows of range-split chunks, known once the slices were cut.
+        prev = stage.input_stage
+        for result in results:
+            for p, per_source in result["sourceRows"].items():
+                workers_with_file = [w for w, r in enumerate(outputs) if partitions[p][0] in r["files"]]
+                for src, w in enumerate(workers_with_file):
+                    shuffle = self.report.counters(prev, w).get("shuffle")
+                    if shuffle:
+                        shuffle["rows"][p] = per_source[src]
+                        self.report.update_counter(prev, w, "shuffle", shuffle)
+        self.report.stage_phase(stage.number, "FINISHED")
+        records = []
+        for result in results:
+            for seg in result["segments"]:
+                records.append(SegmentRecord(seg.pop("_start"), seg.pop("_end"), seg["version"],
+                                             seg["shardSpec"]["partitionNum"], seg))
+                seg.pop("_rows", None)
+        return records
+
+    def _publish(self, segments: list[SegmentRecord]) -> None:
+        plan = self.plan
+        shard = "NumberedShardSpec"
+        details = "CLUSTERED BY clause is empty." if not plan.cluster_by else \
+            "Using 'numbered' shard specs: range shard specs are not written yet."
+        with self._publish_lock:
+            self._check_cancel()
+            self.report.workers_ended("SUCCESS")
+            self.report.finish("SUCCESS")
+            report = self.report.snapshot()
+            report["multiStageQuery"]["payload"]["status"]["segmentReport"] = {"shardSpec": shard, "details": details}
+            replace = [(ETERNITY_START, ETERNITY_END)] if plan.kind == "REPLACE" else None
+            duration = now_millis() - self.created_millis
+            self.services.metadata.publish(self.task_id, duration, report, plan.datasource, segments, replace)
+            self.final_report = report
+            self.status = "SUCCESS"
+
+    # --- SELECT ---------------------------------------------------------------------------------
+
+    def _finish_select(self, outputs: list[dict]) -> None:
+        plan = self.plan
+        tables = []
+        for result in outputs:
+            with pa.memory_map(result["files"][0]) as source:
+                tables.append(pa.ipc.open_file(source).read_all())
+        table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        if plan.stages[-1].kind == "scan":
+            table = ops.order_limit(table, plan.query)
+        self.report.stage_phase(plan.stages[-1].number, "FINISHED")
+        names = [n for n, _ in plan.output]
+        columns = [table.column(n).to_pylist() for n in names]
+        rows = [list(r) for r in zip(*columns)] if columns else []
+        self.report.set_results({
+            "signature": [{"name": n, "type": native_type(t)} for n, t in plan.output],
+            "sqlTypeNames": [t for _, t in plan.output],
+            "results": rows,
+            "resultsTruncated": False,
+        })
+        with self._publish_lock:
+            self._check_cancel()
+            self.report.workers_ended("SUCCESS")
+            self.report.finish("SUCCESS")
+            report = self.report.snapshot()
+            self.services.metadata.finish_task(self.task_id, "SUCCESS", now_millis() - self.created_millis, None,
+                                               report)
+            self.final_report = report
+            self.status = "SUCCESS"
+
+    # --- failure --------------------------------------------------------------------------------
+
+    def _fail(self, fault: Fault, worker_id: str, stage: int | None, trace: str | None) -> None:
+        for w in self.workers:
+            w.kill()
+        for ds, interval, version, num in self._allocated:
+            self.services.deep_storage.delete(self.services.deep_storage.load_spec(ds, interval, version, num))
+        error_report = {"taskId": worker_id, "host": self.services.host}
+        if stage is not None:
+            error_report["stageNumber"] = stage
+        error_report["error"] = fault.to_json()
+        if trace:
+            error_report["exceptionStackTrace"] = trace
+        self.report.workers_ended("FAILED")
+        self.report.finish("FAILED", error_report)
+        report = self.report.snapshot()
+        with self._publish_lock:
+            self.status = "FAILED"
+            self.error_msg = fault.error_msg
+            self.final_report = report
+        self.services.metadata.finish_task(self.task_id, "FAILED", now_millis() - self.created_millis,
+                                           fault.error_msg, report)

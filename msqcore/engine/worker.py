@@ -1,0 +1,311 @@
+"""A worker: runs work orders for the stages of one query, in its own process.
+
+The controller sends one work order per stage (``WorkOrder``) over a pipe; the worker
+answers with live counter snapshots, then ``done`` with the stage result or ``fault``.
+Stage outputs are Arrow IPC files in the task's temp dir, one per output partition
+(or per time chunk for ingestion shuffles), read by the next stage's workers.
+"""
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from msqcore.engine import operators as ops
+from msqcore.engine.counters import ChannelCounter, segment_progress, sort_progress
+from msqcore.errors import Fault, InsertTimeNull, TooManyBuckets, UnknownError
+from msqcore.inputs import formats
+from msqcore.inputs.sources import InputFile, open_raw
+from msqcore.planner.query import LogicalQuery
+from msqcore.timeutil import Granularity
+
+MAX_BUCKETS = 5000
+_COUNTER_INTERVAL = 0.2
+
+
+@dataclass
+class IngestSpec:
+    """What an ingestion stage needs to shape its output for segments."""
+
+    granularity: Granularity
+    cluster_by: list[str]
+    dimensions: list[str]
+
+
+@dataclass
+class WorkOrder:
+    stage: int
+    kind: str  # scan | groupByPreShuffle | groupByPostShuffle | limit | segmentGenerator
+    query: LogicalQuery
+    out_dir: str
+    worker_id: str
+    inputs: list = field(default_factory=list)  # InputFile | segment path | stage output file
+    total_inputs: int = 0
+    ingest: IngestSpec | None = None
+    partitions: list = field(default_factory=list)  # segmentGenerator: SegmentPartition
+    deep_storage: dict | None = None
+
+
+@dataclass
+class SegmentPartition:
+    number: int  # output partition of the previous stage
+    files: list[str]  # every worker's shuffle file for this time chunk
+    slice_index: int  # this partition is slice j of k of the chunk's sorted rows
+    slices: int
+    datasource: str
+    interval: tuple[int, int]
+    version: str
+    partition_num: int
+    shard_spec: dict
+
+
+class Reporter:
+    """Accumulates this worker's counters for one stage and sends throttled snapshots."""
+
+    def __init__(self, conn, stage: int):
+        self.conn = conn
+        self.stage = stage
+        self.counters: dict[str, Any] = {}
+        self._last = 0.0
+
+    def channel(self, name: str) -> ChannelCounter:
+        return self.counters.setdefault(name, ChannelCounter())
+
+    def snapshot(self) -> dict:
+        return {k: (v.to_json() if isinstance(v, ChannelCounter) else v) for k, v in self.counters.items()}
+
+    def flush(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last >= _COUNTER_INTERVAL:
+            self._last = now
+            self.conn.send(("counters", self.stage, self.snapshot()))
+
+
+# --- process entry point ------------------------------------------------------------------
+
+
+def worker_main(conn) -> None:
+    """Loop: receive a WorkOrder, run it, answer. ``None`` ends the worker."""
+    while True:
+        try:
+            order = conn.recv()
+        except (EOFError, OSError):
+            return
+        if order is None:
+            return
+        reporter = Reporter(conn, order.stage)
+        try:
+            result = run_order(order, reporter)
+            reporter.flush(force=True)
+            conn.send(("done", order.stage, result))
+        except Fault as fault:
+            reporter.flush(force=True)
+            conn.send(("fault", order.stage, fault.to_json(), None))
+        except Exception as e:  # noqa: BLE001 - every failure must reach the controller
+            conn.send(("fault", order.stage, UnknownError(f"{type(e).__name__}: {e}").to_json(),
+                       traceback.format_exc()))
+
+
+def run_order(order: WorkOrder, reporter: Reporter) -> dict:
+    os.makedirs(order.out_dir, exist_ok=True)
+    if order.kind in ("scan", "groupByPreShuffle"):
+        output = _read_leaf(order, reporter)
+    elif order.kind == "groupByPostShuffle":
+        partials = _read_stage_files(order.inputs, reporter)
+        output = ops.final_aggregate(partials, order.query)
+        if order.ingest is None:
+            output = ops.order_limit(output, order.query)
+    elif order.kind == "limit":
+        output = ops.order_limit(_read_stage_files(order.inputs, reporter), order.query)
+    elif order.kind == "segmentGenerator":
+        return _generate_segments(order, reporter)
+    else:
+        raise UnknownError(f"Unknown stage processor [{order.kind}]")
+    reporter.channel("output").add(0, output.num_rows, output.nbytes, max(1, len(output.to_batches())))
+    if order.ingest is not None and order.kind != "groupByPreShuffle":
+        return _write_ingest_shuffle(output, order, reporter)
+    if order.kind == "scan":
+        output = ops.local_limit(output, order.query)
+    return _write_single(output, order, reporter)
+
+
+# --- leaf stages ---------------------------------------------------------------------------
+
+
+def _read_leaf(order: WorkOrder, reporter: Reporter) -> pa.Table:
+    query = order.query
+    process = ops.partial_aggregate if order.kind == "groupByPreShuffle" else ops.scan
+    counter = reporter.channel("input0")
+    outputs = []
+    for item in order.inputs:
+        if isinstance(item, InputFile):
+            raw = open_raw(item)
+            try:
+                table = formats.read_table(raw, item.uri, query.source.input_format, query.source.signature)
+            finally:
+                raw.close()
+            counter.add(0, table.num_rows, raw.count, 0)
+            counter.add_file(order.total_inputs)
+        elif isinstance(item, str):  # a segment file of a datasource
+            table = read_datasource_segment(item, query)
+            counter.add(0, table.num_rows, os.path.getsize(item), 0)
+            counter.add_file(order.total_inputs)
+        else:  # FROM-less SELECT: one empty row
+            table = pa.table({"__dummy": pa.nulls(1)})
+            counter.add(0, 1, 0, 0)
+        outputs.append(process(table, query))
+        reporter.flush()
+    if not outputs:
+        return ops.empty_partials(query) if order.kind == "groupByPreShuffle" else \
+            ops.scan(ops._empty_source(query), query)
+    return pa.concat_tables(outputs, promote_options="permissive") if len(outputs) > 1 else outputs[0]
+
+
+def read_datasource_segment(path: str, query: LogicalQuery) -> pa.Table:
+    """The query's columns of one segment; columns this segment lacks read as null."""
+    from msqcore.storage.segment import read_segment, read_segment_meta
+    present = {c["name"] for c in read_segment_meta(path)["columns"]}
+    wanted = query.source_columns()
+    table = read_segment(path, [c for c in wanted if c in present] or ["__time"])
+    return formats.conform(table, [(n, t) for n, t in query.source.signature if n in wanted])
+
+
+def _read_stage_files(files: list[str], reporter: Reporter) -> pa.Table:
+    counter = reporter.channel("input0")
+    tables = []
+    for path in files:
+        with pa.memory_map(path) as source:
+            reader = pa.ipc.open_file(source)
+            table = reader.read_all()
+            counter.add(0, table.num_rows, os.path.getsize(path), reader.num_record_batches)
+        tables.append(table)
+        reporter.flush()
+    return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+
+
+# --- shuffle outputs -------------------------------------------------------------------------
+
+
+def _write_ipc(table: pa.Table, path: str) -> tuple[int, int]:
+    batches = table.to_batches(max_chunksize=65536) or [pa.RecordBatch.from_pylist([], schema=table.schema)]
+    with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        for b in batches:
+            writer.write_batch(b)
+    return os.path.getsize(path), len(batches)
+
+
+def _write_single(output: pa.Table, order: WorkOrder, reporter: Reporter) -> dict:
+    path = os.path.join(order.out_dir, "p0.arrow")
+    nbytes, frames = _write_ipc(output, path)
+    reporter.channel("shuffle").add(0, output.num_rows, nbytes, frames)
+    if order.query.order_by:
+        reporter.counters["sortProgress"] = sort_progress(2, [1, 1], [1, 1], 1)
+    return {"files": {0: path}, "rows": {0: output.num_rows}}
+
+
+def prepare_ingest(table: pa.Table, spec: IngestSpec) -> tuple[pa.Table, np.ndarray]:
+    """Check ``__time`` and compute each row's time chunk (``__bucket``)."""
+    if "__time" not in table.column_names:
+        # PARTITIONED BY ALL without a time column: every row gets 1970-01-01.
+        table = table.append_column("__time", pa.array(np.zeros(table.num_rows, dtype=np.int64)))
+    times = table.column("__time")
+    if times.null_count:
+        raise InsertTimeNull()
+    millis = times.to_numpy() if table.num_rows else np.zeros(0, dtype=np.int64)
+    return table, spec.granularity.floor(millis)
+
+
+def _write_ingest_shuffle(output: pa.Table, order: WorkOrder, reporter: Reporter) -> dict:
+    """Sort rows by [__bucket, CLUSTERED BY..., __time] and write one file per time chunk."""
+    table, buckets = prepare_ingest(output, order.ingest)
+    keys = np.unique(buckets)
+    if len(keys) > MAX_BUCKETS:
+        raise TooManyBuckets(maxBuckets=MAX_BUCKETS)
+    if table.num_rows:
+        table = table.append_column("__bucket", pa.array(buckets))
+        sort = [("__bucket", "ascending", "at_start")] + ops.sort_keys([(c, False) for c in order.ingest.cluster_by]) \
+            + [("__time", "ascending", "at_start")]
+        table = table.take(pc.sort_indices(table, sort_keys=sort))
+        sorted_buckets = table.column("__bucket").to_numpy()
+        table = table.drop_columns(["__bucket"])
+    else:
+        sorted_buckets = buckets
+    starts = np.searchsorted(sorted_buckets, keys, side="left")
+    ends = np.searchsorted(sorted_buckets, keys, side="right")
+    files, rows = {}, {}
+    for key, lo, hi in zip(keys.tolist(), starts.tolist(), ends.tolist()):
+        path = os.path.join(order.out_dir, f"bucket_{key}.arrow")
+        _write_ipc(table.slice(lo, hi - lo), path)
+        files[key] = path
+        rows[key] = hi - lo
+    # One in-memory sorting pass, then one writer per time chunk (the ultimate level).
+    n = max(1, len(keys))
+    reporter.counters["sortProgress"] = sort_progress(2, [1, n], [1, n], n)
+    return {"files": files, "rows": rows}
+
+
+# --- segment generation ----------------------------------------------------------------------
+
+
+def _generate_segments(order: WorkOrder, reporter: Reporter) -> dict:
+    from msqcore.storage.deep import deep_storage_from_spec
+    from msqcore.storage.segment import write_segment
+
+    deep = deep_storage_from_spec(order.deep_storage)
+    spec = order.ingest
+    counter = reporter.channel("input0")
+    processed = pushed = 0
+    segments, source_rows = [], {}
+    for part in order.partitions:
+        tables, lengths = [], []
+        for path in part.files:
+            with pa.memory_map(path) as source:
+                reader = pa.ipc.open_file(source)
+                t = reader.read_all()
+                counter.add(part.number, t.num_rows, os.path.getsize(path), reader.num_record_batches)
+            tables.append(t)
+            lengths.append(t.num_rows)
+        table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        if part.slices > 1:
+            # Range-split the time chunk: order by the CLUSTERED BY key and take slice j of k.
+            sort = ops.sort_keys([(c, False) for c in spec.cluster_by]) + [("__time", "ascending", "at_start")]
+            idx = pc.sort_indices(table, sort_keys=sort).to_numpy()
+            n = len(idx)
+            lo, hi = part.slice_index * n // part.slices, (part.slice_index + 1) * n // part.slices
+            chosen = idx[lo:hi]
+            # which worker's file each row came from, for the shuffle counters
+            source_rows[part.number] = np.bincount(np.searchsorted(np.cumsum(lengths), chosen, side="right"),
+                                                   minlength=len(lengths)).tolist()
+            table = table.take(pa.array(chosen))
+        processed += table.num_rows
+        reporter.counters["segmentGenerationProgress"] = segment_progress(processed, processed, pushed, pushed)
+        reporter.flush()
+        # In-segment order: __time, then dimensions in order (spec §8).
+        sort = [("__time", "ascending", "at_start")] + ops.sort_keys([(d, False) for d in spec.dimensions])
+        table = table.take(pc.sort_indices(table, sort_keys=sort))
+        local = os.path.join(order.out_dir, f"segment_{part.number}.seg")
+        size = write_segment(local, table.select(["__time"] + spec.dimensions), dimensions=spec.dimensions)
+        interval = _interval_text(part.interval)
+        load_spec = deep.push(local, part.datasource, interval, part.version, part.partition_num)
+        os.remove(local)
+        pushed += table.num_rows
+        identifier = f"{part.datasource}_{interval.replace('/', '_')}_{part.version}" + \
+            (f"_{part.partition_num}" if part.partition_num else "")
+        segments.append({"dataSource": part.datasource, "interval": interval, "version": part.version,
+                         "loadSpec": load_spec, "dimensions": ",".join(spec.dimensions), "metrics": "",
+                         "shardSpec": part.shard_spec, "binaryVersion": 9, "size": size, "identifier": identifier,
+                         "_start": part.interval[0], "_end": part.interval[1], "_rows": table.num_rows})
+        reporter.counters["segmentGenerationProgress"] = segment_progress(processed, processed, pushed, pushed)
+        reporter.flush()
+    return {"segments": segments, "sourceRows": source_rows}
+
+
+def _interval_text(interval: tuple[int, int]) -> str:
+    from msqcore.timeutil import interval_text
+    return interval_text(*interval)
