@@ -171,8 +171,10 @@ def read_datasource_segment(path: str, query: LogicalQuery) -> pa.Table:
     """The query's columns of one segment; columns this segment lacks read as null."""
     from msqcore.storage.segment import read_segment, read_segment_meta
     present = {c["name"] for c in read_segment_meta(path)["columns"]}
-    wanted = query.source_columns()
-    table = read_segment(path, [c for c in wanted if c in present] or ["__time"])
+    # COUNT(*) reads no column, but a table without columns cannot carry a row count
+    # through concatenation: keep __time.
+    wanted = query.source_columns() or ["__time"]
+    table = read_segment(path, [c for c in wanted if c in present])
     return formats.conform(table, [(n, t) for n, t in query.source.signature if n in wanted])
 
 
