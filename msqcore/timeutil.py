@@ -5,6 +5,7 @@ import datetime as _dt
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 
 # Druid's eternity: the interval text it prints for ALL / OVERWRITE ALL.
 ETERNITY_START = -9223372036854775808 // 2  # JodaUtils.MIN_INSTANT
@@ -15,13 +16,9 @@ _MS = {"S": 1000, "M": 60_000, "H": 3_600_000, "D": 86_400_000, "W": 7 * 86_400_
 
 
 def iso(millis: int) -> str:
-    """Epoch millis → ``2015-09-12T00:46:58.771Z`` (Druid's DateTime.toString in UTC)."""
-    if millis == ETERNITY_START:
-        return ETERNITY.split("/")[0]
-    if millis == ETERNITY_END:
-        return ETERNITY.split("/")[1]
-    t = _dt.datetime(1970, 1, 1) + _dt.timedelta(milliseconds=millis)
-    return f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}.{t.microsecond // 1000:03d}Z"
+    """Epoch millis → ``2015-09-12T00:46:58.771Z`` (Joda's DateTime.toString in UTC, any year)."""
+    from msqcore.kernels.timeparse import format_iso_millis
+    return format_iso_millis(pa.array([millis], pa.int64()))[0].as_py()
 
 
 def interval_text(start: int, end: int) -> str:

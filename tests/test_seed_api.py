@@ -83,6 +83,8 @@ def test_payload_shape(server, files_server):
     spec = payload["spec"]
     assert spec["query"]["queryType"] == "scan"
     assert spec["query"]["dataSource"]["type"] == "external"
+    assert spec["query"]["dataSource"]["inputFormat"] == {
+        "type": "json", "keepNullColumns": False, "assumeNewlineDelimited": False, "useJsonNodeReader": False}
     assert spec["query"]["virtualColumns"][0]["expression"] == "timestamp_parse(\"timestamp\",null,'UTC')"
     assert spec["columnMappings"][0] == {"queryColumn": "v0", "outputColumn": "__time"}
     assert spec["destination"] == {"type": "dataSource", "dataSource": "wikipedia", "segmentGranularity": "DAY"}

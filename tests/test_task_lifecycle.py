@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 
 import pytest
 
@@ -75,11 +76,17 @@ def test_cancel_running_task_publishes_nothing(server, files_server):
     c = server.client
     task_id = c.submit(sql)
     # wait until the worker is reading (counters show up or the stage started)
-    for _ in range(100):
-        stages = c.report(task_id)["stages"]
-        if stages[0].get("phase") == "READING_INPUT":
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        live = c.report(task_id)
+        if live["stages"][0].get("phase") == "READING_INPUT":
             break
-    assert c.status(task_id)["statusCode"] == "RUNNING"
+        time.sleep(0.05)
+    # the report is live while the task runs
+    assert live["status"]["status"] == "RUNNING" and live["status"]["durationMs"] >= 0
+    assert live["stages"][0]["phase"] == "READING_INPUT" and "phase" not in live["stages"][1]
+    assert live["status"]["workers"]["0"][0]["state"] == "RUNNING"
+    assert c.status(task_id)["statusCode"] == "RUNNING" and c.status(task_id)["duration"] == -1
     assert c.post(f"/druid/indexer/v1/task/{task_id}/shutdown") == {"task": task_id}
     final = c.wait(task_id, timeout=30)
     assert final["statusCode"] == "FAILED"

@@ -31,6 +31,14 @@ def validate_input_format(spec: dict) -> None:
                            "findColumnsFromHeader must be set to true")
 
 
+_DEFAULTS = {"json": {"keepNullColumns": False, "assumeNewlineDelimited": False, "useJsonNodeReader": False}}
+
+
+def normalize_input_format(spec: dict) -> dict:
+    """The inputFormat as Druid serializes it back, with its defaults filled in."""
+    return {**{"type": spec["type"]}, **_DEFAULTS.get(spec["type"], {}), **spec}
+
+
 def compression_for(uri: str) -> str | None:
     path = uri.split("?", 1)[0].lower()
     for ext, codec in _COMPRESSION.items():
@@ -81,16 +89,23 @@ def _convert(col, sql_type: str):
         # Druid reads a nested value declared as a string as its JSON text.
         return pa.array([None if v is None else json.dumps(v, separators=(",", ":")) for v in col.to_pylist()],
                         pa.string()) if sql_type == "VARCHAR" else pa.nulls(len(col), arrow_type(sql_type))
-    if pa.types.is_timestamp(t):
-        col = pc.strftime(col, format="%Y-%m-%dT%H:%M:%S") if sql_type == "VARCHAR" else pc.cast(col, pa.int64())
     return _cast(col, sql_type)
 
 
 def _read_json(data: bytes, uri: str) -> pa.Table:
     if not data.strip():
         return pa.table({})
+    read_options = pjson.ReadOptions(block_size=1 << 24)
     try:
-        return pjson.read_json(io.BytesIO(data), read_options=pjson.ReadOptions(block_size=1 << 24))
+        table = pjson.read_json(io.BytesIO(data), read_options=read_options)
+        # pyarrow turns ISO-looking strings into timestamps; Druid keeps the text. Read
+        # those columns again as strings (they only ever held strings).
+        stamps = [f for f in table.schema if pa.types.is_timestamp(f.type)]
+        if stamps:
+            schema = pa.schema([pa.field(f.name, pa.string()) for f in stamps])
+            table = pjson.read_json(io.BytesIO(data), read_options=read_options, parse_options=pjson.ParseOptions(
+                explicit_schema=schema, unexpected_field_behavior="infer"))
+        return table
     except pa.ArrowInvalid as e:
         if "changed from" not in str(e):
             raise CannotParseExternalData(f"Unable to parse row (Path: {uri}): {e}") from None

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from sqlglot import exp
 
 from msqcore.errors import ColumnNameRestricted, Fault, InvalidInput
-from msqcore.inputs.formats import validate_input_format
+from msqcore.inputs.formats import normalize_input_format, validate_input_format
 from msqcore.inputs.sources import validate_input_source
 from msqcore.planner.expressions import native_type
 from msqcore.planner.native import datasource_json, native_query
@@ -103,6 +103,7 @@ def plan_task(sql: str, context: dict | None, parameters: list | None, catalog: 
     if isinstance(query.source, ExternalSource):
         validate_input_source(query.source.input_source)
         validate_input_format(query.source.input_format)
+        query.source.input_format = normalize_input_format(query.source.input_format)
 
     if statement.kind == "SELECT":
         return _plan_select(statement, query, ctx, task_id, query_id, max_num_tasks, start)
