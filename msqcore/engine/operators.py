@@ -120,10 +120,11 @@ def final_aggregate(partials: pa.Table, query: LogicalQuery) -> pa.Table:
 
 def empty_partials(query: LogicalQuery) -> pa.Table:
     """Partials for no input rows (so a global aggregate over nothing still yields one row)."""
-    return partial_aggregate(_empty_source(query), query)
+    return partial_aggregate(empty_source(query), query)
 
 
-def _empty_source(query: LogicalQuery) -> pa.Table:
+def empty_source(query: LogicalQuery) -> pa.Table:
+    """A table of the query's source columns with no rows."""
     return pa.table([pa.array([], arrow_type(t)) for _, t in query.source.signature],
                     names=[n for n, _ in query.source.signature]) if query.source.signature else pa.table({})
 

@@ -163,7 +163,7 @@ def _read_leaf(order: WorkOrder, reporter: Reporter) -> pa.Table:
         reporter.flush()
     if not outputs:
         return ops.empty_partials(query) if order.kind == "groupByPreShuffle" else \
-            ops.scan(ops._empty_source(query), query)
+            ops.scan(ops.empty_source(query), query)
     return pa.concat_tables(outputs, promote_options="permissive") if len(outputs) > 1 else outputs[0]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from msqcore.planner.expressions import Call, ColumnRef, Expr, Literal, native_type
-from msqcore.planner.query import ExternalSource, InlineSource, LogicalQuery, TableSource
+from msqcore.planner.query import ExternalSource, LogicalQuery, TableSource
 from msqcore.timeutil import ETERNITY
 
 _RANGE = {"greater": ("lower", True), "greater_equal": ("lower", False),
@@ -60,18 +60,24 @@ def _intervals() -> dict:
     return {"type": "intervals", "intervals": [ETERNITY]}
 
 
-def project(query: LogicalQuery) -> tuple[list[dict], list[tuple[str, str]]]:
-    """Virtual columns and (queryColumn, outputColumn) mappings for a scan's SELECT list."""
-    virtual, mappings = [], []
-    for name, e in query.columns[: len(query.columns) - query.hidden]:
+def name_expressions(columns: list[tuple[str, Expr]], prefix: str) -> tuple[list[dict], list[tuple[str, str]]]:
+    """Expression columns as Druid names them (v0, v1 ... or p0 ...) and the (queryColumn,
+    outputColumn) mappings; plain column references map to themselves."""
+    named, mappings = [], []
+    for name, e in columns:
         if isinstance(e, ColumnRef):
             mappings.append((e.name, name))
         else:
-            v = f"v{len(virtual)}"
-            virtual.append({"type": "expression", "name": v, "expression": e.native(),
-                            "outputType": native_type(e.sql_type)})
-            mappings.append((v, name))
-    return virtual, mappings
+            q = f"{prefix}{len(named)}"
+            named.append({"type": "expression", "name": q, "expression": e.native(),
+                          "outputType": native_type(e.sql_type)})
+            mappings.append((q, name))
+    return named, mappings
+
+
+def project(query: LogicalQuery) -> tuple[list[dict], list[tuple[str, str]]]:
+    """Virtual columns and mappings for a scan's SELECT list."""
+    return name_expressions(query.columns[: len(query.columns) - query.hidden], "v")
 
 
 def scan_query(query: LogicalQuery, context: dict, datasource: dict | None = None,
@@ -151,15 +157,7 @@ def group_by_query(query: LogicalQuery, context: dict, datasource: dict | None =
     native["granularity"] = {"type": "all"}
     native["dimensions"] = dims
     native["aggregations"] = aggs
-    post, mappings = [], []
-    for name, e in query.columns:
-        if isinstance(e, ColumnRef):
-            mappings.append((e.name, name))
-        else:
-            p = f"p{len(post)}"
-            post.append({"type": "expression", "name": p, "expression": e.native(),
-                         "outputType": native_type(e.sql_type)})
-            mappings.append((p, name))
+    post, mappings = name_expressions(query.columns, "p")
     if post:
         native["postAggregations"] = post
     if query.having is not None:
@@ -184,5 +182,3 @@ def native_query(query: LogicalQuery, context: dict, datasource: dict | None = N
         return group_by_query(query, context, datasource)
     return scan_query(query, context, datasource, order_by)
 
-
-__all__ = ["datasource_json", "filter_json", "native_query", "InlineSource"]

@@ -11,10 +11,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import pyarrow.compute as pc
 from sqlglot import exp
 
 from msqcore.errors import InvalidInput, QueryNotSupported
-from msqcore.planner.expressions import AGGREGATES, NATIVE_TO_SQL, Binder, ColumnRef, Expr, Literal
+from msqcore.planner.expressions import AGGREGATES, Binder, Call, ColumnRef, Expr, Literal
 
 # EXTERN signature types → SQL types.
 _EXTERN_TYPES = {"string": "VARCHAR", "long": "BIGINT", "double": "DOUBLE", "float": "FLOAT"}
@@ -374,9 +375,6 @@ def _int_clause(node, what: str) -> int:
 
 
 def _and(a: Expr, b: Expr) -> Expr:
-    import pyarrow.compute as pc
-
-    from msqcore.planner.expressions import Call
     return Call("and", [a, b], "BOOLEAN", pc.and_kleene, "({0} && {1})")
 
 
@@ -387,6 +385,3 @@ def _check_duplicates(query: LogicalQuery):
             raise InvalidInput(f"Duplicate field in SELECT: [{name}]")
         seen.add(name)
 
-
-__all__ = ["Aggregation", "Catalog", "ExternalSource", "InlineSource", "LogicalQuery", "TableSource",
-           "compile_query", "NATIVE_TO_SQL"]

@@ -8,6 +8,7 @@ comments and nesting are respected) and parses each clause on its own.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 
 import sqlglot
@@ -45,9 +46,10 @@ def parse_sql(sql: str, expression: str | None = None) -> exp.Expression:
         return sqlglot.parse_one(expression if expression is not None else sql, read=DIALECT)
     except ParseError as e:
         err = e.errors[0] if e.errors else {}
-        raise InvalidSqlInput(
-            f"Incorrect syntax near [{err.get('highlight', '')}]: {err.get('description', str(e))}",
-            line=err.get("line"), col=err.get("col")) from None
+        description = re.sub(r"<Token token_type: TokenType\.\w+, text: ([^,]*),[^>]*>", r"[\1]",
+                             str(err.get("description", e)))
+        raise InvalidSqlInput(f"Incorrect syntax near [{err.get('highlight', '')}]: {description}",
+                              line=err.get("line"), col=err.get("col")) from None
     except TokenError as e:
         raise InvalidSqlInput(f"Incorrect syntax: {e}") from None
 
@@ -151,19 +153,11 @@ def _split_ingest(full_sql: str, text: str, toks, settings: dict) -> Statement:
         raise InvalidInput("An OVERWRITE clause is not allowed with INSERT statements. Use REPLACE statements if "
                            "overwriting existing segments is required or remove the OVERWRITE clause.")
 
-    # Top-level PARTITIONED BY / CLUSTERED BY.
-    depth = 0
     part_at = clus_at = None
-    for k in range(i, len(toks)):
-        tt = toks[k].token_type
-        if tt == TokenType.L_PAREN:
-            depth += 1
-        elif tt == TokenType.R_PAREN:
-            depth -= 1
-        elif depth == 0 and tt == TokenType.PARTITION_BY and part_at is None:
+    for k in _top_level(toks, i):
+        if toks[k].token_type == TokenType.PARTITION_BY and part_at is None:
             part_at = k
-        elif (depth == 0 and toks[k].text.upper() == "CLUSTERED" and k + 1 < len(toks)
-              and toks[k + 1].text.upper() == "BY"):
+        elif toks[k].text.upper() == "CLUSTERED" and k + 1 < len(toks) and toks[k + 1].text.upper() == "BY":
             clus_at = k
     if part_at is None:
         raise InvalidInput(f"Operation [{kind}] requires a PARTITIONED BY to be explicitly defined, but none was found.")
@@ -195,15 +189,22 @@ def _split_ingest(full_sql: str, text: str, toks, settings: dict) -> Statement:
                      clustered_by=clustered, settings=settings)
 
 
-def _find_query_start(toks, i: int) -> int:
+def _top_level(toks, start: int):
+    """Indexes of the tokens from ``start`` on that are outside any parentheses."""
     depth = 0
-    for k in range(i, len(toks)):
+    for k in range(start, len(toks)):
         tt = toks[k].token_type
         if tt == TokenType.L_PAREN:
             depth += 1
         elif tt == TokenType.R_PAREN:
             depth -= 1
-        elif depth == 0 and tt in (TokenType.SELECT, TokenType.WITH):
+        elif depth == 0:
+            yield k
+
+
+def _find_query_start(toks, i: int) -> int:
+    for k in _top_level(toks, i):
+        if toks[k].token_type in (TokenType.SELECT, TokenType.WITH):
             return k
     raise InvalidInput("Missing SELECT query after the OVERWRITE WHERE clause")
 

@@ -136,9 +136,6 @@ def _validate_ingest(statement: Statement, query: LogicalQuery) -> Fault | None:
 
 def _cluster_columns(statement: Statement, query: LogicalQuery) -> list[str]:
     outputs = [n for n, _ in query.output]
-    by_sql = {}
-    for name, e in query.columns:
-        by_sql[name] = name
     items = statement.select.expressions
     item_sql = {}
     for i, item in enumerate(items):
