@@ -20,7 +20,7 @@ from msqcore.engine.controller import Controller, Services
 from msqcore.engine.launcher import LocalProcessLauncher, WorkerLauncher
 from msqcore.errors import Canceled, InvalidInput, NotFound
 from msqcore.planner.expressions import arrow_type
-from msqcore.planner.query import ExternalSource, LogicalQuery, TableSource, compile_query
+from msqcore.planner.query import ExternalSource, InlineSource, LogicalQuery, TableSource, compile_query
 from msqcore.planner.statement import split_statement
 from msqcore.planner.tasks import plan_task
 from msqcore.storage.deep import DeepStorage, LocalDeepStorage
@@ -66,7 +66,7 @@ class Cluster:
     # --- catalog --------------------------------------------------------------------------------
 
     def table_signature(self, datasource: str) -> list[tuple[str, str]] | None:
-        segments = self.metadata.used_segments(datasource)
+        segments = [s for s in self.metadata.used_segments(datasource) if not s.is_tombstone]
         if not segments:
             return None
         columns: dict[str, str] = {"__time": "TIMESTAMP"}
@@ -125,17 +125,18 @@ class Cluster:
         return {"task": task_id, "status": self._status_plus(self._record(task_id))}
 
     def _status_plus(self, record: TaskRecord) -> dict:
-        running = self._running.get(record.id)
+        running = self._running.get(record.group_id or record.id)  # a worker's controller
         status = record.status
         duration = record.duration
         error_msg = record.error_msg
+        runner = "NONE"
         if running is not None and running[0].status == "RUNNING":
-            status, duration, error_msg = "RUNNING", -1, None
+            status, duration, error_msg, runner = "RUNNING", -1, None, running[0].runner_status
         return {
             "id": record.id, "groupId": record.group_id or record.id, "type": record.type,
             "createdTime": record.created_time, "queueInsertionTime": "1970-01-01T00:00:00.000Z",
             "statusCode": status, "status": status,
-            "runnerStatusCode": "RUNNING" if status == "RUNNING" else "NONE",
+            "runnerStatusCode": runner,
             "duration": duration,
             "location": {"host": self.config.host, "port": self.config.port, "tlsPort": -1},
             "dataSource": record.datasource, "errorMsg": error_msg,
@@ -153,10 +154,13 @@ class Cluster:
         return record.report
 
     def shutdown_task(self, task_id: str) -> dict:
-        self._record(task_id)
-        running = self._running.get(task_id)
+        record = self._record(task_id)
+        running = self._running.get(record.group_id or task_id)
         if running is not None:
-            running[0].cancel("TASK_SHUTDOWN")
+            if record.type == "query_worker":
+                running[0].kill_worker(task_id)
+            else:
+                running[0].cancel("TASK_SHUTDOWN")
         return {"task": task_id}
 
     def list_tasks(self) -> list[dict]:
@@ -190,10 +194,10 @@ class Cluster:
         return query, ops.run_local(self._source_table(query), query)
 
     def _source_table(self, query: LogicalQuery) -> pa.Table:
-        if not isinstance(query.source, TableSource):
-            return pa.table({"__dummy": pa.nulls(1)})
+        if isinstance(query.source, InlineSource):
+            return query.source.table()
         tables = [read_datasource_segment(self.deep_storage.local_path(s.payload["loadSpec"]), query)
-                  for s in self.metadata.used_segments(query.source.datasource)]
+                  for s in self.metadata.used_segments(query.source.datasource) if not s.is_tombstone]
         if not tables:
             columns = query.source_columns()
             return pa.table({n: pa.array([], arrow_type(t)) for n, t in query.source.signature if n in columns})

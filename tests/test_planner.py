@@ -7,7 +7,7 @@ import pytest
 
 from msqcore.engine import operators as ops
 from msqcore.errors import InvalidInput, InvalidSqlInput
-from msqcore.planner.query import compile_query
+from msqcore.planner.query import InlineSource, compile_query
 from msqcore.planner.statement import parse_granularity, split_statement
 from msqcore.planner.tasks import plan_task
 from msqcore.timeutil import granularity, iso
@@ -25,7 +25,8 @@ TABLE = pa.table({"__time": pa.array([0, 3_600_000, 86_400_000, 90_000_000], pa.
 
 def run(sql: str, parameters=None) -> list[dict]:
     query = compile_query(split_statement(sql).select, Catalog(), parameters)
-    return ops.run_local(TABLE, query).to_pylist()
+    source = query.source.table() if isinstance(query.source, InlineSource) else TABLE
+    return ops.run_local(source, query).to_pylist()
 
 
 def test_split_ingest_statement():
@@ -140,3 +141,22 @@ def test_plan_stages_and_dimension_order():
                       "GROUP BY 1, 2 PARTITIONED BY DAY", {}, None, Catalog())
     assert [s.kind for s in group.stages] == ["groupByPreShuffle", "groupByPostShuffle", "segmentGenerator"]
     assert group.payload["spec"]["query"]["queryType"] == "groupBy"
+
+
+def test_more_aggregations():
+    assert run("SELECT COUNT(*) FILTER (WHERE n > 1) AS c, SUM(n) FILTER (WHERE k = 'a') AS s, "
+               "ANY_VALUE(k) AS a, EARLIEST(n) AS e, LATEST(x) AS l, STRING_AGG(k, '|') AS j, "
+               "COUNT(DISTINCT k) AS d, APPROX_COUNT_DISTINCT(n) AS ad FROM t") == \
+        [{"c": 2, "s": 1, "a": "a", "e": 1, "l": -1.0, "j": "a||b", "d": 3, "ad": 3}]
+    assert run("SELECT TIME_FLOOR(__time, 'P1D') AS day, EARLIEST_BY(k, __time) AS first_k, LATEST(n) AS last_n, "
+               "COUNT(DISTINCT k) AS dk FROM t GROUP BY 1 ORDER BY 1") == [
+        {"day": 0, "first_k": "a", "last_n": 2, "dk": 1},
+        {"day": 86_400_000, "first_k": "", "last_n": 4, "dk": 2}]
+    assert run("SELECT k, COUNT(*) AS c FROM t GROUP BY k ORDER BY k DESC NULLS FIRST") == [
+        {"k": None, "c": 1}, {"k": "b", "c": 1}, {"k": "a", "c": 1}, {"k": "", "c": 1}]
+
+
+def test_distinct_and_values():
+    assert run("SELECT DISTINCT TIME_FLOOR(__time, 'P1D') AS d FROM t ORDER BY d") == [{"d": 0}, {"d": 86_400_000}]
+    assert run("SELECT x + 1 AS y, s FROM (VALUES (1, 'a'), (2.5, NULL)) AS v(x, s) ORDER BY y") == \
+        [{"y": 2.0, "s": "a"}, {"y": 3.5, "s": None}]

@@ -13,25 +13,34 @@ import os
 import shutil
 import threading
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 
 import pyarrow as pa
 
 from msqcore.engine import operators as ops
+from msqcore.engine import publish
 from msqcore.engine.launcher import WorkerHandle, WorkerLauncher
+from msqcore.engine.locks import LockManager
 from msqcore.engine.report import ReportState
 from msqcore.engine.worker import IngestSpec, SegmentPartition, WorkOrder
-from msqcore.errors import Canceled, Fault, InsertCannotAllocateSegment, UnknownError, WorkerFailed
+from msqcore.errors import (Canceled, Fault, InsertCannotAllocateSegment, InsertCannotBeEmpty, InsertTimeOutOfBounds,
+                            TooManyInputFiles, TooManyPartitions, TooManySegmentsInTimeChunk, TooManyWorkers,
+                            UnknownError, WorkerFailed)
 from msqcore.inputs.sources import list_files
 from msqcore.planner.expressions import native_type
 from msqcore.planner.query import ExternalSource, TableSource
-from msqcore.planner.tasks import StagePlan, TaskPlan
+from msqcore.planner.tasks import StagePlan, TaskPlan, bool_context
 from msqcore.storage.deep import DeepStorage
-from msqcore.storage.metadata import MetadataStore, SegmentRecord
-from msqcore.timeutil import ETERNITY_END, ETERNITY_START, interval_text, iso, now_millis
+from msqcore.storage.metadata import MetadataStore, SegmentRecord, TaskRecord
+from msqcore.timeutil import interval_text, iso, now_millis
 
 log = logging.getLogger("msqcore.engine")
+
+# Druid's limits (spec §6.3)
+MAX_PARTITIONS = 25_000
+MAX_WORKERS = 1000
+MAX_INPUT_FILES_PER_WORKER = 10_000
 
 
 @dataclass
@@ -42,6 +51,7 @@ class Services:
     deep_storage: DeepStorage
     launcher: WorkerLauncher
     temp_root: str
+    locks: LockManager = field(default_factory=LockManager)
     host: str = "localhost"
     port: int = 8888
 
@@ -65,9 +75,12 @@ class Controller:
         self.error_msg: str | None = None
         self._cancel: Canceled | None = None
         self._publish_lock = threading.Lock()
-        self._allocated: list[tuple[str, str, str, int]] = []  # ids whose files to remove on failure
+        self._allocated: list[publish.SegmentId] = []  # ids whose files to remove on failure
         self._partitions: list[tuple[int, int, int]] = []  # (time chunk, slice, slices) of the final shuffle
         self.final_report: dict | None = None
+        self.runner_status = "RUNNING"  # WAITING while it waits for time-chunk locks
+        timeout = plan.context.get("timeout")
+        self._deadline = self.created_millis + int(timeout) if timeout not in (None, "", 0, "0") else None
         self.done = threading.Event()
 
     # --- public ------------------------------------------------------------------------------
@@ -90,12 +103,15 @@ class Controller:
         finally:
             for w in self.workers:
                 w.kill() if self.status != "SUCCESS" else w.stop()
+            self.services.locks.release(self.task_id)
             shutil.rmtree(self.temp_dir, ignore_errors=True)
             self.done.set()
 
     # --- the run -------------------------------------------------------------------------------
 
     def _check_cancel(self) -> None:
+        if self._cancel is None and self._deadline is not None and now_millis() > self._deadline:
+            self.cancel("QUERY_TIMEOUT")
         if self._cancel is not None:
             raise self._cancel
 
@@ -103,12 +119,30 @@ class Controller:
         plan = self.plan
         if plan.fault is not None:
             raise plan.fault
+        if plan.replace_intervals is not None:
+            # REPLACE holds an exclusive lock on what it overwrites for its whole run.
+            self.runner_status = "WAITING"
+            if not self.services.locks.acquire(self.task_id, plan.datasource, plan.replace_intervals, True,
+                                               lambda: self._stop_requested()):
+                self._check_cancel()
+            self.runner_status = "RUNNING"
         splits = self._splits()
         self._check_cancel()
         n_workers = min(plan.max_workers, max(1, len(splits)))
+        if n_workers > MAX_WORKERS:
+            raise TooManyWorkers(workers=n_workers, maxWorkers=MAX_WORKERS)
+        per_worker = -(-len(splits) // n_workers)
+        if per_worker > MAX_INPUT_FILES_PER_WORKER:
+            raise TooManyInputFiles(numInputFiles=per_worker, maxInputFiles=MAX_INPUT_FILES_PER_WORKER,
+                                    minNumWorkers=-(-len(splits) // MAX_INPUT_FILES_PER_WORKER))
         os.makedirs(self.temp_dir, exist_ok=True)
         worker_ids = [f"{self.task_id}-worker{n}_0" for n in range(n_workers)]
-        self.workers = [self.services.launcher.launch(wid) for wid in worker_ids]
+        for n, wid in enumerate(worker_ids):
+            self.services.metadata.insert_task(TaskRecord(
+                id=wid, type="query_worker", datasource=plan.datasource, created_time=iso(now_millis()),
+                status="RUNNING", duration=-1, error_msg=None, payload=self._worker_payload(wid, n), report=None,
+                group_id=self.task_id))
+            self.workers.append(self.services.launcher.launch(wid))
         self.report.workers_launched(worker_ids)
 
         outputs: list[dict] = []  # per worker results of the previous stage
@@ -134,6 +168,40 @@ class Controller:
         else:
             self._finish_select(outputs)
 
+    def _worker_payload(self, worker_id: str, number: int) -> dict:
+        """The query_worker task as Druid's controller submits it (spec §4.6)."""
+        ctx = self.plan.context
+        return {"type": "query_worker", "id": worker_id, "groupId": self.task_id, "controllerTaskId": self.task_id,
+                "workerNumber": number, "retry": 0, "dataSource": self.plan.datasource,
+                "resource": {"availabilityGroup": worker_id, "requiredCapacity": 1},
+                "context": {"durableShuffleStorage": False, "maxParseExceptions": ctx.get("maxParseExceptions", 0),
+                            "isReindex": False, "maxConcurrentStages": 1,
+                            "removeNullBytes": bool_context(ctx, "removeNullBytes", False),
+                            "includeAllCounters": False, "maxFrameSize": 1_000_000,
+                            "queryId": self.plan.query_id, "sqlQueryId": self.plan.query_id}}
+
+    def kill_worker(self, worker_id: str) -> bool:
+        """Shutdown of a worker task: the controller then fails with WorkerFailed, as in Druid."""
+        for w in self.workers:
+            if w.id == worker_id:
+                w.kill()
+                return True
+        return False
+
+    def _end_workers(self, state: str) -> None:
+        self.report.workers_ended(state)
+        duration = now_millis() - self.created_millis
+        for w in self.workers:
+            self.services.metadata.finish_task(w.id, state, duration, None if state == "SUCCESS" else self.error_msg,
+                                               None)
+
+    def _stop_requested(self) -> bool:
+        try:
+            self._check_cancel()
+        except Canceled:
+            return True
+        return False
+
     def _splits(self) -> list:
         source = self.plan.query.source
         if isinstance(source, ExternalSource):
@@ -141,18 +209,18 @@ class Controller:
         if isinstance(source, TableSource):
             deep = self.services.deep_storage
             return [deep.local_path(s.payload["loadSpec"])
-                    for s in self.services.metadata.used_segments(source.datasource)]
-        return [None]  # FROM-less SELECT: one row
+                    for s in self.services.metadata.used_segments(source.datasource) if not s.is_tombstone]
+        return [source.table()]  # VALUES, or one row for a FROM-less SELECT
 
     def _order(self, stage: StagePlan, inputs: list, total: int) -> WorkOrder:
         plan = self.plan
         ingest = None
         if plan.is_ingest:
-            ingest = IngestSpec(plan.granularity, plan.cluster_by, plan.dimensions)
+            ingest = IngestSpec(plan.granularity, plan.cluster_by, plan.dimensions, plan.sort_order, plan.metrics)
         return WorkOrder(stage=stage.number, kind=stage.kind, query=plan.query,
                          out_dir=os.path.join(self.temp_dir, f"stage{stage.number}"), worker_id="",
                          inputs=list(inputs), total_inputs=total, ingest=ingest,
-                         deep_storage=self.services.deep_storage.spec)
+                         deep_storage=self.services.deep_storage.spec, context=dict(plan.context))
 
     def _run_stage(self, stage: StagePlan, orders: dict[int, WorkOrder]) -> list[dict]:
         """Send the orders, follow counters, and collect each worker's result."""
@@ -164,8 +232,7 @@ class Controller:
         results: dict[int, dict] = {}
         pending = {self.workers[w].connection: w for w in orders}
         while pending:
-            if self._cancel is not None:
-                raise self._cancel
+            self._check_cancel()
             for conn in wait(list(pending), timeout=0.2):
                 w = pending[conn]
                 try:
@@ -175,6 +242,9 @@ class Controller:
                                        self.workers[w].id, stage.number, None) from None
                 if kind == "counters":
                     self.report.set_counters(stage.number, w, rest[0])
+                    for warning in rest[1]:
+                        self.report.add_warning({"taskId": self.workers[w].id, "host": self.services.host,
+                                                 "stageNumber": stage.number, "error": warning})
                 elif kind == "done":
                     results[w] = rest[0]
                     del pending[conn]
@@ -216,52 +286,47 @@ class Controller:
             self.report.update_counter(stage.number, w, "shuffle", counter)
         return partitions
 
-    def _allocate(self, partitions) -> list[tuple]:
-        """Segment ids per partition: interval, version, partitionNum, shardSpec (spec §5.9)."""
-        plan = self.plan
-        version = iso(plan.start_millis)
-        existing = [] if plan.kind == "REPLACE" else self.services.metadata.used_segments(plan.datasource)
-        out = []
-        for bucket, j, k in partitions:
-            start, end = plan.granularity.chunk(bucket)
-            if plan.kind == "REPLACE":
-                out.append((start, end, version, j, {"type": "numbered", "partitionNum": j, "partitions": k}))
-                continue
-            overlapping = [s for s in existing if s.start < end and start < s.end]
-            if any((s.start, s.end) != (start, end) for s in overlapping):
-                other = next(s for s in overlapping if (s.start, s.end) != (start, end))
-                raise InsertCannotAllocateSegment(dataSource=plan.datasource, interval=interval_text(start, end),
-                                                  allocatedInterval=interval_text(other.start, other.end))
-            if overlapping:
-                latest = max(s.version for s in overlapping)
-                same = [s for s in overlapping if s.version == latest]
-                core = same[0].payload["shardSpec"].get("partitions", len(same))
-                num = max(s.partition_num for s in same) + 1 + j
-                out.append((start, end, latest, num, {"type": "numbered", "partitionNum": num, "partitions": core}))
-            else:
-                out.append((start, end, version, j, {"type": "numbered", "partitionNum": j, "partitions": k}))
-        return out
-
     def _run_segment_stage(self, stage: StagePlan, outputs: list[dict]) -> list[SegmentRecord]:
+        plan = self.plan
         partitions = self._partitions
         if not partitions:
             self.report.stage_started(stage.number, 0)
             self.report.stage_phase(stage.number, "FINISHED")
             return []
-        ids = self._allocate(partitions)
+        self.report.set_segment_report(publish.segment_report(plan))
+        self._check_segments_per_chunk(partitions)
+        if plan.replace_intervals is not None:
+            for bucket, _, _ in partitions:
+                start, end = plan.granularity.chunk(bucket)
+                if not any(lo <= start and end <= hi for lo, hi in plan.replace_intervals):
+                    raise InsertTimeOutOfBounds(
+                        interval=interval_text(start, end),
+                        intervalBounds=[interval_text(lo, hi) for lo, hi in plan.replace_intervals])
+        existing = [] if plan.kind == "REPLACE" else self.services.metadata.used_segments(plan.datasource)
+        ids = publish.allocate(plan, partitions, existing, iso(plan.start_millis))
+        if plan.kind == "INSERT":
+            # INSERT locks the chunks it writes when it allocates; an exclusive lock held by a
+            # REPLACE on any of them makes the allocation fail, as in Druid.
+            chunks = sorted({(i.start, i.end) for i in ids})
+            blocked = self.services.locks.try_acquire(self.task_id, plan.datasource, chunks, False)
+            if blocked is not None:
+                raise InsertCannotAllocateSegment(dataSource=plan.datasource, interval=interval_text(*blocked))
         n = min(len(self.workers), len(partitions))
         orders = {w: self._order(stage, [], 0) for w in range(n)}
-        for p, ((bucket, j, k), (start, end, version, num, shard)) in enumerate(zip(partitions, ids)):
-            self._allocated.append((self.plan.datasource, interval_text(start, end), version, num))
+        for p, ((bucket, j, k), sid) in enumerate(zip(partitions, ids)):
+            self._allocated.append(sid)
             files = [r["files"][bucket] for r in outputs if bucket in r["files"]]
             orders[p % n].partitions.append(SegmentPartition(
-                number=p, files=files, slice_index=j, slices=k, datasource=self.plan.datasource,
-                interval=(start, end), version=version, partition_num=num, shard_spec=shard))
+                number=p, files=files, slice_index=j, slices=k, datasource=plan.datasource,
+                interval=(sid.start, sid.end), version=sid.version, partition_num=sid.partition_num,
+                shard_spec=sid.shard_spec))
         results = self._run_stage(stage, orders)
         self.report.stage_partitions(stage.number, len(partitions))
         # Exact per-worker rows of range-split chunks, known once the slices were cut.
         prev = stage.input_stage
+        first_keys = {}
         for result in results:
+            first_keys.update(result["firstKeys"])
             for p, per_source in result["sourceRows"].items():
                 workers_with_file = [w for w, r in enumerate(outputs) if partitions[p][0] in r["files"]]
                 for src, w in enumerate(workers_with_file):
@@ -269,27 +334,44 @@ class Controller:
                     if shuffle:
                         shuffle["rows"][p] = per_source[src]
                         self.report.update_counter(prev, w, "shuffle", shuffle)
+        publish.with_range_bounds(ids, partitions, first_keys)
         self.report.stage_phase(stage.number, "FINISHED")
+        by_number = {seg["_partition"]: seg for result in results for seg in result["segments"]}
         records = []
-        for result in results:
-            for seg in result["segments"]:
-                records.append(SegmentRecord(seg.pop("_start"), seg.pop("_end"), seg["version"],
-                                             seg["shardSpec"]["partitionNum"], seg))
-                seg.pop("_rows", None)
+        for p, sid in enumerate(ids):
+            seg = by_number[p]
+            payload = {k: v for k, v in seg.items() if not k.startswith("_")}
+            payload["shardSpec"] = sid.shard_spec
+            records.append(SegmentRecord(sid.start, sid.end, sid.version, sid.partition_num, payload))
         return records
+
+    def _check_segments_per_chunk(self, partitions) -> None:
+        limit = self.plan.payload["spec"]["tuningConfig"].get("maxNumSegments")
+        if len(partitions) > MAX_PARTITIONS:
+            raise TooManyPartitions(maxPartitions=MAX_PARTITIONS)
+        if limit is None:
+            return
+        for bucket, _, k in partitions:
+            if k > limit:
+                # Druid names the chunk by its start; ALL's chunk by the epoch
+                raise TooManySegmentsInTimeChunk(timeChunk=iso(0 if self.plan.granularity.is_all else bucket),
+                                                 numSegments=k,
+                                                 maxNumSegments=limit,
+                                                 segmentGranularity=self.plan.granularity.to_json())
 
     def _publish(self, segments: list[SegmentRecord]) -> None:
         plan = self.plan
-        shard = "NumberedShardSpec"
-        details = "CLUSTERED BY clause is empty." if not plan.cluster_by else \
-            "Using 'numbered' shard specs: range shard specs are not written yet."
+        if not segments and bool_context(plan.context, "failOnEmptyInsert", False):
+            raise InsertCannotBeEmpty(dataSource=plan.datasource)
+        replace = plan.replace_intervals
+        if replace is not None:
+            existing = self.services.metadata.used_segments(plan.datasource)
+            segments = segments + publish.tombstones(plan, existing, self._allocated, iso(plan.start_millis))
         with self._publish_lock:
             self._check_cancel()
-            self.report.workers_ended("SUCCESS")
+            self._end_workers("SUCCESS")
             self.report.finish("SUCCESS")
             report = self.report.snapshot()
-            report["multiStageQuery"]["payload"]["status"]["segmentReport"] = {"shardSpec": shard, "details": details}
-            replace = [(ETERNITY_START, ETERNITY_END)] if plan.kind == "REPLACE" else None
             duration = now_millis() - self.created_millis
             self.services.metadata.publish(self.task_id, duration, report, plan.datasource, segments, replace)
             self.final_report = report
@@ -318,7 +400,7 @@ class Controller:
         })
         with self._publish_lock:
             self._check_cancel()
-            self.report.workers_ended("SUCCESS")
+            self._end_workers("SUCCESS")
             self.report.finish("SUCCESS")
             report = self.report.snapshot()
             self.services.metadata.finish_task(self.task_id, "SUCCESS", now_millis() - self.created_millis, None,
@@ -331,15 +413,18 @@ class Controller:
     def _fail(self, fault: Fault, worker_id: str, stage: int | None, trace: str | None) -> None:
         for w in self.workers:
             w.kill()
-        for ds, interval, version, num in self._allocated:
-            self.services.deep_storage.delete(self.services.deep_storage.load_spec(ds, interval, version, num))
+        deep = self.services.deep_storage
+        for sid in self._allocated:
+            deep.delete(deep.load_spec(self.plan.datasource, interval_text(sid.start, sid.end), sid.version,
+                                       sid.partition_num))
         error_report = {"taskId": worker_id, "host": self.services.host}
         if stage is not None:
             error_report["stageNumber"] = stage
         error_report["error"] = fault.to_json()
         if trace:
             error_report["exceptionStackTrace"] = trace
-        self.report.workers_ended("FAILED")
+        self.error_msg = fault.error_msg
+        self._end_workers("FAILED")
         self.report.finish("FAILED", error_report)
         report = self.report.snapshot()
         with self._publish_lock:

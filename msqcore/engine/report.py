@@ -81,6 +81,14 @@ class ReportState:
         with self._lock:
             return copy.deepcopy(self._counters.get(str(stage), {}).get(str(worker), {}))
 
+    def add_warning(self, warning: dict) -> None:
+        with self._lock:
+            self._warnings.append(warning)
+
+    def set_segment_report(self, segment_report: dict) -> None:
+        with self._lock:
+            self._status["segmentReport"] = segment_report
+
     def set_results(self, results: dict) -> None:
         with self._lock:
             self._results = results
@@ -101,15 +109,21 @@ class ReportState:
     def snapshot(self) -> dict:
         with self._lock:
             now = self._end or now_millis()
-            status = dict(self._status)
-            status["durationMs"] = now - self._start
+            # Druid's MSQStatusReport field order
+            status = {"status": self._status["status"]}
+            if "errorReport" in self._status:
+                status["errorReport"] = self._status["errorReport"]
             if self._warnings:
                 status["warnings"] = list(self._warnings)
+            status["startTime"] = self._status["startTime"]
+            status["durationMs"] = now - self._start
             status["workers"] = copy.deepcopy(self._workers)
             status["pendingTasks"] = 0
             running = sum(1 for e in self._workers.values() if e[-1]["state"] == "RUNNING")
             # the controller counts as a running task
             status["runningTasks"] = running + 1 if self._end is None else len(self._workers) + 1
+            if "segmentReport" in self._status:
+                status["segmentReport"] = self._status["segmentReport"]
             stages = []
             for number, stage in enumerate(self._stages):
                 out = {"stageNumber": stage["stageNumber"], "definition": stage["definition"]}

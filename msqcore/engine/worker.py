@@ -19,13 +19,14 @@ import pyarrow.compute as pc
 
 from msqcore.engine import operators as ops
 from msqcore.engine.counters import ChannelCounter, segment_progress, sort_progress
-from msqcore.errors import Fault, InsertTimeNull, TooManyBuckets, UnknownError
+from msqcore.errors import Fault, InsertTimeNull, InvalidNullByte, TooManyBuckets, UnknownError
 from msqcore.inputs import formats
 from msqcore.inputs.sources import InputFile, open_raw
 from msqcore.planner.query import LogicalQuery
 from msqcore.timeutil import Granularity
 
 MAX_BUCKETS = 5000
+MAX_VERBOSE_WARNINGS = 10
 _COUNTER_INTERVAL = 0.2
 
 
@@ -36,6 +37,8 @@ class IngestSpec:
     granularity: Granularity
     cluster_by: list[str]
     dimensions: list[str]
+    sort_order: list[str]  # in-segment row order
+    metrics: list[str] = field(default_factory=list)  # rollup metric columns
 
 
 @dataclass
@@ -50,6 +53,7 @@ class WorkOrder:
     ingest: IngestSpec | None = None
     partitions: list = field(default_factory=list)  # segmentGenerator: SegmentPartition
     deep_storage: dict | None = None
+    context: dict = field(default_factory=dict)  # the query context (maxParseExceptions, removeNullBytes ...)
 
 
 @dataclass
@@ -72,6 +76,8 @@ class Reporter:
         self.conn = conn
         self.stage = stage
         self.counters: dict[str, Any] = {}
+        self.warnings: list[dict] = []  # fault JSONs of warnings (CannotParseExternalData ...)
+        self._sent_warnings = 0
         self._last = 0.0
 
     def channel(self, name: str) -> ChannelCounter:
@@ -84,7 +90,10 @@ class Reporter:
         now = time.monotonic()
         if force or now - self._last >= _COUNTER_INTERVAL:
             self._last = now
-            self.conn.send(("counters", self.stage, self.snapshot()))
+            # Druid sends at most 10 verbose warnings per worker; the counter keeps counting.
+            new = self.warnings[self._sent_warnings:MAX_VERBOSE_WARNINGS]
+            self._sent_warnings += len(new)
+            self.conn.send(("counters", self.stage, self.snapshot(), new))
 
 
 # --- process entry point ------------------------------------------------------------------
@@ -127,6 +136,7 @@ def run_order(order: WorkOrder, reporter: Reporter) -> dict:
         return _generate_segments(order, reporter)
     else:
         raise UnknownError(f"Unknown stage processor [{order.kind}]")
+    output = check_null_bytes(output, _flag(order.context, "removeNullBytes"))
     reporter.channel("output").add(0, output.num_rows, output.nbytes, max(1, len(output.to_batches())))
     if order.ingest is not None and order.kind != "groupByPreShuffle":
         return _write_ingest_shuffle(output, order, reporter)
@@ -211,6 +221,29 @@ def _write_single(output: pa.Table, order: WorkOrder, reporter: Reporter) -> dic
     return {"files": {0: path}, "rows": {0: output.num_rows}}
 
 
+def _flag(context: dict, key: str) -> bool:
+    value = context.get(key, False)
+    return value is True or str(value).lower() == "true"
+
+
+def check_null_bytes(table: pa.Table, remove: bool) -> pa.Table:
+    """Druid refuses strings with NUL characters (InvalidNullByte) unless removeNullBytes."""
+    for i, f in enumerate(table.schema):
+        if not (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)):
+            continue
+        column = table.column(i)
+        found = pc.fill_null(pc.match_substring(column, "\x00"), False)
+        if not pc.any(found).as_py():
+            continue
+        if remove:
+            table = table.set_column(i, f.name, pc.replace_substring(column, "\x00", ""))
+            continue
+        row = pc.index(found, True).as_py()
+        value = column[row].as_py()
+        raise InvalidNullByte(column=f.name, rowNumber=row + 1, value=value, position=value.index("\x00") + 1)
+    return table
+
+
 def prepare_ingest(table: pa.Table, spec: IngestSpec) -> tuple[pa.Table, np.ndarray]:
     """Check ``__time`` and compute each row's time chunk (``__bucket``)."""
     if "__time" not in table.column_names:
@@ -263,7 +296,7 @@ def _generate_segments(order: WorkOrder, reporter: Reporter) -> dict:
     spec = order.ingest
     counter = reporter.channel("input0")
     processed = pushed = 0
-    segments, source_rows = [], {}
+    segments, source_rows, first_keys = [], {}, {}
     for part in order.partitions:
         tables, lengths = [], []
         for path in part.files:
@@ -285,14 +318,15 @@ def _generate_segments(order: WorkOrder, reporter: Reporter) -> dict:
             source_rows[part.number] = np.bincount(np.searchsorted(np.cumsum(lengths), chosen, side="right"),
                                                    minlength=len(lengths)).tolist()
             table = table.take(pa.array(chosen))
+            if table.num_rows:
+                first_keys[part.number] = [table.column(c)[0].as_py() for c in spec.cluster_by]
         processed += table.num_rows
         reporter.counters["segmentGenerationProgress"] = segment_progress(processed, processed, pushed, pushed)
         reporter.flush()
-        # In-segment order: __time, then dimensions in order (spec §8).
-        sort = [("__time", "ascending", "at_start")] + ops.sort_keys([(d, False) for d in spec.dimensions])
-        table = table.take(pc.sort_indices(table, sort_keys=sort))
+        table = table.take(pc.sort_indices(table, sort_keys=ops.sort_keys([(c, False) for c in spec.sort_order])))
         local = os.path.join(order.out_dir, f"segment_{part.number}.seg")
-        size = write_segment(local, table.select(["__time"] + spec.dimensions), dimensions=spec.dimensions)
+        size = write_segment(local, table.select(["__time"] + spec.dimensions + spec.metrics),
+                             dimensions=spec.dimensions, metrics=spec.metrics)
         interval = _interval_text(part.interval)
         load_spec = deep.push(local, part.datasource, interval, part.version, part.partition_num)
         os.remove(local)
@@ -300,12 +334,13 @@ def _generate_segments(order: WorkOrder, reporter: Reporter) -> dict:
         identifier = f"{part.datasource}_{interval.replace('/', '_')}_{part.version}" + \
             (f"_{part.partition_num}" if part.partition_num else "")
         segments.append({"dataSource": part.datasource, "interval": interval, "version": part.version,
-                         "loadSpec": load_spec, "dimensions": ",".join(spec.dimensions), "metrics": "",
+                         "loadSpec": load_spec, "dimensions": ",".join(spec.dimensions),
+                         "metrics": ",".join(spec.metrics),
                          "shardSpec": part.shard_spec, "binaryVersion": 9, "size": size, "identifier": identifier,
-                         "_start": part.interval[0], "_end": part.interval[1], "_rows": table.num_rows})
+                         "_partition": part.number})
         reporter.counters["segmentGenerationProgress"] = segment_progress(processed, processed, pushed, pushed)
         reporter.flush()
-    return {"segments": segments, "sourceRows": source_rows}
+    return {"segments": segments, "sourceRows": source_rows, "firstKeys": first_keys}
 
 
 def _interval_text(interval: tuple[int, int]) -> str:

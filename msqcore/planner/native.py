@@ -81,7 +81,7 @@ def project(query: LogicalQuery) -> tuple[list[dict], list[tuple[str, str]]]:
 
 
 def scan_query(query: LogicalQuery, context: dict, datasource: dict | None = None,
-               order_by: list[tuple[str, bool]] | None = None) -> tuple[dict, list[tuple[str, str]]]:
+               order_by: list[tuple] | None = None) -> tuple[dict, list[tuple[str, str]]]:
     virtual, mappings = project(query)
     types = {q: native_type(e.sql_type) for (q, _), (_, e) in zip(mappings, query.columns)}
     columns = sorted(types)
@@ -98,7 +98,7 @@ def scan_query(query: LogicalQuery, context: dict, datasource: dict | None = Non
     native["columnTypes"] = [types[c] for c in columns]
     native["legacy"] = False
     if order_by:
-        native["orderBy"] = [{"columnName": c, "order": "descending" if d else "ascending"} for c, d in order_by]
+        native["orderBy"] = [{"columnName": c, "order": "descending" if d else "ascending"} for c, d, *_ in order_by]
     native["context"] = dict(context, scanSignature=json.dumps(
         [{"name": c, "type": types[c]} for c in columns], separators=(",", ":")))
     native["granularity"] = {"type": "all"}
@@ -166,7 +166,7 @@ def group_by_query(query: LogicalQuery, context: dict, datasource: dict | None =
         by_output = {out: q for q, out in mappings}
         spec = {"type": "default", "columns": [
             {"dimension": by_output.get(c, c), "direction": "descending" if d else "ascending",
-             "dimensionOrder": {"type": "lexicographic"}} for c, d in query.order_by]}
+             "dimensionOrder": {"type": "lexicographic"}} for c, d, *_ in query.order_by]}
         if query.limit is not None:
             spec["limit"] = query.limit
         if query.offset:
@@ -177,7 +177,7 @@ def group_by_query(query: LogicalQuery, context: dict, datasource: dict | None =
 
 
 def native_query(query: LogicalQuery, context: dict, datasource: dict | None = None,
-                 order_by: list[tuple[str, bool]] | None = None) -> tuple[dict, list[tuple[str, str]]]:
+                 order_by: list[tuple] | None = None) -> tuple[dict, list[tuple[str, str]]]:
     if query.is_aggregate:
         return group_by_query(query, context, datasource)
     return scan_query(query, context, datasource, order_by)

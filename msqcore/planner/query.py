@@ -11,11 +11,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import pyarrow as pa
 import pyarrow.compute as pc
 from sqlglot import exp
 
 from msqcore.errors import InvalidInput, QueryNotSupported
-from msqcore.planner.expressions import AGGREGATES, Binder, Call, ColumnRef, Expr, Literal
+from msqcore.planner.expressions import AGGREGATES, Binder, Call, ColumnRef, Expr, Literal, arrow_type
 
 # EXTERN signature types → SQL types.
 _EXTERN_TYPES = {"string": "VARCHAR", "long": "BIGINT", "double": "DOUBLE", "float": "FLOAT"}
@@ -44,17 +45,42 @@ class TableSource:
 
 @dataclass
 class InlineSource:
-    """A FROM-less SELECT: one row, no columns."""
+    """Rows given in the query: VALUES, or one row without columns for a FROM-less SELECT."""
 
     signature: list[tuple[str, str]] = field(default_factory=list)
+    rows: list[tuple] = field(default_factory=lambda: [()])
+
+    def table(self) -> pa.Table:
+        if not self.signature:
+            return pa.table({"__dummy": pa.nulls(len(self.rows))}).select([])
+        columns = list(zip(*self.rows))
+        return pa.table([pa.array(list(c), arrow_type(t)) for c, (_, t) in zip(columns, self.signature)],
+                        names=[n for n, _ in self.signature])
 
 
 @dataclass
 class Aggregation:
     name: str  # a0, a1 ...
-    kind: str  # count_all | count | count_distinct | sum | min | max | avg
+    kind: str  # count_all | count | count_distinct | sum | min | max | avg | any_value | earliest | latest | string_agg
     arg: Expr | None
     sql_type: str
+    filter: Expr | None = None  # AGG(...) FILTER (WHERE ...)
+    time: Expr | None = None  # earliest/latest: the time that orders values
+    separator: str = ","  # string_agg
+
+
+_ANON_AGGREGATES = {"EARLIEST", "LATEST", "EARLIEST_BY", "LATEST_BY", "LISTAGG", "STRING_AGG", "ANY_VALUE",
+                    "APPROX_COUNT_DISTINCT", "APPROX_COUNT_DISTINCT_BUILTIN"}
+_AGGREGATE_NODES = AGGREGATES + (exp.Filter, exp.AnyValue, exp.ApproxDistinct, exp.GroupConcat, exp.ArrayAgg)
+
+
+def is_aggregate(node: exp.Expression) -> bool:
+    return isinstance(node, _AGGREGATE_NODES) or (
+        isinstance(node, exp.Anonymous) and node.name.upper() in _ANON_AGGREGATES)
+
+
+def has_aggregate(node: exp.Expression) -> bool:
+    return any(is_aggregate(n) for n in node.walk())
 
 
 @dataclass
@@ -65,7 +91,7 @@ class LogicalQuery:
     group_by: list[tuple[str, Expr]] | None = None  # d0.. → expression over the source
     aggregations: list[Aggregation] = field(default_factory=list)
     having: Expr | None = None
-    order_by: list[tuple[str, bool]] = field(default_factory=list)  # (column, descending)
+    order_by: list[tuple[str, bool, bool]] = field(default_factory=list)  # (column, descending, nulls first)
     limit: int | None = None
     offset: int = 0
     hidden: int = 0  # trailing columns kept only for ordering
@@ -137,7 +163,7 @@ class _Compiler:
 
         items = self._expand_star(select.expressions, scope)
         group = select.args.get("group")
-        has_agg = any(item.find(*AGGREGATES) is not None for item in items)
+        has_agg = any(has_aggregate(item) for item in items)
         if group is not None or has_agg:
             query = self._aggregate(select, items, group, scope, source, filt)
         else:
@@ -146,7 +172,7 @@ class _Compiler:
             columns = [(self._name(item, i), self.bind(item, scope)) for i, item in enumerate(items)]
             query = LogicalQuery(source, filt, columns)
         if select.args.get("distinct") is not None:
-            raise QueryNotSupported("SELECT DISTINCT is not supported yet")
+            query = self._distinct(query)
         self._order_limit(select, query, scope, items)
         _check_duplicates(query)
         return query
@@ -158,7 +184,9 @@ class _Compiler:
             return InlineSource(), {}, None
         node = from_.this
         if isinstance(node, exp.Table) and isinstance(node.this, exp.Anonymous) and node.this.name.upper() == "TABLE":
-            src = self._extern(node.this)
+            alias = node.args.get("alias")
+            extend = [c for c in alias.columns if isinstance(c, exp.ColumnDef)] if alias is not None else []
+            src = self._extern(node.this, extend)
             return src, {n: ColumnRef(n, t) for n, t in src.signature}, None
         if isinstance(node, exp.Table) and isinstance(node.this, exp.Identifier):
             name = node.name
@@ -174,7 +202,34 @@ class _Compiler:
             return TableSource(name, signature), {n: ColumnRef(n, t) for n, t in signature}, None
         if isinstance(node, exp.Subquery):
             return self._inline(node.this, ctes, node.alias_or_name)
+        if isinstance(node, exp.Values):
+            src = self._values(node)
+            return src, {n: ColumnRef(n, t) for n, t in src.signature}, None
         raise QueryNotSupported(f"Unsupported FROM clause [{node.sql('druid')}]")
+
+    def _values(self, node: exp.Values) -> InlineSource:
+        rows = []
+        for row in node.expressions:
+            items = row.expressions if isinstance(row, exp.Tuple) else [row]
+            values = [self.bind(item, {}) for item in items]
+            if not all(isinstance(v, Literal) for v in values):
+                raise InvalidInput("VALUES may only contain literals")
+            rows.append(values)
+        width = len(rows[0])
+        if any(len(r) != width for r in rows):
+            raise InvalidInput("All rows of VALUES must have the same number of columns")
+        alias = node.args.get("alias")
+        names = [c.name for c in alias.columns] if alias is not None and alias.columns else \
+            [f"EXPR${i}" for i in range(width)]
+        signature = []
+        for i, name in enumerate(names):
+            types = {r[i].sql_type for r in rows if r[i].value is not None}
+            t = types.pop() if len(types) == 1 else ("DOUBLE" if types <= {"BIGINT", "DOUBLE"} and types else
+                                                     "VARCHAR")
+            signature.append((name, t))
+        cast = [tuple(self.binder._cast_expr(v, t).value if v.value is not None else None
+                      for v, (_, t) in zip(r, signature)) for r in rows]
+        return InlineSource(signature, cast)
 
     def _inline(self, select, ctes, alias):
         inner = self.compile(select, ctes)
@@ -185,7 +240,7 @@ class _Compiler:
             scope.update({f"{alias}.{n}": e for n, e in inner.columns})
         return inner.source, scope, inner.filter
 
-    def _extern(self, table_fn: exp.Anonymous) -> ExternalSource:
+    def _extern(self, table_fn: exp.Anonymous, extend: list) -> ExternalSource:
         if len(table_fn.expressions) != 1 or not isinstance(table_fn.expressions[0], exp.Anonymous) \
                 or table_fn.expressions[0].name.upper() != "EXTERN":
             raise QueryNotSupported(f"Unsupported table function [{table_fn.sql('druid')}]")
@@ -206,12 +261,12 @@ class _Compiler:
             if not isinstance(v, Literal) or v.sql_type != "VARCHAR":
                 raise InvalidInput(f"EXTERN argument [{key}] must be a string literal")
             values[key] = v.value
-        if "signature" not in values:
-            raise InvalidInput("EXTERN requires either a [signature] value or an EXTEND clause")
+        if ("signature" in values) == bool(extend):
+            raise InvalidInput("EXTERN requires either a [signature] value or an EXTEND clause, but not both")
         try:
             input_source = json.loads(values["inputSource"])
             input_format = json.loads(values["inputFormat"])
-            signature = json.loads(values["signature"])
+            signature = json.loads(values["signature"]) if extend == [] else [_extend_column(c) for c in extend]
         except (KeyError, json.JSONDecodeError) as e:
             raise InvalidInput(f"Invalid EXTERN arguments: {e}") from None
         if not isinstance(input_source, dict) or "type" not in input_source:
@@ -264,7 +319,7 @@ class _Compiler:
                 node = items[idx].this if isinstance(items[idx], exp.Alias) else items[idx]
             elif isinstance(node, exp.Column) and node.name not in scope and node.name in aliases:
                 node = aliases[node.name]
-            if node.find(*AGGREGATES) is not None:
+            if has_aggregate(node):
                 raise InvalidInput(f"Aggregate expressions cannot be used in GROUP BY: [{node.sql('druid')}]")
             name = f"d{len(group_by)}"
             group_by.append((name, self.bind(node, scope)))
@@ -277,7 +332,7 @@ class _Compiler:
             sql = node.sql("druid")
             if sql in key_sql:
                 return exp.column(key_sql[sql])
-            if isinstance(node, AGGREGATES):
+            if is_aggregate(node):
                 if sql not in agg_sql:
                     agg_sql[sql] = self._aggregation(node, scope, f"a{len(aggs)}", aggs)
                 return exp.column(agg_sql[sql])
@@ -299,6 +354,15 @@ class _Compiler:
             having = self._bind_post(rewritten, post_scope, select.args["having"].this)
         return LogicalQuery(source, filt, columns, group_by=group_by, aggregations=aggs, having=having)
 
+    @staticmethod
+    def _distinct(query: LogicalQuery) -> LogicalQuery:
+        """SELECT DISTINCT is a GROUP BY on every selected column (as Druid plans it)."""
+        if query.is_aggregate:
+            raise QueryNotSupported("SELECT DISTINCT over aggregations is not supported yet")
+        group_by = [(f"d{i}", e) for i, (_, e) in enumerate(query.columns)]
+        columns = [(n, ColumnRef(f"d{i}", e.sql_type)) for i, (n, e) in enumerate(query.columns)]
+        return LogicalQuery(query.source, query.filter, columns, group_by=group_by)
+
     def _bind_post(self, node, scope, original):
         try:
             return self.bind(node, scope)
@@ -308,31 +372,69 @@ class _Compiler:
             raise
 
     def _aggregation(self, node, scope, name, aggs) -> str:
-        arg_node = node.this
+        """One aggregate call → an Aggregation named ``name`` (spec §1.7)."""
+        filt = None
+        if isinstance(node, exp.Filter):
+            self.binder.scope = scope
+            filt = self.binder._boolean(node.expression.this)
+            node = node.this
+        agg = self._aggregate_call(node, scope, name)
+        agg.filter = filt
+        aggs.append(agg)
+        return name
+
+    def _aggregate_call(self, node, scope, name) -> Aggregation:
+        arg_node = node.this if not isinstance(node, exp.Anonymous) else (node.expressions or [None])[0]
+        distinct = isinstance(arg_node, exp.Distinct)
+        if distinct:
+            arg_node = arg_node.expressions[0]
+        fname = node.name.upper() if isinstance(node, exp.Anonymous) else type(node).__name__.lower()
         if isinstance(node, exp.Count):
             if arg_node is None or isinstance(arg_node, exp.Star):
-                aggs.append(Aggregation(name, "count_all", None, "BIGINT"))
-                return name
-            if isinstance(arg_node, exp.Distinct):
-                arg = self.bind(arg_node.expressions[0], scope)
-                aggs.append(Aggregation(name, "count_distinct", arg, "BIGINT"))
-                return name
-            aggs.append(Aggregation(name, "count", self.bind(arg_node, scope), "BIGINT"))
-            return name
-        if isinstance(arg_node, exp.Distinct):
+                return Aggregation(name, "count_all", None, "BIGINT")
+            kind = "count_distinct" if distinct else "count"
+            return Aggregation(name, kind, self.bind(arg_node, scope), "BIGINT")
+        if isinstance(node, exp.ApproxDistinct) or fname.startswith("APPROX_COUNT_DISTINCT"):
+            return Aggregation(name, "count_distinct", self.bind(arg_node, scope), "BIGINT")
+        if isinstance(node, exp.ArrayAgg):
+            raise QueryNotSupported("ARRAY_AGG is not supported yet (array types)")
+        if distinct and not isinstance(node, (exp.GroupConcat,)) and fname not in ("LISTAGG", "STRING_AGG"):
             raise QueryNotSupported(f"DISTINCT is not supported in [{node.sql('druid')}]")
         arg = self.bind(arg_node, scope)
+        if isinstance(node, exp.AnyValue) or fname == "ANY_VALUE":
+            return Aggregation(name, "any_value", arg, arg.sql_type)
+        if fname in ("EARLIEST", "LATEST", "EARLIEST_BY", "LATEST_BY"):
+            args = node.expressions
+            if fname.endswith("_BY"):
+                if len(args) < 2:
+                    raise InvalidInput(f"Invalid number of arguments to function '{fname}'. Was expecting 2 arguments")
+                time = self.bind(args[1], scope)
+            else:
+                if "__time" not in scope:
+                    raise InvalidInput(f"{fname} requires a __time column; use {fname}_BY")
+                time = scope["__time"]
+            return Aggregation(name, fname.split("_")[0].lower(), arg, arg.sql_type, time=time)
+        if isinstance(node, exp.GroupConcat) or fname in ("LISTAGG", "STRING_AGG"):
+            sep_node = node.args.get("separator") if isinstance(node, exp.GroupConcat) else \
+                (node.expressions[1] if len(node.expressions) > 1 else None)
+            sep = self.bind(sep_node, {}) if sep_node is not None else Literal(",", "VARCHAR")
+            if not isinstance(sep, Literal):
+                raise InvalidInput("The separator of STRING_AGG must be a literal")
+            arg = arg if arg.sql_type == "VARCHAR" else self.binder._cast_expr(arg, "VARCHAR")
+            return Aggregation(name, "string_agg_distinct" if distinct else "string_agg", arg, "VARCHAR",
+                               separator=str(sep.value))
         if arg.sql_type == "VARCHAR" and not isinstance(node, (exp.Min, exp.Max)):
             arg = self.binder._cast_expr(arg, "DOUBLE")
         kind = type(node).__name__.lower()
+        if kind not in ("sum", "min", "max", "avg"):
+            raise QueryNotSupported(f"Aggregation [{node.sql('druid')}] is not supported yet")
         if kind == "avg":
             sql_type = "DOUBLE"
         elif kind == "sum":
             sql_type = "BIGINT" if arg.sql_type in ("BIGINT", "BOOLEAN") else "DOUBLE"
         else:
             sql_type = arg.sql_type
-        aggs.append(Aggregation(name, kind, arg, sql_type))
-        return name
+        return Aggregation(name, kind, arg, sql_type)
 
     # --- ORDER BY / LIMIT -------------------------------------------------------------------
 
@@ -359,13 +461,29 @@ class _Compiler:
                     query.hidden += 1
                 else:
                     raise InvalidInput(f"ORDER BY expression [{node.sql('druid')}] must be in the SELECT list")
-                query.order_by.append((col, bool(o.args.get("desc"))))
+                desc = bool(o.args.get("desc"))
+                nulls_first = o.args.get("nulls_first")
+                query.order_by.append((col, desc, (not desc) if nulls_first is None else bool(nulls_first)))
         limit = select.args.get("limit")
         if limit is not None:
             query.limit = _int_clause(limit.expression, "LIMIT")
         offset = select.args.get("offset")
         if offset is not None:
             query.offset = _int_clause(offset.expression, "OFFSET")
+
+
+_EXTEND_TYPES = {"VARCHAR": "string", "CHAR": "string", "TEXT": "string", "BIGINT": "long", "INT": "long",
+                 "INTEGER": "long", "SMALLINT": "long", "TINYINT": "long", "DOUBLE": "double", "FLOAT": "float",
+                 "REAL": "float"}
+
+
+def _extend_column(col: exp.ColumnDef) -> dict:
+    """An EXTEND column as an EXTERN signature entry (spec §1.2)."""
+    kind = col.args.get("kind")
+    type_name = kind.this.name if kind is not None and hasattr(kind.this, "name") else str(kind)
+    if type_name.upper() not in _EXTEND_TYPES:
+        raise InvalidInput(f"Column [{col.name}] has an unsupported type: [{kind.sql('druid') if kind else kind}]")
+    return {"name": col.name, "type": _EXTEND_TYPES[type_name.upper()]}
 
 
 def _int_clause(node, what: str) -> int:

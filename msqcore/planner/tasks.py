@@ -17,16 +17,20 @@ from dataclasses import dataclass, field
 
 from sqlglot import exp
 
-from msqcore.errors import ColumnNameRestricted, Fault, InvalidInput
+from msqcore.errors import ColumnNameRestricted, Fault, InvalidInput, TooManyClusteredByColumns, TooManyColumns
 from msqcore.inputs.formats import normalize_input_format, validate_input_format
 from msqcore.inputs.sources import validate_input_source
-from msqcore.planner.expressions import native_type
+from msqcore.planner.expressions import Call, ColumnRef, native_type
 from msqcore.planner.native import datasource_json, native_query
+from msqcore.planner.overwrite import overwrite_intervals
 from msqcore.planner.query import Catalog, ExternalSource, LogicalQuery, compile_query
 from msqcore.planner.statement import DIALECT, Statement, split_statement
-from msqcore.timeutil import ETERNITY, GRANULARITIES, Granularity, now_millis
+from msqcore.timeutil import (ETERNITY, ETERNITY_END, ETERNITY_START, GRANULARITIES, Granularity, granularity,
+                              interval_text, now_millis)
 
 DEFAULT_ROWS_PER_SEGMENT = 3_000_000
+MAX_COLUMNS = 2000  # per stage signature (TooManyColumns)
+MAX_CLUSTERED_BY_COLUMNS = 1500
 DEFAULT_ROWS_IN_MEMORY = 100_000
 SELECT_DATASOURCE = "__query_select"
 
@@ -58,6 +62,9 @@ class TaskPlan:
     payload: dict
     fault: Fault | None = None  # a fault Druid raises at run time, known at plan time
     start_millis: int = field(default_factory=now_millis)
+    replace_intervals: list[tuple[int, int]] | None = None  # REPLACE: the time chunks it overwrites
+    metrics: list[str] = field(default_factory=list)  # rollup metric columns
+    sort_order: list[str] = field(default_factory=list)  # in-segment row order (spec §8)
 
     @property
     def output(self) -> list[tuple[str, str]]:
@@ -68,12 +75,37 @@ class TaskPlan:
         return self.kind != "SELECT"
 
 
-def _int_context(context: dict, key: str, default: int) -> int:
+def _int_context(context: dict, key: str, default: int | None) -> int | None:
     value = context.get(key, default)
+    if value is None:
+        return None
     try:
         return int(value)
     except (TypeError, ValueError):
         raise InvalidInput(f"Expected key [{key}] to be an integer, but got [{value}]") from None
+
+
+def bool_context(context: dict, key: str, default: bool) -> bool:
+    """Context values may be JSON booleans or strings ("true")."""
+    value = context.get(key, default)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise InvalidInput(f"Expected key [{key}] to be a boolean, but got [{value}]")
+
+
+def _list_context(context: dict, key: str) -> list[str]:
+    """A comma-separated list or a JSON array in string form (segmentSortOrder)."""
+    value = context.get(key)
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        text = value.strip()
+        value = json.loads(text) if text.startswith("[") else [v.strip() for v in text.split(",") if v.strip()]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidInput(f"Expected key [{key}] to be a list of column names, but got [{context.get(key)}]")
+    return value
 
 
 def plan_task(sql: str, context: dict | None, parameters: list | None, catalog: Catalog) -> TaskPlan:
@@ -126,11 +158,15 @@ def _validate_ingest(statement: Statement, query: LogicalQuery) -> Fault | None:
         raise InvalidInput(
             f"The granularity [{statement.partitioned_by.name}] specified in the PARTITIONED BY clause of the "
             f"{kind} query is different from ALL. Therefore, the query must specify a time column (named __time).")
-    if statement.overwrite not in (None, "ALL"):
-        raise InvalidInput("OVERWRITE WHERE is not supported yet; use OVERWRITE ALL")
     for reserved in ("__bucket", "__boost"):
         if reserved in names:
             return ColumnNameRestricted(columnName=reserved)
+    if len(names) > MAX_COLUMNS:
+        return TooManyColumns(numColumns=len(names), maxColumns=MAX_COLUMNS)
+    # the shuffle key: [__bucket] + CLUSTERED BY + __boost
+    key_columns = len(statement.clustered_by) + 1 + (0 if statement.partitioned_by.is_all else 1)
+    if key_columns > MAX_CLUSTERED_BY_COLUMNS:
+        return TooManyClusteredByColumns(numColumns=key_columns, maxColumns=MAX_CLUSTERED_BY_COLUMNS, stage=0)
     return None
 
 
@@ -169,13 +205,14 @@ def _dimension_spec(name: str, sql_type: str) -> dict:
     return {"type": t.lower(), "name": name, "multiValueHandling": "SORTED_ARRAY", "createBitmapIndex": False}
 
 
-def _sql_context(ctx: dict, statement: Statement) -> dict:
+def _sql_context(ctx: dict, statement: Statement, replace: list[tuple[int, int]] | None = None) -> dict:
     out = dict(ctx)
     if statement.kind != "SELECT":
         g = statement.partitioned_by
         out["sqlInsertSegmentGranularity"] = json.dumps(g.to_json(), separators=(",", ":"))
         if statement.kind == "REPLACE":
-            out["sqlReplaceTimeChunks"] = "all"
+            out["sqlReplaceTimeChunks"] = "all" if statement.overwrite == "ALL" else \
+                ",".join(interval_text(s, e) for s, e in replace)
     return out
 
 
@@ -253,13 +290,18 @@ def _plan_ingest(statement, query, ctx, task_id, query_id, max_num_tasks, rows_p
     fault = _validate_ingest(statement, query)
     cluster_by = _cluster_columns(statement, query)
     outputs = [n for n, _ in query.output]
-    dims = cluster_by + [n for n in outputs if n != "__time" and n not in cluster_by]
     types = dict(query.output)
-    sql_ctx = _sql_context(ctx, statement)
+    metrics, query_granularity = _rollup(query, ctx)
+    dims, sort_order = _dimension_order(ctx, cluster_by, [n for n in outputs if n not in metrics])
+    granularity = statement.partitioned_by
+    replace = None
+    if statement.kind == "REPLACE":
+        replace = [(ETERNITY_START, ETERNITY_END)] if statement.overwrite == "ALL" else \
+            overwrite_intervals(statement.overwrite, granularity, None, ctx)
+    sql_ctx = _sql_context(ctx, statement, replace)
     native, mappings = native_query(query, _native_context(sql_ctx))
     to_query = {out: q for q, out in mappings}
     max_workers = max_num_tasks - 1
-    granularity = statement.partitioned_by
 
     key = []
     if not granularity.is_all:
@@ -277,11 +319,14 @@ def _plan_ingest(statement, query, ctx, task_id, query_id, max_num_tasks, rows_p
 
     destination = {"type": "dataSource", "dataSource": statement.target,
                    "segmentGranularity": granularity.to_json()}
-    if statement.kind == "REPLACE":
-        destination["replaceTimeChunks"] = [ETERNITY]
+    if replace is not None:
+        destination["replaceTimeChunks"] = [interval_text(s, e) for s, e in replace]
     tuning = {"maxNumWorkers": max_workers,
               "maxRowsInMemory": _int_context(ctx, "rowsInMemory", DEFAULT_ROWS_IN_MEMORY),
               "rowsPerSegment": rows_per_segment}
+    max_segments = _int_context(ctx, "maxNumSegments", None)
+    if max_segments is not None:
+        tuning["maxNumSegments"] = max_segments
     column_mappings = [{"queryColumn": q, "outputColumn": o} for q, o in mappings]
     spec = {"query": native, "columnMappings": column_mappings, "destination": destination,
             "assignmentStrategy": str(ctx.get("taskAssignment", "max")).lower(), "tuningConfig": tuning}
@@ -293,10 +338,10 @@ def _plan_ingest(statement, query, ctx, task_id, query_id, max_num_tasks, rows_p
         "dataSource": statement.target,
         "timestampSpec": {"column": "__time", "format": "millis", "missingValue": None},
         "dimensionsSpec": {"dimensions": [_dimension_spec(d, types[d]) for d in dims],
-                           "dimensionExclusions": ["__time"], "includeAllDimensions": False,
+                           "dimensionExclusions": ["__time"] + list(metrics), "includeAllDimensions": False,
                            "useSchemaDiscovery": False},
-        "metricsSpec": [],
-        "granularitySpec": {"type": "arbitrary", "queryGranularity": {"type": "none"}, "rollup": False,
+        "metricsSpec": list(metrics.values()),
+        "granularitySpec": {"type": "arbitrary", "queryGranularity": query_granularity, "rollup": bool(metrics),
                             "intervals": [ETERNITY]},
         "transformSpec": {"filter": None, "transforms": []},
     }
@@ -305,8 +350,65 @@ def _plan_ingest(statement, query, ctx, task_id, query_id, max_num_tasks, rows_p
         "processor": {"type": "segmentGenerator", "dataSchema": data_schema, "columnMappings": column_mappings,
                       "tuningConfig": tuning},
         "signature": [], "maxWorkerCount": max_workers}))
+    if not bool_context(ctx, "forceSegmentSortByTime", True):
+        data_schema["dimensionsSpec"]["forceSegmentSortByTime"] = False
     return TaskPlan(task_id, query_id, statement.kind, statement.target, query, ctx, granularity, cluster_by, dims,
-                    rows_per_segment, max_workers, stages, payload, fault=fault, start_millis=start)
+                    rows_per_segment, max_workers, stages, payload, fault=fault, start_millis=start,
+                    replace_intervals=replace, sort_order=sort_order, metrics=list(metrics))
+
+
+# Aggregations whose partial state is the value itself, so stored rows can be combined
+# again by the same kind of aggregator (Druid's combining factories).
+_COMBINING = {("count_all", "BIGINT"): "longSum", ("count", "BIGINT"): "longSum",
+              ("sum", "BIGINT"): "longSum", ("sum", "DOUBLE"): "doubleSum", ("sum", "FLOAT"): "floatSum",
+              ("min", "BIGINT"): "longMin", ("min", "DOUBLE"): "doubleMin", ("min", "FLOAT"): "floatMin",
+              ("max", "BIGINT"): "longMax", ("max", "DOUBLE"): "doubleMax", ("max", "FLOAT"): "floatMax"}
+
+
+def _rollup(query: LogicalQuery, ctx: dict) -> tuple[dict[str, dict], dict | str]:
+    """Ingest-time rollup (spec §1.6): metricsSpec entries by output column and the query
+    granularity. Rollup needs GROUP BY with finalizeAggregations=false and
+    groupByEnableMultiValueUnnesting=false; outputs that are plain combinable aggregations
+    become metrics, everything else a dimension."""
+    if not (query.is_aggregate and not bool_context(ctx, "finalizeAggregations", True)
+            and not bool_context(ctx, "groupByEnableMultiValueUnnesting", True)):
+        return {}, {"type": "none"}
+    aggs = {a.name: a for a in query.aggregations}
+    metrics = {}
+    for name, e in query.columns:
+        agg = aggs.get(e.name) if isinstance(e, ColumnRef) else None
+        kind = _COMBINING.get((agg.kind, agg.sql_type)) if agg is not None else None
+        if kind is not None and agg.filter is None:
+            metrics[name] = {"type": kind, "name": name, "fieldName": name}
+    query_granularity: dict | str = {"type": "none"}
+    time = dict(query.columns).get("__time")
+    keys = dict(query.group_by)
+    if isinstance(time, ColumnRef) and time.name in keys:
+        floor = keys[time.name]
+        if isinstance(floor, Call) and floor.op == "floor" and floor.extra:
+            query_granularity = granularity(floor.extra[0]).to_json()
+    return metrics, query_granularity
+
+
+def _dimension_order(ctx: dict, cluster_by: list[str], outputs: list[str]) -> tuple[list[str], list[str]]:
+    """Dimensions and the in-segment row order (spec §8): segmentSortOrder, then __time
+    (unless forceSegmentSortByTime=false), then CLUSTERED BY, then the other columns."""
+    by_time = bool_context(ctx, "forceSegmentSortByTime", True)
+    sort_order = _list_context(ctx, "segmentSortOrder")
+    for col in sort_order:
+        if col not in outputs:
+            raise InvalidInput(f"Column[{col}] from context parameter[segmentSortOrder] must appear in the query "
+                               "output")
+    if by_time and sort_order and "__time" in outputs and sort_order[0] != "__time":
+        raise InvalidInput(f"Context parameter[segmentSortOrder] must start with[__time] when "
+                           f"[forceSegmentSortByTime] is true, but was {sort_order}")
+    head = [c for c in sort_order if c != "__time"]
+    dims = head + [c for c in cluster_by if c not in head]
+    dims += [n for n in outputs if n != "__time" and n not in dims]
+    if by_time:
+        return dims, ["__time"] + dims
+    order = sort_order or (cluster_by + [n for n in outputs if n not in cluster_by])
+    return dims, order + [n for n in ["__time"] + dims if n not in order]
 
 
 def _out(mappings, query_column):
@@ -323,7 +425,7 @@ def _plan_select(statement, query, ctx, task_id, query_id, max_num_tasks, start)
     if query.order_by:
         final = {"type": "maxCount", "clusterBy": {"columns": [
             {"columnName": to_query.get(c, c), "order": "DESCENDING" if d else "ASCENDING"}
-            for c, d in query.order_by]}, "partitions": 1}
+            for c, d, *_ in query.order_by]}, "partitions": 1}
     else:
         final = {"type": "mix"}
     spec = {"query": native, "columnMappings": [{"queryColumn": q, "outputColumn": o} for q, o in mappings],

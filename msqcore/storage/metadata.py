@@ -38,6 +38,11 @@ class SegmentRecord:
     partition_num: int
     payload: dict
 
+    @property
+    def is_tombstone(self) -> bool:
+        """A REPLACE marker for an emptied time chunk: used, but holds no data file."""
+        return self.payload.get("shardSpec", {}).get("type") == "tombstone"
+
 
 class MetadataStore(ABC):
     @abstractmethod
