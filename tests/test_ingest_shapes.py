@@ -153,3 +153,18 @@ def test_unsupported_input_source_is_400(server):
         server.client.request("POST", "/druid/v2/sql/task",
                               {"query": f"INSERT INTO m SELECT k FROM {src} PARTITIONED BY ALL"})
     assert e.value.status == 400 and "hdfs" in e.value.json()["errorMessage"]
+
+
+def test_values_and_extend_in_tasks(server):
+    c = server.client
+    task_id = c.submit("INSERT INTO v SELECT TIME_PARSE(t) AS __time, k, n FROM (VALUES ('2021-01-01', 'a', 1), "
+                       "('2021-01-02', 'b', 2)) AS x(t, k, n) PARTITIONED BY DAY")
+    assert c.wait(task_id)["statusCode"] == "SUCCESS"
+    data = json.dumps({"type": "inline", "data": '{"ts":"2021-01-03","k":"c","n":3}\n'})
+    ext = f"TABLE(EXTERN(inputSource => '{data}', inputFormat => '{{\"type\":\"json\"}}')) EXTEND (ts VARCHAR, k VARCHAR, n BIGINT)"
+    assert c.wait(c.submit(f"INSERT INTO v SELECT TIME_PARSE(ts) AS __time, k, n FROM {ext} PARTITIONED BY DAY")
+                  )["statusCode"] == "SUCCESS"
+    assert c.sql("SELECT k, n FROM v ORDER BY __time") == [{"k": "a", "n": 1}, {"k": "b", "n": 2}, {"k": "c", "n": 3}]
+    select = c.submit("SELECT 1 + 1 AS two")
+    assert c.wait(select)["statusCode"] == "SUCCESS"
+    assert c.report(select)["results"]["results"] == [[2]]

@@ -210,3 +210,23 @@ def test_too_many_clustered_by_columns(server):
     error = c.report(task_id)["status"]["errorReport"]["error"] if c.wait(task_id) else None
     assert error["errorCode"] == "TooManyClusteredByColumns"
     assert (error["numColumns"], error["maxColumns"], error["stage"]) == (1502, 1500, 0)
+
+
+def test_task_assignment_max_and_auto(server, tmp_path):
+    c = server.client
+    for i in range(3):
+        (tmp_path / f"p{i}.json").write_text(json.dumps({"ts": "2021-01-01T00:00:00Z", "k": f"f{i}", "n": i}) + "\n")
+    ext = (f"TABLE(EXTERN('{{\"type\":\"local\",\"baseDir\":\"{tmp_path}\",\"filter\":\"p*.json\"}}', "
+           f"'{{\"type\":\"json\"}}', '{SIG}'))")
+    sql = f"INSERT INTO ta SELECT TIME_PARSE(ts) AS __time, k FROM {ext} PARTITIONED BY DAY"
+    most = c.submit(sql, {"maxNumTasks": 3})
+    assert c.wait(most)["statusCode"] == "SUCCESS"
+    report = c.report(most)
+    assert report["stages"][0]["workerCount"] == 2
+    assert sorted(w["input0"]["files"][0] for w in report["counters"]["0"].values()) == [1, 2]
+    assert all(w["input0"]["totalFiles"] == [3] for w in report["counters"]["0"].values())
+    auto = c.submit(sql, {"maxNumTasks": 3, "taskAssignment": "AUTO"})
+    assert c.wait(auto)["statusCode"] == "SUCCESS"
+    assert c.report(auto)["stages"][0]["workerCount"] == 1
+    assert c.get(f"/druid/indexer/v1/task/{auto}")["payload"]["spec"]["assignmentStrategy"] == "auto"
+    assert c.sql("SELECT COUNT(*) AS n FROM ta") == [{"n": 6}]

@@ -25,8 +25,8 @@ from msqcore.engine.locks import LockManager
 from msqcore.engine.report import ReportState
 from msqcore.engine.worker import IngestSpec, SegmentPartition, WorkOrder
 from msqcore.errors import (Canceled, Fault, InsertCannotAllocateSegment, InsertCannotBeEmpty, InsertTimeOutOfBounds,
-                            TooManyInputFiles, TooManyPartitions, TooManySegmentsInTimeChunk, TooManyWorkers,
-                            UnknownError, WorkerFailed)
+                            TooManyInputFiles, TooManyPartitions, TooManyWarnings, TooManySegmentsInTimeChunk, TooManyWorkers,
+                            UnknownError, WorkerFailed, WorkerRpcFailed)
 from msqcore.inputs.sources import list_files
 from msqcore.planner.expressions import native_type
 from msqcore.planner.query import ExternalSource, TableSource
@@ -54,6 +54,16 @@ class Services:
     locks: LockManager = field(default_factory=LockManager)
     host: str = "localhost"
     port: int = 8888
+
+
+def _weighted_size(split) -> int | None:
+    """Bytes a split weighs for ``taskAssignment=auto`` (None when unknown, as for http)."""
+    if isinstance(split, str):  # a segment file
+        return os.path.getsize(split)
+    size = getattr(split, "size", None)
+    if size is not None and str(getattr(split, "uri", "")).endswith(".gz"):
+        return size * 4  # Druid's COMPRESSED_TEXT_WEIGHT_FACTOR
+    return size
 
 
 class _StageFailed(Exception):
@@ -128,10 +138,11 @@ class Controller:
             self.runner_status = "RUNNING"
         splits = self._splits()
         self._check_cancel()
-        n_workers = min(plan.max_workers, max(1, len(splits)))
+        assignment = self._assign(splits)
+        n_workers = len(assignment)
         if n_workers > MAX_WORKERS:
             raise TooManyWorkers(workers=n_workers, maxWorkers=MAX_WORKERS)
-        per_worker = -(-len(splits) // n_workers)
+        per_worker = max(len(a) for a in assignment)
         if per_worker > MAX_INPUT_FILES_PER_WORKER:
             raise TooManyInputFiles(numInputFiles=per_worker, maxInputFiles=MAX_INPUT_FILES_PER_WORKER,
                                     minNumWorkers=-(-len(splits) // MAX_INPUT_FILES_PER_WORKER))
@@ -152,7 +163,7 @@ class Controller:
             if stage.kind == "segmentGenerator":
                 segments = self._run_segment_stage(stage, outputs)
             elif stage.input_stage is None:
-                orders = {w: self._order(stage, splits[w::n_workers], len(splits)) for w in range(n_workers)}
+                orders = {w: self._order(stage, assignment[w], len(splits)) for w in range(n_workers)}
                 outputs = self._run_stage(stage, orders)
             else:
                 # Post-shuffle and limit stages read the single partition of their input (one worker).
@@ -195,12 +206,43 @@ class Controller:
             self.services.metadata.finish_task(w.id, state, duration, None if state == "SUCCESS" else self.error_msg,
                                                None)
 
+    def _check_warnings(self, stage: int) -> None:
+        """maxParseExceptions counts across all workers (each worker also stops on its own)."""
+        limit = int(self.plan.context.get("maxParseExceptions", 0))
+        if limit < 0:
+            return
+        total = sum(self.report.counters(stage, w).get("warnings", {}).get("CannotParseExternalData", 0)
+                    for w in range(len(self.workers)))
+        if total > limit and limit > 0:
+            raise _StageFailed(TooManyWarnings(maxWarnings=limit, rootErrorCode="CannotParseExternalData"),
+                               self.task_id, stage, None)
+
     def _stop_requested(self) -> bool:
         try:
             self._check_cancel()
         except Canceled:
             return True
         return False
+
+    def _assign(self, splits: list) -> list[list]:
+        """Splits per worker (spec §5.7): ``max`` uses as many workers as there are splits,
+        up to maxNumTasks - 1; ``auto`` the fewest that keep each under 10,000 files and
+        maxInputBytesPerWorker (512 MiB; gzipped text counts 4x), when sizes are known.
+        Files are dealt largest first to the least-loaded worker."""
+        plan = self.plan
+        mode = str(plan.context.get("taskAssignment", "max")).lower()
+        sizes = [_weighted_size(s) for s in splits]
+        count = min(plan.max_workers, max(1, len(splits)))
+        if mode == "auto" and splits and all(size is not None for size in sizes):
+            limit = int(plan.context.get("maxInputBytesPerWorker", 512 * 1024 * 1024))
+            count = min(count, max(1, -(-sum(sizes) // limit), -(-len(splits) // MAX_INPUT_FILES_PER_WORKER)))
+        workers: list[list] = [[] for _ in range(count)]
+        load = [0] * count
+        for i in sorted(range(len(splits)), key=lambda i: -(sizes[i] or 0)):
+            w = min(range(count), key=lambda k: (load[k], len(workers[k])))
+            workers[w].append(splits[i])
+            load[w] += sizes[i] or 0
+        return workers
 
     def _splits(self) -> list:
         source = self.plan.query.source
@@ -228,7 +270,11 @@ class Controller:
         for w, order in orders.items():
             order.out_dir = os.path.join(order.out_dir, f"worker{w}")
             order.worker_id = self.workers[w].id
-            self.workers[w].send(order)
+            try:
+                self.workers[w].send(order)
+            except (OSError, ValueError) as e:
+                raise _StageFailed(WorkerRpcFailed(workerTaskId=order.worker_id, errorMsg=str(e)),
+                                   order.worker_id, stage.number, None) from None
         results: dict[int, dict] = {}
         pending = {self.workers[w].connection: w for w in orders}
         while pending:
@@ -242,6 +288,7 @@ class Controller:
                                        self.workers[w].id, stage.number, None) from None
                 if kind == "counters":
                     self.report.set_counters(stage.number, w, rest[0])
+                    self._check_warnings(stage.number)
                     for warning in rest[1]:
                         self.report.add_warning({"taskId": self.workers[w].id, "host": self.services.host,
                                                  "stageNumber": stage.number, "error": warning})

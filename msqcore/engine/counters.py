@@ -32,7 +32,7 @@ class ChannelCounter:
             out["rows"] = list(self.rows)
         if self.bytes:
             out["bytes"] = list(self.bytes)
-        if self.frames:
+        if any(self.frames):  # external input has no frames; Druid leaves the field out
             out["frames"] = list(self.frames)
         if self.files is not None:
             out["files"] = list(self.files)

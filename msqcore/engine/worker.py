@@ -21,7 +21,8 @@ from msqcore.engine import operators as ops
 from msqcore.engine.counters import ChannelCounter, segment_progress, sort_progress
 from msqcore.errors import Fault, InsertTimeNull, InvalidNullByte, TooManyBuckets, UnknownError
 from msqcore.inputs import formats
-from msqcore.inputs.sources import InputFile, open_raw
+from msqcore.inputs.reader import ParseWarnings, max_parse_exceptions, read_split
+from msqcore.inputs.sources import InputFile
 from msqcore.planner.query import LogicalQuery
 from msqcore.timeutil import Granularity
 
@@ -152,25 +153,59 @@ def _read_leaf(order: WorkOrder, reporter: Reporter) -> pa.Table:
     query = order.query
     process = ops.partial_aggregate if order.kind == "groupByPreShuffle" else ops.scan
     counter = reporter.channel("input0")
-    outputs = []
+    samples = reporter.__dict__.setdefault("warnings", [])
+    batch_rows = 262144  # source rows handed to the stage processor at a time
+    outputs: list[pa.Table] = []
+    pending: list[pa.Table] = []
+    pending_rows = 0
+    parse_warnings = None
+    reported = 0  # parse warning samples already in reporter.warnings
+
+    def drain() -> None:
+        nonlocal pending, pending_rows
+        if pending:
+            table = pa.concat_tables(pending) if len(pending) > 1 else pending[0]
+            outputs.append(process(table, query))
+            pending, pending_rows = [], 0
+
     for item in order.inputs:
         if isinstance(item, InputFile):
-            raw = open_raw(item)
+            if parse_warnings is None:
+                parse_warnings = ParseWarnings(max_parse_exceptions(getattr(order, "context", None)))
+            source = query.source
             try:
-                table = formats.read_table(raw, item.uri, query.source.input_format, query.source.signature)
+                for table, raw_bytes in read_split(item, source.input_format, source.signature, parse_warnings,
+                                                   order.out_dir):
+                    rows = table.num_rows if table is not None else 0
+                    counter.add(0, rows, raw_bytes, 0)
+                    if rows:
+                        pending.append(table)
+                        pending_rows += rows
+                        if pending_rows >= batch_rows:
+                            drain()
+                    if parse_warnings.count:
+                        reporter.counters["warnings"] = {"type": "warnings",
+                                                         "CannotParseExternalData": parse_warnings.count}
+                        samples.extend(parse_warnings.samples[reported:])
+                        reported = len(parse_warnings.samples)
+                    reporter.flush()
             finally:
-                raw.close()
-            counter.add(0, table.num_rows, raw.count, 0)
+                if parse_warnings.count:
+                    reporter.counters["warnings"] = {"type": "warnings", "CannotParseExternalData": parse_warnings.count}
+                    samples.extend(parse_warnings.samples[reported:])
+                    reported = len(parse_warnings.samples)
             counter.add_file(order.total_inputs)
         elif isinstance(item, str):  # a segment file of a datasource
             table = read_datasource_segment(item, query)
             counter.add(0, table.num_rows, os.path.getsize(item), 0)
             counter.add_file(order.total_inputs)
-        else:  # FROM-less SELECT: one empty row
-            table = pa.table({"__dummy": pa.nulls(1)})
-            counter.add(0, 1, 0, 0)
-        outputs.append(process(table, query))
+            outputs.append(process(table, query))
+        else:  # rows given in the query: VALUES, or the one row of a FROM-less SELECT
+            table = item
+            counter.add(0, table.num_rows, 0, 0)
+            outputs.append(process(table, query))
         reporter.flush()
+    drain()
     if not outputs:
         return ops.empty_partials(query) if order.kind == "groupByPreShuffle" else \
             ops.scan(ops.empty_source(query), query)

@@ -1,68 +1,124 @@
-"""EXTERN input formats: bytes → Arrow tables typed by the EXTERN signature.
+"""EXTERN input formats: a split's bytes → Arrow tables in bounded batches.
 
-pyarrow's readers do the parsing; this module applies Druid's rules around them:
-only signature columns are kept, missing columns read as null, values are converted
-to the declared type leniently (a string that is not a number becomes null).
+Each reader yields tables of the source's own fields (names as in the data); ``conform``
+then selects and types the EXTERN signature's columns. Text formats (``json``, ``csv``,
+``tsv``, ``lines``, ``regex``) are read in blocks of whole lines: pyarrow parses a block
+when it can (the fast path), and a block it refuses is parsed line by line here, so one
+malformed row becomes one ``CannotParseExternalData`` warning and the rest is still read.
+Binary formats (``parquet``, ``orc``, ``avro_ocf``) are read batch by batch.
 """
 from __future__ import annotations
 
-import io
+import base64
+import csv
+import datetime as dt
+import decimal
 import json
+import re
+from typing import Callable, Iterator
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.json as pjson
 
-from msqcore.errors import CannotParseExternalData, InvalidInput
+from msqcore.errors import InvalidInput
+from msqcore.inputs.flatten import Flattener
 from msqcore.planner.expressions import _cast, arrow_type
 
-SUPPORTED = ("json", "csv", "tsv")
-_COMPRESSION = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd"}
+SUPPORTED = ("json", "csv", "tsv", "lines", "regex", "parquet", "orc", "avro_ocf")
+TEXT_FORMATS = ("json", "csv", "tsv", "lines", "regex")
+RANDOM_ACCESS_FORMATS = ("parquet", "orc")
+_REFUSED = {
+    "avro_stream": "a streaming format (Kafka/Kinesis); use [avro_ocf] for Avro files",
+    "protobuf": "a streaming format (Kafka/Kinesis)",
+    "kafka": "a streaming format (Kafka)",
+    "kinesis": "a streaming format (Kinesis)",
+    "delimited": "not a Druid inputFormat type; use [tsv] with a [delimiter]",
+}
+BLOCK_SIZE = 8 << 20  # bytes of text per batch
+ROW_BATCH = 65536  # rows per batch for Parquet, ORC and Avro
+_DEFAULT_LIST_DELIMITER = "\u0001"
+
+
+# --- spec validation and Druid's serialized defaults ----------------------------------------
 
 
 def validate_input_format(spec: dict) -> None:
+    if not isinstance(spec, dict):
+        raise InvalidInput("inputFormat must be a JSON object")
     kind = spec.get("type")
+    if kind in _REFUSED:
+        raise InvalidInput(f"inputFormat type [{kind}] cannot be used with EXTERN: {_REFUSED[kind]}")
     if kind not in SUPPORTED:
         raise InvalidInput(f"Could not resolve type id '{kind}' as a subtype of InputFormat; "
                            f"supported here: {', '.join(SUPPORTED)}")
-    if kind in ("csv", "tsv") and not spec.get("columns") and not spec.get("findColumnsFromHeader"):
-        raise InvalidInput("If columns field is not set, the first row of your data must have your header and "
-                           "findColumnsFromHeader must be set to true")
+    if kind in ("csv", "tsv"):
+        columns = spec.get("columns")
+        if columns is not None and (not isinstance(columns, list) or not all(isinstance(c, str) for c in columns)):
+            raise InvalidInput("columns must be an array of strings")
+        find = bool(spec.get("findColumnsFromHeader") or spec.get("hasHeaderRow"))
+        if not columns and not find:
+            raise InvalidInput("If columns field is not set, the first row of your data must have your header and "
+                               "findColumnsFromHeader must be set to true")
+        delimiter = _delimiter(spec)
+        if not delimiter:
+            raise InvalidInput("delimiter cannot be empty")
+        if delimiter in ("\n", "\r"):
+            raise InvalidInput("delimiter cannot be a line separator")
+        if delimiter == (spec.get("listDelimiter") or _DEFAULT_LIST_DELIMITER):
+            raise InvalidInput(f"Cannot have same delimiter and list delimiter of [{delimiter}]")
+        for column in columns or []:
+            if delimiter in column:
+                raise InvalidInput(f"Column[{column}] cannot have the delimiter[{delimiter}] in its name")
+        try:
+            if int(spec.get("skipHeaderRows") or 0) < 0:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise InvalidInput("skipHeaderRows must be a non-negative integer") from None
+    if kind == "regex":
+        pattern = spec.get("pattern")
+        if not isinstance(pattern, str) or not pattern:
+            raise InvalidInput("Missing required creator property 'pattern' for regex inputFormat")
+        try:
+            re.compile(_java_regex(pattern))
+        except re.error as e:
+            raise InvalidInput(f"Invalid regex pattern [{pattern}]: {e}") from None
+    if kind in ("json", "parquet", "orc", "avro_ocf"):
+        Flattener(spec.get("flattenSpec"), allow_jq=kind in ("json", "avro_ocf"), fmt=kind)
+    if kind == "json" and spec.get("featureSpec") is not None and not isinstance(spec["featureSpec"], dict):
+        raise InvalidInput("featureSpec must be a JSON object")
 
 
-_DEFAULTS = {"json": {"keepNullColumns": False, "assumeNewlineDelimited": False, "useJsonNodeReader": False}}
+_DEFAULTS = {
+    "json": {"keepNullColumns": False, "assumeNewlineDelimited": False, "useJsonNodeReader": False},
+    "csv": {"findColumnsFromHeader": False, "skipHeaderRows": 0},
+    "tsv": {"delimiter": "\t", "findColumnsFromHeader": False, "skipHeaderRows": 0},
+    "parquet": {"binaryAsString": False},
+    "orc": {"binaryAsString": False},
+    "avro_ocf": {"binaryAsString": False},
+}
 
 
 def normalize_input_format(spec: dict) -> dict:
     """The inputFormat as Druid serializes it back, with its defaults filled in."""
-    return {**{"type": spec["type"]}, **_DEFAULTS.get(spec["type"], {}), **spec}
+    out = {**{"type": spec["type"]}, **_DEFAULTS.get(spec["type"], {}), **spec}
+    if out["type"] in ("csv", "tsv") and out.get("hasHeaderRow") and "findColumnsFromHeader" not in spec:
+        out["findColumnsFromHeader"] = True
+    return out
 
 
-def compression_for(uri: str) -> str | None:
-    path = uri.split("?", 1)[0].lower()
-    for ext, codec in _COMPRESSION.items():
-        if path.endswith(ext):
-            return codec
-    return None
+def _delimiter(spec: dict) -> str:
+    return "," if spec["type"] == "csv" else spec.get("delimiter", "\t")
 
 
-def read_table(raw, uri: str, spec: dict, signature: list[tuple[str, str]]) -> pa.Table:
-    """Parse one split into a table with exactly the signature's columns and types."""
-    codec = compression_for(uri)
-    try:
-        if codec:
-            data = pa.CompressedInputStream(pa.PythonFile(raw, mode="r"), codec).read()
-        else:
-            data = raw.read()
-    except (OSError, pa.ArrowException) as e:
-        raise CannotParseExternalData(f"Unable to read input [{uri}]: {e}") from None
-    kind = spec["type"]
-    if kind == "json":
-        table = _read_json(data, uri)
-    else:
-        table = _read_delimited(data, uri, spec)
-    return conform(table, signature)
+def _java_regex(pattern: str) -> str:
+    # Java spells named groups (?<name>...); Python wants (?P<name>...).
+    return re.sub(r"\(\?<([A-Za-z][A-Za-z0-9]*)>", r"(?P<\1>", pattern)
+
+
+# --- the signature -----------------------------------------------------------------------------
 
 
 def conform(table: pa.Table, signature: list[tuple[str, str]]) -> pa.Table:
@@ -85,63 +141,560 @@ def conform(table: pa.Table, signature: list[tuple[str, str]]) -> pa.Table:
 
 def _convert(col, sql_type: str):
     t = col.type
-    if pa.types.is_struct(t) or pa.types.is_list(t) or pa.types.is_large_list(t):
+    target = arrow_type(sql_type)
+    if pa.types.is_struct(t) or pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_map(t):
         # Druid reads a nested value declared as a string as its JSON text.
-        return pa.array([None if v is None else json.dumps(v, separators=(",", ":")) for v in col.to_pylist()],
-                        pa.string()) if sql_type == "VARCHAR" else pa.nulls(len(col), arrow_type(sql_type))
+        if sql_type != "VARCHAR":
+            return pa.nulls(len(col), target)
+        return pa.array([None if v is None else json.dumps(_jsonable(v), separators=(",", ":"))
+                         for v in col.to_pylist()], pa.string())
+    if pa.types.is_dictionary(t):
+        return _convert(col.cast(t.value_type), sql_type)
+    if pa.types.is_timestamp(t) or pa.types.is_date(t):
+        as_ms = pc.cast(col, pa.timestamp("ms", tz=t.tz if pa.types.is_timestamp(t) else None), safe=False)
+        millis = pc.cast(as_ms, pa.int64())
+        return _iso_millis(millis) if sql_type == "VARCHAR" else _cast(millis, sql_type)
+    if pa.types.is_decimal(t):
+        return _cast(pc.cast(col, pa.float64()), sql_type)
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+        # binaryAsString=false: Druid shows bytes as base64 text.
+        return _cast(pa.array([None if v is None else base64.b64encode(v).decode() for v in col.to_pylist()],
+                              pa.string()), sql_type)
+    if pa.types.is_large_string(t):
+        return _cast(pc.cast(col, pa.string()), sql_type)
+    if sql_type == "VARCHAR" and (pa.types.is_floating(t) or pa.types.is_integer(t)):
+        return pc.cast(col, pa.string())
     return _cast(col, sql_type)
 
 
-def _read_json(data: bytes, uri: str) -> pa.Table:
-    if not data.strip():
-        return pa.table({})
-    read_options = pjson.ReadOptions(block_size=1 << 24)
+def _iso_millis(millis):
+    from msqcore.kernels.timeparse import format_iso_millis
+    return format_iso_millis(millis)
+
+
+def _jsonable(v):
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, tuple):  # map entries come back as (key, value) pairs
+        return [_jsonable(x) for x in v]
+    if isinstance(v, (bytes, bytearray)):
+        return base64.b64encode(v).decode()
+    if isinstance(v, (dt.datetime, dt.date)):
+        return v.isoformat()
+    if isinstance(v, decimal.Decimal):
+        return float(v)
+    return v
+
+
+def py_column(values: list, sql_type: str) -> pa.Array:
+    """Python values (from the line-by-line JSON path, Avro or a flattenSpec) → one typed
+    column, converting the way the Arrow fast path and ``conform`` do."""
+    target = arrow_type(sql_type)
+    if sql_type == "VARCHAR":
+        fast = all(v is None or type(v) is str for v in values)
+    else:
+        fast = not any(isinstance(v, (str, bytes, bool) if sql_type == "BIGINT" else (str, bytes)) for v in values)
+    if fast:
+        try:  # values already of the column's type (or None): Arrow converts them in C
+            return pa.array(values, target)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+            pass
+    out = []
+    if sql_type == "VARCHAR":
+        for v in values:
+            if v is None or isinstance(v, str):
+                out.append(v)
+            elif isinstance(v, bool):
+                out.append("true" if v else "false")
+            elif isinstance(v, (int, float)):
+                out.append(_number_text(v))
+            elif isinstance(v, (bytes, bytearray)):
+                out.append(base64.b64encode(v).decode())
+            elif isinstance(v, dt.datetime):
+                out.append(_datetime_text(v))
+            elif isinstance(v, (dict, list, tuple)):
+                out.append(json.dumps(_jsonable(v), separators=(",", ":")))
+            else:
+                out.append(str(v))
+        return pa.array(out, pa.string())
+    integral = sql_type == "BIGINT"
+    for v in values:
+        if v is None or isinstance(v, (dict, list, tuple, bytes, bytearray)):
+            out.append(None)
+        elif isinstance(v, bool):
+            out.append(int(v) if integral else float(v))
+        elif isinstance(v, int):
+            out.append(v if integral else float(v))
+        elif isinstance(v, (float, decimal.Decimal)):
+            f = float(v)
+            out.append((int(f) if f == f and abs(f) < 9.3e18 else None) if integral else f)
+        elif isinstance(v, dt.datetime):
+            millis = _datetime_millis(v)
+            out.append(millis if integral else float(millis))
+        elif isinstance(v, str):
+            out.append(_parse_number(v, integral))
+        else:
+            out.append(None)
+    if integral:
+        out = [v if v is None or -(1 << 63) <= v < (1 << 63) else None for v in out]
+    return pa.array(out, target)
+
+
+def _number_text(v) -> str:
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+def _datetime_millis(v: dt.datetime) -> int:
+    if v.tzinfo is None:
+        v = v.replace(tzinfo=dt.timezone.utc)
+    return int(v.timestamp() * 1000)
+
+
+def _datetime_text(v: dt.datetime) -> str:
+    millis = _datetime_millis(v)
+    return dt.datetime.fromtimestamp(millis / 1000, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + \
+        f"{millis % 1000:03d}Z"
+
+
+_INT = re.compile(r"^\s*[+-]?\d+\s*$")
+
+
+def _parse_number(s: str, integral: bool):
+    """Druid's lenient parse: strings that are not numbers become null."""
     try:
-        table = pjson.read_json(io.BytesIO(data), read_options=read_options)
-        # pyarrow turns ISO-looking strings into timestamps; Druid keeps the text. Read
-        # those columns again as strings (they only ever held strings).
-        stamps = [f for f in table.schema if pa.types.is_timestamp(f.type)]
-        if stamps:
-            schema = pa.schema([pa.field(f.name, pa.string()) for f in stamps])
-            table = pjson.read_json(io.BytesIO(data), read_options=read_options, parse_options=pjson.ParseOptions(
-                explicit_schema=schema, unexpected_field_behavior="infer"))
-        return table
-    except pa.ArrowInvalid as e:
-        if "changed from" not in str(e):
-            raise CannotParseExternalData(f"Unable to parse row (Path: {uri}): {e}") from None
-    # A column holds values of different JSON types (say numbers and strings): pyarrow
-    # cannot infer one type, so parse rows here and keep every scalar as its JSON text.
-    rows = []
-    for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
-        if not line.strip():
-            continue
+        if integral:
+            if _INT.match(s):
+                return int(s)
+            f = float(s)
+            return int(f) if f == f and abs(f) < 9.3e18 else None
+        return float(s)
+    except ValueError:
+        return None
+
+
+def rows_to_table(columns: dict[str, list], signature: list[tuple[str, str]], num_rows: int) -> pa.Table:
+    """Column lists gathered row by row → a table already typed by the signature."""
+    types = dict(signature)
+    arrays = [py_column(values, types.get(name, "VARCHAR")) for name, values in columns.items()]
+    if not arrays:
+        return pa.table({"__rows": pa.nulls(num_rows)}).select([])
+    return pa.table(arrays, names=list(columns))
+
+
+# --- reading context -----------------------------------------------------------------------------
+
+
+class SplitContext:
+    """What a format reader needs about one split: the columns to produce, and where to
+    report a row that does not parse (with Druid's record and line numbers)."""
+
+    def __init__(self, source_uri: str | None, signature: list[tuple[str, str]],
+                 on_parse_error: Callable[[str, str], None], temp_dir: str | None = None):
+        self.source_uri = source_uri
+        self.signature = signature
+        self.names = [n for n, _ in signature]
+        self.on_parse_error = on_parse_error
+        self.temp_dir = temp_dir
+        self.records = 0  # rows parsed so far; Druid numbers a failing record after them
+
+    def parse_error(self, row_text: str, line: int | None, reason: str) -> None:
+        # Druid names no path for inline data (its entity has no URI).
+        where = [f"Path: {self.source_uri}"] if self.source_uri else []
+        where.append(f"Record: {self.records + 1}")
+        if line is not None:
+            where.append(f"Line: {line}")
+        self.on_parse_error(f"Unable to parse row [{_clip(row_text)}] ({', '.join(where)})", reason)
+
+
+def _clip(text: str, limit: int = 4000) -> str:
+    return text if len(text) <= limit else text[:limit] + f"...({len(text) - limit} more characters)"
+
+
+class LineBlocks:
+    """Decompressed text → blocks of whole lines, with the number of each block's first line."""
+
+    def __init__(self, stream, block_size: int = BLOCK_SIZE):
+        self.stream = stream
+        self.block_size = block_size
+        self.buf = b""
+        self.eof = False
+        self.next_line = 1
+        self._first = True
+
+    def _fill(self) -> bool:
+        if self.eof:
+            return False
+        chunk = self.stream.read(self.block_size)
+        if not chunk:
+            self.eof = True
+            return False
+        if self._first:
+            self._first = False
+            if chunk.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark is not data
+                chunk = chunk[3:]
+        self.buf += chunk
+        return True
+
+    def readline(self) -> bytes | None:
+        """One line without its terminator, or None at the end."""
+        while True:
+            cut = self.buf.find(b"\n")
+            if cut >= 0:
+                line, self.buf = self.buf[:cut], self.buf[cut + 1:]
+                self.next_line += 1
+                return line.rstrip(b"\r")
+            if not self._fill():
+                if not self.buf:
+                    return None
+                line, self.buf = self.buf, b""
+                self.next_line += 1
+                return line.rstrip(b"\r")
+
+    def __iter__(self) -> Iterator[tuple[bytes, int]]:
+        while True:
+            cut = self.buf.rfind(b"\n")
+            if cut < 0 or (len(self.buf) < self.block_size and not self.eof):
+                if self._fill():
+                    continue
+                cut = self.buf.rfind(b"\n")
+                if not self.buf:
+                    return
+                if cut < 0:  # last line, no terminator
+                    block, self.buf = self.buf, b""
+                    yield block, self.next_line
+                    self.next_line += 1
+                    return
+            block, self.buf = self.buf[:cut + 1], self.buf[cut + 1:]
+            first = self.next_line
+            self.next_line += block.count(b"\n")
+            yield block, first
+
+
+def _split_lines(block: bytes) -> list[str]:
+    text = block.decode("utf-8", "replace")
+    lines = text.split("\n")
+    if text.endswith("\n"):
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+# --- json -----------------------------------------------------------------------------------------
+
+_BLANK_LINE = re.compile(rb"(?m)^[ \t\r]*$")
+_FAST_TYPES = {"VARCHAR": pa.string(), "BIGINT": pa.int64(), "DOUBLE": pa.float64(), "FLOAT": pa.float64()}
+_TYPE_CHANGE = re.compile(r"Column\(/([^)/]*)\) changed from (\w+) to (\w+)")
+# A VARCHAR column whose JSON values are all booleans (or all integers) is parsed as such
+# and rendered as text by ``conform``, the way the line-by-line path renders them.
+_ADAPT = {"boolean": pa.bool_(), "number": pa.int64()}
+
+
+def read_json(stream, spec: dict, ctx: SplitContext) -> Iterator[pa.Table]:
+    """Newline-delimited JSON objects (Druid batch ingestion always splits JSON by line)."""
+    flattener = Flattener(spec.get("flattenSpec"))
+    wanted = [(n, t) for n, t in ctx.signature if flattener.trivial and flattener.visible_root(n)]
+    types = {n: _FAST_TYPES.get(t, pa.string()) for n, t in wanted}
+    declared = dict(wanted)
+    for block, first_line in LineBlocks(stream):
+        table = None
+        if flattener.trivial and wanted:
+            table = _json_fast(block, types, declared)
+        if table is None:
+            table = _json_lines(block, first_line, ctx, flattener)
+        else:
+            ctx.records += table.num_rows
+        yield table
+
+
+_SUSPECT = re.compile(rb"\n[\n\r \t]")
+
+
+def _has_blank_line(body: bytes) -> bool:
+    if body[:1] in (b"\n", b"\r", b" ", b"\t") or _SUSPECT.search(body):
+        return _BLANK_LINE.search(body) is not None
+    return False
+
+
+def _json_fast(block: bytes, types: dict[str, pa.DataType], declared: dict[str, str]) -> pa.Table | None:
+    body = block[:-1] if block.endswith(b"\n") else block
+    if not body or _has_blank_line(body):  # a blank line is a parse error: take the line path
+        return None
+    for _ in range(len(types) + 1):
+        schema = pa.schema([pa.field(n, t) for n, t in types.items()])
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise CannotParseExternalData(f"Unable to parse row [{line[:200]}] (Path: {uri}, Line: {number}): {e}") from None
-        rows.append({k: (v if isinstance(v, str) or v is None else json.dumps(v)) for k, v in row.items()})
-    return pa.Table.from_pylist(rows)
+            return pjson.read_json(pa.py_buffer(block), read_options=pjson.ReadOptions(block_size=len(block) + 1),
+                                   parse_options=pjson.ParseOptions(explicit_schema=schema,
+                                                                    unexpected_field_behavior="ignore"))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+            m = _TYPE_CHANGE.search(str(e))
+            if m is None:
+                return None
+            name, was, now = m.groups()
+            if declared.get(name) != "VARCHAR" or types.get(name) != pa.string() or was != "string" \
+                    or now not in _ADAPT:
+                return None
+            types[name] = _ADAPT[now]  # remembered for the rest of the split
+    return None
 
 
-def _read_delimited(data: bytes, uri: str, spec: dict) -> pa.Table:
-    skip = int(spec.get("skipHeaderRows", 0))
-    delimiter = "," if spec["type"] == "csv" else spec.get("delimiter", "\t")
-    names = spec.get("columns")
-    if spec.get("findColumnsFromHeader"):
-        import csv
-        lines = data.split(b"\n", skip + 1)
-        if len(lines) <= skip:
-            return pa.table({})
-        names = next(csv.reader([lines[skip].decode("utf-8", "replace").rstrip("\r")], delimiter=delimiter))
-        skip += 1
-    read_options = pcsv.ReadOptions(column_names=names, skip_rows=skip, block_size=1 << 24)
-    parse_options = pcsv.ParseOptions(delimiter=delimiter, quote_char='"' if spec["type"] == "csv" else False)
-    # Every column is read as text, then converted by signature type like the JSON path;
-    # Druid reads an empty field as null.
-    convert = pcsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=True,
-                                  null_values=[""])
+def _json_lines(block: bytes, first_line: int, ctx: SplitContext, flattener: Flattener) -> pa.Table:
+    names = [n for n in ctx.names if flattener.trivial is False or flattener.visible_root(n)]
+    rows = []
+    loads = json.loads
+    for i, line in enumerate(_split_lines(block)):
+        try:
+            row = loads(line)
+            if not isinstance(row, dict):
+                raise ValueError(f"expected a JSON object, got {type(row).__name__}")
+        except ValueError as e:
+            ctx.parse_error(line, first_line + i, str(e))
+            continue
+        if not flattener.trivial:
+            row = flattener.flatten(row)
+        rows.append(row)
+        ctx.records += 1
+    return rows_to_table({n: [r.get(n) for r in rows] for n in names}, ctx.signature, len(rows))
+
+
+# --- csv and tsv ----------------------------------------------------------------------------------
+
+
+def read_delimited(stream, spec: dict, ctx: SplitContext) -> Iterator[pa.Table]:
+    is_csv = spec["type"] == "csv"
+    delimiter = _delimiter(spec)
+    lines = LineBlocks(stream)
+    for _ in range(int(spec.get("skipHeaderRows") or 0)):
+        if lines.readline() is None:
+            return
+    if spec.get("findColumnsFromHeader") or spec.get("hasHeaderRow"):
+        header = lines.readline()
+        if header is None:
+            return
+        names = _split_row(header.decode("utf-8", "replace"), delimiter, is_csv)
+    else:
+        names = list(spec["columns"])
+    wanted = [n for n in ctx.names if n in names]
+    single_char = len(delimiter) == 1
+    for block, first_line in lines:
+        fast = single_char and (not is_csv or _quotes_balanced(block))
+        table = _delimited_fast(block, names, wanted, delimiter, is_csv, ctx) if fast else None
+        if table is None:
+            table = _delimited_lines(block, first_line, names, wanted, delimiter, is_csv, ctx)
+        yield table
+
+
+def _split_row(line: str, delimiter: str, is_csv: bool) -> list[str]:
+    if is_csv:
+        return next(csv.reader([line], delimiter=delimiter, strict=True), [])
+    return line.split(delimiter)
+
+
+def _quotes_balanced(block: bytes) -> bool:
+    """Every line has an even number of quotes, so no quoted value runs past its line
+    (Druid parses CSV line by line) and pyarrow's reading is Druid's."""
+    if b'"' not in block:
+        return True
+    arr = np.frombuffer(block, dtype=np.uint8)
+    quotes = np.cumsum(arr == 34)
+    ends = np.flatnonzero(arr == 10)
+    per_line = np.diff(np.concatenate(([0], quotes[ends], [quotes[-1]])))
+    return not (per_line & 1).any()
+
+
+def _delimited_fast(block, names, wanted, delimiter, is_csv, ctx) -> pa.Table | None:
+    odd: list[str] = []
+
+    def on_invalid(row) -> str:
+        odd.append(row.text)  # too few or too many fields: Druid zips what is there
+        return "skip"
+
     try:
-        return pcsv.read_csv(io.BytesIO(data), read_options=read_options, parse_options=parse_options,
-                             convert_options=convert)
-    except pa.ArrowInvalid as e:
-        raise CannotParseExternalData(f"Unable to parse row (Path: {uri}): {e}") from None
+        table = pcsv.read_csv(
+            pa.py_buffer(block),
+            read_options=pcsv.ReadOptions(column_names=names, use_threads=False, block_size=len(block) + 1),
+            parse_options=pcsv.ParseOptions(delimiter=delimiter, quote_char='"' if is_csv else False,
+                                            double_quote=True, escape_char=False, newlines_in_values=False,
+                                            ignore_empty_lines=True, invalid_row_handler=on_invalid),
+            convert_options=pcsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                                include_columns=wanted or names[:1], strings_can_be_null=True,
+                                                quoted_strings_can_be_null=True, null_values=[""]))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowKeyError):
+        return None
+    if not wanted:
+        table = table.select([])
+    if odd:
+        extra = _zip_rows([_split_row(t, delimiter, is_csv) for t in odd], names, wanted, ctx.signature)
+        table = pa.concat_tables([table, extra.cast(table.schema)]) if table.num_rows else extra
+    ctx.records += table.num_rows
+    return table
+
+
+def _zip_rows(rows: list[list[str]], names, wanted, signature) -> pa.Table:
+    index = {n: i for i, n in enumerate(names)}
+    columns = {n: [] for n in wanted}
+    for values in rows:
+        for n in wanted:
+            i = index[n]
+            v = values[i] if i < len(values) else None
+            columns[n].append(v if v != "" else None)
+    strings = {n: pa.array(v, pa.string()) for n, v in columns.items()}
+    return pa.table(strings) if strings else pa.table({"x": pa.nulls(len(rows))}).select([])
+
+
+def _delimited_lines(block, first_line, names, wanted, delimiter, is_csv, ctx) -> pa.Table:
+    rows = []
+    for i, line in enumerate(_split_lines(block)):
+        if not line:
+            continue  # pyarrow's path skips empty lines too
+        try:
+            rows.append(_split_row(line, delimiter, is_csv))
+        except csv.Error as e:
+            ctx.parse_error(line, first_line + i, str(e))
+            continue
+        ctx.records += 1
+    return _zip_rows(rows, names, wanted, ctx.signature)
+
+
+# --- lines and regex ------------------------------------------------------------------------------
+
+
+def read_lines(stream, spec: dict, ctx: SplitContext) -> Iterator[pa.Table]:
+    """Each line is a row with one STRING column, ``line``."""
+    for block, _ in LineBlocks(stream):
+        lines = _split_lines(block)
+        ctx.records += len(lines)
+        yield pa.table({"line": pa.array(lines, pa.string())})
+
+
+def read_regex(stream, spec: dict, ctx: SplitContext) -> Iterator[pa.Table]:
+    pattern = spec["pattern"]
+    compiled = re.compile(_java_regex(pattern))
+    names = spec.get("columns") or [f"column_{i}" for i in range(1, compiled.groups + 1)]
+    wanted = [n for n in ctx.names if n in names]
+    index = {n: i for i, n in enumerate(names)}
+    for block, first_line in LineBlocks(stream):
+        columns: dict[str, list] = {n: [] for n in wanted}
+        for i, line in enumerate(_split_lines(block)):
+            m = compiled.fullmatch(line)
+            if m is None:
+                ctx.parse_error(line, first_line + i, f"Incorrect Regex: {pattern} . No match found.")
+                continue
+            groups = m.groups()
+            for n in wanted:
+                j = index[n]
+                v = groups[j] if j < len(groups) else None
+                columns[n].append(v if v != "" else None)
+            ctx.records += 1
+        yield pa.table({n: pa.array(v, pa.string()) for n, v in columns.items()}) if columns else \
+            pa.table({"x": pa.nulls(ctx.records)}).select([])
+
+
+# --- parquet, orc, avro ---------------------------------------------------------------------------
+
+
+def _binary_as_string(table: pa.Table) -> pa.Table:
+    for i, f in enumerate(table.schema):
+        if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type):
+            table = table.set_column(i, f.name, pc.cast(table.column(i), pa.string(), safe=False))
+    return table
+
+
+def _flatten_table(table: pa.Table, flattener: Flattener, ctx: SplitContext) -> pa.Table:
+    """Apply a flattenSpec with paths to one batch of nested rows."""
+    rows = [flattener.flatten(r) for r in table.to_pylist()]
+    return rows_to_table({n: [r.get(n) for r in rows] for n in ctx.names}, ctx.signature, len(rows))
+
+
+def _root_columns(flattener: Flattener, ctx: SplitContext, available: list[str]) -> list[str]:
+    """The top-level columns a batch must carry for the signature and the flattenSpec."""
+    needed = set()
+    for n in ctx.names:
+        if flattener.visible_root(n):
+            needed.add(n)
+    for name, steps in flattener.fields:
+        if steps is None:
+            needed.add(name)
+        elif steps and steps[0][0] == "key":
+            needed.add(steps[0][1])
+        else:
+            return list(available)
+    return [c for c in available if c in needed]
+
+
+def read_parquet(source, spec: dict, ctx: SplitContext) -> Iterator[pa.Table]:
+    import pyarrow.parquet as pq
+    flattener = Flattener(spec.get("flattenSpec"), allow_jq=False, fmt="parquet")
+    pf = pq.ParquetFile(source)
+    available = pf.schema_arrow.names
+    columns = _root_columns(flattener, ctx, available)
+    if not columns:
+        for i in range(pf.num_row_groups):
+            n = pf.metadata.row_group(i).num_rows
+            ctx.records += n
+            yield pa.table({"x": pa.nulls(n)}).select([])
+        return
+    for batch in pf.iter_batches(batch_size=ROW_BATCH, columns=columns, use_threads=False):
+        yield _finish_batch(pa.Table.from_batches([batch]), spec, flattener, ctx)
+
+
+def _finish_batch(table: pa.Table, spec: dict, flattener: Flattener, ctx: SplitContext) -> pa.Table:
+    if spec.get("binaryAsString"):
+        table = _binary_as_string(table)
+    ctx.records += table.num_rows
+    if not flattener.trivial:
+        return _flatten_table(table, flattener, ctx)
+    if not flattener.discovery:
+        table = table.select([c for c in table.column_names if c in flattener.root_names])
+    return table
+
+
+def read_orc(source, spec: dict, ctx: SplitContext) -> Iterator[pa.Table]:
+    import pyarrow.orc as po
+    flattener = Flattener(spec.get("flattenSpec"), allow_jq=False, fmt="orc")
+    of = po.ORCFile(source)
+    available = of.schema.names
+    columns = _root_columns(flattener, ctx, available)
+    for i in range(of.nstripes):
+        stripe = of.read_stripe(i, columns=columns or available[:1])
+        table = pa.Table.from_batches([stripe]) if isinstance(stripe, pa.RecordBatch) else stripe
+        if not columns:
+            table = table.select([])
+        for offset in range(0, max(table.num_rows, 1), ROW_BATCH):
+            part = table.slice(offset, ROW_BATCH)
+            if part.num_rows or table.num_rows == 0:
+                yield _finish_batch(part, spec, flattener, ctx)
+
+
+def read_avro(stream, spec: dict, ctx: SplitContext) -> Iterator[pa.Table]:
+    import fastavro
+    flattener = Flattener(spec.get("flattenSpec"), allow_jq=True, fmt="avro_ocf")
+    reader_schema = spec.get("schema")
+    try:
+        reader = fastavro.reader(stream, reader_schema=fastavro.parse_schema(reader_schema)
+                                 if reader_schema else None)
+    except (ValueError, TypeError, EOFError, StopIteration) as e:
+        from msqcore.errors import UnknownError
+        raise UnknownError(f"Cannot read Avro container file [{ctx.source_uri}]: {e}") from None
+    binary_as_string = bool(spec.get("binaryAsString"))
+    batch: list[dict] = []
+    for record in reader:
+        if binary_as_string:
+            record = {k: (v.decode("utf-8", "replace") if isinstance(v, (bytes, bytearray)) else v)
+                      for k, v in record.items()}
+        batch.append(flattener.flatten(record))
+        if len(batch) >= ROW_BATCH // 4:
+            yield _avro_table(batch, ctx)
+            batch = []
+    if batch:
+        yield _avro_table(batch, ctx)
+
+
+def _avro_table(rows: list[dict], ctx: SplitContext) -> pa.Table:
+    ctx.records += len(rows)
+    return rows_to_table({n: [r.get(n) for r in rows] for n in ctx.names}, ctx.signature, len(rows))
+
+
+TEXT_READERS = {"json": read_json, "csv": read_delimited, "tsv": read_delimited, "lines": read_lines,
+                "regex": read_regex, "avro_ocf": read_avro}
+RANDOM_ACCESS_READERS = {"parquet": read_parquet, "orc": read_orc}

@@ -4,6 +4,7 @@ Broker would have produced: what payloads and stage definitions show.
 from __future__ import annotations
 
 import json
+import re
 
 from msqcore.planner.expressions import Call, ColumnRef, Expr, Literal, native_type
 from msqcore.planner.query import ExternalSource, LogicalQuery, TableSource
@@ -36,6 +37,8 @@ def filter_json(e: Expr) -> dict:
             return {"type": "not", "field": filter_json(e.args[0])}
         if e.op == "isnull" and isinstance(e.args[0], ColumnRef):
             return {"type": "null", "column": e.args[0].name}
+        if e.op == "notnull" and isinstance(e.args[0], ColumnRef):
+            return {"type": "not", "field": {"type": "null", "column": e.args[0].name}}
         if e.op in _FLIP and len(e.args) == 2:
             col, lit, op = e.args[0], e.args[1], e.op
             if isinstance(col, Literal) and isinstance(lit, ColumnRef):
@@ -50,9 +53,10 @@ def filter_json(e: Expr) -> dict:
                 side, open_ = _RANGE[op]
                 return {"type": "range", "column": col.name, "matchValueType": vt, side: lit.value,
                         f"{side}Open": open_}
-        if e.op == "like" and isinstance(e.args[0], ColumnRef):
-            pattern = e.native_fmt.split(",", 1)[1].rsplit(")", 1)[0]
-            return {"type": "like", "dimension": e.args[0].name, "pattern": pattern.strip("'")}
+        like = re.fullmatch(r"like\(\{0\},'((?:[^'\\]|\\.)*)'\)", e.native_fmt) if e.op == "like" else None
+        if like and isinstance(e.args[0], ColumnRef) and "\\" not in like.group(1):
+            # a plain pattern (no ESCAPE, nothing escaped): Druid's like filter
+            return {"type": "like", "dimension": e.args[0].name, "pattern": like.group(1)}
     return {"type": "expression", "expression": e.native()}
 
 

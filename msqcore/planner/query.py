@@ -52,7 +52,8 @@ class InlineSource:
 
     def table(self) -> pa.Table:
         if not self.signature:
-            return pa.table({"__dummy": pa.nulls(len(self.rows))}).select([])
+            # a column no query can name: a table without columns loses its row count in transit
+            return pa.table({"__dummy": pa.nulls(len(self.rows))})
         columns = list(zip(*self.rows))
         return pa.table([pa.array(list(c), arrow_type(t)) for c, (_, t) in zip(columns, self.signature)],
                         names=[n for n, _ in self.signature])

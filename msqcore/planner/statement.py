@@ -46,12 +46,29 @@ def parse_sql(sql: str, expression: str | None = None) -> exp.Expression:
         return sqlglot.parse_one(expression if expression is not None else sql, read=DIALECT)
     except ParseError as e:
         err = e.errors[0] if e.errors else {}
+        arity = _arity_error(err)
+        if arity:
+            raise InvalidInput(arity) from None
         description = re.sub(r"<Token token_type: TokenType\.\w+, text: ([^,]*),[^>]*>", r"[\1]",
                              str(err.get("description", e)))
         raise InvalidSqlInput(f"Incorrect syntax near [{err.get('highlight', '')}]: {description}",
                               line=err.get("line"), col=err.get("col")) from None
     except TokenError as e:
         raise InvalidSqlInput(f"Incorrect syntax: {e}") from None
+
+
+def _arity_error(err: dict) -> str | None:
+    """sqlglot refuses a wrong argument count of functions it knows while parsing; say it
+    the way Druid's validator does."""
+    description = str(err.get("description", ""))
+    if "number of provided arguments" not in description and not description.startswith("Required keyword"):
+        return None
+    match = re.search(r"([A-Za-z_][A-Za-z0-9_]*)\s*\([^()]*$", str(err.get("start_context", "")))
+    if match is None:
+        return None
+    most = re.search(r"maximum number of supported arguments \((\d+)\)", description)
+    expecting = f"{most.group(1)} arguments" if most else "more arguments"
+    return f"Invalid number of arguments to function '{match.group(1).upper()}'. Was expecting {expecting}"
 
 
 def _tokens(sql: str):

@@ -128,7 +128,14 @@ def plan_task(sql: str, context: dict | None, parameters: list | None, catalog: 
     rows_per_segment = _int_context(ctx, "rowsPerSegment", DEFAULT_ROWS_PER_SEGMENT)
     if rows_per_segment < 1:
         raise InvalidInput(f"rowsPerSegment must be positive, got [{rows_per_segment}]")
-    ctx.setdefault("maxParseExceptions", 0)
+    # SQL submissions are strict (0) unless mode=nonStrict (unlimited), as in Druid.
+    ctx.setdefault("maxParseExceptions", -1 if str(ctx.get("mode", "strict")).lower() == "nonstrict" else 0)
+    if _int_context(ctx, "maxParseExceptions", 0) < -1:
+        raise InvalidInput(f"Invalid value [{ctx['maxParseExceptions']}] for [maxParseExceptions]; it must be -1 "
+                           "(unlimited) or more")
+    if str(ctx.get("taskAssignment", "max")).lower() not in ("max", "auto"):
+        raise InvalidInput(f"Unsupported value [{ctx['taskAssignment']}] for [taskAssignment]; "
+                           "expected one of [max, auto]")
 
     query = compile_query(statement.select, catalog, parameters,
                           dict(ctx, __startTimeMillis=start))
