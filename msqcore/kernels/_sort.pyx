@@ -1,0 +1,514 @@
+# cython: language_level=3
+"""Sorting and k-way merging of binary sort keys (the frame keys of ``_frame.encode_keys``).
+
+* ``argsort_keys``: a stable sort of variable-length keys: a multikey (three-way radix)
+  quicksort over 8-byte big-endian words cached next to the row index, so partitioning
+  reads the keys once per 8 bytes of depth; equal keys keep their input order.
+* ``search_keys``: where boundary keys fall in a sorted order (partition split points).
+* ``Merger``: a loser tree over k sorted batches ("cursors"). ``run`` pops rows in key
+  order into ``out_sources`` / ``out_rows`` until a frame's worth of bits is collected, a
+  cursor needs its next batch, the partition boundary is reached, or every cursor is done.
+
+Everything runs without the GIL; the comparison primitives are ``noexcept nogil``.
+"""
+from libc.stdint cimport INT32_MAX, int32_t, int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcmp, memcpy
+
+import numpy as np
+
+from msqcore.kernels._frame cimport ColView, FrameSource
+
+cdef extern from *:
+    """
+    static inline uint64_t msq_sort_bswap64(uint64_t x) { return __builtin_bswap64(x); }
+    static inline void msq_prefetch(const void *p) { __builtin_prefetch(p, 0, 0); }
+    """
+    uint64_t msq_sort_bswap64(uint64_t x) noexcept nogil
+    void msq_prefetch(const void* p) noexcept nogil
+
+
+cdef enum:
+    R_DONE = 0
+    R_FULL = 1
+    R_REFILL = 2
+    R_BOUNDARY = 3
+
+DONE = R_DONE
+FULL = R_FULL
+REFILL = R_REFILL
+BOUNDARY = R_BOUNDARY
+
+cdef int64_t SMALL = 16
+
+
+cdef inline int64_t ld_off(const uint8_t* p, bint large, int64_t i) noexcept nogil:
+    cdef int32_t a
+    cdef int64_t b
+    if large:
+        memcpy(&b, p + 8 * i, 8)
+        return b
+    memcpy(&a, p + 4 * i, 4)
+    return a
+
+
+cdef int cmp_bytes(const uint8_t* a, int64_t la, const uint8_t* b, int64_t lb) noexcept nogil:
+    """Unsigned lexicographic comparison, a shorter prefix first: -1, 0 or 1."""
+    cdef int r = memcmp(a, b, <size_t>(la if la < lb else lb))
+    if r != 0:
+        return -1 if r < 0 else 1
+    return (la > lb) - (la < lb)
+
+
+# --- argsort --------------------------------------------------------------------------------------
+
+cdef struct Task:
+    int64_t lo
+    int64_t hi
+    int64_t depth       # -1: the keys are equal, order by row index
+    bint load
+
+
+cdef inline void load_word(SortItem* it, const int64_t* offsets, const uint8_t* data, int64_t depth) noexcept nogil:
+    cdef int64_t s, avail
+    cdef uint64_t w = 0
+    if depth < 0:
+        it.word = <uint64_t>it.idx
+        it.rem = 0
+        return
+    s = offsets[it.idx] + depth
+    avail = offsets[it.idx + 1] - s
+    if avail >= 8:
+        memcpy(&w, data + s, 8)
+        it.rem = 8
+    elif avail > 0:
+        memcpy(&w, data + s, <size_t>avail)
+        it.rem = <uint32_t>avail
+    else:
+        it.rem = 0
+    it.word = msq_sort_bswap64(w)
+
+
+cdef inline int item_cmp(const SortItem* a, const SortItem* b) noexcept nogil:
+    if a.word != b.word:
+        return -1 if a.word < b.word else 1
+    return (a.rem > b.rem) - (a.rem < b.rem)
+
+
+cdef inline int full_cmp(const SortItem* a, const SortItem* b, const int64_t* offsets, const uint8_t* data,
+                         int64_t depth) noexcept nogil:
+    """(key, idx) order of two items whose words at ``depth`` are loaded."""
+    cdef int64_t sa, sb
+    cdef int r = item_cmp(a, b)
+    if r != 0:
+        return r
+    if depth >= 0 and a.rem == 8:
+        sa = offsets[a.idx] + depth + 8
+        sb = offsets[b.idx] + depth + 8
+        r = cmp_bytes(data + sa, offsets[a.idx + 1] - sa, data + sb, offsets[b.idx + 1] - sb)
+        if r != 0:
+            return r
+    return (a.idx > b.idx) - (a.idx < b.idx)
+
+
+cdef inline void load_words(SortItem* items, int64_t lo, int64_t hi, const int64_t* offsets,
+                            const uint8_t* data, int64_t depth) noexcept nogil:
+    cdef int64_t i
+    if depth >= 0:
+        for i in range(lo, hi):
+            if i + 16 < hi:
+                msq_prefetch(&offsets[items[i + 16].idx])
+            if i + 8 < hi:
+                msq_prefetch(data + offsets[items[i + 8].idx] + depth)
+            load_word(&items[i], offsets, data, depth)
+    else:
+        for i in range(lo, hi):
+            load_word(&items[i], offsets, data, depth)
+
+
+cdef inline void swap_items(SortItem* items, int64_t i, int64_t j) noexcept nogil:
+    cdef SortItem t = items[i]
+    items[i] = items[j]
+    items[j] = t
+
+
+cdef inline int push(Task** stack, int64_t* size, int64_t* cap, int64_t lo, int64_t hi, int64_t depth,
+                     bint load) noexcept nogil:
+    cdef Task* grown
+    if hi - lo < 2:
+        return 0
+    if size[0] == cap[0]:
+        grown = <Task*>realloc(stack[0], sizeof(Task) * cap[0] * 2)
+        if grown == NULL:
+            return -1
+        stack[0] = grown
+        cap[0] *= 2
+    stack[0][size[0]].lo = lo
+    stack[0][size[0]].hi = hi
+    stack[0][size[0]].depth = depth
+    stack[0][size[0]].load = load
+    size[0] += 1
+    return 0
+
+
+cdef int argsort_items(SortItem* items, int64_t n, const int64_t* offsets, const uint8_t* data) noexcept nogil:
+    """Sort ``items`` (idx filled in) by (key, idx). Returns 0, or -1 if out of memory."""
+    cdef int64_t size = 0, cap = 64, lo, hi, depth, i, j, lt, gt, mid
+    cdef bint load
+    cdef Task* stack = <Task*>malloc(sizeof(Task) * cap)
+    cdef SortItem pivot, tmp
+    cdef int c
+    if stack == NULL:
+        return -1
+    if push(&stack, &size, &cap, 0, n, 0, True) < 0:
+        free(stack)
+        return -1
+    while size > 0:
+        size -= 1
+        lo = stack[size].lo
+        hi = stack[size].hi
+        depth = stack[size].depth
+        load = stack[size].load
+        if hi - lo <= SMALL:
+            if load:
+                load_words(items, lo, hi, offsets, data, depth)
+            for i in range(lo + 1, hi):
+                tmp = items[i]
+                j = i
+                while j > lo and full_cmp(&items[j - 1], &tmp, offsets, data, depth) > 0:
+                    items[j] = items[j - 1]
+                    j -= 1
+                items[j] = tmp
+            continue
+        if load:
+            load_words(items, lo, hi, offsets, data, depth)
+        # median of three as the pivot
+        mid = lo + (hi - lo) // 2
+        if item_cmp(&items[mid], &items[lo]) < 0:
+            swap_items(items, mid, lo)
+        if item_cmp(&items[hi - 1], &items[lo]) < 0:
+            swap_items(items, hi - 1, lo)
+        if item_cmp(&items[hi - 1], &items[mid]) < 0:
+            swap_items(items, hi - 1, mid)
+        pivot = items[mid]
+        # three-way partition: [lo, lt) < pivot, [lt, gt) == pivot, [gt, hi) > pivot
+        lt = lo
+        i = lo
+        gt = hi
+        while i < gt:
+            c = item_cmp(&items[i], &pivot)
+            if c < 0:
+                swap_items(items, lt, i)
+                lt += 1
+                i += 1
+            elif c > 0:
+                gt -= 1
+                swap_items(items, i, gt)
+            else:
+                i += 1
+        if push(&stack, &size, &cap, lo, lt, depth, False) < 0 \
+                or push(&stack, &size, &cap, gt, hi, depth, False) < 0:
+            free(stack)
+            return -1
+        if depth >= 0:
+            if pivot.rem == 8:
+                c = push(&stack, &size, &cap, lt, gt, depth + 8, True)
+            else:
+                c = push(&stack, &size, &cap, lt, gt, -1, True)     # equal keys: by row
+            if c < 0:
+                free(stack)
+                return -1
+    free(stack)
+    return 0
+
+
+def argsort_keys(const int64_t[::1] offsets, const uint8_t[::1] data):
+    """Stable argsort of the keys ``data[offsets[i]:offsets[i + 1]]`` in unsigned byte order.
+
+    Returns int64[n]. Keys are compared like ``bytes`` (a prefix sorts first).
+    """
+    cdef:
+        Py_ssize_t n = offsets.shape[0] - 1
+        Py_ssize_t i
+        int rc = 0
+        SortItem* items
+        int64_t[::1] out
+        const uint8_t* d = NULL
+        bint bad = False
+    if n < 0:
+        raise ValueError("offsets are empty")
+    if n > INT32_MAX:
+        raise ValueError(f"too many keys for one in-memory sort: {n}")
+    with nogil:
+        for i in range(n):
+            if offsets[i] < 0 or offsets[i + 1] < offsets[i] or offsets[i + 1] > data.shape[0]:
+                bad = True
+                break
+    if bad:
+        raise ValueError("key offsets out of order or out of bounds")
+    if data.shape[0] > 0:
+        d = &data[0]
+    result = np.empty(n, dtype=np.int64)
+    out = result
+    if n == 0:
+        return result
+    items = <SortItem*>malloc(sizeof(SortItem) * n)
+    if items == NULL:
+        raise MemoryError()
+    with nogil:
+        for i in range(n):
+            items[i].idx = <int32_t>i
+        rc = argsort_items(items, n, &offsets[0], d)
+        if rc == 0:
+            for i in range(n):
+                out[i] = items[i].idx
+    free(items)
+    if rc != 0:
+        raise MemoryError()
+    return result
+
+
+def search_keys(const int64_t[::1] offsets, const uint8_t[::1] data, const int64_t[::1] order, list bounds):
+    """For each boundary key, the first position p in ``order`` with key(order[p]) >= boundary.
+
+    ``order`` must sort the keys (e.g. ``argsort_keys``); returns int64[len(bounds)].
+    """
+    cdef:
+        Py_ssize_t n = order.shape[0]
+        Py_ssize_t b, lo, hi, mid
+        int64_t r
+        const uint8_t* d = NULL
+        const uint8_t* bp
+        Py_ssize_t bl
+        bytes key
+    if data.shape[0] > 0:
+        d = &data[0]
+    result = np.empty(len(bounds), dtype=np.int64)
+    for b in range(len(bounds)):
+        key = bounds[b]
+        bp = <const uint8_t*><const char*>key
+        bl = len(key)
+        lo = 0
+        hi = n
+        with nogil:
+            while lo < hi:
+                mid = (lo + hi) // 2
+                r = order[mid]
+                if cmp_bytes(d + offsets[r], offsets[r + 1] - offsets[r], bp, bl) < 0:
+                    lo = mid + 1
+                else:
+                    hi = mid
+        result[b] = lo
+    return result
+
+
+# --- k-way merge -----------------------------------------------------------------------------------
+
+cdef class Merger:
+    """Loser-tree merge of ``k`` key-sorted batch sequences.
+
+    Protocol: ``set_cursor`` (or ``set_done``) for every cursor, ``build()``, then call
+    ``run(budget_bits)`` repeatedly. It returns
+
+    * ``FULL``: ``out_sources[:count]`` / ``out_rows[:count]`` hold a frame's worth of rows
+      (or ``capacity`` rows); write them, then ``reset_output()`` (and ``set_slot`` as needed);
+    * ``REFILL``: cursor ``refill`` used up its batch; give it the next with ``set_cursor``;
+    * ``BOUNDARY``: the next key is >= the boundary given to ``set_boundary``;
+    * ``DONE``: every cursor is done.
+
+    Ties go to the lower cursor index, so merging runs in creation order is stable.
+    """
+
+    def __cinit__(self, int k, Py_ssize_t capacity):
+        cdef int i
+        cdef int32_t[::1] s
+        cdef int64_t[::1] r
+        if k < 1:
+            raise ValueError("a merge needs at least one input")
+        if capacity < 1:
+            raise ValueError("capacity must be positive")
+        self.k = k
+        self.cur = <Cursor*>malloc(sizeof(Cursor) * k)
+        self.tree = <int32_t*>malloc(sizeof(int32_t) * k)
+        if self.cur == NULL or self.tree == NULL:
+            raise MemoryError()
+        for i in range(k):
+            self.cur[i].koff = NULL
+            self.cur[i].kdata = NULL
+            self.cur[i].costs = NULL
+            self.cur[i].pos = 0
+            self.cur[i].n = 0
+            self.cur[i].slot = -1
+            self.cur[i].last = True
+            self.cur[i].done = True
+        self._sources = [None] * k
+        self._boundary = None
+        self.has_boundary = False
+        self.out_sources = np.zeros(capacity, dtype=np.int32)
+        self.out_rows = np.zeros(capacity, dtype=np.int64)
+        s = self.out_sources
+        r = self.out_rows
+        self.osrc = &s[0]
+        self.orow = &r[0]
+        self.count = 0
+        self.capacity = capacity
+        self.acc = 0
+        self.refill = -1
+        self.built = False
+
+    def __dealloc__(self):
+        free(self.cur)
+        free(self.tree)
+
+    def set_cursor(self, int i, FrameSource source, int slot, bint last):
+        """Make ``source`` (a non-empty batch with a key column) cursor ``i``'s current batch."""
+        cdef Cursor* c
+        cdef const ColView* kv
+        if i < 0 or i >= self.k:
+            raise IndexError(f"cursor {i} out of range")
+        if not source.has_key or source.costs is None:
+            raise ValueError("merge inputs need a key column and row costs")
+        if source.num_rows == 0:
+            raise ValueError("merge inputs must not be empty batches")
+        if self.built and self.refill != i:
+            raise RuntimeError(f"cursor {i} is not waiting for a batch")
+        kv = &source.cols[source.num_columns]
+        c = &self.cur[i]
+        c.koff = kv.offsets
+        c.klarge = kv.large
+        c.kdata = kv.data
+        c.costs = source.cost_ptr
+        c.pos = 0
+        c.n = source.num_rows
+        c.slot = slot
+        c.last = last
+        c.done = False
+        self._sources[i] = source
+        if self.built:
+            self.refill = -1
+            self.replay(i)
+
+    def set_done(self, int i):
+        """Cursor ``i`` has no (more) batches."""
+        if i < 0 or i >= self.k:
+            raise IndexError(f"cursor {i} out of range")
+        if self.built and self.refill != i:
+            raise RuntimeError(f"cursor {i} is not waiting for a batch")
+        self.cur[i].done = True
+        self._sources[i] = None
+        if self.built:
+            self.refill = -1
+            self.replay(i)
+
+    def set_slot(self, int i, int slot):
+        if i < 0 or i >= self.k:
+            raise IndexError(f"cursor {i} out of range")
+        self.cur[i].slot = slot
+
+    def set_boundary(self, boundary):
+        """Stop (``BOUNDARY``) before the first key >= ``boundary``; None: no boundary."""
+        self._boundary = None if boundary is None else bytes(boundary)
+        self.has_boundary = boundary is not None
+
+    def reset_output(self):
+        self.count = 0
+        self.acc = 0
+
+    def build(self):
+        cdef int node, a, b, i
+        cdef int32_t* win
+        if self.built:
+            raise RuntimeError("already built")
+        if self.k > 1:
+            win = <int32_t*>malloc(sizeof(int32_t) * 2 * self.k)
+            if win == NULL:
+                raise MemoryError()
+            for i in range(self.k):
+                win[self.k + i] = i
+            for node in range(self.k - 1, 0, -1):
+                a = win[2 * node]
+                b = win[2 * node + 1]
+                if self.beats(a, b):
+                    win[node] = a
+                    self.tree[node] = b
+                else:
+                    win[node] = b
+                    self.tree[node] = a
+            self.tree[0] = win[1]
+            free(win)
+        else:
+            self.tree[0] = 0
+        self.built = True
+
+    cdef bint beats(self, int a, int b) noexcept nogil:
+        cdef Cursor* ca = &self.cur[a]
+        cdef Cursor* cb = &self.cur[b]
+        cdef int64_t sa, sb
+        cdef int r
+        if ca.done:
+            return cb.done and a < b
+        if cb.done:
+            return True
+        sa = ld_off(ca.koff, ca.klarge, ca.pos)
+        sb = ld_off(cb.koff, cb.klarge, cb.pos)
+        r = cmp_bytes(ca.kdata + sa, ld_off(ca.koff, ca.klarge, ca.pos + 1) - sa,
+                      cb.kdata + sb, ld_off(cb.koff, cb.klarge, cb.pos + 1) - sb)
+        if r != 0:
+            return r < 0
+        return a < b
+
+    cdef void replay(self, int i) noexcept nogil:
+        cdef int w = i, t
+        cdef int node = (i + self.k) >> 1
+        while node >= 1:
+            if self.beats(self.tree[node], w):
+                t = self.tree[node]
+                self.tree[node] = w
+                w = t
+            node >>= 1
+        self.tree[0] = w
+
+    def run(self, int64_t budget_bits):
+        """Pop rows in key order; returns DONE, FULL, REFILL or BOUNDARY (see the class doc)."""
+        cdef int w, reason
+        cdef Cursor* c
+        cdef int64_t s, cost
+        cdef const uint8_t* bp = NULL
+        cdef Py_ssize_t bl = 0
+        if not self.built:
+            raise RuntimeError("build() first")
+        if self.refill >= 0:
+            raise RuntimeError(f"cursor {self.refill} is waiting for its next batch")
+        if self.has_boundary:
+            bp = <const uint8_t*><const char*>self._boundary
+            bl = len(self._boundary)
+        with nogil:
+            while True:
+                w = self.tree[0]
+                c = &self.cur[w]
+                if c.done:
+                    reason = R_DONE
+                    break
+                if self.has_boundary:
+                    s = ld_off(c.koff, c.klarge, c.pos)
+                    if cmp_bytes(c.kdata + s, ld_off(c.koff, c.klarge, c.pos + 1) - s, bp, bl) >= 0:
+                        reason = R_BOUNDARY
+                        break
+                cost = c.costs[c.pos]
+                if self.count > 0 and (self.acc + cost > budget_bits or self.count >= self.capacity):
+                    reason = R_FULL
+                    break
+                self.osrc[self.count] = c.slot
+                self.orow[self.count] = c.pos
+                self.count += 1
+                self.acc += cost
+                c.pos += 1
+                if c.pos >= c.n:
+                    if c.last:
+                        c.done = True
+                    else:
+                        self.refill = w
+                        reason = R_REFILL
+                        break
+                self.replay(w)
+        return reason

@@ -1,0 +1,639 @@
+"""Frames: msqcore.engine.frames and its Cython kernel msqcore.kernels._frame.
+
+A pure-Python key encoder (``ref_key``) and SQL comparator (``sql_cmp``) serve as the
+reference: keys must match the encoder byte for byte, and byte order must match SQL order.
+``test_sorter`` imports the reference helpers from here.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import os
+import struct
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from msqcore.engine import frames as F
+from msqcore.engine.frames import (
+    MULTI_VALUE_METADATA,
+    ColumnTypeNotSupported,
+    FrameCorruptError,
+    FrameFileReader,
+    FrameFileWriter,
+    FrameType,
+    RowTooLarge,
+    decode_frame,
+    encode_frames,
+    encode_keys,
+    frame_info,
+    frame_keys,
+    read_frames_file,
+    validate_frame,
+)
+from msqcore.errors import Fault, MsqError
+from msqcore.kernels import _frame as K
+
+# --- the reference ------------------------------------------------------------------------------
+
+T = FrameType
+ARROW = {
+    T.LONG: pa.int64(), T.FLOAT: pa.float32(), T.DOUBLE: pa.float64(), T.STRING: pa.string(),
+    T.LONG_ARRAY: pa.list_(pa.int64()), T.FLOAT_ARRAY: pa.list_(pa.float32()),
+    T.DOUBLE_ARRAY: pa.list_(pa.float64()), T.STRING_ARRAY: pa.list_(pa.string()),
+    T.MULTI_VALUE_STRING: pa.list_(pa.string()),
+}
+ELEMENT = {T.LONG_ARRAY: T.LONG, T.FLOAT_ARRAY: T.FLOAT, T.DOUBLE_ARRAY: T.DOUBLE,
+           T.STRING_ARRAY: T.STRING, T.MULTI_VALUE_STRING: T.STRING}
+
+
+def field(name: str, t: FrameType) -> pa.Field:
+    return pa.field(name, ARROW[t], metadata=MULTI_VALUE_METADATA if t is T.MULTI_VALUE_STRING else None)
+
+
+def _num_bits(v, t: FrameType) -> bytes:
+    if t is T.LONG:
+        return struct.pack(">Q", (v + (1 << 63)) & ((1 << 64) - 1))
+    if t is T.DOUBLE:
+        bits = 0x7FF8000000000000 if math.isnan(v) else 0 if v == 0 else struct.unpack("<Q", struct.pack("<d", v))[0]
+        bits = (~bits & ((1 << 64) - 1)) if bits >> 63 else bits | (1 << 63)
+        return struct.pack(">Q", bits)
+    bits = 0x7FC00000 if math.isnan(v) else 0 if v == 0 else struct.unpack("<I", struct.pack("<f", v))[0]
+    bits = (~bits & 0xFFFFFFFF) if bits >> 31 else bits | (1 << 31)
+    return struct.pack(">I", bits)
+
+
+def _scalar_payload(v, t: FrameType) -> bytes:
+    if t is T.STRING:
+        return v.encode("utf-8").replace(b"\x00", b"\x00\xff") + b"\x00\x00"
+    return _num_bits(v, t)
+
+
+def ref_key(row: Sequence, types: Sequence[FrameType], desc: Sequence[bool]) -> bytes:
+    """The documented key encoding, written independently of the kernel."""
+    out = b""
+    for v, t, d in zip(row, types, desc):
+        if v is None:
+            part = b"\x00"
+        elif t in ELEMENT:
+            e = ELEMENT[t]
+            part = b"\x01" + b"".join(b"\x02" if x is None else b"\x03" + _scalar_payload(x, e) for x in v) + b"\x01"
+        else:
+            part = b"\x01" + _scalar_payload(v, t)
+        out += bytes(b ^ 0xFF for b in part) if d else part
+    return out
+
+
+def _cmp_scalar(a, b, t: FrameType) -> int:
+    if a is None or b is None:
+        return (a is not None) - (b is not None)             # null first
+    if t is T.STRING:
+        a, b = a.encode("utf-8"), b.encode("utf-8")
+    elif t in (T.FLOAT, T.DOUBLE):
+        na, nb = math.isnan(a), math.isnan(b)
+        if na or nb:
+            return na - nb                                   # NaN greatest
+    return (a > b) - (a < b)
+
+
+def sql_cmp_value(a, b, t: FrameType) -> int:
+    if t not in ELEMENT or a is None or b is None:
+        return _cmp_scalar(a, b, t)
+    for x, y in zip(a, b):
+        c = _cmp_scalar(x, y, ELEMENT[t])
+        if c:
+            return c
+    return (len(a) > len(b)) - (len(a) < len(b))
+
+
+def sql_cmp(r1, r2, types, desc) -> int:
+    for a, b, t, d in zip(r1, r2, types, desc):
+        c = sql_cmp_value(a, b, t)
+        if c:
+            return -c if d else c
+    return 0
+
+
+def sql_order(rows: list, types, desc) -> list[int]:
+    """Stable SQL sort of ``rows`` (tuples of key values); returns the row indexes."""
+    cmp = functools.cmp_to_key(lambda i, j: sql_cmp(rows[i], rows[j], types, desc))
+    return sorted(range(len(rows)), key=cmp)
+
+
+def key_list(offsets, data) -> list[bytes]:
+    raw = data.tobytes()
+    return [raw[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
+
+
+def byte_order(offsets, data) -> list[int]:
+    keys = key_list(offsets, data)
+    return sorted(range(len(keys)), key=keys.__getitem__)
+
+
+# --- hypothesis strategies ----------------------------------------------------------------------
+
+TEXT = (st.text(alphabet=st.characters(codec="utf-8"), max_size=6)
+        | st.sampled_from(["", "\x00", "a\x00", "é", "日本", "\U0001F600"]))
+VALUES = {
+    T.LONG: st.integers(-(1 << 63), (1 << 63) - 1) | st.sampled_from([0, 1, -1, (1 << 63) - 1, -(1 << 63)]),
+    T.DOUBLE: st.floats(allow_nan=True) | st.sampled_from([0.0, -0.0, math.inf, -math.inf, math.nan]),
+    T.FLOAT: st.floats(width=32, allow_nan=True) | st.sampled_from([0.0, -0.0, math.inf, -math.inf, math.nan]),
+    T.STRING: TEXT,
+}
+
+
+def values_of(t: FrameType):
+    if t in ELEMENT:
+        return st.none() | st.lists(st.none() | VALUES[ELEMENT[t]], max_size=4)
+    return st.none() | VALUES[t]
+
+
+@st.composite
+def tables(draw, types=tuple(T), max_rows=30):
+    ts = draw(st.lists(st.sampled_from(types), min_size=1, max_size=4))
+    n = draw(st.integers(0, max_rows))
+    cols = {f"c{i}": draw(st.lists(values_of(t), min_size=n, max_size=n)) for i, t in enumerate(ts)}
+    schema = pa.schema([field(f"c{i}", t) for i, t in enumerate(ts)])
+    return pa.table(cols, schema=schema), ts
+
+
+def assert_same(a: pa.RecordBatch | pa.Table, b: pa.RecordBatch | pa.Table) -> None:
+    """Equality that also holds for NaN (Arrow's equals treats NaN != NaN)."""
+    assert a.schema.names == b.schema.names
+    assert a.schema.types == b.schema.types
+    assert a.num_rows == b.num_rows
+    for x, y in zip(a.columns, b.columns):
+        assert x.to_pylist() == y.to_pylist() or _nan_equal(x.to_pylist(), y.to_pylist())
+
+
+def _nan_equal(xs, ys) -> bool:
+    def norm(v):
+        if isinstance(v, float) and math.isnan(v):
+            return "NaN"
+        if isinstance(v, float):
+            return ("f", v, math.copysign(1, v))
+        if isinstance(v, list):
+            return [norm(e) for e in v]
+        return v
+    return [norm(v) for v in xs] == [norm(v) for v in ys]
+
+
+def concat(frames: list[bytes]) -> pa.Table:
+    return pa.Table.from_batches([decode_frame(f) for f in frames])
+
+
+# --- round trips --------------------------------------------------------------------------------
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tables(), st.sampled_from([1024, 1500, 4096, 1_000_000]))
+def test_round_trip_property(data, max_frame_size):
+    table, types = data
+    key = [(table.column_names[0], False)]
+    try:
+        frames = encode_frames(table, key, max_frame_size)
+    except RowTooLarge:
+        return
+    assert all(len(f) <= max_frame_size for f in frames)
+    for f in frames:
+        validate_frame(f, full=True)
+    out = concat(frames)
+    assert_same(out, table)
+    assert out.schema.field(0).metadata == table.schema.field(0).metadata
+
+
+@pytest.mark.parametrize("t", list(T), ids=lambda t: t.name)
+def test_boundary_samples_round_trip(t):
+    samples = {
+        T.LONG: [None, 0, 1, -1, (1 << 63) - 1, -(1 << 63)],
+        T.FLOAT: [None, 0.0, -0.0, 1.0, -1.0, math.inf, -math.inf, math.nan, 3.4028234663852886e38],
+        T.DOUBLE: [None, 0.0, -0.0, 1.0, -1.0, math.inf, -math.inf, math.nan, 5e-324, 1.7976931348623157e308],
+        T.STRING: [None, "", "a", "\x00", "a\x00b", "é", "\U0001F600", "x" * 1000],
+    }
+    if t in ELEMENT:
+        e = samples[ELEMENT[t]]
+        vals = [None, [], [None], e[1:3], [e[1], None, e[-1]], e[1:]]
+    else:
+        vals = samples[t]
+    table = pa.table({"v": pa.array(vals, type=ARROW[t])}, schema=pa.schema([field("v", t)]))
+    for key in ([], [("v", False)], [("v", True)]):
+        frames = encode_frames(table, key)
+        assert len(frames) == 1
+        validate_frame(frames[0], full=True)
+        assert_same(concat(frames), table)
+        info = frame_info(frames[0])
+        assert info.schema.types == (t,)
+        assert info.key == key
+
+
+def test_empty_batch_gives_one_empty_frame_with_schema():
+    table = pa.table({"a": pa.array([], pa.int64()), "s": pa.array([], pa.string())})
+    frames = encode_frames(table, [("a", False)])
+    assert len(frames) == 1
+    out = decode_frame(frames[0])
+    assert out.num_rows == 0 and out.schema == table.schema
+    validate_frame(frames[0], full=True)
+
+
+def test_sliced_and_chunked_inputs():
+    base = pa.table({
+        "a": pa.array(range(100), pa.int64()),
+        "s": pa.array([None if i % 7 == 0 else f"s{i}" for i in range(100)]),
+        "l": pa.array([None if i % 5 == 0 else list(range(i % 4)) for i in range(100)], pa.list_(pa.int64())),
+        "m": pa.array([[f"x{i}", None] if i % 3 else None for i in range(100)], pa.list_(pa.string())),
+    })
+    sliced = base.slice(13, 61)
+    chunked = pa.concat_tables([base.slice(0, 10), base.slice(10, 40), base.slice(50, 50)])
+    for t in (sliced, chunked, base.to_batches()[0].slice(3, 9)):
+        frames = encode_frames(t, [("s", True), ("a", False)], max_frame_size=2048)
+        assert len(frames) > (1 if t.num_rows > 20 else 0)
+        assert_same(concat(frames), t if isinstance(t, pa.Table) else pa.Table.from_batches([t]))
+
+
+def test_type_normalization():
+    table = pa.table({
+        "i32": pa.array([1, None, -3], pa.int32()),
+        "u8": pa.array([1, 2, 255], pa.uint8()),
+        "b": pa.array([True, False, None]),
+        "ts": pa.array([1, 2, None], pa.timestamp("ms")),
+        "ls": pa.array(["a", None, "c"], pa.large_string()),
+        "dict": pa.array(["x", "y", "x"]).dictionary_encode(),
+        "n": pa.nulls(3),
+        "ll": pa.array([[1], None, []], pa.large_list(pa.int32())),
+        "f16": pa.array(np.array([1.5, 2.0, -0.0], dtype=np.float16)),
+    })
+    out = concat(encode_frames(table, [("i32", False)]))
+    assert out.schema.types == [pa.int64(), pa.int64(), pa.int64(), pa.int64(), pa.string(), pa.string(),
+                                pa.string(), pa.list_(pa.int64()), pa.float32()]
+    assert out.column("i32").to_pylist() == [1, None, -3]
+    assert out.column("b").to_pylist() == [1, 0, None]
+    assert out.column("ts").to_pylist() == [1, 2, None]
+    assert out.column("dict").to_pylist() == ["x", "y", "x"]
+    assert out.column("n").to_pylist() == [None] * 3
+    assert out.column("ll").to_pylist() == [[1], None, []]
+
+
+@pytest.mark.parametrize("typ", [pa.decimal128(10, 2), pa.struct([("a", pa.int64())]), pa.binary(),
+                                 pa.map_(pa.string(), pa.int64())], ids=str)
+def test_unsupported_type(typ):
+    table = pa.table({"x": pa.nulls(2, typ)})
+    with pytest.raises(ColumnTypeNotSupported) as e:
+        encode_frames(table)
+    assert e.value.to_json()["errorCode"] == "ColumnTypeNotSupported"
+    assert e.value.fields["columnName"] == "x"
+
+
+def test_multi_value_string_is_marked():
+    schema = pa.schema([field("mv", T.MULTI_VALUE_STRING), field("arr", T.STRING_ARRAY)])
+    table = pa.table({"mv": [["a", "b"], None], "arr": [["a"], []]}, schema=schema)
+    frames = encode_frames(table)
+    assert frame_info(frames[0]).schema.types == (T.MULTI_VALUE_STRING, T.STRING_ARRAY)
+    out = decode_frame(frames[0])
+    assert out.schema.field("mv").metadata == MULTI_VALUE_METADATA
+    assert out.schema.field("arr").metadata is None
+    assert T.MULTI_VALUE_STRING.druid_name == "STRING" and T.STRING_ARRAY.druid_name == "ARRAY<STRING>"
+
+
+def test_frames_are_split_at_max_frame_size():
+    n = 20_000
+    table = pa.table({"a": pa.array(np.arange(n)), "s": pa.array([f"row-{i}" for i in range(n)])})
+    frames = encode_frames(table, [("a", False)], max_frame_size=64 * 1024)
+    assert len(frames) > 5
+    assert all(len(f) <= 64 * 1024 for f in frames)
+    # frames are filled: all but the last hold more than 90 % of the limit
+    assert all(len(f) > 0.9 * 64 * 1024 for f in frames[:-1])
+    assert sum(frame_info(f).num_rows for f in frames) == n
+    assert concat(frames).equals(table)
+
+
+def test_row_too_large():
+    table = pa.table({"s": ["small", "x" * 5000]})
+    with pytest.raises(RowTooLarge) as e:
+        encode_frames(table, [("s", False)], max_frame_size=4096)
+    assert isinstance(e.value, Fault)
+    assert e.value.to_json() == {
+        "errorCode": "RowTooLarge", "maxFrameSize": 4096,
+        "errorMessage": "Encountered row that cannot fit in a single frame (max frame size = 4,096). Reduce your row size or increase the context parameter[maxFrameSize]."}
+    frames = encode_frames(table, [("s", False)], max_frame_size=16384)
+    assert len(frames) == 1
+
+
+def test_decode_is_zero_copy():
+    table = pa.table({"a": pa.array(np.arange(1000)), "s": [f"v{i}" for i in range(1000)]})
+    (frame,) = encode_frames(table)
+    out = decode_frame(frame)
+    base = pa.py_buffer(frame).address
+    for arr in out.columns:
+        for buf in arr.buffers():
+            if buf is not None and buf.size:
+                assert base <= buf.address < base + len(frame)
+
+
+# --- keys ---------------------------------------------------------------------------------------
+
+
+def _rows(table: pa.Table, names) -> list[tuple]:
+    cols = [table.column(n).to_pylist() for n in names]
+    return list(zip(*cols)) if cols else []
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tables(max_rows=25), st.lists(st.booleans(), min_size=4, max_size=4))
+def test_keys_match_reference_and_sql_order(data, desc):
+    table, types = data
+    names = table.column_names
+    desc = desc[:len(names)]
+    key = list(zip(names, desc))
+    offsets, kdata = encode_keys(table, key)
+    assert offsets.dtype == np.int64 and kdata.dtype == np.uint8 and len(offsets) == table.num_rows + 1
+    rows = _rows(table, names)
+    assert key_list(offsets, kdata) == [ref_key(r, types, desc) for r in rows]
+    assert byte_order(offsets, kdata) == sql_order(rows, types, desc)
+
+
+@pytest.mark.parametrize("t", list(T), ids=lambda t: t.name)
+@pytest.mark.parametrize("desc", [False, True], ids=["asc", "desc"])
+def test_key_order_per_type(t, desc):
+    rng = np.random.default_rng(int(t) * 2 + desc)
+    pool = {
+        T.LONG: [None, 0, 1, -1, 2, -2, (1 << 63) - 1, -(1 << 63), 1 << 40, -(1 << 40)],
+        T.FLOAT: [None, 0.0, -0.0, 1.5, -1.5, math.inf, -math.inf, math.nan, 1e-30, -1e30],
+        T.DOUBLE: [None, 0.0, -0.0, 1.5, -1.5, math.inf, -math.inf, math.nan, 5e-324, -1e300],
+        T.STRING: [None, "", "a", "ab", "a\x00", "a\x00b", "b", "é", "z", "\U0001F600", "\x00"],
+    }
+    if t in ELEMENT:
+        e = pool[ELEMENT[t]]
+        vals = [None, []] + [[e[int(j)] for j in rng.integers(0, len(e), int(rng.integers(0, 4)))] for _ in range(80)]
+    else:
+        vals = [pool[t][int(j)] for j in rng.integers(0, len(pool[t]), 80)]
+    table = pa.table({"v": pa.array(vals, ARROW[t])}, schema=pa.schema([field("v", t)]))
+    offsets, kdata = encode_keys(table, [("v", desc)])
+    rows = [(v,) for v in vals]
+    assert byte_order(offsets, kdata) == sql_order(rows, [t], [desc])
+    keys = key_list(offsets, kdata)
+    # equal SQL values <=> equal keys (-0.0 == 0.0, every NaN equal)
+    for i in range(0, 80, 7):
+        for j in range(0, 80, 5):
+            same = sql_cmp(rows[i], rows[j], [t], [desc]) == 0
+            assert same == (keys[i] == keys[j])
+
+
+def test_nulls_first_ascending_last_descending():
+    table = pa.table({"a": pa.array([3, None, 1], pa.int64())})
+    for desc, expected in ((False, [1, 2, 0]), (True, [0, 2, 1])):
+        assert byte_order(*encode_keys(table, [("a", desc)])) == expected
+
+
+def test_string_prefix_sorts_first_and_escape():
+    vals = ["ab", "a", "a\x00", "a\x00\x00", "a\x01", ""]
+    table = pa.table({"s": vals})
+    keys = key_list(*encode_keys(table, [("s", False)]))
+    assert [vals[i] for i in sorted(range(6), key=keys.__getitem__)] == ["", "a", "a\x00", "a\x00\x00", "a\x01", "ab"]
+    assert keys[1] == b"\x01a\x00\x00" and keys[2] == b"\x01a\x00\xff\x00\x00"
+    # descending: exactly the reverse, although the ascending keys share prefixes
+    dkeys = key_list(*encode_keys(table, [("s", True)]))
+    assert sorted(range(6), key=dkeys.__getitem__) == sorted(range(6), key=keys.__getitem__)[::-1]
+
+
+def test_mixed_multi_column_key():
+    rng = np.random.default_rng(5)
+    n = 400
+    table = pa.table({
+        "t": pa.array(rng.integers(0, 3, n) * 86_400_000),
+        "s": pa.array([None if x == 0 else f"k{x}" for x in rng.integers(0, 6, n)]),
+        "d": pa.array([None if x < 0.1 else (math.nan if x > 0.9 else round(x, 1)) for x in rng.random(n)]),
+        "l": pa.array([[int(v) for v in rng.integers(0, 3, int(rng.integers(0, 3)))] for _ in range(n)],
+                      pa.list_(pa.int64())),
+    })
+    types = [T.LONG, T.STRING, T.DOUBLE, T.LONG_ARRAY]
+    for desc in ([False, False, False, False], [False, True, True, False], [True, False, True, True]):
+        key = list(zip(table.column_names, desc))
+        offsets, kdata = encode_keys(table, key)
+        rows = _rows(table, table.column_names)
+        assert byte_order(offsets, kdata) == sql_order(rows, types, desc)
+
+
+def test_key_prefix_lengths():
+    table = pa.table({"b": pa.array([1, None, 3], pa.int64()), "s": ["x\x00y", "", None],
+                      "l": pa.array([["a"], [], None], pa.list_(pa.string()))})
+    types = [T.LONG, T.STRING, T.STRING_ARRAY]
+    for desc in ([False] * 3, [True, False, True]):
+        offsets, kdata = encode_keys(table, list(zip(table.column_names, desc)))
+        keys = key_list(offsets, kdata)
+        rows = _rows(table, table.column_names)
+        for m in range(4):
+            got = K.key_prefix_lengths(offsets, kdata, np.array([int(t) for t in types[:m]], np.int32),
+                                       np.array(desc[:m], np.uint8))
+            want = [len(ref_key(r[:m], types[:m], desc[:m])) for r in rows]
+            assert got.tolist() == want
+            assert all(k.startswith(ref_key(r[:m], types[:m], desc[:m])) for k, r in zip(keys, rows))
+    with pytest.raises(ValueError):
+        K.key_prefix_lengths(np.array([0, 2], np.int64), np.array([7, 7], np.uint8), np.array([1], np.int32),
+                             np.array([0], np.uint8))
+
+
+def test_frame_keys_match_encode_keys():
+    table = pa.table({"a": [2, 1, None], "s": ["x", None, "y"]})
+    key = [("s", True), ("a", False)]
+    (frame,) = encode_frames(table, key)
+    o1, d1 = frame_keys(frame)
+    o2, d2 = encode_keys(table, key)
+    assert o1.tolist() == o2.tolist() and d1.tobytes() == d2.tobytes()
+    with pytest.raises(ValueError):
+        frame_keys(encode_frames(table)[0])
+
+
+def test_encode_keys_unknown_column():
+    with pytest.raises(KeyError):
+        encode_keys(pa.table({"a": [1]}), [("b", False)])
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+
+def _frame() -> bytes:
+    table = pa.table({"a": pa.array([5, 1, None, 7], pa.int64()), "s": ["x", None, "yy", "zzz"],
+                      "l": pa.array([[1, 2], None, [], [3]], pa.list_(pa.int64()))})
+    return encode_frames(table, [("a", False), ("s", False)])[0]
+
+
+def _patch(buf: bytes, offset: int, data: bytes) -> bytes:
+    return buf[:offset] + data + buf[offset + len(data):]
+
+
+def _directory(buf: bytes) -> list[tuple[int, int]]:
+    return K.frame_layout(buf)[6]
+
+
+def test_validate_good_frame():
+    f = _frame()
+    validate_frame(f)
+    validate_frame(f, full=True)
+    assert issubclass(FrameCorruptError, MsqError) and issubclass(FrameCorruptError, ValueError)
+
+
+@pytest.mark.parametrize("case", ["short", "magic", "version", "flags", "length", "truncated", "buffers",
+                                  "misplaced", "validity", "values", "last_offset"])
+def test_cheap_validation_catches(case):
+    f = _frame()
+    d = _directory(f)
+    bad = {
+        "short": f[:20],
+        "magic": _patch(f, 0, b"XXXX"),
+        "version": _patch(f, 4, struct.pack("<H", 9)),
+        "flags": _patch(f, 6, struct.pack("<H", 0x80)),
+        "length": _patch(f, 8, struct.pack("<I", len(f) + 8)),
+        "truncated": f[:-8],
+        "buffers": _patch(f, 24, struct.pack("<I", 99)),
+        "misplaced": _patch(f, 32 + ((len(K.frame_layout(f)[7]) + 7) & ~7) + 4, struct.pack("<I", 10 ** 6)),
+        "validity": None,
+        "values": None,
+        "last_offset": None,
+    }[case]
+    dir_at = 32 + ((len(K.frame_layout(f)[7]) + 7) & ~7)
+    if case == "validity":
+        bad = _patch(f, dir_at + 4, struct.pack("<I", 5))            # column a's bitmap length
+    elif case == "values":
+        bad = _patch(f, dir_at + 12, struct.pack("<I", d[1][1] - 8))  # column a's values length
+    elif case == "last_offset":
+        off = d[3][0]                                                 # column s's offsets
+        bad = _patch(f, off + 16, struct.pack("<i", 99))
+    with pytest.raises(FrameCorruptError):
+        validate_frame(bad)
+    with pytest.raises(FrameCorruptError):
+        decode_frame(bad)
+
+
+def test_full_validation_catches_checksum_and_offsets():
+    f = _frame()
+    d = _directory(f)
+    flipped = _patch(f, d[1][0], bytes([f[d[1][0]] ^ 1]))          # one bit of a value
+    validate_frame(flipped)                                         # cheap checks pass
+    with pytest.raises(FrameCorruptError, match="checksum"):
+        validate_frame(flipped, full=True)
+    # a decreasing offset, with the checksum fixed up so only the offset check can catch it
+    off = d[3][0]
+    bad = _patch(f, off + 4, struct.pack("<i", 3))
+    bad = _patch(bad, 28, struct.pack("<I", K.xxh32(bad[32:])))
+    validate_frame(bad)
+    with pytest.raises(FrameCorruptError, match="offsets decrease"):
+        validate_frame(bad, full=True)
+
+
+def test_full_validation_catches_unsorted_keys_and_bad_utf8():
+    table = pa.table({"a": pa.array([1, 2, 3], pa.int64()), "s": ["ab", "cd", "ef"]})
+    fs = F.FrameSchema.for_schema(table.schema, [("a", False)])
+    nb = fs.normalize(table.to_batches()[0])
+    src = F.source_for_batch(nb, fs, F.batch_keys(F.source_for_batch(nb, fs), fs))
+    ids = np.zeros(3, np.int32)
+    (sorted_frame, _), = F.write_frames(fs, [src], ids, np.array([0, 1, 2]), 4096, sorted=True)
+    validate_frame(sorted_frame, full=True)
+    assert frame_info(sorted_frame).sorted
+    (unsorted, _), = F.write_frames(fs, [src], ids, np.array([2, 0, 1]), 4096, sorted=True)
+    with pytest.raises(FrameCorruptError, match="sorted"):
+        validate_frame(unsorted, full=True)
+    d = _directory(sorted_frame)
+    bad = _patch(sorted_frame, d[4][0], b"\xff")                    # column s's data
+    bad = _patch(bad, 28, struct.pack("<I", K.xxh32(bad[32:])))
+    with pytest.raises(FrameCorruptError):
+        validate_frame(bad, full=True)
+
+
+def test_xxh32_vectors():
+    assert K.xxh32(b"") == 0x02CC5D05
+    assert K.xxh32(b"abc") == 0x32D153FF
+    assert K.xxh32(b"Nobody inspects the spammish repetition") == 0xE2293B2F
+
+
+def test_xxh32_matches_xxhash_package():
+    xxhash = pytest.importorskip("xxhash")
+    for n in (0, 1, 3, 4, 15, 16, 17, 31, 32, 33, 1000):
+        data = os.urandom(n)
+        assert K.xxh32(data) == xxhash.xxh32_intdigest(data)
+        assert K.xxh32(data, 17) == xxhash.xxh32_intdigest(data, 17)
+
+
+# --- gather from several sources ----------------------------------------------------------------
+
+
+def test_gather_interleaves_sources():
+    a = pa.table({"x": pa.array([1, 2, 3], pa.int64()), "s": ["a", None, "c"]})
+    b = pa.table({"x": pa.array([10, None], pa.int64()), "s": ["zz", "y"]})
+    fs = F.FrameSchema.for_schema(a.schema, [("x", False)])
+    srcs = []
+    for t in (a, b):
+        nb = fs.normalize(t.to_batches()[0])
+        srcs.append(F.source_for_batch(nb, fs, F.batch_keys(F.source_for_batch(nb, fs), fs)))
+    ids = np.array([1, 0, 0, 1, 0], np.int32)
+    rows = np.array([1, 2, 0, 0, 1], np.int64)
+    (frame, n), = F.write_frames(fs, srcs, ids, rows, 4096)
+    assert n == 5
+    out = decode_frame(frame)
+    assert out.column("x").to_pylist() == [None, 3, 1, 10, 2]
+    assert out.column("s").to_pylist() == ["y", "c", "a", "zz", None]
+    with pytest.raises(IndexError):
+        list(F.write_frames(fs, srcs, np.array([2], np.int32), np.array([0]), 4096))
+    with pytest.raises(IndexError):
+        list(F.write_frames(fs, srcs, np.array([1], np.int32), np.array([5]), 4096))
+
+
+# --- frame files --------------------------------------------------------------------------------
+
+
+def test_frame_file_partitions(tmp_path):
+    table = pa.table({"a": pa.array(np.arange(3000)), "s": [f"s{i}" for i in range(3000)]})
+    frames = encode_frames(table, [("a", False)], max_frame_size=8192)
+    path = str(tmp_path / "f.frames")
+    with FrameFileWriter(path) as w:
+        for f in frames[:3]:
+            w.write(f, frame_info(f).num_rows)
+        w.next_partition()                      # partition 1 stays empty
+        w.next_partition()
+        for f in frames[3:]:
+            w.write(f, frame_info(f).num_rows)
+    with FrameFileReader(path) as r:
+        assert r.num_partitions == 3
+        assert r.num_frames == len(frames) and r.num_rows == 3000
+        assert r.partition_frames == [3, 0, len(frames) - 3]
+        assert list(r.iter_frames(1)) == []
+        assert list(r.iter_frames()) == frames
+        assert b"".join(r.read_raw(2)) == b"".join(frames[3:])
+    assert pa.Table.from_batches(list(read_frames_file(path))).equals(table)
+    assert pa.Table.from_batches(list(read_frames_file(path, 0))).num_rows == sum(
+        frame_info(f).num_rows for f in frames[:3])
+
+
+def test_frame_file_corruption(tmp_path):
+    path = tmp_path / "f.frames"
+    with FrameFileWriter(str(path)) as w:
+        f = _frame()
+        w.write(f, 4)
+    raw = path.read_bytes()
+    for bad in (raw[:-1], b"NOTFRAME" + raw[8:], raw[:-8] + b"XXXXXXXX", raw[:16]):
+        path.write_bytes(bad)
+        with pytest.raises(FrameCorruptError):
+            list(read_frames_file(str(path)))
+    # a frame whose declared length runs past its partition
+    path.write_bytes(raw[:16 + 8] + struct.pack("<I", 10 ** 6) + raw[16 + 12:])
+    with pytest.raises(FrameCorruptError):
+        list(read_frames_file(str(path)))
+
+
+def test_writer_abort_removes_file(tmp_path):
+    path = tmp_path / "x.frames"
+    with pytest.raises(RuntimeError):
+        with FrameFileWriter(str(path)) as w:
+            w.write(_frame(), 4)
+            raise RuntimeError("boom")
+    assert not path.exists()
+
+
+def test_max_frame_size_limits():
+    t = pa.table({"a": [1]})
+    for bad in (0, 100, 1 << 31):
+        with pytest.raises(ValueError):
+            encode_frames(t, [], bad)
