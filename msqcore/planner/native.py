@@ -115,6 +115,54 @@ _AGG_TYPES = {("sum", "LONG"): "longSum", ("sum", "DOUBLE"): "doubleSum", ("sum"
               ("min", "STRING"): "stringFirst", ("max", "STRING"): "stringLast"}
 
 
+_TYPED = {"first": "First", "last": "Last", "any": "Any"}
+
+
+def _aggregators_json(a) -> list[dict]:
+    """The Druid aggregators a SQL aggregation plans to (AVG: a sum and a count, divided by
+    a post-aggregator; filtered when it has FILTER)."""
+    field = {}
+    if a.arg is not None:
+        field = {"fieldName": a.arg.name} if isinstance(a.arg, ColumnRef) else {"expression": a.arg.native()}
+    t = native_type(a.arg.sql_type) if a.arg is not None else "LONG"
+    prefix = {"LONG": "long", "DOUBLE": "double", "FLOAT": "float", "STRING": "string"}[t]
+    if a.kind == "count_all":
+        agg = {"type": "count", "name": a.name}
+    elif a.kind == "count":
+        agg = {"type": "filtered", "aggregator": {"type": "count", "name": a.name},
+               "filter": filter_json(Call("notnull", [a.arg], "BOOLEAN", None, "notnull({0})")), "name": a.name}
+    elif a.kind == "count_distinct":
+        agg = {"type": "cardinality", "name": a.name, "fields": [a.arg.native().strip('"')], "byRow": False,
+               "round": True}
+    elif a.kind == "avg":
+        parts = [{"type": "doubleSum" if t != "LONG" else "longSum", "name": a.name + ":sum", **field},
+                 {"type": "filtered", "aggregator": {"type": "count", "name": a.name + ":count"},
+                  "filter": filter_json(Call("notnull", [a.arg], "BOOLEAN", None, "notnull({0})")),
+                  "name": a.name + ":count"}]
+        return [_filtered(p, a.filter) for p in parts]
+    elif a.kind in ("earliest", "latest", "any_value"):
+        kind = {"earliest": "first", "latest": "last", "any_value": "any"}[a.kind]
+        agg = {"type": prefix + _TYPED[kind], "name": a.name, **field}
+        if a.kind != "any_value" and a.time is not None and not (isinstance(a.time, ColumnRef)
+                                                                 and a.time.name == "__time"):
+            agg["timeColumn"] = a.time.native().strip('"')
+    elif a.kind.startswith("string_agg"):
+        agg = {"type": "expression", "name": a.name, "fields": [a.arg.native().strip('"')],
+               "accumulatorIdentifier": "__acc", "initialValue": "[]",
+               "fold": f"array_set_add(\"__acc\", {a.arg.native()})" if "distinct" in a.kind else
+               f"array_append(\"__acc\", {a.arg.native()})",
+               "finalize": f"if(array_length(o) == 0, null, array_to_string(o, '{a.separator}'))"}
+    else:
+        agg = {"type": _AGG_TYPES[(a.kind, t)], "name": a.name, **field}
+    return [_filtered(agg, a.filter)]
+
+
+def _filtered(agg: dict, condition) -> dict:
+    if condition is None:
+        return agg
+    return {"type": "filtered", "aggregator": agg, "filter": filter_json(condition), "name": agg["name"]}
+
+
 def group_by_query(query: LogicalQuery, context: dict, datasource: dict | None = None
                    ) -> tuple[dict, list[tuple[str, str]]]:
     virtual = []
@@ -127,31 +175,7 @@ def group_by_query(query: LogicalQuery, context: dict, datasource: dict | None =
             virtual.append({"type": "expression", "name": dim, "expression": e.native(),
                             "outputType": native_type(e.sql_type)})
         dims.append({"type": "default", "dimension": dim, "outputName": name, "outputType": native_type(e.sql_type)})
-    aggs = []
-    for a in query.aggregations:
-        field = None
-        if a.arg is not None:
-            if isinstance(a.arg, ColumnRef):
-                field = {"fieldName": a.arg.name}
-            else:
-                field = {"expression": a.arg.native()}
-        if a.kind == "count_all":
-            aggs.append({"type": "count", "name": a.name})
-        elif a.kind == "count":
-            inner = a.arg.name if isinstance(a.arg, ColumnRef) else None
-            aggs.append({"type": "filtered", "aggregator": {"type": "count", "name": a.name},
-                         "filter": {"type": "not", "field": {"type": "null", "column": inner}} if inner else
-                         {"type": "expression", "expression": f"notnull({a.arg.native()})"}, "name": a.name})
-        elif a.kind == "count_distinct":
-            aggs.append({"type": "cardinality", "name": a.name, "fields": [a.arg.native().strip('"')],
-                         "byRow": False, "round": True})
-        elif a.kind == "avg":
-            t = native_type(a.arg.sql_type)
-            aggs.append({"type": "doubleSum" if t != "LONG" else "longSum", "name": a.name + ":sum", **field})
-            aggs.append({"type": "count", "name": a.name + ":count"})
-        else:
-            t = native_type(a.arg.sql_type)
-            aggs.append({"type": _AGG_TYPES[(a.kind, t)], "name": a.name, **field})
+    aggs = [j for a in query.aggregations for j in _aggregators_json(a)]
     native = {"queryType": "groupBy", "dataSource": datasource or datasource_json(query.source),
               "intervals": _intervals()}
     if virtual:

@@ -109,7 +109,8 @@ class LogicalQuery:
     def source_columns(self) -> list[str]:
         """Source columns the query reads (for column pruning)."""
         used: set[str] = set()
-        exprs = [e for _, e in self.group_by or []] + [a.arg for a in self.aggregations if a.arg is not None]
+        exprs = [e for _, e in self.group_by or []]
+        exprs += [x for a in self.aggregations for x in (a.arg, a.filter, a.time) if x is not None]
         if not self.is_aggregate:
             exprs += [e for _, e in self.columns]
         if self.filter is not None:
