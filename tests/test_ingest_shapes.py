@@ -168,3 +168,22 @@ def test_values_and_extend_in_tasks(server):
     select = c.submit("SELECT 1 + 1 AS two")
     assert c.wait(select)["statusCode"] == "SUCCESS"
     assert c.report(select)["results"]["results"] == [[2]]
+
+
+def test_shuffle_spills_and_merges_over_levels(server):
+    """A sort budget far below the input (rowsInMemory) spills runs and merges them."""
+    data = "".join(json.dumps({"ts": f"2021-01-0{1 + i % 3}T00:00:00Z", "k": f"k{(i * 7919) % 1000:04d}", "n": i})
+                   + "\n" for i in range(3000))
+    src = _extern({"type": "inline", "data": data}, {"type": "json"})
+    c = server.client
+    task_id = c.submit(f"REPLACE INTO sp OVERWRITE ALL SELECT TIME_PARSE(ts) AS __time, k, n FROM {src} "
+                       "PARTITIONED BY DAY CLUSTERED BY k", {"rowsInMemory": 100})
+    assert c.wait(task_id)["statusCode"] == "SUCCESS"
+    progress = c.report(task_id)["counters"]["0"]["0"]["sortProgress"]
+    assert progress["totalMergingLevels"] >= 3
+    assert progress["levelToTotalBatches"]["0"] >= 30  # 3,000 rows / 100 per run
+    assert progress["totalMergersForUltimateLevel"] == 3 and progress["progressDigest"] == 1.0
+    assert c.sql("SELECT COUNT(*) AS c, SUM(n) AS s FROM sp") == [{"c": 3000, "s": 4498500}]
+    # rows come back in CLUSTERED BY order within each day's segment
+    first = c.sql("SELECT k FROM sp WHERE __time = TIMESTAMP '2021-01-01' LIMIT 3")
+    assert [r["k"] for r in first] == sorted(r["k"] for r in first)

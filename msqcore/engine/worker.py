@@ -19,14 +19,14 @@ import pyarrow.compute as pc
 
 from msqcore.engine import operators as ops
 from msqcore.engine.counters import ChannelCounter, segment_progress, sort_progress
-from msqcore.errors import Fault, InsertTimeNull, InvalidNullByte, TooManyBuckets, UnknownError
+from msqcore.engine.shuffle import IngestShuffle, read_chunk_file
+from msqcore.errors import Fault, InsertTimeNull, InvalidNullByte, UnknownError
 from msqcore.inputs import formats
 from msqcore.inputs.reader import ParseWarnings, max_parse_exceptions, read_split
 from msqcore.inputs.sources import InputFile
 from msqcore.planner.query import LogicalQuery
 from msqcore.timeutil import Granularity
 
-MAX_BUCKETS = 5000
 MAX_VERBOSE_WARNINGS = 10
 _COUNTER_INTERVAL = 0.2
 
@@ -124,6 +124,8 @@ def worker_main(conn) -> None:
 
 def run_order(order: WorkOrder, reporter: Reporter) -> dict:
     os.makedirs(order.out_dir, exist_ok=True)
+    if order.ingest is not None and order.kind in ("scan", "groupByPostShuffle"):
+        return _run_ingest_shuffle(order, reporter)
     if order.kind in ("scan", "groupByPreShuffle"):
         output = _read_leaf(order, reporter)
     elif order.kind == "groupByPostShuffle":
@@ -139,8 +141,6 @@ def run_order(order: WorkOrder, reporter: Reporter) -> dict:
         raise UnknownError(f"Unknown stage processor [{order.kind}]")
     output = check_null_bytes(output, _flag(order.context, "removeNullBytes"))
     reporter.channel("output").add(0, output.num_rows, output.nbytes, max(1, len(output.to_batches())))
-    if order.ingest is not None and order.kind != "groupByPreShuffle":
-        return _write_ingest_shuffle(output, order, reporter)
     if order.kind == "scan":
         output = ops.local_limit(output, order.query)
     return _write_single(output, order, reporter)
@@ -149,13 +149,16 @@ def run_order(order: WorkOrder, reporter: Reporter) -> dict:
 # --- leaf stages ---------------------------------------------------------------------------
 
 
-def _read_leaf(order: WorkOrder, reporter: Reporter) -> pa.Table:
+def _read_leaf(order: WorkOrder, reporter: Reporter, sink=None) -> pa.Table | None:
+    """Read the stage's input splits and run its processor on them. The processed batches
+    go to ``sink`` when given (an ingestion shuffle), else they are returned as one table."""
     query = order.query
     process = ops.partial_aggregate if order.kind == "groupByPreShuffle" else ops.scan
     counter = reporter.channel("input0")
     samples = reporter.__dict__.setdefault("warnings", [])
     batch_rows = 262144  # source rows handed to the stage processor at a time
     outputs: list[pa.Table] = []
+    emit = sink or outputs.append
     pending: list[pa.Table] = []
     pending_rows = 0
     parse_warnings = None
@@ -165,7 +168,7 @@ def _read_leaf(order: WorkOrder, reporter: Reporter) -> pa.Table:
         nonlocal pending, pending_rows
         if pending:
             table = pa.concat_tables(pending) if len(pending) > 1 else pending[0]
-            outputs.append(process(table, query))
+            emit(process(table, query))
             pending, pending_rows = [], 0
 
     for item in order.inputs:
@@ -199,13 +202,15 @@ def _read_leaf(order: WorkOrder, reporter: Reporter) -> pa.Table:
             table = read_datasource_segment(item, query)
             counter.add(0, table.num_rows, os.path.getsize(item), 0)
             counter.add_file(order.total_inputs)
-            outputs.append(process(table, query))
+            emit(process(table, query))
         else:  # rows given in the query: VALUES, or the one row of a FROM-less SELECT
             table = item
             counter.add(0, table.num_rows, 0, 0)
-            outputs.append(process(table, query))
+            emit(process(table, query))
         reporter.flush()
     drain()
+    if sink is not None:
+        return None
     if not outputs:
         return ops.empty_partials(query) if order.kind == "groupByPreShuffle" else \
             ops.scan(ops.empty_source(query), query)
@@ -291,33 +296,36 @@ def prepare_ingest(table: pa.Table, spec: IngestSpec) -> tuple[pa.Table, np.ndar
     return table, spec.granularity.floor(millis)
 
 
-def _write_ingest_shuffle(output: pa.Table, order: WorkOrder, reporter: Reporter) -> dict:
-    """Sort rows by [__bucket, CLUSTERED BY..., __time] and write one file per time chunk."""
-    table, buckets = prepare_ingest(output, order.ingest)
-    keys = np.unique(buckets)
-    if len(keys) > MAX_BUCKETS:
-        raise TooManyBuckets(maxBuckets=MAX_BUCKETS)
-    if table.num_rows:
-        table = table.append_column("__bucket", pa.array(buckets))
-        sort = [("__bucket", "ascending", "at_start")] + ops.sort_keys([(c, False) for c in order.ingest.cluster_by]) \
-            + [("__time", "ascending", "at_start")]
-        table = table.take(pc.sort_indices(table, sort_keys=sort))
-        sorted_buckets = table.column("__bucket").to_numpy()
-        table = table.drop_columns(["__bucket"])
-    else:
-        sorted_buckets = buckets
-    starts = np.searchsorted(sorted_buckets, keys, side="left")
-    ends = np.searchsorted(sorted_buckets, keys, side="right")
-    files, rows = {}, {}
-    for key, lo, hi in zip(keys.tolist(), starts.tolist(), ends.tolist()):
-        path = os.path.join(order.out_dir, f"bucket_{key}.arrow")
-        _write_ipc(table.slice(lo, hi - lo), path)
-        files[key] = path
-        rows[key] = hi - lo
-    # One in-memory sorting pass, then one writer per time chunk (the ultimate level).
-    n = max(1, len(keys))
-    reporter.counters["sortProgress"] = sort_progress(2, [1, n], [1, n], n)
-    return {"files": files, "rows": rows}
+def _run_ingest_shuffle(order: WorkOrder, reporter: Reporter) -> dict:
+    """An ingestion stage's output, sorted by time chunk and CLUSTERED BY key through the
+    external sorter (spec §5.8), one frame file per time chunk."""
+    remove_nulls = _flag(order.context, "removeNullBytes")
+
+    def on_progress(progress: dict) -> None:
+        reporter.counters["sortProgress"] = progress
+        reporter.flush()
+
+    rows_in_memory = int(order.context.get("rowsInMemory", 100_000))
+    shuffle = IngestShuffle(order.out_dir, order.ingest.cluster_by, rows_in_memory, on_progress)
+
+    def add(output: pa.Table) -> None:
+        output = check_null_bytes(output, remove_nulls)
+        table, buckets = prepare_ingest(output, order.ingest)
+        shuffle.add(table, buckets)
+        reporter.channel("output").add(0, table.num_rows, table.nbytes, 1 if table.num_rows else 0)
+        reporter.counters["sortProgress"] = shuffle.progress()
+        reporter.flush()
+
+    try:
+        if order.kind == "scan":
+            _read_leaf(order, reporter, sink=add)
+        else:
+            add(ops.final_aggregate(_read_stage_files(order.inputs, reporter), order.query))
+        result = shuffle.finish()
+        reporter.counters["sortProgress"] = shuffle.progress()
+        return result
+    finally:
+        shuffle.close()
 
 
 # --- segment generation ----------------------------------------------------------------------
@@ -335,10 +343,8 @@ def _generate_segments(order: WorkOrder, reporter: Reporter) -> dict:
     for part in order.partitions:
         tables, lengths = [], []
         for path in part.files:
-            with pa.memory_map(path) as source:
-                reader = pa.ipc.open_file(source)
-                t = reader.read_all()
-                counter.add(part.number, t.num_rows, os.path.getsize(path), reader.num_record_batches)
+            t, frames = read_chunk_file(path)
+            counter.add(part.number, t.num_rows, os.path.getsize(path), frames)
             tables.append(t)
             lengths.append(t.num_rows)
         table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
