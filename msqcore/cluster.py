@@ -19,13 +19,11 @@ from msqcore.engine import operators as ops
 from msqcore.engine.controller import Controller, Services
 from msqcore.engine.launcher import LocalProcessLauncher, WorkerLauncher
 from msqcore.errors import Canceled, InvalidInput, NotFound
-from msqcore.planner.expressions import arrow_type
-from msqcore.planner.query import ExternalSource, InlineSource, LogicalQuery, TableSource, compile_query
+from msqcore.planner.query import ExternalSource, InlineSource, LogicalQuery, compile_query
 from msqcore.planner.statement import split_statement
 from msqcore.planner.tasks import plan_task
 from msqcore.storage.deep import DeepStorage, LocalDeepStorage
 from msqcore.storage.metadata import MetadataStore, SqliteMetadataStore, TaskRecord
-from msqcore.engine.worker import read_datasource_segment
 from msqcore.storage.segment import read_segment_meta
 from msqcore.timeutil import iso, now_millis
 
@@ -181,24 +179,123 @@ class Cluster:
     # --- SQL (the Broker) ---------------------------------------------------------------------------
 
     def run_sql(self, sql: str, context: dict | None, parameters: list | None) -> tuple[LogicalQuery, pa.Table]:
+        from msqcore.catalog import (EXPLAIN_SIGNATURE, SqlCatalog, arrow_table, explain_select,
+                                     rewrite_virtual_tables, split_explain)
+        from msqcore.planner.expressions import ColumnRef
+        explain, sql = split_explain(sql)
         statement = split_statement(sql)
+        if statement.kind == "REPLACE":
+            raise InvalidInput("REPLACE operations are not supported by the requested SQL engine [native].  "
+                               "Consider using MSQ.")
         if statement.kind != "SELECT":
             raise InvalidInput(f"{statement.kind} operations are not supported by requested SQL engine [native], "
                                "consider using MSQ.")
         ctx = dict(context or {})
         ctx.update(statement.settings)
-        query = compile_query(statement.select, self, parameters, dict(ctx, __startTimeMillis=now_millis()))
+        select = rewrite_virtual_tables(statement.select)
+        query = compile_query(select, SqlCatalog(self), parameters, dict(ctx, __startTimeMillis=now_millis()))
         if isinstance(query.source, ExternalSource):
             raise InvalidInput("Cannot query table(s) [EXTERNAL] with SQL engine [native]; use the MSQ task engine "
                                "(POST /druid/v2/sql/task)")
-        return query, ops.run_local(self._source_table(query), query)
+        if explain:
+            rows = explain_select(query, ctx)
+            plan = LogicalQuery(InlineSource(EXPLAIN_SIGNATURE, rows), None,
+                                [(n, ColumnRef(n, t)) for n, t in EXPLAIN_SIGNATURE])
+            return plan, arrow_table(EXPLAIN_SIGNATURE, rows)
+        queries = self._serving().queries
+        handle = queries.find(str(ctx["sqlQueryId"])) if ctx.get("sqlQueryId") is not None else None
+        queries.local.handle = handle
+        try:
+            source = self._source_table(query)
+            if handle is not None:
+                handle.check()
+            return query, ops.run_local(source, query)
+        finally:
+            queries.local.handle = None
 
     def _source_table(self, query: LogicalQuery) -> pa.Table:
         if isinstance(query.source, InlineSource):
             return query.source.table()
-        tables = [read_datasource_segment(self.deep_storage.local_path(s.payload["loadSpec"]), query)
-                  for s in self.metadata.used_segments(query.source.datasource) if not s.is_tombstone]
-        if not tables:
-            columns = query.source_columns()
-            return pa.table({n: pa.array([], arrow_type(t)) for n, t in query.source.signature if n in columns})
-        return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        from msqcore.catalog import SystemTables
+        from msqcore.engine.scan_pruning import scan_datasource
+        system = SystemTables(self)
+        if system.signature(query.source.datasource) is not None:
+            return system.table(query.source.datasource)
+        handle = getattr(self._serving().queries.local, "handle", None)
+        table, _ = scan_datasource(self, query, check=handle.check if handle is not None else None)
+        return table
+
+    # --- serving (issue 7) ------------------------------------------------------------------------
+
+    _serving_init_lock = threading.Lock()
+
+    def _serving(self):
+        """Serving-side state (running SQL queries, lookups), created on first use."""
+        state = self.__dict__.get("_serving_state")
+        if state is None:
+            with Cluster._serving_init_lock:
+                state = self.__dict__.get("_serving_state")
+                if state is None:
+                    from msqcore.broker import ServingState
+                    state = self.__dict__["_serving_state"] = ServingState(self)
+        return state
+
+    @property
+    def lookups(self):
+        """The lookup configuration store (``msqcore.lookups.LookupStore``)."""
+        return self._serving().lookups
+
+    def lookup(self, name: str) -> dict:
+        """The key/value map of lookup ``name`` in the Broker's tier, for LOOKUP(); raises NotFound."""
+        return self._serving().lookups.map(name)
+
+    def begin_sql(self, query_id: str, context: dict | None):
+        """Register a SQL query run on behalf of ``/druid/v2/sql`` (for cancel and ``timeout``)."""
+        from msqcore.broker import timeout_ms
+        return self._serving().queries.begin(query_id, timeout_ms(context or {}), self.config.host)
+
+    def end_sql(self, handle) -> None:
+        self._serving().queries.end(handle)
+
+    def cancel_sql(self, query_id: str) -> bool:
+        """Cancel the running SQL queries with this ``sqlQueryId``; False if none is running."""
+        return self._serving().queries.cancel(query_id)
+
+    def explain_task(self, sql: str, context: dict | None, parameters: list | None):
+        """``EXPLAIN PLAN FOR`` sent to the task endpoint: (LogicalQuery, rows) of the MSQ plan,
+        or None when ``sql`` is not an EXPLAIN."""
+        from msqcore.catalog import EXPLAIN_SIGNATURE, arrow_table, explain_task, split_explain
+        from msqcore.planner.expressions import ColumnRef
+        explain, sql = split_explain(sql)
+        if not explain:
+            return None
+        rows = explain_task(plan_task(sql, context, parameters, self))
+        plan = LogicalQuery(InlineSource(EXPLAIN_SIGNATURE, rows), None,
+                            [(n, ColumnRef(n, t)) for n, t in EXPLAIN_SIGNATURE])
+        return plan, arrow_table(EXPLAIN_SIGNATURE, rows)
+
+    def mark_segments_unused(self, datasource: str, *, interval: tuple[int, int] | None = None,
+                             versions: list[str] | None = None, segment_ids: list[str] | None = None) -> int:
+        return self.metadata.mark_segments_unused(datasource, interval=interval, versions=versions,
+                                                  segment_ids=segment_ids)
+
+    def drop_datasource(self, datasource: str) -> int:
+        """Mark every segment of ``datasource`` unused; returns how many changed."""
+        return self.metadata.mark_datasource_unused(datasource)
+
+    def submit_statement(self, sql: str, context: dict | None, parameters: list | None,
+                         result_format: str = "object") -> dict:
+        from msqcore import statements
+        return statements.submit(self, sql, context, parameters, result_format)
+
+    def statement_status(self, query_id: str, detail: bool = False) -> dict:
+        from msqcore import statements
+        return statements.status(self, query_id, detail)
+
+    def statement_results(self, query_id: str, page: int | None, result_format: str | None):
+        from msqcore import statements
+        return statements.results(self, query_id, page, result_format)
+
+    def cancel_statement(self, query_id: str) -> bool:
+        from msqcore import statements
+        return statements.cancel(self, query_id)

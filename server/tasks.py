@@ -4,28 +4,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from msqcore.errors import InvalidInput
+
+from .common import json_response as _json
+from .common import read_json_body, run_blocking  # noqa: F401 - re-exported for the other handlers
 from .keys import CLUSTER
-from .middlewares import compact
-
-
-def _json(obj, status: int = 200) -> web.Response:
-    return web.json_response(obj, status=status, dumps=compact)
-
-
-async def read_json_body(request: web.Request) -> dict:
-    text = await request.text()
-    try:
-        import json
-        body = json.loads(text) if text.strip() else None
-    except ValueError as e:
-        raise InvalidInput(f"Malformed request body: {e}") from None
-    if not isinstance(body, dict):
-        raise InvalidInput("Request body must be a JSON object with a 'query' field")
-    return body
-
-
-async def run_blocking(request: web.Request, fn, *args):
-    return await request.loop.run_in_executor(None, fn, *args)
 
 
 async def submit_task(request: web.Request) -> web.Response:
@@ -33,8 +15,17 @@ async def submit_task(request: web.Request) -> web.Response:
     query = body.get("query")
     if not isinstance(query, str) or not query.strip():
         raise InvalidInput("Missing or empty 'query' in the request body")
-    task_id = await run_blocking(request, request.app[CLUSTER].submit_task, query, body.get("context"),
-                                 body.get("parameters"))
+    cluster = request.app[CLUSTER]
+    explained = await run_blocking(request, cluster.explain_task, query, body.get("context"), body.get("parameters"))
+    if explained is not None:
+        # EXPLAIN PLAN FOR answers with a normal SQL result set (Druid's SqlTaskResource)
+        from .sql import CONTENT_TYPES, HEADER_INCLUDED, render, request_options
+        _, fmt, header, types, sql_types, _, _ = request_options(body)
+        logical, table = explained
+        headers = {HEADER_INCLUDED: "yes"} if header else None
+        return web.Response(text=render(table, logical.output, fmt, header, types, sql_types),
+                            content_type=CONTENT_TYPES[fmt], headers=headers)
+    task_id = await run_blocking(request, cluster.submit_task, query, body.get("context"), body.get("parameters"))
     return _json({"taskId": task_id, "state": "RUNNING"}, status=202)
 
 
@@ -71,14 +62,3 @@ async def list_tasks(request: web.Request) -> web.Response:
     if request.query.get("max"):
         tasks = tasks[: int(request.query["max"])]
     return _json(tasks)
-
-
-async def datasource_segments(request: web.Request) -> web.Response:
-    segments = await run_blocking(request, request.app[CLUSTER].segments, request.match_info["datasource"])
-    if "full" in request.query:
-        return _json(segments)
-    return _json([s["identifier"] for s in segments])
-
-
-async def metadata_datasources(request: web.Request) -> web.Response:
-    return _json(await run_blocking(request, request.app[CLUSTER].datasources))

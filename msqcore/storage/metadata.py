@@ -74,6 +74,25 @@ class MetadataStore(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    # --- serving (issue 7): config entries and segment state changes -------------------------------
+
+    def get_config(self, name: str) -> Any:
+        """A JSON config entry (Druid's ``druid_config`` table), or None if never set."""
+        raise NotImplementedError
+
+    def set_config(self, name: str, value: Any) -> None:
+        raise NotImplementedError
+
+    def mark_segments_unused(self, datasource: str, *, interval: tuple[int, int] | None = None,
+                             versions: list[str] | None = None, segment_ids: list[str] | None = None) -> int:
+        """Mark used segments of ``datasource`` unused: those lying within ``interval`` (optionally
+        only of ``versions``), or those named by ``segment_ids``. Returns how many changed."""
+        raise NotImplementedError
+
+    def mark_datasource_unused(self, datasource: str) -> int:
+        """Mark every used segment of ``datasource`` unused (dropping the datasource)."""
+        raise NotImplementedError
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -101,6 +120,7 @@ CREATE TABLE IF NOT EXISTS segments (
     payload TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS segments_ds_used ON segments (datasource, used, start);
+CREATE TABLE IF NOT EXISTS config (name TEXT PRIMARY KEY, payload TEXT NOT NULL);
 """
 
 
@@ -178,6 +198,38 @@ class SqliteMetadataStore(MetadataStore):
     def close(self):
         with self._lock:
             self._db.close()
+
+    # --- serving (issue 7) ------------------------------------------------------------------------
+
+    def get_config(self, name):
+        with self._tx() as db:
+            row = db.execute("SELECT payload FROM config WHERE name=?", (name,)).fetchone()
+        return json.loads(row["payload"]) if row else None
+
+    def set_config(self, name, value):
+        with self._tx() as db:
+            db.execute("INSERT INTO config (name, payload) VALUES (?, ?) "
+                       "ON CONFLICT(name) DO UPDATE SET payload=excluded.payload", (name, json.dumps(value)))
+
+    def mark_segments_unused(self, datasource, *, interval=None, versions=None, segment_ids=None):
+        with self._tx() as db:
+            if segment_ids is not None:
+                changed = 0
+                for sid in segment_ids:
+                    changed += db.execute("UPDATE segments SET used=0 WHERE datasource=? AND used=1 AND id=?",
+                                          (datasource, sid)).rowcount
+                return changed
+            start, end = interval
+            sql = 'UPDATE segments SET used=0 WHERE datasource=? AND used=1 AND start>=? AND "end"<=?'
+            args: list = [datasource, start, end]
+            if versions:
+                sql += f" AND version IN ({','.join('?' * len(versions))})"
+                args += list(versions)
+            return db.execute(sql, args).rowcount
+
+    def mark_datasource_unused(self, datasource):
+        with self._tx() as db:
+            return db.execute("UPDATE segments SET used=0 WHERE datasource=? AND used=1", (datasource,)).rowcount
 
 
 class _Transaction:
