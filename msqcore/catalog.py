@@ -241,6 +241,10 @@ class SqlCatalog:
             return signature
         return self.cluster.table_signature(name)
 
+    def lookup(self, name: str) -> dict:
+        """The map of a lookup, for LOOKUP()."""
+        return self.cluster.lookup(name)
+
 
 # --- EXPLAIN PLAN FOR --------------------------------------------------------------------------------
 

@@ -162,6 +162,19 @@ def test_lookups_config_api(srv):
     assert raw(srv, "POST", L + "/__default/nov", {"lookupExtractorFactory": {"type": "map", "map": {}}}) == \
         (500, '{"error":"lookup [__default]:[nov] does not have version."}')
     assert c.sql("SELECT k, v FROM lookup.country ORDER BY k") == [{"k": "fr", "v": "France"}, {"k": "us", "v": "USA"}]
+    # LOOKUP() reads the same map, in SQL and in ingestion tasks
+    assert c.sql("SELECT LOOKUP('fr', 'country') AS a, LOOKUP('xx', 'country') AS b, "
+                 "LOOKUP('xx', 'country', 'n/a') AS d") == [{"a": "France", "b": None, "d": "n/a"}]
+    status, text = raw(srv, "POST", "/druid/v2/sql", {"query": "SELECT LOOKUP('fr', 'nope') AS a"})
+    assert status == 400 and "Lookup [nope] not found" in text
+    rows = "".join(json.dumps({"t": "2021-01-01", "cc": cc}) + "\n" for cc in ("us", "fr", "de"))
+    src = (f"TABLE(EXTERN('{json.dumps({'type': 'inline', 'data': rows})}', '{{\"type\":\"json\"}}', "
+           "'[{\"name\":\"t\",\"type\":\"string\"},{\"name\":\"cc\",\"type\":\"string\"}]'))")
+    task = c.submit(f"INSERT INTO lk SELECT TIME_PARSE(t) AS __time, cc, LOOKUP(cc, 'country') AS country "
+                    f"FROM {src} PARTITIONED BY DAY")
+    assert c.wait(task)["statusCode"] == "SUCCESS"
+    assert c.sql("SELECT cc, country FROM lk ORDER BY cc") == [
+        {"cc": "de", "country": None}, {"cc": "fr", "country": "France"}, {"cc": "us", "country": "USA"}]
     assert c.get("/druid/coordinator/v1/lookups/status") == {"__default": {"country": {"loaded": True}}}
     # other tiers are stored but not served as SQL tables
     assert raw(srv, "POST", L + "/tier2/other", spec)[0] == 202

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlglot import exp
 
-from msqcore.errors import InvalidInput
+from msqcore.errors import InvalidInput, MsqError
 from msqcore.kernels import jodatime, timeparse
 from msqcore.kernels.jodatime import Period
 from msqcore.timeutil import granularity
@@ -937,6 +937,7 @@ AGGREGATES = (exp.Count, exp.Sum, exp.Min, exp.Max, exp.Avg)
 
 # Anonymous functions: name → (min args, max args)
 _ARITY = {
+    "LOOKUP": (2, 3),
     "TIME_PARSE": (1, 3), "TIME_FORMAT": (1, 3), "TIME_FLOOR": (2, 4), "TIME_CEIL": (2, 4), "TIME_SHIFT": (3, 4),
     "TIME_EXTRACT": (2, 3), "TIME_IN_INTERVAL": (2, 2), "MILLIS_TO_TIMESTAMP": (1, 1),
     "TIMESTAMP_TO_MILLIS": (1, 1), "STRLEN": (1, 1), "TEXTCAT": (2, 2), "CONTAINS_STRING": (2, 2),
@@ -1604,6 +1605,30 @@ class Binder:
             raise _arg_count_error(name, lo, hi, len(args))
         return getattr(self, handler)(name, args)
 
+    # lookups
+
+    def _f_lookup(self, name, args):
+        """LOOKUP(expr, 'name'[, replaceMissingValueWith]): the map is read when the query is
+        planned (``Binder.lookups``, the cluster's lookup store) and travels with the plan."""
+        if not (isinstance(args[1], Literal) and args[1].sql_type == "VARCHAR"):
+            raise InvalidInput("The second argument of LOOKUP must be a lookup name literal")
+        missing = None
+        if len(args) == 3:
+            if not isinstance(args[2], Literal):
+                raise InvalidInput("The third argument of LOOKUP must be a literal")
+            missing = None if args[2].value is None else str(args[2].value)
+        resolve = getattr(self, "lookups", None)
+        if resolve is None:
+            raise InvalidInput(f"Lookup [{args[1].value}] not found")
+        try:
+            mapping = resolve(args[1].value)
+        except MsqError:
+            raise InvalidInput(f"Lookup [{args[1].value}] not found") from None
+        keys = pa.array(list(mapping.keys()), pa.string())
+        values = pa.array([None if v is None else str(v) for v in mapping.values()], pa.string())
+        native = "lookup({0}," + _quote_str(args[1].value) + ("," + _quote_str(missing) if missing else "") + ")"
+        return Call("lookup", [self._string_arg(args[0])], "VARCHAR", _lookup, native, (keys, values, missing))
+
     # strings
 
     def _f_concat(self, name, args):
@@ -1969,6 +1994,7 @@ def _common_numeric(a: str, b: str) -> str:
 
 
 _HANDLERS = {
+    "LOOKUP": "_f_lookup",
     "CONCAT": "_f_concat", "TEXTCAT": "_f_concat", "UPPER": "_f_case_fold", "LOWER": "_f_case_fold",
     "STRLEN": "_f_strlen", "LENGTH": "_f_strlen", "CHAR_LENGTH": "_f_strlen", "CHARACTER_LENGTH": "_f_strlen",
     "SUBSTRING": "_f_substring", "SUBSTR": "_f_substring", "LEFT": "_f_left_right", "RIGHT": "_f_left_right",
@@ -2000,3 +2026,8 @@ _GENERIC = {
     "ASIN": "ASIN", "ACOS": "ACOS", "ATAN": "ATAN", "ATAN2": "ATAN2", "DEGREES": "DEGREES", "RADIANS": "RADIANS",
     "PI": "PI",
 }
+
+
+def _lookup(v, keys, values, missing):
+    found = values.take(pc.index_in(v, value_set=keys))
+    return found if missing is None else pc.coalesce(found, pa.scalar(missing, pa.string()))

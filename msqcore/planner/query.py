@@ -137,6 +137,7 @@ class _Compiler:
         self.context = context
         # one Binder so that ? parameters are numbered across the whole statement
         self.binder = Binder({}, parameters, context)
+        self.binder.lookups = getattr(catalog, "lookup", None)  # maps for LOOKUP()
 
     def bind(self, node, scope):
         self.binder.scope = scope
