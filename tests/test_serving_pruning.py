@@ -123,3 +123,31 @@ def test_pruned_segment_files_are_never_opened(cluster):
             count(cluster, "__time >= TIMESTAMP '2015-09-12 00:30:00'")
     finally:
         os.rename(saved, path)
+
+
+def test_range_shard_specs_prune_segments(tmp_path):
+    """REPLACE ... CLUSTERED BY a string writes range shard specs; an equality filter on
+    that column skips the segments whose range cannot hold the value, without opening them."""
+    c = Cluster(ClusterConfig(data_dir=str(tmp_path / "var")))
+    try:
+        rows = "".join(json.dumps({"time": "2015-09-12T00:00:00Z", "channel": f"#c{i % 30:02d}", "page": "p",
+                                   "user": "u", "added": i}) + "\n" for i in range(300))
+        sql = ("REPLACE INTO r OVERWRITE ALL SELECT TIME_PARSE(\"time\") AS __time, channel, added FROM TABLE(EXTERN("
+               f"'{json.dumps({'type': 'inline', 'data': rows})}', '{{\"type\":\"json\"}}', '{SIG}')) "
+               "PARTITIONED BY DAY CLUSTERED BY channel")
+        task = c.submit_task(sql, {"rowsPerSegment": 100}, None)
+        assert c.wait(task, 120) and c.task_status(task)["status"]["statusCode"] == "SUCCESS"
+        segments = c.metadata.used_segments("r")
+        assert len(segments) == 3 and all(s.payload["shardSpec"]["type"] == "range" for s in segments)
+        query = compile_query(split_statement("SELECT SUM(added) AS s FROM r WHERE channel = '#c00'").select,
+                              SqlCatalog(c), [], {})
+        _, stats = scan_datasource(c, query)
+        assert stats.pruned_by_shard_spec == 2 and stats.read == 1
+        # the other segments' files are never opened
+        last = next(s for s in segments if s.payload["shardSpec"]["start"] is not None
+                    and s.payload["shardSpec"]["end"] is None)
+        os.remove(c.deep_storage.local_path(last.payload["loadSpec"]))
+        assert c.run_sql("SELECT SUM(added) AS s FROM r WHERE channel = '#c00'", {}, None)[1].to_pylist() == \
+            [{"s": sum(i for i in range(300) if i % 30 == 0)}]
+    finally:
+        c.close()

@@ -43,6 +43,7 @@ class ScanStats:
 
     segments: int = 0
     pruned_by_time: int = 0
+    pruned_by_shard_spec: int = 0
     pruned_by_index: int = 0
     read: int = 0
     rows_read: int = 0  # rows kept after index filtering
@@ -50,6 +51,7 @@ class ScanStats:
 
     def to_json(self) -> dict:
         return {"segments": self.segments, "prunedByTime": self.pruned_by_time,
+                "prunedByShardSpec": self.pruned_by_shard_spec,
                 "prunedByIndex": self.pruned_by_index, "read": self.read,
                 "rowsRead": self.rows_read, "rowsTotal": self.rows_total}
 
@@ -187,6 +189,20 @@ def string_conditions(e: Expr | None) -> dict[str, set[str]]:
     return out
 
 
+def range_excludes(shard_spec: dict, conditions: dict[str, set[str]]) -> bool:
+    """A ``range`` shard spec holds rows whose first dimension lies in [start, end] (end
+    inclusive: later dimensions break ties); True when no wanted value can be in it."""
+    if shard_spec.get("type") not in ("range", "single") or not shard_spec.get("dimensions"):
+        return False
+    column = shard_spec["dimensions"][0]
+    if column not in conditions:
+        return False
+    start, end = shard_spec.get("start"), shard_spec.get("end")
+    low = start[0] if start else None
+    high = end[0] if end else None
+    return not any((low is None or v >= low) and (high is None or v <= high) for v in conditions[column])
+
+
 # --- inverted index access ---------------------------------------------------------------------------
 
 class _IndexCache:
@@ -253,6 +269,9 @@ def scan_datasource(cluster, query: LogicalQuery, check: Callable[[], None] | No
             check()
         if not overlaps(ranges, seg.start, seg.end):
             stats.pruned_by_time += 1
+            continue
+        if range_excludes(seg.payload.get("shardSpec", {}), conditions):
+            stats.pruned_by_shard_spec += 1
             continue
         path = cluster.deep_storage.local_path(seg.payload["loadSpec"])
         selected: np.ndarray | None = None
