@@ -98,3 +98,33 @@ def granularity(name_or_period: str) -> Granularity | None:
     if key in ("ALL", "ALL TIME", "ALL_TIME"):
         return GRANULARITIES["ALL"]
     return GRANULARITIES.get(key) or BY_PERIOD.get(key)
+
+
+# --- interval sets: sorted, disjoint [start, end) millisecond intervals ------------------------------
+
+Intervals = list[tuple[int, int]]
+
+
+def union_intervals(*sets: Intervals) -> Intervals:
+    out: Intervals = []
+    for start, end in sorted(i for s in sets for i in s if i[0] < i[1]):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
+
+
+def intersect_intervals(a: Intervals, b: Intervals) -> Intervals:
+    return union_intervals([(max(s1, s2), min(e1, e2)) for s1, e1 in a for s2, e2 in b])
+
+
+def complement_intervals(a: Intervals, start: int = ETERNITY_START, end: int = ETERNITY_END) -> Intervals:
+    out, cursor = [], start
+    for lo, hi in a:
+        if cursor < lo:
+            out.append((cursor, lo))
+        cursor = max(cursor, hi)
+    if cursor < end:
+        out.append((cursor, end))
+    return out

@@ -160,3 +160,31 @@ def test_distinct_and_values():
     assert run("SELECT DISTINCT TIME_FLOOR(__time, 'P1D') AS d FROM t ORDER BY d") == [{"d": 0}, {"d": 86_400_000}]
     assert run("SELECT x + 1 AS y, s FROM (VALUES (1, 'a'), (2.5, NULL)) AS v(x, s) ORDER BY y") == \
         [{"y": 2.0, "s": "a"}, {"y": 3.5, "s": None}]
+
+
+@pytest.mark.parametrize("where, message", [
+    ("__time >= TIMESTAMP '2000-01-05 00:00:00' AND __time <= TIMESTAMP '2000-01-06 00:00:00'",
+     "OVERWRITE WHERE clause identified interval [2000-01-05T00:00:00.000Z/2000-01-06T00:00:00.001Z] which is not "
+     "aligned with PARTITIONED BY granularity [{type=period, period=P1M, timeZone=UTC, origin=null}]"),
+    ("__time >= TIMESTAMP '2025-01-01'",
+     "OVERWRITE WHERE clause identified interval [2025-01-01T00:00:00.000Z/146140482-04-24T15:36:27.903Z] which is "
+     "not aligned with PARTITIONED BY granularity"),
+    ("k = 'x'", "OVERWRITE WHERE clause only supports filtering on the __time column, got [k]"),
+    ("__time < TIMESTAMP '2000-01-01' AND __time > TIMESTAMP '2000-01-01'",
+     "produced no time intervals, are the bounds overly restrictive?"),
+])
+def test_overwrite_where_validation(where, message):
+    with pytest.raises(InvalidInput) as e:
+        plan_task(f"REPLACE INTO w OVERWRITE WHERE {where} SELECT __time, k FROM t PARTITIONED BY MONTH", {}, None,
+                  Catalog())
+    assert message in e.value.message
+
+
+def test_overwrite_where_intervals():
+    plan = plan_task("REPLACE INTO w OVERWRITE WHERE __time BETWEEN TIMESTAMP '2000-01-01' AND "
+                     "TIMESTAMP '2000-01-31 23:59:59.999' OR (__time >= '2000-03-01' AND __time < '2000-04-01') "
+                     "SELECT __time, k FROM t PARTITIONED BY MONTH", {}, None, Catalog())
+    assert plan.payload["spec"]["destination"]["replaceTimeChunks"] == [
+        "2000-01-01T00:00:00.000Z/2000-02-01T00:00:00.000Z", "2000-03-01T00:00:00.000Z/2000-04-01T00:00:00.000Z"]
+    assert plan.payload["sqlQueryContext"]["sqlReplaceTimeChunks"] == \
+        "2000-01-01T00:00:00.000Z/2000-02-01T00:00:00.000Z,2000-03-01T00:00:00.000Z/2000-04-01T00:00:00.000Z"

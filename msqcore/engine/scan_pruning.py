@@ -28,13 +28,14 @@ import pyarrow.compute as pc
 
 from msqcore.planner.expressions import Call, ColumnRef, Expr, Literal, arrow_type
 from msqcore.planner.query import LogicalQuery
+from msqcore.timeutil import Intervals, intersect_intervals, union_intervals
 
 log = logging.getLogger("msqcore.engine")
 
 MIN_TIME = -(2**63)
 MAX_TIME = 2**63 - 1
 
-Ranges = list[tuple[int, int]]  # sorted, disjoint, half-open [lo, hi)
+Ranges = Intervals  # sorted, disjoint, half-open [lo, hi)
 
 
 @dataclass
@@ -60,30 +61,6 @@ class ScanStats:
 
 _FLIP = {"greater": "less", "greater_equal": "less_equal", "less": "greater", "less_equal": "greater_equal",
          "equal": "equal"}
-
-
-def _normalize(ranges: Ranges) -> Ranges:
-    out: Ranges = []
-    for lo, hi in sorted(r for r in ranges if r[0] < r[1]):
-        if out and lo <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], hi))
-        else:
-            out.append((lo, hi))
-    return out
-
-
-def _intersect(a: Ranges, b: Ranges) -> Ranges:
-    out: Ranges = []
-    i = j = 0
-    while i < len(a) and j < len(b):
-        lo, hi = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
-        if lo < hi:
-            out.append((lo, hi))
-        if a[i][1] < b[j][1]:
-            i += 1
-        else:
-            j += 1
-    return out
 
 
 def _is_time(e: Expr) -> bool:
@@ -115,13 +92,13 @@ def time_ranges(e: Expr | None) -> Ranges | None:
             return None
         out = known[0]
         for r in known[1:]:
-            out = _intersect(out, r)
+            out = intersect_intervals(out, r)
         return out
     if e.op == "or":
         parts = [time_ranges(a) for a in e.args]
         if any(p is None for p in parts):
             return None
-        return _normalize([r for p in parts for r in p])
+        return union_intervals(*parts)
     if e.op == "istrue" and e.extra == (True, False) and len(e.args) == 1:
         return time_ranges(e.args[0])  # IS TRUE of a comparison
     if e.op in _FLIP and len(e.args) == 2:
@@ -129,11 +106,11 @@ def time_ranges(e: Expr | None) -> Ranges | None:
         if isinstance(a, Literal) and _is_time(b):
             a, b, op = b, a, _FLIP[op]
         if _is_time(a) and isinstance(b, Literal) and b.sql_type in ("TIMESTAMP", "BIGINT"):
-            return _normalize(_comparison(op, b.value))
+            return union_intervals(_comparison(op, b.value))
         return None
     if e.op == "in" and len(e.args) == 1 and _is_time(e.args[0]) and e.extra:
         values = e.extra[0]
-        return _normalize([(int(v), int(v) + 1) for v in values.to_pylist() if v is not None])
+        return union_intervals([(int(v), int(v) + 1) for v in values.to_pylist() if v is not None])
     return None
 
 

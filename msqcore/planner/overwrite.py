@@ -11,36 +11,10 @@ from sqlglot import exp
 from msqcore.errors import InvalidInput
 from msqcore.planner.expressions import Binder, ColumnRef, Literal
 from msqcore.planner.statement import DIALECT, parse_sql
-from msqcore.timeutil import ETERNITY_END, ETERNITY_START, Granularity, interval_text
+from msqcore.timeutil import (ETERNITY_END, ETERNITY_START, Granularity, Intervals, complement_intervals,
+                              intersect_intervals, interval_text, union_intervals)
 
-Intervals = list[tuple[int, int]]
 ALL: Intervals = [(ETERNITY_START, ETERNITY_END)]
-
-
-def _union(a: Intervals, b: Intervals) -> Intervals:
-    out: Intervals = []
-    for start, end in sorted(a + b):
-        if out and start <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], end))
-        else:
-            out.append((start, end))
-    return out
-
-
-def _intersect(a: Intervals, b: Intervals) -> Intervals:
-    out = [(max(s1, s2), min(e1, e2)) for s1, e1 in a for s2, e2 in b if max(s1, s2) < min(e1, e2)]
-    return _union(out, [])
-
-
-def _complement(a: Intervals) -> Intervals:
-    out, cursor = [], ETERNITY_START
-    for start, end in a:
-        if cursor < start:
-            out.append((cursor, start))
-        cursor = max(cursor, end)
-    if cursor < ETERNITY_END:
-        out.append((cursor, ETERNITY_END))
-    return out
 
 
 class _Converter:
@@ -52,11 +26,11 @@ class _Converter:
         if isinstance(node, exp.Paren):
             return self.convert(node.this)
         if isinstance(node, exp.And):
-            return _intersect(self.convert(node.this), self.convert(node.expression))
+            return intersect_intervals(self.convert(node.this), self.convert(node.expression))
         if isinstance(node, exp.Or):
-            return _union(self.convert(node.this), self.convert(node.expression))
+            return union_intervals(self.convert(node.this), self.convert(node.expression))
         if isinstance(node, exp.Not):
-            return _complement(self.convert(node.this))
+            return complement_intervals(self.convert(node.this))
         if isinstance(node, exp.Between):
             low, high = self._time(node.this, node.args["low"]), self._time(node.this, node.args["high"])
             return [(low, high + 1)] if low <= high else []
