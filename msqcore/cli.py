@@ -17,6 +17,7 @@ import datetime as _dt
 import json
 import logging
 import re
+import signal
 import sys
 import time
 import urllib.error
@@ -397,6 +398,9 @@ def run_select(http: Http, sql: str, context: dict, args, path: str = "/druid/v2
 
 
 def sql_main(args, parser) -> int:
+    # Ctrl-C cancels the task: make sure SIGINT raises KeyboardInterrupt even when this
+    # process was started with SIGINT ignored (as background jobs of a script are).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         if (args.statement is None) == (args.file is None):
             parser.error("give either a statement or --file")
