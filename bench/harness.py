@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
