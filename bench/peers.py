@@ -35,10 +35,6 @@ OTHERS = [name for name, _ in COLUMNS if name != "timestamp"]
 QUERY_COUNTRY = "United States"
 
 
-def module_name(tool: str) -> str:
-    return {"duckdb": "duckdb", "polars": "polars", "datafusion": "datafusion"}[tool]
-
-
 def version(tool: str) -> str | None:
     try:
         from importlib.metadata import version as dist_version
