@@ -33,14 +33,34 @@ def codec_for(uri: str) -> str | None:
     return None
 
 
-class DecompressedStream:
+class ForwardStream:
+    """A read-only, forward-only byte stream, as the parsers read splits; ``close`` runs
+    ``_release`` once."""
+
+    closed = False
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._release()
+
+    def _release(self) -> None:
+        pass
+
+
+class DecompressedStream(ForwardStream):
     """A read-only stream of a split's decompressed bytes; codec failures name the source."""
 
     def __init__(self, raw: BinaryIO, uri: str, codec: str | None):
         self.uri = uri
         self.codec = codec
         self._raw = raw
-        self.closed = False
         try:
             self._inner = _open_codec(raw, codec)
         except _CODEC_ERRORS as e:
@@ -52,21 +72,13 @@ class DecompressedStream:
         except _CODEC_ERRORS as e:
             raise unreadable(self.uri, self.codec, e) from None
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            try:
-                if self._inner is not self._raw:
-                    self._inner.close()
-            except _CODEC_ERRORS:
-                pass
-            self._raw.close()
+    def _release(self) -> None:
+        try:
+            if self._inner is not self._raw:
+                self._inner.close()
+        except _CODEC_ERRORS:
+            pass
+        self._raw.close()
 
     def __enter__(self):
         return self

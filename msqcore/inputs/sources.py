@@ -23,6 +23,7 @@ from typing import BinaryIO
 
 from msqcore.errors import InvalidInput, UnknownError
 from msqcore.inputs import cloud
+from msqcore.inputs.compression import ForwardStream
 
 SUPPORTED = ("inline", "local", "http", "s3", "google", "azureStorage", "azure", "combining")
 SYSTEM_FIELDS = ("__file_uri", "__file_path", "__file_bucket")
@@ -203,14 +204,13 @@ def _local_paths(spec: dict) -> list[str]:
 # --- opening -----------------------------------------------------------------------------
 
 
-class CountingReader:
+class CountingReader(ForwardStream):
     """Wraps a raw byte stream and counts what was read (the input ``bytes`` counter)."""
 
     def __init__(self, raw: BinaryIO, uri: str = ""):
         self.raw = raw
         self.uri = uri
         self.count = 0
-        self.closed = False
 
     def read(self, n: int = -1) -> bytes:
         try:
@@ -222,19 +222,11 @@ class CountingReader:
         self.count += len(data)
         return data
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            try:
-                self.raw.close()
-            except OSError:
-                pass
+    def _release(self) -> None:
+        try:
+            self.raw.close()
+        except OSError:
+            pass
 
 
 def open_raw(f: InputFile, timeout: float = HTTP_TIMEOUT) -> CountingReader:
