@@ -64,7 +64,7 @@ class Cluster:
     # --- catalog --------------------------------------------------------------------------------
 
     def table_signature(self, datasource: str) -> list[tuple[str, str]] | None:
-        segments = [s for s in self.metadata.used_segments(datasource) if not s.is_tombstone]
+        segments = self.metadata.data_segments(datasource)
         if not segments:
             return None
         columns: dict[str, str] = {"__time": "TIMESTAMP"}

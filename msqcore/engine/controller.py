@@ -251,7 +251,7 @@ class Controller:
         if isinstance(source, TableSource):
             deep = self.services.deep_storage
             return [deep.local_path(s.payload["loadSpec"])
-                    for s in self.services.metadata.used_segments(source.datasource) if not s.is_tombstone]
+                    for s in self.services.metadata.data_segments(source.datasource)]
         return [source.table()]  # VALUES, or one row for a FROM-less SELECT
 
     def _order(self, stage: StagePlan, inputs: list, total: int) -> WorkOrder:

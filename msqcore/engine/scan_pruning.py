@@ -238,9 +238,7 @@ def scan_datasource(cluster, query: LogicalQuery, check: Callable[[], None] | No
     ranges = time_ranges(query.filter)
     conditions = string_conditions(query.filter)
     tables = []
-    for seg in cluster.metadata.used_segments(query.source.datasource):
-        if seg.is_tombstone:
-            continue
+    for seg in cluster.metadata.data_segments(query.source.datasource):
         stats.segments += 1
         if check is not None:
             check()

@@ -71,6 +71,10 @@ class MetadataStore(ABC):
     @abstractmethod
     def used_segments(self, datasource: str | None = None) -> list[SegmentRecord]: ...
 
+    def data_segments(self, datasource: str) -> list[SegmentRecord]:
+        """The used segments that hold rows (tombstones left out): what queries read."""
+        return [s for s in self.used_segments(datasource) if not s.is_tombstone]
+
     @abstractmethod
     def close(self) -> None: ...
 
