@@ -19,13 +19,14 @@ from msqcore.engine import operators as ops
 from msqcore.engine.controller import Controller, Services
 from msqcore.engine.launcher import LocalProcessLauncher, WorkerLauncher
 from msqcore.errors import Canceled, InvalidInput, NotFound
+from msqcore.kill import KillTask
 from msqcore.planner.query import ExternalSource, InlineSource, LogicalQuery, compile_query
 from msqcore.planner.statement import split_statement
 from msqcore.planner.tasks import plan_task
 from msqcore.storage.deep import DeepStorage, LocalDeepStorage
 from msqcore.storage.metadata import MetadataStore, SqliteMetadataStore, TaskRecord
 from msqcore.storage.segment import read_segment_meta
-from msqcore.timeutil import iso, now_millis
+from msqcore.timeutil import iso, now_millis, parse_interval
 
 log = logging.getLogger("msqcore.engine")
 
@@ -58,6 +59,7 @@ class Cluster:
         self.services = Services(self.metadata, self.deep_storage, launcher or LocalProcessLauncher(), temp_root,
                                  host=config.host, port=config.port)
         self._running: dict[str, tuple[Controller, threading.Thread]] = {}
+        self._native: dict[str, tuple[threading.Event, threading.Thread]] = {}  # kill tasks
         self._lock = threading.Lock()
         self._segment_meta: dict[str, dict] = {}
 
@@ -103,6 +105,40 @@ class Cluster:
             thread.start()
         return plan.task_id
 
+    def submit_native_task(self, payload: dict, id_prefix: str | None = None) -> str:
+        """``POST /druid/indexer/v1/task``: the native task types msqcore runs (``kill``)."""
+        if not isinstance(payload, dict) or payload.get("type") != "kill":
+            kind = payload.get("type") if isinstance(payload, dict) else None
+            raise InvalidInput(f"Task type [{kind}] is not supported: msqcore runs SQL-based ingestion "
+                               "(POST /druid/v2/sql/task) and kill tasks")
+        interval = payload.get("interval")
+        if not isinstance(interval, str):
+            raise InvalidInput("Missing 'interval' in the kill task")
+        task = KillTask.from_payload(payload, parse_interval(interval), id_prefix)
+        with self._lock:
+            if self.metadata.get_task(task.id) is not None:
+                raise InvalidInput(f"Task [{task.id}] already exists")
+            self.metadata.insert_task(TaskRecord(
+                id=task.id, type="kill", datasource=task.datasource, created_time=iso(now_millis()),
+                status="RUNNING", duration=-1, error_msg=None, payload=task.payload, report=None))
+            stop = threading.Event()
+            thread = threading.Thread(target=self._run_kill, args=(task, stop), name=task.id, daemon=True)
+            self._native[task.id] = (stop, thread)
+            thread.start()
+        return task.id
+
+    def _run_kill(self, task: KillTask, stop: threading.Event) -> None:
+        started = now_millis()
+        try:
+            report = task.run(self.metadata, self.deep_storage, self.services.locks, stop.is_set)
+            self.metadata.finish_task(task.id, "SUCCESS", now_millis() - started, None, report)
+        except Exception as e:  # noqa: BLE001 - a task must always end with a status
+            log.exception("kill task %s failed", task.id)
+            self.metadata.finish_task(task.id, "FAILED", now_millis() - started, str(e), None)
+        finally:
+            with self._lock:
+                self._native.pop(task.id, None)
+
     def _run(self, controller: Controller) -> None:
         try:
             controller.run()
@@ -127,7 +163,7 @@ class Cluster:
         status = record.status
         duration = record.duration
         error_msg = record.error_msg
-        runner = "NONE"
+        runner = "RUNNING" if record.id in self._native else "NONE"
         if running is not None and running[0].status == "RUNNING":
             status, duration, error_msg, runner = "RUNNING", -1, None, running[0].runner_status
         return {
@@ -154,7 +190,9 @@ class Cluster:
     def shutdown_task(self, task_id: str) -> dict:
         record = self._record(task_id)
         running = self._running.get(record.group_id or task_id)
-        if running is not None:
+        if task_id in self._native:
+            self._native[task_id][0].set()
+        elif running is not None:
             if record.type == "query_worker":
                 running[0].kill_worker(task_id)
             else:
@@ -166,13 +204,19 @@ class Cluster:
 
     def wait(self, task_id: str, timeout: float | None = None) -> bool:
         running = self._running.get(task_id)
+        native = self._native.get(task_id)
+        if native is not None:
+            native[1].join(timeout)
+            return not native[1].is_alive()
         return running[0].done.wait(timeout) if running else True
 
     def close(self, timeout: float = 30.0) -> None:
         """Cancel running tasks (they end FAILED, publishing nothing) and close the store."""
         for controller, _ in list(self._running.values()):
             controller.cancel("TASK_SHUTDOWN")
-        for controller, thread in list(self._running.values()):
+        for stop, _ in list(self._native.values()):
+            stop.set()
+        for _, thread in list(self._running.values()) + list(self._native.values()):
             thread.join(timeout)
         self.metadata.close()
 
@@ -216,6 +260,11 @@ class Cluster:
     def _source_table(self, query: LogicalQuery) -> pa.Table:
         if isinstance(query.source, InlineSource):
             return query.source.table()
+        tables = getattr(query.source, "tables", None)
+        if tables is not None:  # a union datasource: its tables' rows, one after another
+            import dataclasses
+            return pa.concat_tables([self._source_table(dataclasses.replace(query, source=t)) for t in tables],
+                                    promote_options="permissive")
         from msqcore.catalog import SystemTables
         from msqcore.engine.scan_pruning import scan_datasource
         system = SystemTables(self)

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from msqcore.errors import InvalidInput
+from msqcore.kernels import jodatime
+
 # Druid's eternity: the interval text it prints for ALL / OVERWRITE ALL.
 ETERNITY_START = -9223372036854775808 // 2  # JodaUtils.MIN_INSTANT
 ETERNITY_END = 9223372036854775807 // 2  # JodaUtils.MAX_INSTANT
@@ -128,3 +131,32 @@ def complement_intervals(a: Intervals, start: int = ETERNITY_START, end: int = E
     if cursor < end:
         out.append((cursor, end))
     return out
+
+
+def parse_interval(text: str) -> tuple[int, int]:
+    """Druid's ``Intervals.of`` for ``start/end``, ``start/period`` or ``period/end`` (``_`` may
+    stand for ``/`` in URLs)."""
+    parts = text.replace("_", "/").split("/")
+    if len(parts) != 2:
+        raise InvalidInput(f"Invalid interval [{text}]")
+    try:
+        period = [jodatime.Period.parse(p) if p.upper().startswith("P") else None for p in parts]
+        stamps = [None if period[i] else _parse_iso(p)
+                  for i, p in enumerate(parts)]
+    except ValueError:
+        raise InvalidInput(f"Invalid interval [{text}]") from None
+    if period[0] is not None and period[1] is not None or None in [s for i, s in enumerate(stamps) if not period[i]]:
+        raise InvalidInput(f"Invalid interval [{text}]")
+    start, end = stamps
+    if start is None:
+        start = int(jodatime.shift(np.array([end]), period[0], -1, "UTC")[0])
+    if end is None:
+        end = int(jodatime.shift(np.array([start]), period[1], 1, "UTC")[0])
+    if end < start:
+        raise InvalidInput(f"The end instant must be greater than the start instant: [{text}]")
+    return start, end
+
+
+def _parse_iso(text: str) -> int | None:
+    from msqcore.kernels.timeparse import parse_iso_millis
+    return parse_iso_millis(pa.array([text]), lenient=True)[0].as_py()

@@ -36,6 +36,7 @@ ROUTES = [
     ("DELETE", "/druid/v2/sql/{query_id}", sql.cancel_query),
     # tasks (Overlord)
     ("GET", "/druid/indexer/v1/tasks", tasks.list_tasks),
+    ("POST", "/druid/indexer/v1/task", tasks.post_task),
     ("GET", "/druid/indexer/v1/task/{task_id}", tasks.task_payload),
     ("GET", "/druid/indexer/v1/task/{task_id}/status", tasks.task_status),
     ("GET", "/druid/indexer/v1/task/{task_id}/reports", tasks.task_reports),
@@ -50,6 +51,7 @@ ROUTES = [
     ("DELETE", _DS, coordinator.drop_datasource),
     ("GET", _DS + "/intervals", coordinator.datasource_intervals),
     ("GET", _DS + "/intervals/{interval}", coordinator.datasource_interval),
+    ("DELETE", _DS + "/intervals/{interval}", coordinator.kill_interval),
     ("GET", _DS + "/segments", coordinator.datasource_segments),
     ("GET", _DS + "/segments/{segment_id}", coordinator.datasource_segment),
     ("DELETE", _DS + "/segments/{segment_id}", coordinator.coordinator_mark_segment_unused),

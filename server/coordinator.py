@@ -8,14 +8,11 @@ an unknown datasource answers 204 No Content on the Coordinator's served view.
 """
 from __future__ import annotations
 
-import numpy as np
 import pyarrow as pa
 from aiohttp import web
 
-from msqcore.errors import InvalidInput
-from msqcore.kernels import jodatime
 from msqcore.kernels.timeparse import parse_iso_millis
-from msqcore.timeutil import iso, now_millis
+from msqcore.timeutil import iso, now_millis, parse_interval
 
 from .common import json_response, read_json, run_blocking
 from .keys import CLUSTER
@@ -24,30 +21,6 @@ TIER = "_default_tier"
 _LOADSTATUS_DEFAULT_MS = 14 * 24 * 60 * 60 * 1000
 _INVALID_MARK_PAYLOAD = ("Invalid request payload. Specify either 'interval' or 'segmentIds', but not both. "
                          "Optionally, include 'versions' only when 'interval' is provided.")
-
-
-def parse_interval(text: str) -> tuple[int, int]:
-    """Druid's ``Intervals.of`` for ``start/end``, ``start/period`` or ``period/end`` (``_`` may
-    stand for ``/`` in URLs)."""
-    parts = text.replace("_", "/").split("/")
-    if len(parts) != 2:
-        raise InvalidInput(f"Invalid interval [{text}]")
-    try:
-        period = [jodatime.Period.parse(p) if p.upper().startswith("P") else None for p in parts]
-        stamps = [None if period[i] else parse_iso_millis(pa.array([p]), lenient=True)[0].as_py()
-                  for i, p in enumerate(parts)]
-    except ValueError:
-        raise InvalidInput(f"Invalid interval [{text}]") from None
-    if period[0] is not None and period[1] is not None or None in [s for i, s in enumerate(stamps) if not period[i]]:
-        raise InvalidInput(f"Invalid interval [{text}]")
-    start, end = stamps
-    if start is None:
-        start = int(jodatime.shift(np.array([end]), period[0], -1, "UTC")[0])
-    if end is None:
-        end = int(jodatime.shift(np.array([start]), period[1], 1, "UTC")[0])
-    if end < start:
-        raise InvalidInput(f"The end instant must be greater than the start instant: [{text}]")
-    return start, end
 
 
 def _segment_key(seg: dict):
@@ -226,6 +199,15 @@ async def overlord_mark_unused(request: web.Request) -> web.Response:
 
 async def coordinator_mark_unused(request: web.Request) -> web.Response:
     return await _mark_unused(request, coordinator=True)
+
+
+async def kill_interval(request: web.Request) -> web.Response:
+    """``DELETE .../datasources/{ds}/intervals/{interval}``: submit a kill task for the unused
+    segments there (Druid's id prefix ``api-issued``); 200 with no body."""
+    name, interval = request.match_info["datasource"], request.match_info["interval"]
+    payload = {"type": "kill", "dataSource": name, "interval": interval.replace("_", "/")}
+    await run_blocking(request, request.app[CLUSTER].submit_native_task, payload, "api-issued")
+    return web.Response(status=200)
 
 
 async def drop_datasource(request: web.Request) -> web.Response:

@@ -6,7 +6,7 @@ from aiohttp import web
 from msqcore.errors import InvalidInput
 
 from .common import json_response as _json
-from .common import read_json_body, run_blocking  # noqa: F401 - re-exported for the other handlers
+from .common import read_json, read_json_body, run_blocking  # noqa: F401 - re-exported for the other handlers
 from .keys import CLUSTER
 
 
@@ -27,6 +27,15 @@ async def submit_task(request: web.Request) -> web.Response:
                             content_type=CONTENT_TYPES[fmt], headers=headers)
     task_id = await run_blocking(request, cluster.submit_task, query, body.get("context"), body.get("parameters"))
     return _json({"taskId": task_id, "state": "RUNNING"}, status=202)
+
+
+async def post_task(request: web.Request) -> web.Response:
+    """``POST /druid/indexer/v1/task``: a native task JSON (msqcore runs ``kill``)."""
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise InvalidInput("Request body must be a task JSON object")
+    task_id = await run_blocking(request, request.app[CLUSTER].submit_native_task, body)
+    return _json({"task": task_id})
 
 
 async def task_enabled(request: web.Request) -> web.Response:

@@ -97,6 +97,16 @@ class MetadataStore(ABC):
         """Mark every used segment of ``datasource`` unused (dropping the datasource)."""
         raise NotImplementedError
 
+    def unused_segments(self, datasource: str, interval: tuple[int, int], versions: list[str] | None = None,
+                        limit: int | None = None) -> list[SegmentRecord]:
+        """Unused segments of ``datasource`` lying within ``interval`` (what a kill task deletes),
+        optionally only of ``versions``, oldest first, at most ``limit``."""
+        raise NotImplementedError
+
+    def delete_segments(self, segment_ids: list[str]) -> None:
+        """Remove segment rows for good (a kill task's nuke step)."""
+        raise NotImplementedError
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -234,6 +244,26 @@ class SqliteMetadataStore(MetadataStore):
     def mark_datasource_unused(self, datasource):
         with self._tx() as db:
             return db.execute("UPDATE segments SET used=0 WHERE datasource=? AND used=1", (datasource,)).rowcount
+
+    def unused_segments(self, datasource, interval, versions=None, limit=None):
+        sql = 'SELECT start, "end", version, partition_num, payload FROM segments WHERE datasource=? AND used=0' \
+              ' AND start>=? AND "end"<=?'
+        args: list = [datasource, *interval]
+        if versions is not None:
+            sql += f" AND version IN ({','.join('?' * len(versions))})"
+            args += versions
+        sql += " ORDER BY start, version, partition_num"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        with self._tx() as db:
+            rows = db.execute(sql, args).fetchall()
+        return [SegmentRecord(r["start"], r["end"], r["version"], r["partition_num"], json.loads(r["payload"]))
+                for r in rows]
+
+    def delete_segments(self, segment_ids):
+        with self._tx() as db:
+            db.executemany("DELETE FROM segments WHERE id=? AND used=0", [(sid,) for sid in segment_ids])
 
 
 class _Transaction:
