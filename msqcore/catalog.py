@@ -44,7 +44,11 @@ SEGMENTS_SIGNATURE = [("segment_id", _S), ("datasource", _S), ("start", _S), ("e
                       ("is_active", _L), ("is_published", _L), ("is_available", _L), ("is_realtime", _L),
                       ("is_overshadowed", _L), ("shard_spec", _S), ("dimensions", _S), ("metrics", _S),
                       ("last_compaction_state", _S), ("replication_factor", _L)]
+SERVERS_SIGNATURE = [("server", _S), ("host", _S), ("plaintext_port", _L), ("tls_port", _L), ("server_type", _S),
+                     ("tier", _S), ("curr_size", _L), ("max_size", _L), ("is_leader", _L), ("start_time", _S)]
 SERVER_SEGMENTS_SIGNATURE = [("server", _S), ("segment_id", _S)]
+# The one msqcore process plays every Druid service; Druid lists one sys.servers row per service.
+_SERVICES = ("coordinator", "overlord", "broker", "historical", "indexer")
 TASKS_SIGNATURE = [("task_id", _S), ("group_id", _S), ("type", _S), ("datasource", _S), ("created_time", _S),
                    ("queue_insertion_time", _S), ("status", _S), ("runner_status", _S), ("duration", _L),
                    ("location", _S), ("host", _S), ("plaintext_port", _L), ("tls_port", _L), ("error_msg", _S)]
@@ -55,6 +59,7 @@ _FIXED = {
     "INFORMATION_SCHEMA.TABLES": TABLES_SIGNATURE,
     "INFORMATION_SCHEMA.COLUMNS": COLUMNS_SIGNATURE,
     "sys.segments": SEGMENTS_SIGNATURE,
+    "sys.servers": SERVERS_SIGNATURE,
     "sys.server_segments": SERVER_SEGMENTS_SIGNATURE,
     "sys.tasks": TASKS_SIGNATURE,
 }
@@ -136,6 +141,7 @@ class SystemTables:
             "INFORMATION_SCHEMA.TABLES": self._tables,
             "INFORMATION_SCHEMA.COLUMNS": self._columns,
             "sys.segments": self._segments,
+            "sys.servers": self._servers,
             "sys.server_segments": self._server_segments,
             "sys.tasks": self._tasks,
         }[key]()
@@ -148,7 +154,7 @@ class SystemTables:
         out = [("druid", ds, "TABLE", False) for ds in self.cluster.datasources()]
         out += [("INFORMATION_SCHEMA", t, "SYSTEM_TABLE", False) for t in ("COLUMNS", "SCHEMATA", "TABLES")]
         out += [("lookup", name, "TABLE", True) for name in self.lookup_names()]
-        out += [("sys", t, "SYSTEM_TABLE", False) for t in ("segments", "server_segments", "tasks")]
+        out += [("sys", t, "SYSTEM_TABLE", False) for t in ("segments", "server_segments", "servers", "tasks")]
         return out
 
     def _schemata(self) -> list[tuple]:
@@ -200,6 +206,22 @@ class SystemTables:
             return int(self.cluster._meta(payload)["numRows"])
         except (OSError, ValueError, KeyError):
             return 0  # Druid shows 0 while it does not know a segment's row count
+
+    def _servers(self) -> list[tuple]:
+        """Druid's rows per service: data servers (historical) carry tier and sizes, the
+        leader-elected ones (coordinator, overlord) ``is_leader``; the rest have nulls there."""
+        import shutil
+        from msqcore.timeutil import iso
+        config = self.cluster.config
+        used = sum(int(s.payload.get("size", 0)) for s in self.cluster.metadata.used_segments())
+        capacity = shutil.disk_usage(self.cluster.config.data_dir).total
+        rows = []
+        for service in _SERVICES:
+            data = service == "historical"
+            rows.append((self._server(), config.host, config.port, -1, service, "_default_tier" if data else None,
+                         used if data else None, capacity if data else None,
+                         1 if service in ("coordinator", "overlord") else None, iso(self.cluster.started_millis)))
+        return rows
 
     def _server_segments(self) -> list[tuple]:
         server = self._server()

@@ -44,6 +44,7 @@ class Cluster:
     def __init__(self, config: ClusterConfig, metadata: MetadataStore | None = None,
                  deep_storage: DeepStorage | None = None, launcher: WorkerLauncher | None = None):
         self.config = config
+        self.started_millis = now_millis()
         data_dir = os.path.abspath(config.data_dir)
         os.makedirs(data_dir, exist_ok=True)
         self.metadata = metadata or SqliteMetadataStore(os.path.join(data_dir, "metadata.db"))

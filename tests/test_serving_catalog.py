@@ -51,6 +51,7 @@ def test_tables(srv):
                     ["lookup", "country", "TABLE", "YES", "YES"],
                     ["sys", "segments", "SYSTEM_TABLE", "NO", "NO"],
                     ["sys", "server_segments", "SYSTEM_TABLE", "NO", "NO"],
+                    ["sys", "servers", "SYSTEM_TABLE", "NO", "NO"],
                     ["sys", "tasks", "SYSTEM_TABLE", "NO", "NO"]]
     assert srv.client.sql("SELECT TABLE_CATALOG FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME = 'wiki'") == \
         [{"TABLE_CATALOG": "druid"}]
@@ -82,7 +83,8 @@ def test_columns_of_system_and_lookup_tables(srv):
                             "WHERE TABLE_SCHEMA IN ('INFORMATION_SCHEMA', 'sys') GROUP BY TABLE_NAME ORDER BY 1")
     assert counts == [{"TABLE_NAME": "COLUMNS", "c": 17}, {"TABLE_NAME": "SCHEMATA", "c": 7},
                       {"TABLE_NAME": "TABLES", "c": 6}, {"TABLE_NAME": "segments", "c": 19},
-                      {"TABLE_NAME": "server_segments", "c": 2}, {"TABLE_NAME": "tasks", "c": 14}]
+                      {"TABLE_NAME": "server_segments", "c": 2}, {"TABLE_NAME": "servers", "c": 10},
+                      {"TABLE_NAME": "tasks", "c": 14}]
 
 
 def test_pydruid_has_table_query(srv):
@@ -129,6 +131,19 @@ def test_sys_server_segments_and_tasks(srv):
     workers = srv.client.sql("SELECT task_id FROM sys.tasks WHERE group_id = 'query-catalog-ingest' "
                              "AND type = 'query_worker'")
     assert workers == [{"task_id": "query-catalog-ingest-worker0_0"}]
+
+
+def test_sys_servers(srv):
+    rows = srv.client.sql("SELECT * FROM sys.servers ORDER BY server_type")
+    assert [r["server_type"] for r in rows] == ["broker", "coordinator", "historical", "indexer", "overlord"]
+    size = sum(s["size"] for s in srv.client.get("/druid/coordinator/v1/datasources/wiki/segments?full"))
+    for r in rows:
+        assert r["server"] == f"127.0.0.1:{srv.port}" and r["host"] == "127.0.0.1"
+        assert r["plaintext_port"] == srv.port and r["tls_port"] == -1 and r["start_time"].endswith("Z")
+        data = r["server_type"] == "historical"
+        assert (r["tier"], r["curr_size"]) == (("_default_tier", size) if data else (None, None))
+        assert (r["max_size"] > size) if data else r["max_size"] is None
+        assert r["is_leader"] == (1 if r["server_type"] in ("coordinator", "overlord") else None)
 
 
 def test_lookup_tables(srv):
