@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pyroaring import BitMap
 
 from msqcore.errors import SegmentCorruptError
 from msqcore.kernels import _segment as k
@@ -74,12 +75,25 @@ def _reference_index(values: pa.Array, dictionary: pa.Array) -> tuple[np.ndarray
     return offsets, rows
 
 
+def _index_csr(path, column: str) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """(dictionary, offsets, rows) of a column's bitmap index, each bitmap read by pyroaring."""
+    index = string_value_index(str(path), column)
+    parts = []
+    for i in range(index.cardinality):
+        rows = index.rows([i])
+        assert rows.dtype == np.int32
+        np.testing.assert_array_equal(np.array(BitMap.deserialize(index.bitmap(i)), np.int32), rows)
+        parts.append(rows)
+    offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts], dtype=np.int64)]).astype(np.int64)
+    rows = np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, np.int32)
+    return index.dictionary, offsets, rows
+
+
 def _assert_index(path, column: str, values: pa.Array) -> None:
-    dictionary, offsets, rows = string_value_index(str(path), column)
+    dictionary, offsets, rows = _index_csr(path, column)
     assert dictionary.type == pa.string()
     assert dictionary.to_pylist() == _utf8_sorted_dictionary(values.to_pylist())
     ref_offsets, ref_rows = _reference_index(values, dictionary)
-    assert offsets.dtype == np.int64 and rows.dtype == np.int32
     np.testing.assert_array_equal(offsets, ref_offsets)
     np.testing.assert_array_equal(rows, ref_rows)
 
@@ -129,7 +143,7 @@ def test_zero_rows(tmp_path):
     meta = read_segment_meta(str(path))
     assert meta["numRows"] == 0 and meta["minTime"] is None and meta["maxTime"] is None
     assert _col(path, "d")["cardinality"] == 0 and _col(path, "d")["idWidth"] == 1
-    dictionary, offsets, rows = string_value_index(str(path), "d")
+    dictionary, offsets, rows = _index_csr(path, "d")
     assert len(dictionary) == 0 and offsets.tolist() == [0] and len(rows) == 0
     validate_segment(str(path), full=True)
 
@@ -144,7 +158,7 @@ def test_one_row(tmp_path):
     assert (meta["numRows"], meta["minTime"], meta["maxTime"]) == (1, 42, 42)
     d = _col(path, "d")
     assert d["hasNulls"] and d["cardinality"] == 1
-    dictionary, offsets, rows = string_value_index(str(path), "d")
+    dictionary, offsets, rows = _index_csr(path, "d")
     assert dictionary.to_pylist() == [None] and offsets.tolist() == [0, 1] and rows.tolist() == [0]
     validate_segment(str(path), full=True)
 
@@ -191,7 +205,8 @@ def test_200k_rows_high_and_low_cardinality(tmp_path):
     assert read_segment(str(path)).equals(table)
     assert _col(path, "user")["cardinality"] == n and _col(path, "user")["idWidth"] == 3
     assert _col(path, "method")["cardinality"] == 5 and _col(path, "method")["idWidth"] == 1
-    assert _col(path, "method")["parts"]["ids"][1] == n  # one byte per row
+    assert _col(path, "method")["parts"]["ids"]["size"] == n  # one byte per row, before compression
+    assert _col(path, "method")["parts"]["ids"]["stored"] < n // 2
     _assert_index(path, "method", low)
     _assert_index(path, "user", high)
     validate_segment(str(path), full=True)
@@ -216,7 +231,7 @@ def test_segment_uses_minimal_id_width(tmp_path, cardinality, width):
     write_segment(str(path), _table(__time=_times(n), d=values), dimensions=["d"])
     col = _col(path, "d")
     assert (col["cardinality"], col["idWidth"]) == (cardinality, width)
-    assert col["parts"]["ids"][1] == n * width
+    assert col["parts"]["ids"]["size"] == n * width
     assert read_segment(str(path), ["d"]).column("d").equals(pa.chunked_array([values]))
 
 
@@ -235,7 +250,7 @@ def test_header_and_column_order(tmp_path):
     write_segment(str(path), table, dimensions=["b", "a"], metrics=["m"])
     raw = path.read_bytes()
     magic, version, toc_len, _crc, file_size, num_rows = struct.unpack_from("<6sHIIQQ", raw)
-    assert (magic, version, file_size, num_rows) == (b"MSQSEG", 1, len(raw), 2)
+    assert (magic, version, file_size, num_rows) == (b"MSQSEG", 2, len(raw), 2)
     toc = _toc(path)
     assert [c["name"] for c in toc["columns"]] == ["__time", "b", "a", "m"]  # extra is dropped
     assert [c["type"] for c in toc["columns"]] == ["LONG", "STRING", "LONG", "DOUBLE"]
@@ -244,11 +259,17 @@ def test_header_and_column_order(tmp_path):
     for c in toc["columns"]:
         assert c["offset"] % 8 == 0
         assert c["offset"] + c["length"] <= len(raw)
-    # __time: raw int64 LE, no validity part
+    # __time: offsets from its minimum (10) in one byte each, in one zstd block behind a block
+    # table [0, compressed size]; no validity
     t = toc["columns"][0]
-    assert list(t["parts"]) == ["values"]
-    assert np.frombuffer(raw, "<i8", 2, t["offset"]).tolist() == [10, 20]
-    assert list(_col(path, "b")["parts"]) == ["dictOffsets", "dictData", "ids", "indexOffsets", "indexRows"]
+    assert list(t["parts"]) == ["values"] and (t["base"], t["valueWidth"]) == (10, 1)
+    part = t["parts"]["values"]
+    assert part["at"] == 0 and part["size"] == 2 and part["blockSize"] == 65536
+    table_ = np.frombuffer(raw, "<u8", 2, t["offset"])
+    assert table_[0] == 0 and 16 + table_[1] == part["stored"]
+    block = raw[t["offset"] + 16:t["offset"] + 16 + int(table_[1])]
+    assert list(pa.Codec("zstd").decompress(block, 2, asbytes=True)) == [0, 10]
+    assert list(_col(path, "b")["parts"]) == ["ids", "dictLengths", "dictData", "bitmapLengths", "bitmaps"]
     assert read_segment(str(path)).column_names == ["__time", "b", "a", "m"]
 
 
@@ -258,11 +279,11 @@ def test_numeric_validity_only_with_nulls(tmp_path):
     write_segment(str(path), table, dimensions=[], metrics=["a", "b"])
     assert list(_col(path, "a")["parts"]) == ["values"]
     assert list(_col(path, "b")["parts"]) == ["values", "validity"]
-    raw = path.read_bytes()
     b = _col(path, "b")
-    vals = np.frombuffer(raw, "<i8", 3, b["offset"])
-    assert vals.tolist() == [1, 0, 3]  # null slots are written as 0
-    assert raw[b["offset"] + b["parts"]["validity"][0]] == 0b101
+    with segment._open(str(path)) as seg:
+        assert (b["base"], b["valueWidth"]) == (1, 1)
+        assert seg.part(b, "values").tolist() == [0, 0, 2]  # offsets from 1; the null slot holds the base
+        assert seg.part(b, "validity").tolist() == [0b101]
 
 
 def test_dictionary_sorted_by_utf8_bytes(tmp_path):
@@ -270,7 +291,7 @@ def test_dictionary_sorted_by_utf8_bytes(tmp_path):
     # UTF-16 order would put U+FFFF after the emoji; UTF-8 byte order puts it before
     values = ["z", "é", "\uffff", "😀", "Z", "a", "", None, "\x00", "ab", "a", "é"]
     write_segment(str(path), _table(__time=_times(len(values)), d=pa.array(values)), dimensions=["d"])
-    dictionary, _, _ = string_value_index(str(path), "d")
+    dictionary = string_value_index(str(path), "d").dictionary
     assert dictionary.to_pylist() == [None, "", "\x00", "Z", "a", "ab", "z", "é", "\uffff", "😀"]
     encoded = [v.encode() for v in dictionary.to_pylist()[1:]]
     assert all(x < y for x, y in zip(encoded, encoded[1:]))
@@ -299,9 +320,8 @@ def test_subset_read_does_not_touch_other_columns(tmp_path):
                    m=pa.array([1, 2, 3]))
     write_segment(str(path), table, dimensions=["good", "bad"], metrics=["m"])
     bad = _col(path, "bad")
-    # invalid UTF-8 in "bad"'s dictionary and ids out of range: decoding it must fail ...
-    _patch(path, bad["offset"] + bad["parts"]["dictData"][0], b"\xff")
-    _patch(path, bad["offset"] + bad["parts"]["ids"][0], b"\x09")
+    # a damaged compressed block in "bad"'s dictionary: decoding it must fail ...
+    _patch(path, bad["offset"] + bad["parts"]["dictData"]["at"] + 16, b"\xff\xff\xff\xff")
     with pytest.raises(SegmentCorruptError, match="bad"):
         read_segment(str(path))
     with pytest.raises(SegmentCorruptError, match="bad"):
@@ -326,6 +346,10 @@ def test_meta(tmp_path):
                     {"name": "f", "type": "FLOAT"}],
         "dimensions": ["d", "n"],
         "metrics": ["x", "f"],
+        "dimensionsSpec": [{"type": "string", "name": "d", "multiValueHandling": "SORTED_ARRAY",
+                            "createBitmapIndex": True}, {"type": "long", "name": "n"}],
+        "metricsSpec": [],
+        "rollup": False,
         "size": size,
         "minTime": 10,
         "maxTime": 30,
@@ -467,12 +491,12 @@ def test_missing_file_is_not_corruption(tmp_path):
 
 
 def _write_with_dictionary_hack(path, values, monkeypatch, hack):
-    real = segment._string_buffers
+    real = segment._dictionary_buffers
 
     def fake(arr):
         return hack(*real(arr))
 
-    monkeypatch.setattr(segment, "_string_buffers", fake)
+    monkeypatch.setattr(segment, "_dictionary_buffers", fake)
     write_segment(str(path), _table(__time=_times(len(values)), d=pa.array(values)), dimensions=["d"])
     monkeypatch.undo()
 
@@ -507,12 +531,14 @@ def test_validate_full_catches_wrong_inverted_index(tmp_path, monkeypatch):
 
     def wrong(ids, card):
         offsets, rows = real(ids, card)
-        return offsets, rows[::-1].copy()
+        assert offsets.tolist() == [0, 2, 3] and rows.tolist() == [0, 2, 1]
+        return offsets, np.array([1, 2, 0], np.int32)  # well-formed bitmaps, wrong rows
 
     monkeypatch.setattr(segment._k, "build_inverted_index", wrong)
     write_segment(str(path), _table(__time=_times(3), d=pa.array(["a", "b", "a"])), dimensions=["d"])
     monkeypatch.undo()
-    with pytest.raises(SegmentCorruptError, match="index rows"):
+    validate_segment(str(path))
+    with pytest.raises(SegmentCorruptError, match="not the rows holding each value"):
         validate_segment(str(path), full=True)
 
 
@@ -625,3 +651,306 @@ def test_round_trip_property(tmp_path_factory, data):
     assert (meta["minTime"], meta["maxTime"]) == ((min(times), max(times)) if times else (None, None))
     for column in ("s1", "s2"):
         _assert_index(path, column, table.column(column).combine_chunks())
+
+
+# --- format version 2: compression, selective reads, column kinds, rollup -------------------------
+
+
+def test_unknown_version_is_refused(sample):
+    raw = bytearray(sample.read_bytes())
+    struct.pack_into("<H", raw, 6, 1)  # a version 1 file
+    sample.write_bytes(bytes(raw))
+    with pytest.raises(SegmentCorruptError, match=r"unsupported format version 1 \(this reader knows 2\)"):
+        read_segment(str(sample))
+
+
+@pytest.mark.parametrize("compression", ["zstd", "lz4"])
+def test_compression_codecs(tmp_path, compression):
+    path = tmp_path / f"{compression}.seg"
+    n = 100_000
+    rng = np.random.default_rng(3)
+    table = _table(__time=pa.array(np.arange(n, dtype=np.int64) * 1000),
+                   d=pa.array(np.array(["alpha", "beta", "gamma"])[rng.integers(0, 3, n)]),
+                   m=pa.array(rng.integers(0, 100, n)))
+    size = write_segment(str(path), table, dimensions=["d"], metrics=["m"], compression=compression)
+    assert _toc(path)["compression"] == compression
+    assert size < n * (8 + 8 + 1) * 0.6  # raw values alone would be 17 bytes a row
+    assert read_segment(str(path)).equals(table)
+    validate_segment(str(path), full=True)
+    with pytest.raises(ValueError, match="compression must be one of"):
+        write_segment(str(path), table, dimensions=["d"], compression="gzip")
+
+
+def _record_blocks(monkeypatch) -> list[tuple[str, str, int, int]]:
+    calls = []
+    real = segment._Segment.read_blocks
+
+    def spy(self, col, part_name, first, last):
+        calls.append((col["name"], part_name, first, last))
+        return real(self, col, part_name, first, last)
+
+    monkeypatch.setattr(segment._Segment, "read_blocks", spy)
+    return calls
+
+
+@pytest.fixture
+def three_blocks(tmp_path):
+    """A segment of 150,000 rows: three 64Ki-row blocks per fixed-width part."""
+    path = tmp_path / "blocks.seg"
+    n = 150_000
+    rng = np.random.default_rng(5)
+    table = _table(__time=pa.array(np.arange(n, dtype=np.int64)),
+                   d=pa.array(np.array(["x", "y", "z"])[rng.integers(0, 3, n)]),
+                   m=pa.array([None if i % 7 == 0 else float(i) for i in range(n)]),
+                   other=pa.array(rng.integers(0, 9, n)))
+    write_segment(str(path), table, dimensions=["d"], metrics=["m", "other"])
+    return path, table
+
+
+def test_reading_one_column_decompresses_only_its_parts(three_blocks, monkeypatch):
+    path, table = three_blocks
+    calls = _record_blocks(monkeypatch)
+    assert read_segment(str(path), ["m"]).equals(table.select(["m"]))
+    assert {c[0] for c in calls} == {"m"}
+    assert {c[1] for c in calls} == {"values", "validity"}
+
+
+@pytest.mark.parametrize("rows", [[0, 5, 65_535], [65_536, 70_000], [3, 149_999], slice(131_072, 131_100)])
+def test_row_selection_decompresses_only_the_blocks_holding_the_rows(three_blocks, monkeypatch, rows):
+    path, table = three_blocks
+    wanted = np.arange(150_000)[rows] if isinstance(rows, slice) else np.array(rows)
+    calls = _record_blocks(monkeypatch)
+    out = read_segment(str(path), ["d", "m", "__time"], rows=rows)
+    assert out.equals(table.select(["d", "m", "__time"]).take(pa.array(wanted)))
+    ids_blocks = {c[2] for c in calls if c[:2] == ("d", "ids")}
+    assert ids_blocks == set((wanted // 65_536).tolist())
+    assert not any(c[0] == "other" for c in calls)
+    empty = read_segment(str(path), ["d", "m", "__time"], rows=[])
+    assert empty.num_rows == 0 and empty.schema == table.select(["d", "m", "__time"]).schema
+    with pytest.raises(ValueError, match="ascending"):
+        read_segment(str(path), ["m"], rows=[5, 3])
+    with pytest.raises(IndexError, match="out of range"):
+        read_segment(str(path), ["m"], rows=[150_000])
+
+
+def test_dictionary_encoded_read(tmp_path):
+    path = tmp_path / "dict.seg"
+    table = _table(__time=_times(5), d=pa.array(["b", None, "a", "b", ""]))
+    write_segment(str(path), table, dimensions=["d"])
+    col = read_segment(str(path), ["d"], dictionary=True).column("d").combine_chunks()
+    assert pa.types.is_dictionary(col.type)
+    assert col.to_pylist() == ["b", None, "a", "b", ""]
+    assert col.dictionary.to_pylist() == ["", "", "a", "b"]  # the null slot holds "", masked in the indices
+
+
+def test_reads_do_not_read_the_file(three_blocks, monkeypatch):
+    """Reads go through mmap: no read() of the file object at all."""
+    path, table = three_blocks
+    import builtins
+    real_open = builtins.open
+
+    class NoRead:
+        def __init__(self, f):
+            self._f = f
+
+        def __getattr__(self, name):
+            if name in ("read", "readinto", "readall"):
+                raise AssertionError("segment read through read()")
+            return getattr(self._f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self._f.close()
+
+    monkeypatch.setattr(builtins, "open", lambda *a, **kw: NoRead(real_open(*a, **kw)))
+    out = read_segment(str(path), ["other"])
+    monkeypatch.undo()
+    assert out.equals(table.select(["other"]))
+
+
+def _with_type(table: pa.Table, name: str, druid_type: str) -> pa.Table:
+    i = table.schema.get_field_index(name)
+    field = table.schema.field(i).with_metadata({b"druid_type": druid_type.encode()})
+    return table.cast(table.schema.set(i, field))
+
+
+def test_complex_metric_round_trips_with_its_metadata(tmp_path):
+    path = tmp_path / "complex.seg"
+    blobs = [b"\x01\x00\xff" * 40, None, b"", b"\x00", bytes(range(256))]
+    table = _with_type(_table(__time=_times(5), page=pa.array(["a", "b", "a", "c", "b"]),
+                              unique_users=pa.array(blobs, pa.binary())),
+                       "unique_users", "COMPLEX<hyperUnique>")
+    write_segment(str(path), table, dimensions=["page"], metrics=["unique_users"])
+    out = read_segment(str(path))
+    assert out.equals(table) and out.schema.equals(table.schema, check_metadata=True)
+    assert out.schema.field("unique_users").metadata == {b"druid_type": b"COMPLEX<hyperUnique>"}
+    assert read_segment_meta(str(path))["columns"][2] == {"name": "unique_users", "type": "COMPLEX<hyperUnique>"}
+    assert read_segment(str(path), ["unique_users"], rows=[1, 4]).column(0).to_pylist() == [None, bytes(range(256))]
+    validate_segment(str(path), full=True)
+
+
+def test_json_column(tmp_path):
+    path = tmp_path / "json.seg"
+    docs = ['{"a": 1, "b": [1, 2]}', None, '"text"', '{"nested": {"x": "é"}}']
+    table = _with_type(_table(__time=_times(4), doc=pa.array(docs)), "doc", "COMPLEX<json>")
+    write_segment(str(path), table, dimensions=["doc"])
+    out = read_segment(str(path))
+    assert out.equals(table) and out.schema.equals(table.schema, check_metadata=True)
+    assert read_segment_meta(str(path))["dimensionsSpec"] == [{"type": "json", "name": "doc"}]
+    with pytest.raises(TypeError, match="COMPLEX<json>, which needs JSON text"):
+        write_segment(str(path), _with_type(_table(__time=_times(1), doc=pa.array([b"{}"])), "doc", "COMPLEX<json>"),
+                      dimensions=["doc"])
+    with pytest.raises(TypeError, match="needs a binary or string column"):
+        write_segment(str(path), _with_type(_table(__time=_times(1), x=pa.array([1])), "x", "COMPLEX<hyperUnique>"),
+                      dimensions=[], metrics=["x"])
+
+
+def test_multi_value_strings_and_arrays(tmp_path):
+    path = tmp_path / "mv.seg"
+    tags = [["b", "a"], None, [], ["b", None, "b"], ["c"], ["a"]]
+    table = _table(
+        __time=_times(6),
+        tags=pa.array(tags, pa.list_(pa.string())),
+        names=pa.array([["x"], ["y", "x"], None, [], [None], ["z"]], pa.list_(pa.string())),
+        longs=pa.array([[1, 2], None, [], [None, 3], [2**63 - 1], [-1]], pa.list_(pa.int64())),
+        doubles=pa.array([[0.5], [], None, [float("inf"), None], [-0.0], [1e300]], pa.list_(pa.float64())),
+    )
+    table = _with_type(table, "names", "ARRAY<STRING>")
+    write_segment(str(path), table, dimensions=["tags", "names", "longs", "doubles"])
+    out = read_segment(str(path))
+    assert out.equals(table) and out.schema.equals(table.schema, check_metadata=True)
+    meta = read_segment_meta(str(path))
+    assert meta["columns"][1:] == [{"name": "tags", "type": "STRING", "multiValue": True},
+                                   {"name": "names", "type": "ARRAY<STRING>"},
+                                   {"name": "longs", "type": "ARRAY<LONG>"},
+                                   {"name": "doubles", "type": "ARRAY<DOUBLE>"}]
+    assert [d["type"] for d in meta["dimensionsSpec"]] == ["string", "auto", "auto", "auto"]
+    assert meta["dimensionsSpec"][2]["castToType"] == "ARRAY<LONG>"
+    # one bitmap per value, of the rows holding it (row 3 holds "b" twice, and a null)
+    index = string_value_index(str(path), "tags")
+    assert index.dictionary.to_pylist() == [None, "a", "b", "c"]
+    assert index.rows(index.lookup(["b"])).tolist() == [0, 3]
+    assert index.rows(index.lookup(["a", "c"])).tolist() == [0, 4, 5]
+    assert index.rows(index.lookup([None])).tolist() == [3]
+    assert read_segment(str(path), ["tags", "longs"], rows=[3, 5]).to_pydict() == \
+        {"tags": [["b", None, "b"], ["a"]], "longs": [[None, 3], [-1]]}
+    validate_segment(str(path), full=True)
+
+
+def test_rollup_merges_equal_keys(tmp_path):
+    path = tmp_path / "rollup.seg"
+    table = _table(
+        __time=pa.array([1, 1, 1, 2, 2, 3], pa.int64()),
+        d=pa.array(["a", "a", "b", None, None, "a"]),
+        cnt=pa.array([1, 1, 1, 1, 1, 1], pa.int64()),
+        total=pa.array([1.5, None, 2.0, None, None, 4.0]),
+        lo=pa.array([5, 3, 9, 7, 1, None], pa.int64()),
+        hi=pa.array([0.5, 2.5, 1.0, None, 3.0, 2.0], pa.float32()),
+    )
+    rollup = {"cnt": "longSum", "total": "doubleSum", "lo": "longMin", "hi": "floatMax"}
+    write_segment(str(path), table, dimensions=["d"], metrics=list(rollup), rollup=rollup)
+    assert read_segment(str(path)).to_pydict() == {
+        "__time": [1, 1, 2, 3], "d": ["a", "b", None, "a"], "cnt": [2, 1, 2, 1],
+        "total": [1.5, 2.0, None, 4.0], "lo": [3, 9, 1, None], "hi": [2.5, 1.0, 3.0, 2.0]}
+    meta = read_segment_meta(str(path))
+    assert meta["rollup"] is True and meta["numRows"] == 4
+    assert meta["metricsSpec"][0] == {"type": "longSum", "name": "cnt", "fieldName": "cnt"}
+    validate_segment(str(path), full=True)
+    with pytest.raises(ValueError, match="missing \\['lo'\\]"):
+        write_segment(str(path), table, dimensions=["d"], metrics=["cnt", "lo"], rollup={"cnt": "longSum"})
+    with pytest.raises(ValueError, match="unknown rollup kind 'median'"):
+        write_segment(str(path), table, dimensions=["d"], metrics=["cnt"], rollup={"cnt": "median"})
+
+
+def test_rollup_vectorized_on_many_rows(tmp_path):
+    path = tmp_path / "big-rollup.seg"
+    rng = np.random.default_rng(11)
+    n = 50_000
+    table = _table(__time=pa.array(np.sort(rng.integers(0, 50, n))),
+                   d=pa.array(np.array(["p", "q", "r"])[rng.integers(0, 3, n)]),
+                   x=pa.array(rng.integers(0, 1000, n)))
+    table = table.sort_by([("__time", "ascending"), ("d", "ascending")])
+    write_segment(str(path), table, dimensions=["d"], metrics=["x"], rollup={"x": "longSum"})
+    expected = table.group_by(["__time", "d"]).aggregate([("x", "sum")]).sort_by(
+        [("__time", "ascending"), ("d", "ascending")])
+    out = read_segment(str(path))
+    assert out.column("x").to_pylist() == expected.column("x_sum").to_pylist()
+    assert out.column("d").to_pylist() == expected.column("d").to_pylist()
+
+
+@pytest.mark.parametrize("words", [
+    ["b", "a", "", "ab", "a\x00", "\x00", "é", "z", "\uffff", "😀", "aa", "a"],
+    [f"https://en.wikipedia.org/w/index.php?diff={i}" for i in np.random.default_rng(1).permutation(3000)],
+    [("x" * (i % 40)) + chr(65 + i % 7) for i in range(2000)],
+])
+def test_sort_strings_matches_byte_order(words):
+    arr = pa.array(words)
+    offsets, data = segment._string_buffers(arr)
+    order = np.arange(len(words), dtype=np.int32)
+    k.sort_strings(offsets, data, order)
+    assert [words[i].encode() for i in order] == sorted(w.encode() for w in words)
+    with pytest.raises(ValueError, match="outside"):
+        k.sort_strings(offsets, data, np.array([len(words)], np.int32))
+
+
+def test_string_column_without_bitmap_index(tmp_path):
+    path = tmp_path / "nobitmap.seg"
+    table = _table(__time=_times(4), url=pa.array(["u3", "u1", None, "u2"]), ch=pa.array(["a", "b", "a", "a"]),
+                   tags=pa.array([["x"], [], None, ["y", "x"]], pa.list_(pa.string())))
+    size = write_segment(str(path), table, dimensions=["url", "ch", "tags"], bitmap_indexes=["ch"])
+    with_all = write_segment(str(tmp_path / "all.seg"), table, dimensions=["url", "ch", "tags"])
+    assert size < with_all
+    assert "bitmaps" not in _col(path, "url")["parts"] and "bitmaps" not in _col(path, "tags")["parts"]
+    assert read_segment(str(path)).equals(table)
+    validate_segment(str(path), full=True)
+    meta = read_segment_meta(str(path))
+    assert [d["createBitmapIndex"] for d in meta["dimensionsSpec"]] == [False, True, False]
+    assert meta["columns"][1] == {"name": "url", "type": "STRING", "bitmapIndex": False}
+    with pytest.raises(ValueError, match="has no bitmap index"):
+        string_value_index(str(path), "url")
+    assert string_value_index(str(path), "ch").rows([0]).tolist() == [0, 2, 3]  # "a"
+    with pytest.raises(ValueError, match="not string columns"):
+        write_segment(str(path), table, dimensions=["url"], bitmap_indexes=["__time"])
+
+
+@pytest.mark.parametrize("values,width", [
+    ([5, 5, 5], 1), ([-100, 155], 1), ([0, 256], 2), ([-(2**63), -(2**63) + 2**32 - 1], 4),
+    ([0, 2**32], 8), ([-(2**63), 2**63 - 1], 8), ([None, None], 1), ([7, None, 2**20], 4),
+])
+def test_long_frame_of_reference(tmp_path, values, width):
+    path = tmp_path / "for.seg"
+    table = _table(__time=_times(len(values)), x=pa.array(values, pa.int64()))
+    write_segment(str(path), table, dimensions=["x"])
+    assert _col(path, "x")["valueWidth"] == width
+    assert read_segment(str(path)).equals(table)
+    assert read_segment(str(path), ["x"], rows=[len(values) - 1]).column(0).to_pylist() == values[-1:]
+    validate_segment(str(path), full=True)
+
+
+_lists = st.integers(min_value=0, max_value=25).flatmap(lambda n: st.tuples(
+    st.lists(st.none() | st.lists(st.none() | st.sampled_from(["a", "b", "ü", ""]), max_size=4),
+             min_size=n, max_size=n),
+    st.lists(st.none() | st.lists(st.none() | st.integers(-(2**63), 2**63 - 1), max_size=3), min_size=n, max_size=n),
+    st.lists(st.none() | st.binary(max_size=8), min_size=n, max_size=n),
+))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=_lists)
+def test_list_and_complex_round_trip_property(tmp_path_factory, data):
+    tags, longs, blobs = data
+    table = _with_type(_table(__time=_times(len(tags)), tags=pa.array(tags, pa.list_(pa.string())),
+                              longs=pa.array(longs, pa.list_(pa.int64())), blob=pa.array(blobs, pa.binary())),
+                       "blob", "COMPLEX<thetaSketch>")
+    path = tmp_path_factory.mktemp("lists") / "l.seg"
+    write_segment(str(path), table, dimensions=["tags", "longs"], metrics=["blob"])
+    validate_segment(str(path), full=True)
+    out = read_segment(str(path))
+    assert out.to_pydict() == table.to_pydict()
+    assert out.schema.equals(table.schema, check_metadata=True)
+    index = string_value_index(str(path), "tags")
+    for i, value in enumerate(index.dictionary.to_pylist()):
+        want = [r for r, row in enumerate(tags) if row is not None and value in row]
+        assert index.rows([i]).tolist() == want

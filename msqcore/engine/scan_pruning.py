@@ -6,11 +6,11 @@ Two prunings, both safe (the full filter still runs on what is read):
   TIME_IN_INTERVAL, OR of those) we derive the half-open millisecond ranges a row can lie
   in, and skip every segment whose interval misses them all. This is what Druid's Broker
   does when it turns a ``__time`` filter into the native query's ``intervals``.
-* **Inverted indexes.** For string dimensions compared for equality (``=``, ``IN``, an OR
-  of equalities on one column), the segment file's inverted index
-  (``storage.segment.string_value_index``) gives the matching rows without decoding the
+* **Bitmap indexes.** For string dimensions compared for equality (``=``, ``IN``, an OR
+  of equalities on one column), the segment file's Roaring bitmaps
+  (``storage.segment.string_value_index``) give the matching rows without decoding the
   column. A segment where no row matches is skipped; otherwise only the matching rows are
-  kept.
+  read (the reader decompresses only the blocks that hold them).
 
 ``scan_datasource`` returns the rows and a ``ScanStats`` that tells what was skipped.
 """
@@ -24,7 +24,6 @@ from typing import Callable
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from msqcore.planner.expressions import Call, ColumnRef, Expr, Literal, arrow_type
 from msqcore.planner.query import LogicalQuery
@@ -183,8 +182,9 @@ def range_excludes(shard_spec: dict, conditions: dict[str, set[str]]) -> bool:
 # --- inverted index access ---------------------------------------------------------------------------
 
 class _IndexCache:
-    """A small LRU of (dictionary, offsets, rows) per (segment file, column): published segment
-    files never change, and their paths carry the version."""
+    """A small LRU of bitmap indexes (``storage.segment.BitmapIndex``) per (segment file, column):
+    published segment files never change, and their paths carry the version. An index keeps
+    its file mapped and reads bitmaps on demand."""
 
     def __init__(self, capacity: int = 128):
         self.capacity = capacity
@@ -213,14 +213,8 @@ def matching_rows(path: str, column: str, values: set[str]) -> np.ndarray:
     """Sorted row numbers of one segment whose ``column`` is one of ``values``."""
     if not values:
         return np.zeros(0, dtype=np.int32)
-    dictionary, offsets, rows = _INDEXES.get(path, column)
-    positions = pc.index_in(pa.array(sorted(values), pa.string()), value_set=dictionary)
-    ids = [p for p in positions.to_pylist() if p is not None]
-    if not ids:
-        return np.zeros(0, dtype=np.int32)
-    parts = [rows[offsets[i]:offsets[i + 1]] for i in ids]
-    out = np.concatenate(parts) if len(parts) > 1 else parts[0]
-    return np.sort(out) if len(parts) > 1 else out
+    index = _INDEXES.get(path, column)
+    return index.rows(index.lookup(sorted(values)))
 
 
 # --- the scan ------------------------------------------------------------------------------------------
@@ -237,6 +231,8 @@ def scan_datasource(cluster, query: LogicalQuery, check: Callable[[], None] | No
     stats = ScanStats()
     ranges = time_ranges(query.filter)
     conditions = string_conditions(query.filter)
+    if query.unnest is not None:  # the unnested column is no stored column
+        conditions.pop(query.unnest.name, None)
     tables = []
     for seg in cluster.metadata.data_segments(query.source.datasource):
         stats.segments += 1
@@ -250,13 +246,13 @@ def scan_datasource(cluster, query: LogicalQuery, check: Callable[[], None] | No
             continue
         path = cluster.deep_storage.local_path(seg.payload["loadSpec"])
         selected: np.ndarray | None = None
+        meta = cluster._meta(seg.payload) if hasattr(cluster, "_meta") else read_segment_meta(path)
         if conditions:
-            meta = cluster._meta(seg.payload) if hasattr(cluster, "_meta") else read_segment_meta(path)
-            columns = {c["name"]: c["type"] for c in meta["columns"]}
+            columns = {c["name"]: c for c in meta["columns"]}
             for column, values in conditions.items():
                 if column not in columns:
                     selected = np.zeros(0, dtype=np.int32)  # the column is all null here
-                elif columns[column] == "STRING":
+                elif columns[column]["type"] == "STRING" and columns[column].get("bitmapIndex", True):
                     rows = matching_rows(path, column, values)
                     selected = rows if selected is None else np.intersect1d(selected, rows, assume_unique=True)
                 else:
@@ -266,11 +262,11 @@ def scan_datasource(cluster, query: LogicalQuery, check: Callable[[], None] | No
             if selected is not None and len(selected) == 0:
                 stats.pruned_by_index += 1
                 continue
-        table = read_datasource_segment(path, query)
+        num_rows = meta["numRows"]
+        subset = selected is not None and len(selected) < num_rows
+        table = read_datasource_segment(path, query, rows=selected if subset else None)
         stats.read += 1
-        stats.rows_total += table.num_rows
-        if selected is not None and len(selected) < table.num_rows:
-            table = table.take(pa.array(selected, pa.int32()))
+        stats.rows_total += num_rows
         stats.rows_read += table.num_rows
         tables.append(table)
     log.debug("scan of %s: %s", query.source.datasource, stats.to_json())

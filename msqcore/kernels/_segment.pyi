@@ -23,3 +23,7 @@ def check_dictionary(
 def check_inverted_index(
     ids: npt.NDArray[np.int32], offsets: npt.NDArray[np.int64], rows: npt.NDArray[np.int32]
 ) -> None: ...  # (const int32_t[::1] ids, const int64_t[::1] offsets, const int32_t[::1] rows)
+
+def sort_strings(
+    offsets: npt.NDArray[np.int64], data: npt.NDArray[np.uint8], order: npt.NDArray[np.int32]
+) -> None: ...  # (const int64_t[::1] offsets, const uint8_t[::1] data, int32_t[::1] order) sorts order in place

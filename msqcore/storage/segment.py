@@ -1,47 +1,47 @@
-"""The columnar segment format: one file per segment, Druid-like columns.
+"""The columnar segment format, version 2: one file per segment, compressed, memory-mapped.
 
-Layout (see ``docs/segments.md``)::
+``docs/segment-format.md`` describes every byte. In short::
 
-    header   32 bytes  <6sHIIQQ: magic b"MSQSEG", version, tocLength, tocCrc32, fileSize, numRows
+    header   32 bytes  <6sHIIQQ: magic b"MSQSEG", version 2, tocLength, tocCrc32, fileSize, numRows
     toc      JSON (UTF-8), space-padded so the first column starts 8-byte aligned
-    columns  one block per column, in order __time, dimensions..., metrics...; each block is
-             8-byte aligned, holds its parts at the relative offsets the TOC records, and is
-             padded with zeros to the next multiple of 8 (the padding is part of the block
-             and of its crc32), so the blocks tile the rest of the file exactly.
+    columns  one block per column (__time, dimensions..., metrics...), 8-aligned, tiling the file
 
-Column blocks:
+Each column block holds named *parts*. A part is a byte stream cut into blocks of
+``blockSize`` bytes, each compressed on its own (zstd or LZ4 through ``pyarrow.Codec``),
+behind a table of block offsets, so reading one column or a row range decompresses only
+the blocks it needs. Strings are dictionary-encoded with a sorted dictionary and a Roaring
+bitmap per value (``msqcore.kernels._roaring``); LONGs are stored as narrow offsets from their
+minimum where that packs well (frame of reference), other numbers raw, before compression.
 
-* LONG / DOUBLE / FLOAT (and ``__time``): ``values`` (little-endian, nulls stored as 0), then a
-  ``validity`` bitmap (Arrow layout: LSB first, bit set = non-null) only if the column has nulls.
-* STRING: ``dictOffsets`` int64[card+1] + ``dictData`` (the dictionary, sorted by UTF-8 bytes,
-  the null entry first and empty if the column has nulls), ``ids`` (row -> dictionary id packed
-  little-endian in the minimal 1/2/3/4 bytes), ``indexOffsets`` int64[card+1] + ``indexRows``
-  int32[n] (the inverted index in CSR form).
-
-The hot loops (id packing, remapping, the counting sort, checks) are in
-``msqcore.kernels._segment``.
+Reads go through ``mmap``; ``read_segment`` decodes only the requested columns (and rows).
 """
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
+import mmap
 import os
 import struct
 import tempfile
+import threading
 import zlib
-from collections.abc import Sequence
-from typing import Any, BinaryIO
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from msqcore.errors import SegmentCorruptError
+from msqcore.kernels import _roaring as _rb
 from msqcore.kernels import _segment as _k
 
 __all__ = [
     "FORMAT_VERSION",
     "MAGIC",
+    "BitmapIndex",
+    "ROLLUP_KINDS",
     "read_segment",
     "read_segment_meta",
     "string_value_index",
@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 MAGIC = b"MSQSEG"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 TIME_COLUMN = "__time"
 
 _HEADER = struct.Struct("<6sHIIQQ")
@@ -58,6 +58,10 @@ HEADER_SIZE = _HEADER.size  # 32
 _ALIGN = 8
 _MAX_TOC = 256 << 20
 _INT32_MAX = 2**31 - 1
+ROWS_PER_BLOCK = 1 << 16  # rows per block of fixed-width parts (values, ids, validity)
+STREAM_BLOCK = 1 << 18  # bytes per block of variable-length parts (dictionary, bitmaps)
+CODECS = ("zstd", "lz4")
+DRUID_TYPE_KEY = b"druid_type"
 
 _NUMERIC = {
     # type -> (on-disk dtype, arrow type)
@@ -65,86 +69,305 @@ _NUMERIC = {
     "DOUBLE": (np.dtype("<f8"), pa.float64()),
     "FLOAT": (np.dtype("<f4"), pa.float32()),
 }
-_STRING_PARTS = ("dictOffsets", "dictData", "ids", "indexOffsets", "indexRows")
+_ARRAY_NUMERIC = {"ARRAY<LONG>": "LONG", "ARRAY<DOUBLE>": "DOUBLE"}
+_BINARY_TYPES = {"binary": pa.binary(), "large_binary": pa.large_binary(),
+                 "string": pa.string(), "large_string": pa.large_string()}
+
+#: Combining aggregators ``write_segment(rollup=...)`` merges with: (reduction, dtype).
+ROLLUP_KINDS = {
+    "longSum": ("sum", "LONG"), "longMin": ("min", "LONG"), "longMax": ("max", "LONG"),
+    "doubleSum": ("sum", "DOUBLE"), "doubleMin": ("min", "DOUBLE"), "doubleMax": ("max", "DOUBLE"),
+    "floatSum": ("sum", "FLOAT"), "floatMin": ("min", "FLOAT"), "floatMax": ("max", "FLOAT"),
+}
 
 
 def _align(n: int) -> int:
     return (n + _ALIGN - 1) // _ALIGN * _ALIGN
 
 
-def _column_type(name: str, typ: pa.DataType) -> str:
+def _raw(a) -> memoryview:
+    return memoryview(np.ascontiguousarray(a)).cast("B")
+
+
+# --- column kinds -----------------------------------------------------------------------------
+
+
+def _druid_type(field: pa.Field) -> str:
+    """The Druid type a table column is stored as (``TypeError`` if it has none)."""
+    typ, name = field.type, field.name
+    declared = (field.metadata or {}).get(DRUID_TYPE_KEY)
+    if declared is not None:
+        declared = declared.decode("utf-8", "replace")
+        if declared.startswith("COMPLEX<") and declared.endswith(">") and len(declared) > 9:
+            if not any(typ == t for t in _BINARY_TYPES.values()):
+                raise TypeError(f"column {name!r} is {declared}, which needs a binary or string column, got {typ}")
+            if declared == "COMPLEX<json>" and not (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
+                raise TypeError(f"column {name!r} is COMPLEX<json>, which needs JSON text (string), got {typ}")
+            return declared
+        if declared == "ARRAY<STRING>" and _is_string_list(typ):
+            return declared
+        if declared == "STRING" and _is_string_list(typ):
+            return "STRING"
+        raise TypeError(f"column {name!r}: druid_type {declared!r} does not fit Arrow type {typ}")
     if pa.types.is_string(typ) or pa.types.is_large_string(typ):
         return "STRING"
+    if _is_string_list(typ):
+        return "STRING"  # multi-value
+    if pa.types.is_list(typ) or pa.types.is_large_list(typ):
+        if pa.types.is_int64(typ.value_type):
+            return "ARRAY<LONG>"
+        if pa.types.is_float64(typ.value_type):
+            return "ARRAY<DOUBLE>"
     if pa.types.is_int64(typ):
         return "LONG"
     if pa.types.is_float64(typ):
         return "DOUBLE"
     if pa.types.is_float32(typ):
         return "FLOAT"
-    raise TypeError(f"column {name!r} has unsupported type {typ}; "
-                    "segments store string, large_string, int64, float64 and float32")
+    raise TypeError(f"column {name!r} has unsupported type {typ}; segments store string, large_string, "
+                    "int64, float64, float32, list<string> (multi-value or ARRAY<STRING>), list<int64>, "
+                    "list<float64> and binary/string columns whose field metadata names a COMPLEX<type>")
+
+
+def _is_string_list(typ: pa.DataType) -> bool:
+    return (pa.types.is_list(typ) or pa.types.is_large_list(typ)) and \
+        (pa.types.is_string(typ.value_type) or pa.types.is_large_string(typ.value_type))
+
+
+def _dimension_schema(name: str, c: dict[str, Any]) -> dict[str, Any]:
+    """The dimension schema Druid's segment generator would record for the column (spec §1.9)."""
+    kind = c["type"]
+    if kind == "STRING":
+        return {"type": "string", "name": name, "multiValueHandling": "SORTED_ARRAY",
+                "createBitmapIndex": c["bitmapIndex"]}
+    if kind in _NUMERIC:
+        return {"type": kind.lower(), "name": name}
+    if kind == "COMPLEX<json>":
+        return {"type": "json", "name": name}
+    if kind.startswith("ARRAY<"):
+        return {"type": "auto", "name": name, "castToType": kind}
+    return {"type": kind, "name": name}  # other COMPLEX<...>
+
+
+def _meta_to_json(md: Mapping[bytes, bytes] | None) -> dict[str, str] | None:
+    # latin-1 maps every byte to one code point, so arbitrary bytes round-trip through JSON
+    return None if not md else {k.decode("latin-1"): v.decode("latin-1") for k, v in md.items()}
+
+
+def _meta_from_json(md: dict[str, str] | None) -> dict[bytes, bytes] | None:
+    return None if not md else {k.encode("latin-1"): v.encode("latin-1") for k, v in md.items()}
 
 
 # --- writing ------------------------------------------------------------------------------
 
 
-def _encode_numeric(col: pa.ChunkedArray, kind: str) -> tuple[dict[str, Any], list[tuple[str, np.ndarray]]]:
+class _ColumnWriter:
+    """Compresses one column's parts into an aligned, checksummed block."""
+
+    def __init__(self, codec: pa.Codec):
+        self.codec = codec
+        self.chunks: list[Any] = []
+        self.parts: dict[str, dict[str, int]] = {}
+        self.pos = 0
+        self.crc = 0
+
+    def _emit(self, data) -> None:
+        self.chunks.append(data)
+        self.crc = zlib.crc32(data, self.crc)
+        self.pos += len(memoryview(data).cast("B"))
+
+    def part(self, name: str, data, block_size: int) -> None:
+        raw = _raw(data)
+        size = raw.nbytes
+        nb = -(-size // block_size)
+        blocks = [self.codec.compress(raw[i * block_size:(i + 1) * block_size]) for i in range(nb)]
+        table = np.zeros(nb + 1, dtype="<u8")
+        if nb:
+            np.cumsum([b.size for b in blocks], out=table[1:])
+        at = self.pos
+        self._emit(table.tobytes())
+        for b in blocks:
+            self._emit(b)
+        stored = self.pos - at
+        self._emit(bytes(_align(self.pos) - self.pos))
+        self.parts[name] = {"at": at, "stored": stored, "size": size, "blockSize": block_size}
+
+
+def _validity(col: pa.Array) -> np.ndarray:
+    return np.packbits(pc.is_valid(col).to_numpy(zero_copy_only=False), bitorder="little")
+
+
+def _encode_numeric(w: _ColumnWriter, arr: pa.Array, kind: str, values_part: str = "values",
+                    validity_part: str = "validity") -> bool:
     dtype = _NUMERIC[kind][0]
-    has_nulls = col.null_count > 0
-    values = pc.fill_null(col, 0) if has_nulls else col
-    parts = [("values", np.ascontiguousarray(values.to_numpy(), dtype=dtype))]
+    has_nulls = arr.null_count > 0
+    values = (pc.fill_null(arr, 0) if has_nulls else arr).to_numpy(zero_copy_only=False)
+    w.part(values_part, values.astype(dtype, copy=False), ROWS_PER_BLOCK * dtype.itemsize)
     if has_nulls:
-        valid = pc.is_valid(col).to_numpy(zero_copy_only=False)
-        parts.append(("validity", np.packbits(valid, bitorder="little")))
-    return {"hasNulls": has_nulls}, parts
+        w.part(validity_part, _validity(arr), ROWS_PER_BLOCK // 8)
+    return has_nulls
+
+
+def _encode_long(w: _ColumnWriter, arr: pa.Array) -> dict[str, Any]:
+    """A LONG column as offsets from its minimum in 1, 2 or 4 bytes when its range allows
+    (frame of reference, like Druid's compressed longs), else raw int64: less to compress,
+    and less to decompress on every read."""
+    has_nulls = arr.null_count > 0
+    lo_hi = pc.min_max(arr)
+    lo, hi = lo_hi["min"].as_py(), lo_hi["max"].as_py()
+    base, width = 0, 1 if lo is None else 8  # all null: every slot holds the base
+    if lo is not None and hi - lo < 2**32:
+        span = hi - lo
+        base, width = lo, 1 if span < 2**8 else 2 if span < 2**16 else 4
+    values = (pc.fill_null(arr, base) if has_nulls else arr).to_numpy(zero_copy_only=False)
+    stored = (values - np.int64(base)).astype(f"<u{width}") if width < 8 else values.astype("<i8", copy=False)
+    if width < 8:
+        # zstd sometimes packs raw int64 better (sorted times): keep raw if the first block says
+        # so by more than 5%; otherwise the narrow form, which is faster to read
+        raw = values.astype("<i8", copy=False)
+        narrow_size = w.codec.compress(_raw(stored[:ROWS_PER_BLOCK])).size
+        raw_size = w.codec.compress(_raw(raw[:ROWS_PER_BLOCK])).size
+        if narrow_size > 1.05 * raw_size:
+            base, width, stored = 0, 8, raw
+    w.part("values", stored, ROWS_PER_BLOCK * width)
+    if has_nulls:
+        w.part("validity", _validity(arr), ROWS_PER_BLOCK // 8)
+    return {"hasNulls": has_nulls, "base": base, "valueWidth": width}
 
 
 def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(offsets int64[len+1] starting at 0, data uint8) of a string/large_string array without nulls."""
     n = len(arr)
     if n == 0:
-        return np.zeros(1, dtype="<i8"), np.zeros(0, dtype=np.uint8)
+        return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.uint8)
     bufs = arr.buffers()
-    off_type = np.int64 if pa.types.is_large_string(arr.type) else np.int32
-    offs = np.frombuffer(bufs[1], dtype=off_type, count=n + 1,
-                         offset=arr.offset * np.dtype(off_type).itemsize)
+    off_type = np.int64 if pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type) else np.int32
+    offs = np.frombuffer(bufs[1], dtype=off_type, count=n + 1, offset=arr.offset * np.dtype(off_type).itemsize)
     start, end = int(offs[0]), int(offs[-1])
-    if end > start:
-        data = np.frombuffer(bufs[2], dtype=np.uint8, count=end - start, offset=start)
-    else:
-        data = np.zeros(0, dtype=np.uint8)
-    return (offs.astype(np.int64) - start).astype("<i8", copy=False), data
+    data = np.frombuffer(bufs[2], dtype=np.uint8, count=end - start, offset=start) if end > start \
+        else np.zeros(0, dtype=np.uint8)
+    return offs.astype(np.int64) - start, data
 
 
-def _encode_string(col: pa.ChunkedArray) -> tuple[dict[str, Any], list[tuple[str, np.ndarray]]]:
+def _dictionary_buffers(sorted_dict: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The (offsets, data) written for a sorted dictionary (a seam for corruption tests)."""
+    return _string_buffers(sorted_dict)
+
+
+def _combine(col: pa.ChunkedArray) -> pa.Array:
+    if col.num_chunks == 1:
+        return col.chunk(0)
     try:
-        arr = col.combine_chunks()
+        return col.combine_chunks()
     except (pa.ArrowInvalid, pa.ArrowCapacityError):  # > 2 GiB of pa.string() data
-        arr = col.cast(pa.large_string()).combine_chunks()
-    encoded = pc.dictionary_encode(arr, null_encoding="encode")
+        big = {pa.string(): pa.large_string(), pa.binary(): pa.large_binary()}.get(col.type)
+        if big is None:
+            raise
+        return col.cast(big).combine_chunks()
+
+
+def _sorted_dictionary(values: pa.Array) -> tuple[pa.Array, np.ndarray, bool]:
+    """(sorted dictionary with nulls filled by "", ids int32, has_null) of a flat string array."""
+    encoded = pc.dictionary_encode(values, null_encoding="encode")
     dictionary = encoded.dictionary
     card = len(dictionary)
-    # sort the dictionary (not the rows): Arrow compares strings as unsigned bytes, i.e. UTF-8
-    # byte order; the null entry, if any, goes first as in Druid.
-    order = pc.array_sort_indices(dictionary, null_placement="at_start").to_numpy()
+    # sort the dictionary (not the rows) by unsigned bytes, i.e. UTF-8 byte order, with the
+    # multikey quicksort kernel; the null entry, if any, goes first as in Druid.
+    valid = pc.is_valid(dictionary).to_numpy(zero_copy_only=False)
+    order = np.flatnonzero(valid).astype(np.int32)
+    offsets, data = _string_buffers(dictionary)
+    _k.sort_strings(offsets, data, order)
+    if not valid.all():
+        order = np.concatenate([np.flatnonzero(~valid).astype(np.int32), order])
     rank = np.empty(card, dtype=np.int32)
     rank[order] = np.arange(card, dtype=np.int32)
-    ids = _k.remap_ids(encoded.indices.to_numpy(), rank)
+    ids = _k.remap_ids(encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False), rank)
     sorted_dict = dictionary.take(pa.array(order))
     has_null = sorted_dict.null_count > 0
     if has_null:
         sorted_dict = pc.fill_null(sorted_dict, "")
-    dict_offsets, dict_data = _string_buffers(sorted_dict)
+    return sorted_dict, ids, has_null
+
+
+def _write_dictionary(w: _ColumnWriter, sorted_dict: pa.Array) -> None:
+    offsets, data = _dictionary_buffers(sorted_dict)
+    w.part("dictLengths", np.diff(offsets).astype("<u4"), ROWS_PER_BLOCK * 4)
+    w.part("dictData", data, STREAM_BLOCK)
+
+
+def _write_bitmaps(w: _ColumnWriter, index_offsets: np.ndarray, index_rows: np.ndarray) -> None:
+    bitmaps, byte_offsets = _rb.serialize_csr(index_offsets, index_rows.view(np.uint32))
+    w.part("bitmapLengths", np.diff(byte_offsets).astype("<u4"), ROWS_PER_BLOCK * 4)
+    w.part("bitmaps", bitmaps, STREAM_BLOCK)
+
+
+def _encode_string(w: _ColumnWriter, arr: pa.Array, bitmaps: bool) -> dict[str, Any]:
+    sorted_dict, ids, has_null = _sorted_dictionary(arr)
+    card = len(sorted_dict)
     width = _k.id_width(card)
-    index_offsets, index_rows = _k.build_inverted_index(ids, card)
-    parts = [
-        ("dictOffsets", dict_offsets),
-        ("dictData", dict_data),
-        ("ids", _k.pack_ids(ids, width)),
-        ("indexOffsets", index_offsets.astype("<i8", copy=False)),
-        ("indexRows", index_rows.astype("<i4", copy=False)),
-    ]
-    return {"hasNulls": has_null, "cardinality": card, "idWidth": width}, parts
+    w.part("ids", _k.pack_ids(ids, width), ROWS_PER_BLOCK * width)
+    _write_dictionary(w, sorted_dict)
+    if bitmaps:
+        _write_bitmaps(w, *_k.build_inverted_index(ids, card))
+    return {"hasNulls": has_null, "cardinality": card, "idWidth": width, "bitmapIndex": bitmaps}
+
+
+def _list_parts(arr: pa.Array) -> tuple[np.ndarray, pa.Array, bool]:
+    """(row lengths uint32, flat values, has null rows) of a list array (null rows have length 0)."""
+    has_nulls = arr.null_count > 0
+    lengths = pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False).astype("<u4")
+    return lengths, pc.list_flatten(arr), has_nulls
+
+
+def _encode_string_list(w: _ColumnWriter, arr: pa.Array, bitmaps: bool) -> dict[str, Any]:
+    """Multi-value STRING and ARRAY<STRING>: row lengths, element ids, a bitmap of rows per value."""
+    lengths, flat, has_null_rows = _list_parts(arr)
+    w.part("rowLengths", lengths, ROWS_PER_BLOCK * 4)
+    if has_null_rows:
+        w.part("validity", _validity(arr), ROWS_PER_BLOCK // 8)
+    sorted_dict, ids, has_null = _sorted_dictionary(flat)
+    card = len(sorted_dict)
+    width = _k.id_width(card)
+    w.part("ids", _k.pack_ids(ids, width), ROWS_PER_BLOCK * width)
+    _write_dictionary(w, sorted_dict)
+    extra = {"hasNulls": has_null_rows, "elementNulls": has_null, "cardinality": card, "idWidth": width,
+             "numElements": len(flat), "multiValue": True, "bitmapIndex": bitmaps}
+    if not bitmaps:
+        return extra
+    # rows holding each value: the elements' inverted index mapped to rows, duplicates dropped
+    elem_offsets, elem_pos = _k.build_inverted_index(ids, card)
+    row_of_elem = np.repeat(np.arange(len(arr), dtype=np.int32), lengths)
+    rows = row_of_elem[elem_pos]
+    group = np.repeat(np.arange(card, dtype=np.int64), np.diff(elem_offsets))
+    keep = np.ones(len(rows), dtype=bool)
+    keep[1:] = (rows[1:] != rows[:-1]) | (group[1:] != group[:-1])
+    counts = np.bincount(group[keep], minlength=card)
+    index_offsets = np.zeros(card + 1, dtype=np.int64)
+    np.cumsum(counts, out=index_offsets[1:])
+    _write_bitmaps(w, index_offsets, np.ascontiguousarray(rows[keep]))
+    return extra
+
+
+def _encode_numeric_list(w: _ColumnWriter, arr: pa.Array, kind: str) -> dict[str, Any]:
+    lengths, flat, has_null_rows = _list_parts(arr)
+    w.part("rowLengths", lengths, ROWS_PER_BLOCK * 4)
+    if has_null_rows:
+        w.part("validity", _validity(arr), ROWS_PER_BLOCK // 8)
+    elem_nulls = _encode_numeric(w, flat, _ARRAY_NUMERIC[kind], "elements", "elementValidity")
+    return {"hasNulls": has_null_rows, "elementNulls": elem_nulls, "numElements": len(flat)}
+
+
+def _encode_complex(w: _ColumnWriter, arr: pa.Array) -> dict[str, Any]:
+    has_nulls = arr.null_count > 0
+    if has_nulls:
+        w.part("validity", _validity(arr), ROWS_PER_BLOCK // 8)
+    filled = pc.fill_null(arr, pa.scalar(b"" if pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type)
+                                         else "", arr.type)) if has_nulls else arr
+    offsets, data = _string_buffers(filled)
+    w.part("lengths", np.diff(offsets).astype("<u4"), ROWS_PER_BLOCK * 4)
+    w.part("data", data, STREAM_BLOCK)
+    storage = next(k for k, t in _BINARY_TYPES.items() if t == arr.type)
+    return {"hasNulls": has_nulls, "storage": storage}
 
 
 def _check_columns(table: pa.Table, dimensions: list[str], metrics: list[str]) -> list[str]:
@@ -170,53 +393,146 @@ def _check_columns(table: pa.Table, dimensions: list[str], metrics: list[str]) -
     return names
 
 
-def write_segment(path: str, table: pa.Table, *, dimensions: list[str],
-                  metrics: Sequence[str] = ()) -> int:
+# --- rollup ------------------------------------------------------------------------------------
+
+
+def _rollup(table: pa.Table, dimensions: list[str], rollup: Mapping[str, str], metrics: list[str]) -> pa.Table:
+    """Merge adjacent rows with equal (__time, dimensions), combining each metric by its kind.
+
+    Rows must arrive sorted by (__time, dimensions): only runs of equal keys are merged.
+    """
+    missing = [m for m in metrics if m not in rollup]
+    unknown = [m for m in rollup if m not in metrics]
+    if missing or unknown:
+        raise ValueError(f"rollup must name a combining kind for every metric and nothing else "
+                         f"(missing {missing}, not metrics {unknown})")
+    for m, kind in rollup.items():
+        if kind not in ROLLUP_KINDS:
+            raise ValueError(f"metric {m!r}: unknown rollup kind {kind!r}; known: {sorted(ROLLUP_KINDS)}")
+    n = table.num_rows
+    if n < 2:
+        return table
+    change = np.zeros(n, dtype=bool)
+    change[0] = True
+    for name in [TIME_COLUMN, *dimensions]:
+        col = _combine(table.column(name))
+        if pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
+            raise ValueError(f"rollup over the list-typed dimension {name!r} is not supported")
+        a, b = col.slice(1), col.slice(0, n - 1)
+        differ = pc.fill_null(pc.not_equal(a, b), False).to_numpy(zero_copy_only=False)
+        if col.null_count:
+            va = pc.is_valid(col).to_numpy(zero_copy_only=False)
+            differ |= va[1:] != va[:-1]
+        change[1:] |= differ
+    starts = np.flatnonzero(change)
+    if len(starts) == n:
+        return table
+    out = table.take(pa.array(starts))
+    for m, kind in rollup.items():
+        op, typ = ROLLUP_KINDS[kind]
+        dtype = _NUMERIC[typ][0].newbyteorder("=")
+        col = _combine(table.column(m))
+        if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
+            raise TypeError(f"metric {m!r} ({col.type}) cannot be combined with {kind}")
+        valid = pc.is_valid(col).to_numpy(zero_copy_only=False)
+        if op == "sum":
+            fill = 0
+        elif np.issubdtype(dtype, np.integer):
+            fill = np.iinfo(dtype).max if op == "min" else np.iinfo(dtype).min
+        else:
+            fill = np.inf if op == "min" else -np.inf
+        values = pc.fill_null(col.cast(_NUMERIC[typ][1]), fill).to_numpy(zero_copy_only=False)
+        reduce = {"sum": np.add, "min": np.minimum, "max": np.maximum}[op]
+        merged = reduce.reduceat(values, starts)
+        any_valid = np.logical_or.reduceat(valid, starts)
+        field = table.schema.field(m)
+        arr = pa.array(merged, _NUMERIC[typ][1], mask=~any_valid if not any_valid.all() else None)
+        out = out.set_column(out.schema.get_field_index(m), field.with_type(arr.type), arr)
+    return out
+
+
+# --- write_segment --------------------------------------------------------------------------------
+
+
+def write_segment(path: str, table: pa.Table, *, dimensions: list[str], metrics: Sequence[str] = (),
+                  rollup: Mapping[str, str] | None = None, compression: str = "zstd",
+                  compression_level: int | None = None, bitmap_indexes: Collection[str] | None = None) -> int:
     """Write ``table`` as one segment file at ``path``; return the file size in bytes.
 
     Columns are stored in the order ``__time, *dimensions, *metrics`` (other table columns are
-    ignored), rows in the order given. The file is written under a temporary name in the same
-    directory, fsynced, then renamed over ``path``.
+    ignored), rows in the order given. ``rollup`` maps every metric to a combining kind
+    (``ROLLUP_KINDS``: longSum, doubleMax, ...): adjacent rows with equal ``__time`` and
+    dimensions are then merged while building. ``compression`` is ``"zstd"`` (default) or
+    ``"lz4"``. ``bitmap_indexes`` names the string columns that get a bitmap index (default:
+    all, Druid's ``createBitmapIndex: true``); the others store only dictionary and ids. The
+    file is written under a temporary name in the same directory, fsynced, then renamed over
+    ``path``.
     """
     dimensions = list(dimensions)
     metrics = list(metrics)
     names = _check_columns(table, dimensions, metrics)
+    if compression not in CODECS:
+        raise ValueError(f"compression must be one of {CODECS}, got {compression!r}")
+    codec = pa.Codec(compression, compression_level)
+    for name in names:
+        _druid_type(table.schema.field(name))  # refuse unsupported types before any work
+    if rollup is not None:
+        table = _rollup(table, dimensions, rollup, metrics)
+    kinds = [_druid_type(table.schema.field(name)) for name in names]
     n = table.num_rows
     if n > _INT32_MAX:
         raise ValueError(f"a segment holds at most {_INT32_MAX} rows, got {n}")
 
+    if bitmap_indexes is not None:
+        bitmap_indexes = set(bitmap_indexes)
+        strange = sorted(c for c in bitmap_indexes if c not in names or not kinds[names.index(c)].endswith("STRING"))
+        if strange:
+            raise ValueError(f"bitmap_indexes names columns that are not string columns of the segment: {strange}")
+
+    def with_bitmaps(name: str) -> bool:
+        return bitmap_indexes is None or name in bitmap_indexes
+
     entries: list[dict[str, Any]] = []
-    blocks: list[list[tuple[str, np.ndarray]]] = []
-    for name in names:
-        col = table.column(name)
-        kind = _column_type(name, col.type)
-        extra, parts = _encode_string(col) if kind == "STRING" else _encode_numeric(col, kind)
-        entry: dict[str, Any] = {"name": name, "type": kind, "offset": 0, "length": 0, "crc32": 0}
+    writers: list[_ColumnWriter] = []
+    for name, kind in zip(names, kinds):
+        arr = _combine(table.column(name))
+        w = _ColumnWriter(codec)
+        if kind == "LONG":
+            extra = _encode_long(w, arr)
+        elif kind in _NUMERIC:
+            extra = {"hasNulls": _encode_numeric(w, arr, kind)}
+        elif kind == "STRING" and not pa.types.is_string(arr.type) and not pa.types.is_large_string(arr.type):
+            extra = _encode_string_list(w, arr, with_bitmaps(name))
+        elif kind == "STRING":
+            extra = _encode_string(w, arr, with_bitmaps(name))
+        elif kind == "ARRAY<STRING>":
+            extra = _encode_string_list(w, arr, with_bitmaps(name))
+            extra.pop("multiValue")
+        elif kind in _ARRAY_NUMERIC:
+            extra = _encode_numeric_list(w, arr, kind)
+        else:
+            extra = _encode_complex(w, arr)
+        entry: dict[str, Any] = {"name": name, "type": kind, "offset": 0, "length": w.pos, "crc32": w.crc}
         entry.update(extra)
-        layout: dict[str, list[int]] = {}
-        crc = 0
-        pos = 0
-        for part_name, buf in parts:
-            raw = memoryview(buf).cast("B")
-            layout[part_name] = [pos, raw.nbytes]
-            crc = zlib.crc32(raw, crc)
-            pos += raw.nbytes
-            pad = _align(pos) - pos
-            crc = zlib.crc32(bytes(pad), crc)
-            pos += pad
-        entry["length"] = pos
-        entry["crc32"] = crc
-        entry["parts"] = layout
+        field_md = _meta_to_json(table.schema.field(name).metadata)
+        if field_md:
+            entry["fieldMetadata"] = field_md
+        entry["parts"] = w.parts
         entries.append(entry)
-        blocks.append(parts)
+        writers.append(w)
 
     times = table.column(TIME_COLUMN)
+    by_name = {e["name"]: e for e in entries}
     toc: dict[str, Any] = {
         "format": "msqcore-segment",
         "version": FORMAT_VERSION,
+        "compression": compression,
         "numRows": n,
         "dimensions": dimensions,
         "metrics": metrics,
+        "dimensionsSpec": [_dimension_schema(d, by_name[d]) for d in dimensions],
+        "metricsSpec": [{"type": rollup[m], "name": m, "fieldName": m} for m in metrics] if rollup else [],
+        "rollup": rollup is not None,
         "minTime": pc.min(times).as_py() if n else None,
         "maxTime": pc.max(times).as_py() if n else None,
         "columns": entries,
@@ -244,14 +560,9 @@ def write_segment(path: str, table: pa.Table, *, dimensions: list[str],
                 os.fchmod(f.fileno(), 0o644)
             f.write(header)
             f.write(toc_bytes)
-            for parts in blocks:
-                written = 0
-                for _, buf in parts:
-                    raw = memoryview(buf).cast("B")
-                    f.write(raw)
-                    written += raw.nbytes
-                    f.write(bytes(_align(written) - written))
-                    written = _align(written)
+            for w in writers:
+                for chunk in w.chunks:
+                    f.write(chunk)
             if f.tell() != file_size:  # defensive: the layout above must match what was written
                 raise AssertionError(f"segment writer wrote {f.tell()} bytes, planned {file_size}")
             f.flush()
@@ -267,14 +578,69 @@ def write_segment(path: str, table: pa.Table, *, dimensions: list[str],
 # --- reading ------------------------------------------------------------------------------
 
 
-class _Segment:
-    """An open segment file with its parsed, cheaply-validated table of contents."""
+def _expected_parts(c: dict[str, Any], n: int) -> dict[str, int | None]:
+    """Part name -> uncompressed size (None: any) for a column entry of the TOC."""
+    kind = c["type"]
+    nulls = c["hasNulls"]
+    if not isinstance(nulls, bool):
+        raise ValueError(f"hasNulls must be a boolean, got {nulls!r}")
+    validity = {"validity": (n + 7) // 8} if nulls else {}
+    if kind == "LONG":
+        width, base = c["valueWidth"], c["base"]
+        if width not in (1, 2, 4, 8) or not isinstance(base, int) or not -2**63 <= base < 2**63 \
+                or (width == 8 and base != 0):
+            raise ValueError(f"bad LONG encoding (valueWidth {width!r}, base {base!r})")
+        return {"values": n * width, **validity}
+    if kind in _NUMERIC:
+        return {"values": n * _NUMERIC[kind][0].itemsize, **validity}
+    if kind == "STRING" or kind == "ARRAY<STRING>":
+        card, width = c["cardinality"], c["idWidth"]
+        if not isinstance(card, int) or not 0 <= card <= _INT32_MAX:
+            raise ValueError(f"bad cardinality {card!r}")
+        if width != _k.id_width(card):
+            raise ValueError(f"id width {width!r} is not the minimal width {_k.id_width(card)} "
+                             f"for cardinality {card}")
+        dictionary = {"dictLengths": 4 * card, "dictData": None}
+        if not isinstance(c["bitmapIndex"], bool):
+            raise ValueError(f"bitmapIndex must be a boolean, got {c['bitmapIndex']!r}")
+        bitmaps = {"bitmapLengths": 4 * card, "bitmaps": None} if c["bitmapIndex"] else {}
+        if kind == "STRING" and not c.get("multiValue"):
+            if nulls and card == 0:
+                raise ValueError("a column with nulls needs a null dictionary entry")
+            return {"ids": n * width, **dictionary, **bitmaps}
+        m = c["numElements"]
+        return {"rowLengths": 4 * n, **validity, "ids": m * width, **dictionary, **bitmaps}
+    if kind in _ARRAY_NUMERIC:
+        m = c["numElements"]
+        elem = _NUMERIC[_ARRAY_NUMERIC[kind]][0].itemsize
+        return {"rowLengths": 4 * n, **validity, "elements": m * elem,
+                **({"elementValidity": (m + 7) // 8} if c["elementNulls"] else {})}
+    if kind.startswith("COMPLEX<") and kind.endswith(">") and c["storage"] in _BINARY_TYPES:
+        return {**validity, "lengths": 4 * n, "data": None}
+    raise ValueError(f"unknown type {kind!r}")
 
-    def __init__(self, path: str, f: BinaryIO):
+
+_TOC_CACHE: dict[tuple[bytes, bytes], dict[str, Any]] = {}
+_TOC_LOCK = threading.Lock()
+
+
+class _Segment:
+    """An open, memory-mapped segment file with its parsed, cheaply-validated table of contents."""
+
+    def __init__(self, path: str):
         self.path = path
-        self.f = f
-        self.size = os.fstat(f.fileno()).st_size
+        with open(path, "rb") as f:
+            self.size = os.fstat(f.fileno()).st_size
+            if self.size < HEADER_SIZE:
+                raise self.corrupt(f"truncated: {self.size} bytes, shorter than the {HEADER_SIZE}-byte header")
+            self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        self.buf = memoryview(self._mm)
         self._parse()
+
+    def close(self) -> None:
+        with contextlib.suppress(BufferError):  # arrays still viewing the map keep it alive
+            self.buf.release()
+            self._mm.close()
 
     def corrupt(self, problem: str) -> SegmentCorruptError:
         return SegmentCorruptError(f"segment {self.path!r} is corrupt: {problem}")
@@ -282,9 +648,7 @@ class _Segment:
     # header + TOC -------------------------------------------------------------------------
 
     def _parse(self) -> None:
-        if self.size < HEADER_SIZE:
-            raise self.corrupt(f"truncated: {self.size} bytes, shorter than the {HEADER_SIZE}-byte header")
-        magic, version, toc_len, toc_crc, file_size, num_rows = _HEADER.unpack(self.f.read(HEADER_SIZE))
+        magic, version, toc_len, toc_crc, file_size, num_rows = _HEADER.unpack(self.buf[:HEADER_SIZE])
         if magic != MAGIC:
             raise self.corrupt(f"bad magic {magic!r}, expected {MAGIC!r}")
         if version != FORMAT_VERSION:
@@ -294,24 +658,35 @@ class _Segment:
             raise self.corrupt(f"{what}: header says {file_size} bytes, file has {self.size}")
         if toc_len > _MAX_TOC or HEADER_SIZE + toc_len > self.size:
             raise self.corrupt(f"table of contents length {toc_len} does not fit in {self.size} bytes")
-        toc_bytes = self.f.read(toc_len)
+        toc_bytes = self.buf[HEADER_SIZE:HEADER_SIZE + toc_len]
         if zlib.crc32(toc_bytes) != toc_crc:
             raise self.corrupt("table of contents checksum mismatch")
-        try:
-            toc = json.loads(toc_bytes.decode("utf-8"))
-            self._check_toc(toc, num_rows, HEADER_SIZE + toc_len)
-        except SegmentCorruptError:
-            raise
-        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
-            raise self.corrupt(f"malformed table of contents ({type(e).__name__}: {e})") from None
-        self.toc = toc
+        # The checks below depend only on the header and the TOC bytes: a checked TOC is
+        # cached under them (segments are immutable, and equal bytes parse equally).
+        key = (bytes(self.buf[:HEADER_SIZE]), bytes(toc_bytes))
+        toc = _TOC_CACHE.get(key)
+        if toc is None:
+            try:
+                toc = json.loads(bytes(toc_bytes).decode("utf-8"))
+                self._check_toc(toc, num_rows, HEADER_SIZE + toc_len)
+            except SegmentCorruptError:
+                raise
+            except (ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
+                raise self.corrupt(f"malformed table of contents ({type(e).__name__}: {e})") from None
+            with _TOC_LOCK:
+                if len(_TOC_CACHE) >= 256:
+                    _TOC_CACHE.pop(next(iter(_TOC_CACHE)))
+                _TOC_CACHE[key] = toc
+        self.toc = toc  # shared with other readers: never mutated
         self.num_rows: int = num_rows
+        self.codec = pa.Codec(toc["compression"])
         self.columns: dict[str, dict[str, Any]] = {c["name"]: c for c in toc["columns"]}
 
     def _check_toc(self, toc: dict[str, Any], num_rows: int, data_start: int) -> None:
         if toc["numRows"] != num_rows:
             raise self.corrupt(f"row count mismatch: header {num_rows}, table of contents {toc['numRows']}")
-        n = num_rows
+        if toc["compression"] not in CODECS:
+            raise self.corrupt(f"unknown compression {toc['compression']!r}")
         cols = toc["columns"]
         names = [c["name"] for c in cols]
         if names != [TIME_COLUMN, *toc["dimensions"], *toc["metrics"]]:
@@ -322,7 +697,7 @@ class _Segment:
             raise self.corrupt(f"column data starts at unaligned offset {data_start}")
         pos = data_start
         for c in cols:
-            name, kind = c["name"], c["type"]
+            name = c["name"]
             offset, length = c["offset"], c["length"]
             if not (isinstance(offset, int) and isinstance(length, int) and isinstance(c["crc32"], int)):
                 raise self.corrupt(f"column {name!r}: non-integer offset/length/crc32")
@@ -330,40 +705,28 @@ class _Segment:
                 raise self.corrupt(f"column {name!r}: block [{offset}, +{length}) does not follow the "
                                    f"previous block ending at {pos}")
             pos = offset + length
-            if kind in _NUMERIC:
-                if name == TIME_COLUMN and (kind != "LONG" or c["hasNulls"]):
-                    raise self.corrupt(f"{TIME_COLUMN} must be a LONG column without nulls")
-                expected = {"values": n * _NUMERIC[kind][0].itemsize}
-                if c["hasNulls"] is True:
-                    expected["validity"] = (n + 7) // 8
-                elif c["hasNulls"] is not False:
-                    raise self.corrupt(f"column {name!r}: hasNulls must be a boolean")
-            elif kind == "STRING":
-                card, width = c["cardinality"], c["idWidth"]
-                if not isinstance(card, int) or not 0 <= card <= _INT32_MAX:
-                    raise self.corrupt(f"column {name!r}: bad cardinality {card!r}")
-                if width != _k.id_width(card):
-                    raise self.corrupt(f"column {name!r}: id width {width!r} is not the minimal width "
-                                       f"{_k.id_width(card)} for cardinality {card}")
-                if not isinstance(c["hasNulls"], bool) or (c["hasNulls"] and card == 0):
-                    raise self.corrupt(f"column {name!r}: bad hasNulls {c['hasNulls']!r}")
-                expected = {"dictOffsets": 8 * (card + 1), "dictData": None, "ids": n * width,
-                            "indexOffsets": 8 * (card + 1), "indexRows": 4 * n}
-            else:
-                raise self.corrupt(f"column {name!r}: unknown type {kind!r}")
+            if name == TIME_COLUMN and (c["type"] != "LONG" or c["hasNulls"]):
+                raise self.corrupt(f"{TIME_COLUMN} must be a LONG column without nulls")
+            try:
+                expected = _expected_parts(c, num_rows)
+            except ValueError as e:
+                raise self.corrupt(f"column {name!r}: {e}") from None
             parts = c["parts"]
             if list(parts) != list(expected):
                 raise self.corrupt(f"column {name!r}: parts {list(parts)}, expected {list(expected)}")
             part_pos = 0
             for part_name, want in expected.items():
-                rel, plen = parts[part_name]
-                if not (isinstance(rel, int) and isinstance(plen, int)):
+                p = parts[part_name]
+                at, stored, size, bs = p["at"], p["stored"], p["size"], p["blockSize"]
+                if not all(isinstance(x, int) for x in (at, stored, size, bs)):
                     raise self.corrupt(f"column {name!r}: non-integer {part_name} position")
-                if rel != part_pos or plen < 0 or (want is not None and plen != want):
-                    raise self.corrupt(f"column {name!r}: part {part_name} at [{rel}, +{plen}) "
-                                       f"(expected at {part_pos}" + (f" with {want} bytes)" if want is not None
-                                                                     else ")"))
-                part_pos = _align(rel + plen)
+                nb = -(-size // bs) if bs > 0 else -1
+                if at != part_pos or size < 0 or bs <= 0 or stored < 8 * (nb + 1) or \
+                        (want is not None and size != want):
+                    raise self.corrupt(f"column {name!r}: part {part_name} at [{at}, +{stored}) with "
+                                       f"{size} bytes in blocks of {bs} (expected at {part_pos}"
+                                       + (f" with {want} bytes)" if want is not None else ")"))
+                part_pos = _align(at + stored)
             if part_pos != length:
                 raise self.corrupt(f"column {name!r}: parts end at {part_pos}, block length is {length}")
         if pos != self.size:
@@ -378,40 +741,88 @@ class _Segment:
             raise KeyError(f"segment {self.path!r} has no column {name!r}; "
                            f"it has {list(self.columns)}") from None
 
-    def read_range(self, start: int, length: int) -> np.ndarray:
-        buf = np.empty(length, dtype=np.uint8)
-        self.f.seek(start)
-        view = memoryview(buf)
-        got = 0
-        while got < length:
-            k = self.f.readinto(view[got:])
-            if not k:
-                raise self.corrupt(f"truncated: could not read {length} bytes at offset {start}")
-            got += k
-        return buf
+    def _blocks(self, col: dict[str, Any], part_name: str) -> tuple[dict[str, int], np.ndarray, int]:
+        """(part descriptor, block offsets uint64[nb+1], absolute start of the first block)."""
+        p = col["parts"][part_name]
+        nb = -(-p["size"] // p["blockSize"])
+        start = col["offset"] + p["at"]
+        table = np.frombuffer(self.buf, dtype="<u8", count=nb + 1, offset=start)
+        data = start + 8 * (nb + 1)
+        if table[0] != 0 or np.any(table[1:] < table[:-1]) or int(table[-1]) != p["stored"] - 8 * (nb + 1):
+            raise self.corrupt(f"column {col['name']!r}: block table of part {part_name} is inconsistent")
+        return p, table, data
 
-    def part(self, col: dict[str, Any], part_name: str, block: np.ndarray | None = None) -> np.ndarray:
-        rel, plen = col["parts"][part_name]
-        if block is not None:
-            return block[rel:rel + plen]
-        return self.read_range(col["offset"] + rel, plen)
+    def read_blocks(self, col: dict[str, Any], part_name: str, first: int, last: int) -> np.ndarray:
+        """Uncompressed bytes of blocks ``first..last-1`` of a part, concatenated."""
+        p, table, data = self._blocks(col, part_name)
+        size, bs = p["size"], p["blockSize"]
+        last = min(last, len(table) - 1)
+        lo = first * bs
+        out = np.empty(max(0, min(size, last * bs) - lo), dtype=np.uint8)
+        for b in range(first, last):
+            want = min(bs, size - b * bs)
+            src = self.buf[data + int(table[b]):data + int(table[b + 1])]
+            try:
+                got = self.codec.decompress(src, decompressed_size=want)
+            except (pa.ArrowException, OSError) as e:
+                raise self.corrupt(f"column {col['name']!r}: block {b} of part {part_name} does not "
+                                   f"decompress ({e})") from None
+            if got.size != want:
+                raise self.corrupt(f"column {col['name']!r}: block {b} of part {part_name} holds "
+                                   f"{got.size} bytes, expected {want}")
+            out[b * bs - lo:b * bs - lo + want] = np.frombuffer(got, dtype=np.uint8)
+        return out
+
+    def part(self, col: dict[str, Any], part_name: str) -> np.ndarray:
+        """A whole part, uncompressed (uint8)."""
+        return self.read_blocks(col, part_name, 0, 1 << 62)
+
+    def byte_range(self, col: dict[str, Any], part_name: str, start: int, stop: int) -> np.ndarray:
+        """Uncompressed bytes ``[start, stop)`` of a part, decompressing only the blocks they span."""
+        bs = col["parts"][part_name]["blockSize"]
+        if stop <= start:
+            return np.zeros(0, dtype=np.uint8)
+        first = start // bs
+        got = self.read_blocks(col, part_name, first, -(-stop // bs))
+        return got[start - first * bs:stop - first * bs]
+
+    def gather(self, col: dict[str, Any], part_name: str, itemsize: int, rows: np.ndarray) -> np.ndarray:
+        """Fixed-width items at sorted ``rows`` as an (len(rows), itemsize) uint8 array, decompressing
+        only the blocks holding them."""
+        bs = col["parts"][part_name]["blockSize"]
+        per = bs // itemsize
+        if not len(rows):
+            return np.zeros((0, itemsize), dtype=np.uint8)
+        of_row = rows // per
+        blocks = of_row[np.flatnonzero(np.diff(of_row, prepend=-1))]
+        if blocks[-1] - blocks[0] + 1 == len(blocks):  # a contiguous run of blocks
+            compact = self.read_blocks(col, part_name, int(blocks[0]), int(blocks[-1]) + 1)
+            slot = rows - int(blocks[0]) * per
+        else:
+            compact = np.concatenate([self.read_blocks(col, part_name, int(b), int(b) + 1) for b in blocks])
+            slot = np.searchsorted(blocks, of_row) * per + rows % per
+        if itemsize in (1, 2, 4, 8):  # one fancy index over whole items, not over byte rows
+            return compact.view(f"<u{itemsize}")[slot].view(np.uint8).reshape(-1, itemsize)
+        return compact.reshape(-1, itemsize)[slot]
 
     # decoding -------------------------------------------------------------------------------
 
-    def dictionary(self, col: dict[str, Any], block: np.ndarray | None = None, *,
-                   check_order: bool = False, large: bool = False) -> pa.Array:
-        """The sorted dictionary as a string array (null entry first when the column has nulls)."""
+    def dictionary(self, col: dict[str, Any], *, check_order: bool = False, large: bool = False) -> pa.Array:
+        """The sorted dictionary as a string array (null entry first when the column has a null value)."""
         card = col["cardinality"]
-        offsets = self.part(col, "dictOffsets", block).view("<i8").astype(np.int64, copy=False)
-        data = self.part(col, "dictData", block)
+        lengths = self.part(col, "dictLengths").view("<u4")
+        offsets = np.zeros(card + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        data = self.part(col, "dictData")
+        null_entry = col["hasNulls"] if "elementNulls" not in col else col["elementNulls"]
         try:
-            _k.check_dictionary(offsets, data, 2 if col["hasNulls"] else 1, check_order)
-            if col["hasNulls"] and offsets[1] != 0:
+            _k.check_dictionary(offsets, data, 2 if null_entry else 1, check_order)
+            if null_entry and offsets[1] != 0:
                 raise ValueError("the null dictionary entry is not empty")
         except ValueError as e:
             raise self.corrupt(f"column {col['name']!r}: {e}") from None
         validity = None
-        if col["hasNulls"]:
+        if null_entry:
             mask = np.ones(card, dtype=bool)
             mask[0] = False
             validity = pa.py_buffer(np.packbits(mask, bitorder="little"))
@@ -420,66 +831,185 @@ class _Segment:
         else:
             typ, offs = pa.string(), offsets.astype(np.int32)
         arr = pa.Array.from_buffers(typ, card, [validity, pa.py_buffer(offs), pa.py_buffer(data)],
-                                    null_count=1 if col["hasNulls"] else 0)
+                                    null_count=1 if null_entry else 0)
         try:
             arr.validate(full=True)  # offsets are checked above; this checks the UTF-8
         except pa.ArrowInvalid as e:
             raise self.corrupt(f"column {col['name']!r}: bad dictionary ({e})") from None
         return arr
 
-    def ids(self, col: dict[str, Any], block: np.ndarray | None = None) -> np.ndarray:
+    def ids(self, col: dict[str, Any], rows: np.ndarray | None = None) -> np.ndarray:
+        width = col["idWidth"]
+        if rows is None:
+            packed = self.part(col, "ids")
+            count = len(packed) // width if width else 0
+        else:
+            packed = np.ascontiguousarray(self.gather(col, "ids", width, rows)).reshape(-1)
+            count = len(rows)
         try:
-            return _k.unpack_ids(self.part(col, "ids", block), col["idWidth"], self.num_rows,
-                                 col["cardinality"])
+            return _k.unpack_ids(packed, width, count, col["cardinality"])
         except ValueError as e:
             raise self.corrupt(f"column {col['name']!r}: {e}") from None
 
-    def decode(self, col: dict[str, Any]) -> pa.Array:
+    def validity(self, col: dict[str, Any], part_name: str, n: int, rows: np.ndarray | None) -> pa.Buffer | None:
+        if part_name not in col["parts"]:
+            return None
+        if rows is None:
+            return pa.py_buffer(self.part(col, part_name))
+        bits = np.unpackbits(self.gather(col, part_name, 1, rows // 8).reshape(-1), bitorder="little")
+        return pa.py_buffer(np.packbits(bits.reshape(-1, 8)[np.arange(len(rows)), rows % 8], bitorder="little"))
+
+    def numeric(self, col: dict[str, Any], kind: str, values_part: str, validity_part: str, n: int,
+                rows: np.ndarray | None = None) -> pa.Array:
+        dtype, typ = _NUMERIC[kind]
+        width = col.get("valueWidth", dtype.itemsize) if values_part == "values" else dtype.itemsize
+        stored = dtype if width == dtype.itemsize else np.dtype(f"<u{width}")
+        if rows is None:
+            values = self.part(col, values_part).view(stored)
+        else:
+            values = self.gather(col, values_part, width, rows).reshape(-1).view(stored)
+            n = len(rows)
+        if stored is dtype:
+            values = values.astype(dtype.newbyteorder("="), copy=False)
+        else:  # frame of reference: add the base back (wraps like Java's long arithmetic)
+            values = values.astype(np.int64) + np.int64(col["base"])
+        validity = self.validity(col, validity_part, n, rows)
+        return pa.Array.from_buffers(typ, n, [validity, pa.py_buffer(values)],
+                                     null_count=-1 if validity is not None else 0)
+
+    def row_offsets(self, col: dict[str, Any]) -> np.ndarray:
+        lengths = self.part(col, "rowLengths").view("<u4")
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        if offsets[-1] != col["numElements"]:
+            raise self.corrupt(f"column {col['name']!r}: row lengths add up to {offsets[-1]}, "
+                               f"not {col['numElements']} elements")
+        return offsets
+
+    def decode(self, col: dict[str, Any], rows: np.ndarray | None = None, dictionary: bool = False) -> pa.Array:
         n = self.num_rows
         kind = col["type"]
-        if kind == "STRING":
-            ids = pa.array(self.ids(col))
-            dictionary = self.dictionary(col)
+        if kind in _NUMERIC:
+            return self.numeric(col, kind, "values", "validity", n, rows)
+        if kind == "STRING" and not col.get("multiValue"):
+            ids = self.ids(col, rows)
+            values = self.dictionary(col)
+            if dictionary:
+                mask = pa.py_buffer(np.packbits(ids != 0, bitorder="little")) if col["hasNulls"] else None
+                indices = pa.Array.from_buffers(pa.int32(), len(ids), [mask, pa.py_buffer(ids)],
+                                                null_count=-1 if mask is not None else 0)
+                # ids were checked against the cardinality while unpacking
+                return pa.DictionaryArray.from_arrays(indices, pc.fill_null(values, ""), safe=False)
             try:
-                return dictionary.take(ids)
+                return values.take(pa.array(ids))
             except (pa.ArrowInvalid, pa.ArrowCapacityError):
                 # more than 2 GiB of decoded text: pa.string() offsets cannot hold it
-                return self.dictionary(col, large=True).take(ids)
-        dtype, typ = _NUMERIC[kind]
-        values = self.part(col, "values").view(dtype).astype(dtype.newbyteorder("="), copy=False)
-        validity = pa.py_buffer(self.part(col, "validity")) if col["hasNulls"] else None
-        return pa.Array.from_buffers(typ, n, [validity, pa.py_buffer(values)],
-                                     null_count=-1 if col["hasNulls"] else 0)
+                return self.dictionary(col, large=True).take(pa.array(ids))
+        arr = self._decode_list_or_complex(col, kind)
+        return arr if rows is None else arr.take(pa.array(rows))
+
+    def _decode_list_or_complex(self, col: dict[str, Any], kind: str) -> pa.Array:
+        n = self.num_rows
+        validity = self.validity(col, "validity", n, None)
+        null_count = -1 if validity is not None else 0
+        if kind.startswith("COMPLEX<"):
+            lengths = self.part(col, "lengths").view("<u4")
+            offsets = np.zeros(n + 1, dtype=np.int64)
+            np.cumsum(lengths, out=offsets[1:])
+            data = self.part(col, "data")
+            if offsets[-1] != len(data):
+                raise self.corrupt(f"column {col['name']!r}: lengths add up to {offsets[-1]}, data has {len(data)}")
+            typ = _BINARY_TYPES[col["storage"]]
+            large = typ in (pa.large_binary(), pa.large_string())
+            arr = pa.Array.from_buffers(typ, n, [validity, pa.py_buffer(offsets if large else offsets.astype(np.int32)),
+                                                 pa.py_buffer(data)], null_count=null_count)
+            try:
+                arr.validate(full=True)
+            except pa.ArrowInvalid as e:
+                raise self.corrupt(f"column {col['name']!r}: bad values ({e})") from None
+            return arr
+        offsets = self.row_offsets(col)
+        m = col["numElements"]
+        if kind in _ARRAY_NUMERIC:
+            flat = self.numeric(col, _ARRAY_NUMERIC[kind], "elements", "elementValidity", m)
+        else:
+            flat = self.dictionary(col).take(pa.array(self.ids(col)))
+        return pa.Array.from_buffers(pa.list_(flat.type), n, [validity, pa.py_buffer(offsets.astype(np.int32))],
+                                     null_count=null_count, children=[flat])
+
+    def field(self, col: dict[str, Any], arr: pa.Array) -> pa.Field:
+        return pa.field(col["name"], arr.type, metadata=_meta_from_json(col.get("fieldMetadata")))
+
+    # bitmaps ----------------------------------------------------------------------------------
+
+    def bitmap_offsets(self, col: dict[str, Any]) -> np.ndarray:
+        lengths = self.part(col, "bitmapLengths").view("<u4")
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        if offsets[-1] != col["parts"]["bitmaps"]["size"]:
+            raise self.corrupt(f"column {col['name']!r}: bitmap lengths add up to {offsets[-1]}, "
+                               f"the bitmaps part has {col['parts']['bitmaps']['size']} bytes")
+        return offsets
 
 
 @contextlib.contextmanager
 def _open(path: str):
-    with open(path, "rb") as f:
-        yield _Segment(os.fspath(path), f)
+    seg = _Segment(os.fspath(path))
+    try:
+        yield seg
+    finally:
+        seg.close()
 
 
-def read_segment(path: str, columns: list[str] | None = None) -> pa.Table:
+def _row_selection(rows, n: int) -> np.ndarray | None:
+    if rows is None:
+        return None
+    if isinstance(rows, (slice, range)):
+        start, stop, step = rows.indices(n) if isinstance(rows, slice) else (rows.start, rows.stop, rows.step)
+        return np.arange(start, stop, step, dtype=np.int64)
+    sel = np.asarray(rows, dtype=np.int64)
+    if sel.ndim != 1 or (len(sel) and (sel.min() < 0 or sel.max() >= n)):
+        raise IndexError(f"row selection out of range for a segment of {n} rows")
+    if len(sel) > 1 and np.any(sel[1:] < sel[:-1]):
+        raise ValueError("row selection must be ascending")
+    return sel
+
+
+def read_segment(path: str, columns: list[str] | None = None, *, rows=None,
+                 dictionary: bool = False) -> pa.Table:
     """Read all columns (or only ``columns``, in that order) as a ``pa.Table``.
 
-    Strings come back as decoded ``pa.string()``; other columns are never read. Raises
-    ``SegmentCorruptError`` for damaged files and ``KeyError`` for unknown column names.
+    ``rows`` (a slice, or ascending row numbers) reads only those rows: fixed-width columns
+    decompress only the blocks holding them. Single-value strings come back as ``pa.string()``,
+    or with ``dictionary=True`` as ``dictionary<int32, string>`` over the segment's sorted
+    dictionary (no decoding). Other columns are never read. Raises ``SegmentCorruptError`` for
+    damaged files and ``KeyError`` for unknown column names.
     """
     with _open(path) as seg:
         names = list(seg.columns) if columns is None else list(columns)
         cols = [seg.column(name) for name in names]
-        arrays = [seg.decode(c) for c in cols]
-    return pa.Table.from_arrays(arrays, names=names)
+        sel = _row_selection(rows, seg.num_rows)
+        arrays = [seg.decode(c, sel, dictionary) for c in cols]
+        fields = [seg.field(c, a) for c, a in zip(cols, arrays)]
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
 def read_segment_meta(path: str) -> dict[str, Any]:
-    """Row count, column names/types, dimensions, metrics, file size and time range."""
+    """Row count, column names/types, dimensions (with Druid dimension schemas), metrics, rollup,
+    file size and time range."""
     with _open(path) as seg:
         toc = seg.toc
         return {
             "numRows": seg.num_rows,
-            "columns": [{"name": c["name"], "type": c["type"]} for c in toc["columns"]],
+            "columns": [{"name": c["name"], "type": c["type"],
+                         **({"multiValue": True} if c.get("multiValue") else {}),
+                         **({"bitmapIndex": False} if c.get("bitmapIndex") is False else {})}
+                        for c in toc["columns"]],
             "dimensions": list(toc["dimensions"]),
             "metrics": list(toc["metrics"]),
+            "dimensionsSpec": copy.deepcopy(toc["dimensionsSpec"]),
+            "metricsSpec": copy.deepcopy(toc["metricsSpec"]),
+            "rollup": toc["rollup"],
             "size": seg.size,
             "minTime": toc["minTime"],
             "maxTime": toc["maxTime"],
@@ -491,29 +1021,29 @@ def validate_segment(path: str, *, full: bool = False) -> None:
 
     The cheap check reads only the header and table of contents (magic, version, file size,
     TOC checksum, block and part positions). ``full=True`` also reads every column: its crc32,
-    dictionary offsets and strict sort order, ids in range, the inverted index matching the ids,
-    and the recorded min/max time.
+    every block's decompressed size, dictionaries (offsets, UTF-8, strict order), ids in range,
+    every bitmap (well-formed Roaring, exactly the rows holding its value), and the recorded
+    min/max time.
     """
     with _open(path) as seg:
         if not full:
             return
         for col in seg.toc["columns"]:
-            block = seg.read_range(col["offset"], col["length"])
-            crc = zlib.crc32(block)
+            crc = zlib.crc32(seg.buf[col["offset"]:col["offset"] + col["length"]])
             if crc != col["crc32"]:
                 raise seg.corrupt(f"column {col['name']!r}: checksum mismatch "
                                   f"(stored {col['crc32']:#010x}, computed {crc:#010x})")
-            if col["type"] == "STRING":
-                seg.dictionary(col, block, check_order=True)
-                ids = seg.ids(col, block)
-                offsets = seg.part(col, "indexOffsets", block).view("<i8").astype(np.int64, copy=False)
-                rows = seg.part(col, "indexRows", block).view("<i4").astype(np.int32, copy=False)
-                try:
-                    _k.check_inverted_index(ids, offsets, rows)
-                except ValueError as e:
-                    raise seg.corrupt(f"column {col['name']!r}: {e}") from None
-            elif col["name"] == TIME_COLUMN:
-                times = seg.part(col, "values", block).view("<i8")
+            kind = col["type"]
+            if kind == "STRING" or kind == "ARRAY<STRING>":
+                seg.dictionary(col, check_order=True)
+                if col["bitmapIndex"]:
+                    _check_bitmaps(seg, col)
+                else:
+                    seg.ids(col)
+            else:
+                seg.decode(col)
+            if col["name"] == TIME_COLUMN:
+                times = seg.decode(col).to_numpy()
                 lo = int(times.min()) if len(times) else None
                 hi = int(times.max()) if len(times) else None
                 if (lo, hi) != (seg.toc["minTime"], seg.toc["maxTime"]):
@@ -521,23 +1051,116 @@ def validate_segment(path: str, *, full: bool = False) -> None:
                                       f"[{seg.toc['minTime']}, {seg.toc['maxTime']}]")
 
 
-def string_value_index(path: str, column: str) -> tuple[pa.Array, np.ndarray, np.ndarray]:
-    """The inverted index of a STRING column in CSR form.
+def _check_bitmaps(seg: _Segment, col: dict[str, Any]) -> None:
+    card = col["cardinality"]
+    ids = seg.ids(col)
+    offsets = seg.bitmap_offsets(col)
+    try:
+        got_offsets, got_rows = _rb.decode_bitmaps(seg.part(col, "bitmaps"), offsets,
+                                                   np.arange(card, dtype=np.int64), max(seg.num_rows, 1))
+    except ValueError as e:
+        raise seg.corrupt(f"column {col['name']!r}: {e}") from None
+    if "rowLengths" in col["parts"]:  # one bitmap per value of the rows holding it
+        row_offsets = seg.row_offsets(col)
+        rows = np.repeat(np.arange(seg.num_rows, dtype=np.int64), np.diff(row_offsets))
+        pairs = np.unique(ids.astype(np.int64) * (seg.num_rows + 1) + rows)
+        ids, rows = (pairs // (seg.num_rows + 1)).astype(np.int32), pairs % (seg.num_rows + 1)
+        want_offsets = np.zeros(card + 1, dtype=np.int64)
+        np.cumsum(np.bincount(ids, minlength=card), out=want_offsets[1:])
+        ok = np.array_equal(got_offsets, want_offsets) and np.array_equal(got_rows, rows)
+    else:
+        try:
+            _k.check_inverted_index(ids, got_offsets, got_rows.view(np.int32))
+            ok = True
+        except ValueError:
+            ok = False
+    if not ok:
+        raise seg.corrupt(f"column {col['name']!r}: the bitmaps are not the rows holding each value")
 
-    Returns ``(dictionary, offsets, rows)``: the sorted dictionary as ``pa.string()`` (a null
-    entry first if the column has nulls), ``offsets`` int64[card+1] and ``rows`` int32[n] such
-    that ``rows[offsets[i]:offsets[i+1]]`` are the ascending rows whose value is ``dictionary[i]``.
-    Only the dictionary and index parts are read.
+
+class BitmapIndex:
+    """The bitmap index of one STRING column: its sorted dictionary and a Roaring bitmap per value.
+
+    Bitmaps are read (and decompressed) one at a time, from the memory-mapped file, when asked for.
     """
-    with _open(path) as seg:
+
+    def __init__(self, seg: _Segment, col: dict[str, Any]):
+        self._seg = seg
+        self._col = col
+        self.num_rows = seg.num_rows
+        self.dictionary: pa.Array = seg.dictionary(col)
+        self.byte_offsets = seg.bitmap_offsets(col)
+        self._blocks: dict[int, np.ndarray] = {}  # a few decompressed blocks of the bitmaps part
+        self._lock = threading.Lock()
+
+    @property
+    def cardinality(self) -> int:
+        return len(self.dictionary)
+
+    def close(self) -> None:
+        self._seg.close()
+
+    def lookup(self, values) -> np.ndarray:
+        """Dictionary ids (int64, ascending) of those of ``values`` that occur; ``None`` means null."""
+        wanted = pa.array(list(values), pa.string())
+        ids = pc.index_in(wanted, value_set=self.dictionary, skip_nulls=False).drop_null()
+        return np.unique(ids.to_numpy().astype(np.int64))
+
+    def _bitmap_bytes(self, value_id: int) -> np.ndarray:
+        lo, hi = int(self.byte_offsets[value_id]), int(self.byte_offsets[value_id + 1])
+        bs = self._col["parts"]["bitmaps"]["blockSize"]
+        if hi <= lo:
+            return np.zeros(0, dtype=np.uint8)
+        first, last = lo // bs, (hi - 1) // bs
+        chunks = []
+        for b in range(first, last + 1):  # neighbouring values share blocks: keep a few decompressed
+            block = self._blocks.get(b)
+            if block is None:
+                block = self._seg.read_blocks(self._col, "bitmaps", b, b + 1)
+                with self._lock:  # indexes are shared between query threads
+                    if len(self._blocks) >= 8:
+                        self._blocks.pop(next(iter(self._blocks)))
+                    self._blocks[b] = block
+            chunks.append(block)
+        data = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+        return data[lo - first * bs:hi - first * bs]
+
+    def bitmap(self, value_id: int) -> bytes:
+        """The serialized (portable Roaring) bitmap of the rows holding dictionary entry ``value_id``."""
+        return self._bitmap_bytes(value_id).tobytes()
+
+    def rows(self, value_ids) -> np.ndarray:
+        """Ascending rows (int32) holding any of the dictionary entries ``value_ids``."""
+        parts = []
+        for i in value_ids:
+            lo, hi = int(self.byte_offsets[i]), int(self.byte_offsets[i + 1])
+            data = self._bitmap_bytes(i)
+            try:
+                _, rows = _rb.decode_bitmaps(data, np.array([0, hi - lo], dtype=np.int64),
+                                             np.zeros(1, dtype=np.int64), max(self.num_rows, 1))
+            except ValueError as e:
+                raise self._seg.corrupt(f"column {self._col['name']!r}: {e}") from None
+            parts.append(rows.view(np.int32))
+        if not parts:
+            return np.zeros(0, dtype=np.int32)
+        return parts[0] if len(parts) == 1 else np.unique(np.concatenate(parts))
+
+
+def string_value_index(path: str, column: str) -> BitmapIndex:
+    """The bitmap index of a STRING column (single- or multi-value) of a segment.
+
+    Only the dictionary and the bitmap lengths are read now; bitmaps are read as asked for.
+    The index keeps the file mapped until it is closed or garbage-collected.
+    """
+    seg = _Segment(os.fspath(path))
+    try:
         col = seg.column(column)
         if col["type"] != "STRING":
             raise ValueError(f"column {column!r} of segment {path!r} is {col['type']}, not STRING")
-        dictionary = seg.dictionary(col)
-        offsets = seg.part(col, "indexOffsets").view("<i8").astype(np.int64, copy=False)
-        rows = seg.part(col, "indexRows").view("<i4").astype(np.int32, copy=False)
-        n = seg.num_rows
-        if (offsets[0] != 0 or offsets[-1] != n or np.any(np.diff(offsets) < 0)
-                or (n and (rows.min() < 0 or rows.max() >= n))):
-            raise seg.corrupt(f"column {column!r}: inverted index out of range")
-    return dictionary, offsets, rows
+        if not col["bitmapIndex"]:
+            raise ValueError(f"column {column!r} of segment {path!r} has no bitmap index "
+                             "(written with createBitmapIndex false)")
+        return BitmapIndex(seg, col)
+    except BaseException:
+        seg.close()
+        raise
