@@ -1,42 +1,43 @@
-"""Benchmarks of the native core: frames and the external sort (pytest-benchmark).
+"""Benchmarks of the native core, each next to its peer in the same run (issue #5, "Measured").
 
-    python -m pytest -p no:cacheprovider bench/test_frames_sort.py --benchmark-only
-    BENCH_SCALE=10 python -m pytest ... bench/test_frames_sort.py    # the issue's 10M-row target
+    python -m pytest -p no:cacheprovider bench/test_frames_sort.py -s
+    BENCH_SCALE=0.1 python -m pytest ... bench/test_frames_sort.py -s    # 50k frame rows, 1M sort rows
 
-* frame encode + decode vs Arrow IPC write + read of the same batches (with and without the
-  sort-key column, which frames carry and IPC does not);
-* ``ExternalSorter`` over (int64 time chunk, string, int64) keys with a 64 MiB memory
-  budget (spilling, two merge levels) vs pyarrow ``sort_indices`` + ``take`` in memory.
+* **Frames**: ``encode_frames`` + ``decode_frame`` of a list of batches against Arrow IPC
+  stream write + read of the same batches, with the sort-key column (which frames carry and
+  IPC does not) and without it.
+* **Sort**: 10 million rows keyed (LONG time chunk, STRING, LONG) through ``ExternalSorter``
+  in a 64 MiB budget (it spills sorted runs and merges them over at least two levels), rows
+  read back from the output frame files, against pyarrow ``sort_indices`` + ``take`` on the
+  same rows held in memory. Each side runs in a child process that reads the same Arrow IPC
+  file (the sorter one batch at a time) and reports its peak RSS (``VmHWM``), so the memory
+  bound is measured, not assumed. Output order and content are checked after the timing.
 
-Row counts are ``scaled(n)`` by ``BENCH_SCALE`` (default 1: about a minute in all). Arrow
-is pinned to one thread so both sides use one core. There are no timing assertions; the
-last test prints the ratios.
+Row counts go through ``bench._scale.scaled`` (frames: 500,000 rows; sort: 10,000,000, and
+its memory budget scales with it so that it always spills).
+Arrow is pinned to one thread on both sides. There are no timing assertions: ``test_ratios``
+prints each ratio (msqcore time / peer time; below 1 means msqcore is faster).
 """
 from __future__ import annotations
 
-import io
-import os
-import shutil
-import tempfile
+import json
+import subprocess
+import sys
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pytest
 
 pytest.importorskip("pytest_benchmark")
 
+from bench._scale import scale, scaled  # noqa: E402
 from msqcore.engine.frames import decode_frame, encode_frames  # noqa: E402
-from msqcore.engine.sorter import ExternalSorter, read_frames_file  # noqa: E402
 
 KEY = [("chunk", False), ("page", False), ("x", False)]
-ARROW_KEY = [("chunk", "ascending"), ("page", "ascending"), ("x", "ascending")]
-BUDGET = 64 << 20
+SORT_BUDGET = max(4 << 20, int((64 << 20) * scale()))     # 64 MiB for 10M rows; scaled with them
+MAX_RSS = 512 << 20
 _means: dict[str, float] = {}
-
-
-def scaled(n: int, floor: int = 10_000) -> int:
-    return max(floor, int(n * float(os.environ.get("BENCH_SCALE", "1"))))
+_sort_reports: dict[str, dict] = {}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -49,105 +50,208 @@ def one_thread():
     pa.set_io_thread_count(io_threads)
 
 
+_WORDS = None
+
+
 def make_table(n: int, seed: int = 42) -> pa.Table:
     """n rows of (7 daily time chunks, one of 50,000 page names, a random int64)."""
+    global _WORDS
+    if _WORDS is None:
+        _WORDS = pa.array([f"Page_{i:06d}_{'abcdefgh'[i % 8] * (i % 13)}" for i in range(50_000)])
     rng = np.random.default_rng(seed)
-    words = pa.array([f"Page_{i:06d}_{'abcdefgh'[i % 8] * (i % 13)}" for i in range(50_000)])
     return pa.table({
         "chunk": pa.array(rng.integers(0, 7, n) * 86_400_000 + 1_466_985_600_000, pa.int64()),
-        "page": words.take(pa.array(rng.integers(0, 50_000, n))),
+        "page": _WORDS.take(pa.array(rng.integers(0, 50_000, n))),
         "x": pa.array(rng.integers(0, 1 << 62, n), pa.int64()),
     })
-
-
-@pytest.fixture(scope="module")
-def frame_data() -> list[pa.RecordBatch]:
-    return make_table(scaled(500_000)).to_batches(max_chunksize=65_536)
-
-
-@pytest.fixture(scope="module")
-def sort_data() -> pa.Table:
-    return make_table(scaled(1_000_000), seed=7)
 
 
 def _record(name: str, benchmark) -> None:
     _means[name] = benchmark.stats.stats.mean
 
 
+# --- frames vs Arrow IPC ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def frame_batches() -> list[pa.RecordBatch]:
+    return make_table(scaled(500_000)).to_batches(max_chunksize=65_536)
+
+
 def _frames_round_trip(batches, key):
-    out = []
-    for b in batches:
-        for f in encode_frames(b, key):
-            out.append(decode_frame(f))
-    return out
+    return [decode_frame(f) for b in batches for f in encode_frames(b, key)]
 
 
-def test_frames_encode_decode(benchmark, frame_data):
-    out = benchmark(_frames_round_trip, frame_data, KEY)
-    assert sum(b.num_rows for b in out) == sum(b.num_rows for b in frame_data)
+def _ipc_round_trip(batches):
+    # IPC at its fastest: sized first, then written into one buffer from Arrow's pool (no
+    # growing copies, no fresh pages to fault in), read back zero-copy
+    mock = pa.MockOutputStream()
+    with pa.ipc.new_stream(mock, batches[0].schema) as w:
+        for b in batches:
+            w.write_batch(b)
+    buf = pa.allocate_buffer(mock.size())
+    with pa.ipc.new_stream(pa.FixedSizeBufferWriter(buf), batches[0].schema) as w:
+        for b in batches:
+            w.write_batch(b)
+    return pa.ipc.open_stream(buf).read_all()
+
+
+@pytest.mark.gate
+def test_frames_encode_decode(benchmark, frame_batches, rounds):
+    out = benchmark.pedantic(_frames_round_trip, args=(frame_batches, KEY), rounds=10 * rounds,
+                             iterations=1, warmup_rounds=1)
+    got = pa.Table.from_batches(out)
+    assert got.equals(pa.Table.from_batches(frame_batches))
     _record("frames", benchmark)
 
 
-def test_frames_encode_decode_without_key(benchmark, frame_data):
-    benchmark(_frames_round_trip, frame_data, [])
+@pytest.mark.gate
+def test_frames_encode_decode_without_key(benchmark, frame_batches, rounds):
+    out = benchmark.pedantic(_frames_round_trip, args=(frame_batches, []), rounds=10 * rounds,
+                             iterations=1, warmup_rounds=1)
+    assert sum(b.num_rows for b in out) == sum(b.num_rows for b in frame_batches)
     _record("frames_nokey", benchmark)
 
 
-def test_arrow_ipc_write_read(benchmark, frame_data):
-    def run():
-        sink = io.BytesIO()
-        with pa.ipc.new_stream(sink, frame_data[0].schema) as w:
-            for b in frame_data:
-                w.write_batch(b)
-        return pa.ipc.open_stream(pa.BufferReader(sink.getvalue())).read_all()
-
-    out = benchmark(run)
-    assert out.num_rows == sum(b.num_rows for b in frame_data)
+@pytest.mark.informational
+def test_arrow_ipc_write_read(benchmark, frame_batches, rounds):
+    out = benchmark.pedantic(_ipc_round_trip, args=(frame_batches,), rounds=10 * rounds,
+                             iterations=1, warmup_rounds=1)
+    assert out.num_rows == sum(b.num_rows for b in frame_batches)
     _record("ipc", benchmark)
 
 
-def test_external_sort(benchmark, sort_data):
-    batches = sort_data.to_batches(max_chunksize=65_536)
-    state: dict = {}
+# --- the 10M-row external sort vs pyarrow in memory ------------------------------------------------
 
-    def setup():
-        state["dir"] = tempfile.mkdtemp(prefix="bench-sort-")
-        return (), {}
+# Runs in a child process: ``python -c CHILD <mode> <ipc file> <temp dir> <budget>``; prints
+# one JSON line. The timed part reads the input, sorts and reads the sorted rows back; the
+# checks after it are not timed. VmHWM is the child's peak resident set.
+CHILD = r'''
+import json, sys, time
+import numpy as np, pyarrow as pa, pyarrow.compute as pc
+pa.set_cpu_count(1)
+pa.set_io_thread_count(1)
+mode, path, workdir, budget = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+KEY = [("chunk", False), ("page", False), ("x", False)]
 
-    def run():
-        sorter = ExternalSorter(KEY, state["dir"], rows_in_memory=1 << 62, bytes_in_memory=BUDGET)
-        try:
-            for b in batches:
-                sorter.add(b)
-            (path,) = sorter.finish()
-            rows = sum(b.num_rows for b in read_frames_file(path))
-            state["progress"] = sorter.progress()
-            return rows
-        finally:
-            sorter.close()
-            shutil.rmtree(state["dir"], ignore_errors=True)
+def batches():
+    with pa.OSFile(path) as f:
+        reader = pa.ipc.open_file(f)
+        for i in range(reader.num_record_batches):
+            yield reader.get_batch(i)
 
-    rows = benchmark.pedantic(run, setup=setup, rounds=2, warmup_rounds=0)
-    assert rows == sort_data.num_rows
+def vmhwm():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+
+report = {}
+if mode == "msqcore":
+    from msqcore.engine.frames import FrameFileReader, decode_frame, frame_keys
+    from msqcore.engine.sorter import ExternalSorter, read_frames_file
+    from msqcore.kernels._frame import check_frame
+    t0 = time.perf_counter()
+    sorter = ExternalSorter(KEY, workdir, rows_in_memory=1 << 62, bytes_in_memory=budget)
+    try:
+        for b in batches():
+            sorter.add(b)
+        paths = sorter.finish()
+        rows = 0
+        for p in paths:
+            for b in read_frames_file(p):
+                rows += b.num_rows
+        report["seconds"] = time.perf_counter() - t0
+        report["vmhwm"] = vmhwm()
+        report["progress"] = sorter.progress()
+        report["runs"] = sorter.runs_spilled
+        # checks (not timed): every frame sorted and checksummed, frames in key order, rows kept
+        prev, ok, xsum = b"", True, 0
+        for p in paths:
+            with FrameFileReader(p) as reader:
+                for buf in reader.iter_frames():
+                    check_frame(buf)
+                    offsets, data = frame_keys(buf)
+                    if len(offsets) > 1:
+                        ok &= prev <= data[:offsets[1]].tobytes()
+                        prev = data[offsets[-2]:].tobytes()
+                    xsum = (xsum + int(np.asarray(decode_frame(buf).column("x")).view(np.uint64).sum())) % 2**64
+        report.update(rows=rows, sorted=bool(ok), xsum=xsum)
+    finally:
+        sorter.close()
+else:
+    t0 = time.perf_counter()
+    with pa.OSFile(path) as f:
+        table = pa.ipc.open_file(f).read_all()
+    out = table.take(pc.sort_indices(table, sort_keys=[(c, "descending" if d else "ascending") for c, d in KEY]))
+    report["seconds"] = time.perf_counter() - t0
+    report["vmhwm"] = vmhwm()
+    report["rows"] = out.num_rows
+print(json.dumps(report))
+'''
+
+
+@pytest.fixture(scope="module")
+def sort_input(tmp_path_factory) -> tuple[str, int, int]:
+    """The sort's rows in an Arrow IPC file: (path, rows, wrapping uint64 sum of ``x``)."""
+    n = scaled(10_000_000)
+    path = str(tmp_path_factory.mktemp("sort-input") / "rows.arrow")
+    xsum = 0
+    with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, make_table(1).schema) as w:
+        for i, start in enumerate(range(0, n, 1_000_000)):
+            t = make_table(min(1_000_000, n - start), seed=7 + i)
+            xsum = (xsum + int(np.asarray(t.column("x")).view(np.uint64).sum())) % 2**64
+            for b in t.to_batches(max_chunksize=65_536):
+                w.write_batch(b)
+    return path, n, xsum
+
+
+def _run_child(mode: str, path: str, workdir: str) -> dict:
+    proc = subprocess.run([sys.executable, "-c", CHILD, mode, path, workdir, str(SORT_BUDGET)],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.gate
+def test_external_sort_10m(benchmark, sort_input, rounds, tmp_path):
+    path, n, xsum = sort_input
+    report = benchmark.pedantic(_run_child, args=("msqcore", path, str(tmp_path)), rounds=rounds,
+                                iterations=1, warmup_rounds=0)
+    progress = report["progress"]
+    assert report["rows"] == n and report["xsum"] == xsum and report["sorted"]
+    assert report["runs"] >= 2 and progress["totalMergingLevels"] >= 2      # it spilled and merged
+    assert report["vmhwm"] < MAX_RSS, f"peak RSS {report['vmhwm'] >> 20} MiB"
+    benchmark.extra_info.update(rows=n, peak_rss_mib=report["vmhwm"] >> 20, runs=report["runs"],
+                                levels=progress["totalMergingLevels"], sort_seconds=report["seconds"])
     _record("external_sort", benchmark)
-    print(f"\nexternal sort of {rows:,} rows in a {BUDGET >> 20} MiB budget: {state['progress']}")
+    _sort_reports["msqcore"] = report
 
 
-def test_arrow_sort_in_memory(benchmark, sort_data):
-    def run():
-        return sort_data.take(pc.sort_indices(sort_data, sort_keys=ARROW_KEY))
-
-    out = benchmark.pedantic(run, rounds=2, warmup_rounds=0)
-    assert out.num_rows == sort_data.num_rows
+@pytest.mark.informational
+def test_arrow_sort_in_memory_10m(benchmark, sort_input, rounds, tmp_path):
+    path, n, _ = sort_input
+    report = benchmark.pedantic(_run_child, args=("arrow", path, str(tmp_path)), rounds=rounds,
+                                iterations=1, warmup_rounds=0)
+    assert report["rows"] == n
+    benchmark.extra_info.update(rows=n, peak_rss_mib=report["vmhwm"] >> 20, sort_seconds=report["seconds"])
     _record("arrow_sort", benchmark)
+    _sort_reports["arrow"] = report
 
 
 def test_ratios(capsys):
+    """Print msqcore's time over its peer's for every pair that ran (below 1: msqcore is faster)."""
     with capsys.disabled():
         print()
         if {"frames", "ipc"} <= _means.keys():
             print(f"frames encode+decode / Arrow IPC write+read: {_means['frames'] / _means['ipc']:.2f}x "
-                  f"(without the key column: {_means.get('frames_nokey', float('nan')) / _means['ipc']:.2f}x)")
+                  f"with the key column, {_means['frames_nokey'] / _means['ipc']:.2f}x without")
         if {"external_sort", "arrow_sort"} <= _means.keys():
-            print(f"external sort / pyarrow sort_indices+take: "
-                  f"{_means['external_sort'] / _means['arrow_sort']:.2f}x")
+            ours, peer = _sort_reports["msqcore"], _sort_reports["arrow"]
+            p = ours["progress"]
+            print(f"external sort / pyarrow sort_indices+take: {_means['external_sort'] / _means['arrow_sort']:.2f}x "
+                  f"(child processes; timed part only: {ours['seconds']:.1f} s / {peer['seconds']:.1f} s = "
+                  f"{ours['seconds'] / peer['seconds']:.2f}x)")
+            print(f"  {ours['rows']:,} rows in a {SORT_BUDGET >> 20} MiB budget: {ours['runs']} runs, "
+                  f"{p['totalMergingLevels']} levels {p['levelToTotalBatches']}; peak RSS "
+                  f"{ours['vmhwm'] >> 20} MiB (pyarrow in memory: {peer['vmhwm'] >> 20} MiB)")

@@ -7,9 +7,11 @@ reference: keys must match the encoder byte for byte, and byte order must match 
 from __future__ import annotations
 
 import functools
+import gc
 import math
 import os
 import struct
+import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -333,6 +335,27 @@ def test_decode_is_zero_copy():
                 assert base <= buf.address < base + len(frame)
 
 
+def test_decoded_batch_keeps_its_frame_alive():
+    """Decoding hands the frame's buffers to Arrow; the batch holds the frame (and its
+    buffer export, so a bytearray cannot be resized under it) until it is dropped."""
+    table = pa.table({"a": pa.array([1, None, 3], pa.int64()), "s": ["x", None, "zz"],
+                      "l": pa.array([[1.5], None, [None, 2.0]], pa.list_(pa.float64()))})
+    buf = bytearray(encode_frames(table, [("s", False)])[0])
+    batch = decode_frame(buf)
+    with pytest.raises(BufferError):
+        buf.extend(b"x")
+    del buf
+    gc.collect()
+    batch.validate(full=True)
+    assert batch.to_pydict() == table.to_pydict()
+    frame = bytes(encode_frames(table)[0])
+    before = sys.getrefcount(frame)
+    batch = decode_frame(frame)
+    del batch
+    gc.collect()
+    assert sys.getrefcount(frame) == before
+
+
 # --- keys ---------------------------------------------------------------------------------------
 
 
@@ -447,6 +470,66 @@ def test_frame_keys_match_encode_keys():
         frame_keys(encode_frames(table)[0])
 
 
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tables(max_rows=25), st.lists(st.booleans(), min_size=4, max_size=4), st.integers(1, 4))
+def test_keys_written_into_frames_match_encode_keys(data, desc, chunks):
+    """encode_frames encodes keys straight into the frames, for one batch (in bulk) or for
+    rows spanning several batches (row by row): the same bytes as encode_keys."""
+    table, types = data
+    key = list(zip(table.column_names, desc))
+    n = table.num_rows
+    cuts = sorted({0, n, *(n * i // chunks for i in range(chunks))})
+    parts = [table.slice(a, b - a) for a, b in zip(cuts, cuts[1:])] or [table]
+    for t in (table, pa.concat_tables(parts)):
+        try:
+            frames = encode_frames(t, key, 1500)
+        except RowTooLarge:
+            return
+        got = b"".join(key_bytes for f in frames for key_bytes in key_list(*frame_keys(f)))
+        offsets, kdata = encode_keys(table, key)
+        assert got == kdata.tobytes()
+        for f in frames:
+            validate_frame(f, full=True)
+
+
+def test_keys_across_blocks_match_reference():
+    """More rows than one block of the column-at-a-time key writer, with the fast cases
+    (null-free LONG/DOUBLE, strings without 0x00) and the general ones mixed per block."""
+    n = 5000
+    rng = np.random.default_rng(3)
+    vals = rng.integers(-(1 << 40), 1 << 40, n)
+    table = pa.table({
+        "a": pa.array(vals, pa.int64()),
+        "d": pa.array([None if i % 997 == 0 else float(v) / 7 for i, v in enumerate(vals)], pa.float64()),
+        "f": pa.array(vals.astype(np.float32)),
+        "s": pa.array([f"p{v % 1000}" + ("\x00" if 2048 <= i < 2100 else "") for i, v in enumerate(vals)]),
+        "l": pa.array([[int(v) % 5, None] if i % 3 else None for i, v in enumerate(vals)], pa.list_(pa.int64())),
+    })
+    types = [T.LONG, T.DOUBLE, T.FLOAT, T.STRING, T.LONG_ARRAY]
+    desc = [False, True, False, True, False]
+    key = list(zip(table.column_names, desc))
+    offsets, kdata = encode_keys(table, key)
+    assert key_list(offsets, kdata) == [ref_key(r, types, desc) for r in _rows(table, table.column_names)]
+    frames = encode_frames(table, key)
+    assert b"".join(frame_keys(f)[1].tobytes() for f in frames) == kdata.tobytes()
+
+
+def test_lazy_and_eager_key_sources_are_not_mixed():
+    table = pa.table({"a": pa.array([3, 1, 2], pa.int64())})
+    fs = F.FrameSchema.for_schema(table.schema, [("a", False)])
+    nb = fs.normalize(table.to_batches()[0])
+    lazy = F.lazy_keyed_source(nb, fs)
+    eager = F.keyed_source(nb, fs)[0]
+    ids, rows = np.zeros(3, np.int32), np.arange(3, dtype=np.int64)
+    with pytest.raises(ValueError, match="lazy"):
+        list(F.write_frames(fs, [lazy], ids, rows, 4096))
+    with pytest.raises(ValueError, match="lazy"):
+        list(F.write_frames(fs, [eager], ids, rows, 4096, lazy_keys=True))
+    frames = [f for f, _ in F.write_frames(fs, [lazy], None, None, 4096, lazy_keys=True)]
+    assert frames == [f for f, _ in F.write_frames(fs, [eager], ids, rows, 4096)]
+    assert frames == [f for f, _ in F.write_frames(fs, [eager], None, None, 4096)]
+
+
 def test_encode_keys_unknown_column():
     with pytest.raises(KeyError):
         encode_keys(pa.table({"a": [1]}), [("b", False)])
@@ -461,7 +544,8 @@ def _frame() -> bytes:
     return encode_frames(table, [("a", False), ("s", False)])[0]
 
 
-def _patch(buf: bytes, offset: int, data: bytes) -> bytes:
+def _patch(buf, offset: int, data: bytes) -> bytes:
+    buf = bytes(buf)
     return buf[:offset] + data + buf[offset + len(data):]
 
 
@@ -518,7 +602,7 @@ def test_full_validation_catches_checksum_and_offsets():
     # a decreasing offset, with the checksum fixed up so only the offset check can catch it
     off = d[3][0]
     bad = _patch(f, off + 4, struct.pack("<i", 3))
-    bad = _patch(bad, 28, struct.pack("<I", K.xxh32(bad[32:])))
+    bad = _patch(bad, 28, struct.pack("<I", K.checksum(bad[32:])))
     validate_frame(bad)
     with pytest.raises(FrameCorruptError, match="offsets decrease"):
         validate_frame(bad, full=True)
@@ -538,23 +622,29 @@ def test_full_validation_catches_unsorted_keys_and_bad_utf8():
         validate_frame(unsorted, full=True)
     d = _directory(sorted_frame)
     bad = _patch(sorted_frame, d[4][0], b"\xff")                    # column s's data
-    bad = _patch(bad, 28, struct.pack("<I", K.xxh32(bad[32:])))
+    bad = _patch(bad, 28, struct.pack("<I", K.checksum(bad[32:])))
     with pytest.raises(FrameCorruptError):
         validate_frame(bad, full=True)
 
 
-def test_xxh32_vectors():
-    assert K.xxh32(b"") == 0x02CC5D05
-    assert K.xxh32(b"abc") == 0x32D153FF
-    assert K.xxh32(b"Nobody inspects the spammish repetition") == 0xE2293B2F
+def test_xxh64_vectors():
+    assert K.xxh64(b"") == 0xEF46DB3751D8E999
+    assert K.xxh64(b"abc") == 0x44BC2CF5AD770999
+    assert K.xxh64(b"Nobody inspects the spammish repetition") == 0xFBCEA83C8A378BF1
 
 
-def test_xxh32_matches_xxhash_package():
+def test_xxh64_matches_xxhash_package():
     xxhash = pytest.importorskip("xxhash")
-    for n in (0, 1, 3, 4, 15, 16, 17, 31, 32, 33, 1000):
+    for n in (*range(40), 63, 64, 65, 1000):                   # every tail length, and the lanes
         data = os.urandom(n)
-        assert K.xxh32(data) == xxhash.xxh32_intdigest(data)
-        assert K.xxh32(data, 17) == xxhash.xxh32_intdigest(data, 17)
+        assert K.xxh64(data) == xxhash.xxh64_intdigest(data)
+        assert K.xxh64(data, 17) == xxhash.xxh64_intdigest(data, 17)
+
+
+def test_checksum_is_low_32_bits_of_xxh64_after_the_header():
+    f = encode_frames(pa.table({"a": [1, 2, 3]}), [("a", False)])[0]
+    stored = struct.unpack_from("<I", f, 28)[0]
+    assert stored == K.checksum(f[32:]) == K.xxh64(f[32:]) & 0xFFFFFFFF
 
 
 # --- gather from several sources ----------------------------------------------------------------
@@ -579,6 +669,23 @@ def test_gather_interleaves_sources():
         list(F.write_frames(fs, srcs, np.array([2], np.int32), np.array([0]), 4096))
     with pytest.raises(IndexError):
         list(F.write_frames(fs, srcs, np.array([1], np.int32), np.array([5]), 4096))
+
+
+def test_gather_without_index_arrays_writes_one_source_in_order():
+    """``source_ids``/``rows`` None: the only source's rows in order, nullable columns too."""
+    t = pa.table({"x": pa.array([5, None, 7, 8], pa.int64()), "s": ["a", None, "ccc", ""],
+                  "l": pa.array([[1], None, [], [None, 2]], pa.list_(pa.int64()))})
+    fs = F.FrameSchema.for_schema(t.schema, [("s", False)])
+    nb = fs.normalize(t.to_batches()[0])
+    src = F.keyed_source(nb, fs)[0]
+    direct = list(F.write_frames(fs, [src], None, None, 4096, start=1))
+    indexed = list(F.write_frames(fs, [src], np.zeros(4, np.int32), np.arange(4, dtype=np.int64), 4096, start=1))
+    assert direct == indexed and direct[0][1] == 3
+    assert_same(decode_frame(direct[0][0]), t.slice(1))
+    with pytest.raises(ValueError, match="row range"):
+        K.gather_frame(fs.section, [src], None, None, 0, 5, 4096, K.FLAG_HAS_KEY)
+    with pytest.raises(ValueError, match="row range"):
+        K.gather_frame(fs.section, [src, src], None, None, 0, 1, 4096, K.FLAG_HAS_KEY)
 
 
 # --- frame files --------------------------------------------------------------------------------

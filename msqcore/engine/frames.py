@@ -5,11 +5,14 @@ columns, plus a **sort-key column**: per row, the key columns encoded so that pl
 unsigned byte order (``memcmp``) is the SQL order. Sorting, merging and partitioning work on
 those bytes only.
 
-    encode_frames(batch, key, max_frame_size=1_000_000) -> list[bytes]
+    encode_frames(batch, key, max_frame_size=1_000_000) -> list[pa.Buffer]
     decode_frame(buf) -> pa.RecordBatch                    # zero-copy views into ``buf``
     validate_frame(buf, *, full=False) -> None              # raises FrameCorruptError
     encode_keys(table, key) -> (offsets int64[n + 1], data uint8[...])
     frame_info(buf) -> FrameInfo;  frame_keys(buf) -> (offsets, data)
+
+A frame is any bytes-like object: the encoders return ``pa.Buffer`` (from Arrow's memory
+pool), frame files are read as ``bytes``; every function here takes either.
 
 Frame files (run files and sorter outputs) are frames back to back plus a partition index:
 
@@ -293,6 +296,19 @@ def keyed_source(batch: pa.RecordBatch, fs: FrameSchema) -> tuple[_k.FrameSource
     return src.finalize(), keys
 
 
+def lazy_keyed_source(batch: pa.RecordBatch, fs: FrameSchema) -> _k.FrameSource:
+    """A kernel source over a normalized batch whose keys are sized but not yet encoded.
+
+    ``write_frames(..., lazy_keys=True)`` encodes them straight into the frames, which
+    saves writing every key twice when the rows are not sorted first.
+    """
+    src = _k.FrameSource(batch.num_rows, batch.num_columns, True)
+    _set_columns(src, batch, fs)
+    offsets = _k.key_offsets(src, _key_arrays(fs)[0])
+    src.set_key(offsets, offsets.ctypes.data, True, 0)
+    return src.finalize()
+
+
 def _set_key(src: _k.FrameSource, n: int, keys: tuple[np.ndarray, np.ndarray]) -> None:
     offsets, data = keys
     if offsets.dtype != np.int64 or data.dtype != np.uint8 or len(offsets) != n + 1:
@@ -380,28 +396,36 @@ def check_max_frame_size(max_frame_size: int) -> int:
     return max_frame_size
 
 
-def write_frames(fs: FrameSchema, sources: list, source_ids: np.ndarray, rows: np.ndarray,
+def write_frames(fs: FrameSchema, sources: list, source_ids: np.ndarray | None, rows: np.ndarray | None,
                  max_frame_size: int, *, sorted: bool = False, start: int = 0,
-                 end: int | None = None) -> Iterator[tuple[bytes, int]]:
-    """Yield ``(frame, row_count)`` for the selected rows, each frame as full as it can be."""
-    end = len(rows) if end is None else end
+                 end: int | None = None, lazy_keys: bool = False) -> Iterator[tuple[pa.Buffer, int]]:
+    """Yield ``(frame, row_count)`` for the selected rows, each frame as full as it can be.
+
+    ``source_ids`` and ``rows`` None select the rows of the only source in order.
+    ``lazy_keys``: the sources come from ``lazy_keyed_source``.
+    """
+    if end is None:
+        end = sources[0].num_rows if rows is None else len(rows)
     flags = (_k.FLAG_HAS_KEY if fs.key else 0) | (_k.FLAG_SORTED if sorted and fs.key else 0)
     section = fs.section
+    key_columns, key_desc = _key_arrays(fs) if lazy_keys else (None, None)
     if end <= start:
-        frame, _ = _k.gather_frame(section, sources, source_ids, rows, start, start, max_frame_size, flags)
+        frame, _ = _k.gather_frame(section, sources, source_ids, rows, start, start, max_frame_size, flags,
+                                   key_columns, key_desc)
         if frame is None:
             raise RowTooLarge(maxFrameSize=max_frame_size)
         yield frame, 0
         return
     while start < end:
-        frame, nxt = _k.gather_frame(section, sources, source_ids, rows, start, end, max_frame_size, flags)
+        frame, nxt = _k.gather_frame(section, sources, source_ids, rows, start, end, max_frame_size, flags,
+                                     key_columns, key_desc)
         if frame is None:
             raise RowTooLarge(maxFrameSize=max_frame_size)
         yield frame, nxt - start
         start = nxt
 
 
-def empty_frame(fs: FrameSchema) -> bytes:
+def empty_frame(fs: FrameSchema) -> pa.Buffer:
     """A frame with no rows that still carries the schema (and key spec) of ``fs``."""
     batch = pa.RecordBatch.from_pylist([], schema=fs.arrow_schema)
     keys = (np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.uint8)) if fs.key else None
@@ -411,7 +435,7 @@ def empty_frame(fs: FrameSchema) -> bytes:
 
 
 def encode_frames(batch: pa.RecordBatch | pa.Table, key: KeySpec = (),
-                  max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> list[bytes]:
+                  max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> list[pa.Buffer]:
     """Encode rows (in their order) into as many frames of at most ``max_frame_size`` bytes as needed.
 
     Every frame carries the sort-key column of ``key`` (``[(column, descending)]``) when it
@@ -425,11 +449,13 @@ def encode_frames(batch: pa.RecordBatch | pa.Table, key: KeySpec = (),
     sources = []
     for b in batches:
         nb = fs.normalize(b)
-        sources.append(keyed_source(nb, fs)[0] if fs.key else source_for_batch(nb, fs))
-    lengths = np.array([s.num_rows for s in sources], dtype=np.int64)
-    source_ids = np.repeat(np.arange(len(sources), dtype=np.int32), lengths)
-    rows = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    return [f for f, _ in write_frames(fs, sources, source_ids, rows, max_frame_size)]
+        sources.append(lazy_keyed_source(nb, fs) if fs.key else source_for_batch(nb, fs))
+    source_ids = rows = None                     # one batch: its rows in order
+    if len(sources) > 1:
+        lengths = np.array([s.num_rows for s in sources], dtype=np.int64)
+        source_ids = np.repeat(np.arange(len(sources), dtype=np.int32), lengths)
+        rows = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return [f for f, _ in write_frames(fs, sources, source_ids, rows, max_frame_size, lazy_keys=bool(fs.key))]
 
 
 def _layout(buf) -> tuple:
@@ -439,45 +465,22 @@ def _layout(buf) -> tuple:
         raise FrameCorruptError(str(e)) from None
 
 
-def _array(ftype: FrameType, n: int, pb: pa.Buffer, entries: list) -> pa.Array:
-    def part(j):
-        off, ln = entries[j]
-        return pb.slice(off, ln)
-
-    validity = part(0) if entries[0][1] else None
-    nulls = 0 if validity is None else -1
-    if ftype in _FIXED:
-        return pa.Array.from_buffers(_ARROW_TYPES[ftype], n, [validity, part(1)], null_count=nulls)
-    if ftype is FrameType.STRING:
-        return pa.Array.from_buffers(pa.string(), n, [validity, part(1), part(2)], null_count=nulls)
-    off = entries[1][0]
-    m = int.from_bytes(pb[off + 4 * n: off + 4 * n + 4].to_pybytes(), "little", signed=True)
-    cvalid = part(2) if entries[2][1] else None
-    cnulls = 0 if cvalid is None else -1
-    lt = _ARROW_TYPES[ftype]
-    if ftype in _FIXED_LISTS:
-        child = pa.Array.from_buffers(lt.value_type, m, [cvalid, part(3)], null_count=cnulls)
-    else:
-        child = pa.Array.from_buffers(pa.string(), m, [cvalid, part(3), part(4)], null_count=cnulls)
-    return pa.Array.from_buffers(lt, n, [validity, part(1)], null_count=nulls, children=[child])
-
-
 def decode_frame(buf) -> pa.RecordBatch:
     """Decode a frame into a RecordBatch whose buffers are views into ``buf`` (no copy).
 
     Runs the cheap checks of ``validate_frame``; frames from untrusted places should get
     ``validate_frame(buf, full=True)`` first. Raises FrameCorruptError.
     """
-    n, _flags, types, _colflags, names, key, directory, _section_bytes = _layout(buf)
-    fs = _schema_from_layout(tuple(names), tuple(types), tuple(key))
-    pb = pa.py_buffer(buf)
-    arrays = []
-    b = 0
-    for t in fs.types:
-        nb = _k.buffer_count(int(t))
-        arrays.append(_array(t, n, pb, directory[b:b + nb]))
-        b += nb
-    return pa.RecordBatch.from_arrays(arrays, schema=fs.arrow_schema)
+    n, _flags, types, _colflags, names, key, directory, section = _layout(buf)
+    schema = _decode_schemas.get(section)
+    if schema is None:                       # the section bytes determine names, types and key
+        if len(_decode_schemas) >= 256:
+            _decode_schemas.clear()
+        schema = _decode_schemas[section] = _schema_from_layout(tuple(names), tuple(types), tuple(key)).arrow_schema
+    return _k.batch_from_frame(buf, n, types, directory, schema)
+
+
+_decode_schemas: dict[bytes, pa.Schema] = {}
 
 
 def validate_frame(buf, *, full: bool = False) -> None:
@@ -485,7 +488,7 @@ def validate_frame(buf, *, full: bool = False) -> None:
 
     ``full=False``: header (magic, version, flags, length), schema, the buffer directory
     and every buffer's length against the row count, and the first and last entry of every
-    offsets array. ``full=True`` also: the CRC32 checksum, every offset (non-decreasing),
+    offsets array. ``full=True`` also: the checksum, every offset (non-decreasing),
     the key order of a frame flagged sorted, and UTF-8 of every string.
 
     Raises:
@@ -527,7 +530,8 @@ def frame_keys(buf) -> tuple[np.ndarray, np.ndarray]:
     n, flags, _types, _cf, _names, _key, directory, _s = _layout(buf)
     if not flags & _k.FLAG_HAS_KEY:
         raise ValueError("frame has no key column")
-    (ooff, oln), (doff, dln) = directory[-2], directory[-1]
+    ooff = directory[-2][0]
+    doff, dln = directory[-1]
     offsets = np.frombuffer(buf, dtype="<i4", count=n + 1, offset=ooff).astype(np.int64)
     data = np.frombuffer(buf, dtype=np.uint8, count=dln, offset=doff).copy()
     return offsets, data
@@ -585,7 +589,7 @@ class FrameFileWriter:
     def partition(self) -> int:
         return len(self._starts) - 1
 
-    def write(self, frame: bytes, rows: int) -> None:
+    def write(self, frame: bytes | pa.Buffer, rows: int) -> None:
         self._put(frame)
         self._rows[-1] += rows
         self._frames[-1] += 1
@@ -739,7 +743,7 @@ def read_frames_file(path: str, partition: int | None = None) -> Iterator[pa.Rec
             yield decode_frame(buf)
 
 
-def frames_to_table(frames: Iterable[bytes], schema: pa.Schema | None = None) -> pa.Table:
+def frames_to_table(frames: Iterable[bytes | pa.Buffer], schema: pa.Schema | None = None) -> pa.Table:
     """Decode frames into one Table (``schema`` is used when there are none)."""
     batches = [decode_frame(f) for f in frames]
     if not batches:

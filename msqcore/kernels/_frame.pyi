@@ -4,6 +4,7 @@ Use ``msqcore.engine.frames`` rather than calling these directly.
 """
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 
 MAGIC: bytes  # b"MSQF"
 FORMAT_VERSION: int  # 1
@@ -11,7 +12,8 @@ HEADER_SIZE: int  # 32
 FLAG_HAS_KEY: int  # 1
 FLAG_SORTED: int  # 2
 
-def xxh32(data: bytes | memoryview | npt.NDArray[np.uint8], seed: int = 0) -> int: ...  # (const uint8_t[::1] data, uint32_t seed) -> uint32_t
+def xxh64(buf: bytes | memoryview | pa.Buffer | npt.NDArray[np.uint8], seed: int = 0) -> int: ...  # (bytes-like, uint64_t seed) -> uint64_t
+def checksum(buf: bytes | memoryview | pa.Buffer) -> int: ...  # frame checksum: low 32 bits of XXH64 (seed 0) -> uint32_t
 def buffer_count(column_type: int) -> int: ...  # (int column_type) -> buffers of that type in a frame
 def frame_overhead(schema_len: int, num_buffers: int) -> int: ...  # (Py_ssize_t, Py_ssize_t) -> bytes besides the rows
 
@@ -45,11 +47,15 @@ class FrameSource:
     def set_key(self, owner: object, offsets: int, large: bool, data: int) -> None: ...  # (object, uintptr_t, bint, uintptr_t)
     def finalize(self) -> FrameSource: ...
     @staticmethod
-    def from_frame(buf: bytes | memoryview) -> FrameSource: ...  # cheap checks, then views into buf
+    def from_frame(buf: bytes | memoryview | pa.Buffer) -> FrameSource: ...  # cheap checks, then views into buf
 
 def encode_keys(
     src: FrameSource, columns: npt.NDArray[np.int32], descending: npt.NDArray[np.uint8]
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]: ...  # (FrameSource, const int32_t[::1], const uint8_t[::1]) -> (int64[n + 1], uint8[...])
+
+def key_offsets(
+    src: FrameSource, columns: npt.NDArray[np.int32]
+) -> npt.NDArray[np.int64]: ...  # (FrameSource, const int32_t[::1]) -> int64[n + 1]: the offsets encode_keys gives (lazy keys)
 
 def key_prefix_lengths(
     offsets: npt.NDArray[np.int64], data: npt.NDArray[np.uint8], types: npt.NDArray[np.int32], descending: npt.NDArray[np.uint8]
@@ -62,16 +68,23 @@ def bucket_ids(
 def gather_frame(
     schema: bytes,  # the frame's schema section
     sources: list[FrameSource],
-    source_ids: npt.NDArray[np.int32],  # const int32_t[::1]
-    rows: npt.NDArray[np.int64],  # const int64_t[::1]
+    source_ids: npt.NDArray[np.int32] | None,  # const int32_t[::1]
+    rows: npt.NDArray[np.int64] | None,  # const int64_t[::1]
     start: int,  # Py_ssize_t
     end: int,  # Py_ssize_t
     max_frame_size: int,  # int64_t
     flags: int,  # int: FLAG_HAS_KEY | FLAG_SORTED
-) -> tuple[bytes | None, int]: ...  # (frame, next row) or (None, start) when one row does not fit
+    key_columns: npt.NDArray[np.int32] | None = None,  # const int32_t[::1]: lazy keys, encoded into the frame
+    key_descending: npt.NDArray[np.uint8] | None = None,  # const uint8_t[::1]
+) -> tuple[pa.Buffer | None, int]: ...  # (frame, next row) or (None, start) when one row does not fit
+# source_ids and rows may both be None: the rows [start, end) of the only source, in order
+
+def batch_from_frame(
+    buf: bytes | memoryview | pa.Buffer, n: int, types: list[int], directory: list[tuple[int, int]], schema: pa.Schema
+) -> pa.RecordBatch: ...  # zero-copy, through the Arrow C data interface; n/types/directory from frame_layout
 
 def frame_layout(
-    buf: bytes | memoryview,
+    buf: bytes | memoryview | pa.Buffer,
 ) -> tuple[int, int, list[int], list[int], list[str], list[tuple[int, bool]], list[tuple[int, int]], bytes]: ...  # (rows, flags, types, column flags, names, key, directory, schema section)
 
-def check_frame(buf: bytes | memoryview) -> None: ...  # O(n) checks; raises ValueError
+def check_frame(buf: bytes | memoryview | pa.Buffer) -> None: ...  # O(n) checks; raises ValueError
