@@ -239,6 +239,20 @@ def _text_bytes(lines: pa.Array) -> memoryview:
     return memoryview(lines.buffers()[2])[int(offsets[0]):int(offsets[-1])]
 
 
+def write_big_json(path: str | os.PathLike, target_bytes: int, seed: int = 42, chunk_rows: int = 500_000) -> int:
+    """One JSON-lines file of at least ``target_bytes``, written chunk by chunk (chunk i
+    uses seed + i) so that memory stays at one chunk; returns the row count."""
+    rows = 0
+    with open(path, "wb") as f:
+        i = 0
+        while f.tell() < target_bytes:
+            table = generate_table(chunk_rows, seed + i)
+            f.write(_text_bytes(json_lines(table)))
+            rows += table.num_rows
+            i += 1
+    return rows
+
+
 def ensure(out: str | os.PathLike, rows: int, seed: int = 42, files: int = 4, force: bool = False,
            log=print) -> DataSet:
     """Generate the data set unless a complete copy is already there; return it."""

@@ -154,12 +154,15 @@ class TreeSampler:
     Peaks shorter than ``interval`` can be missed.
     """
 
-    def __init__(self, pid: int, interval: float = 0.05, pss_every: int = 2):
+    def __init__(self, pid: int, interval: float = 0.05, pss_every: int = 2, keep_history: bool = False):
         self.pid = pid
+        self.history: list[tuple[float, dict[int, int]]] | None = [] if keep_history else None  # (time, pid → RSS)
         self.interval = interval
         self.pss_every = pss_every
         self.peak_rss = 0
         self.peak_pss = 0
+        self.process_peaks: dict[int, int] = {}  # pid → its own peak RSS (as sampled)
+        self.parents: dict[int, int] = {}  # pid → parent pid, for naming the processes
         self._cpu_start: dict[int, int] = {}
         self._cpu_last: dict[int, int] = {}
         self._stop = threading.Event()
@@ -183,7 +186,16 @@ class TreeSampler:
 
     def _sample(self, with_pss: bool) -> None:
         pids = process_tree(self.pid)
-        self.peak_rss = max(self.peak_rss, sum(_rss(p) for p in pids))
+        sizes = [_rss(p) for p in pids]
+        self.peak_rss = max(self.peak_rss, sum(sizes))
+        if self.history is not None:
+            self.history.append((time.time(), dict(zip(pids, sizes))))
+        for p, size in zip(pids, sizes):
+            if size > self.process_peaks.get(p, 0):
+                self.process_peaks[p] = size
+            if p not in self.parents:
+                stat = _read(f"/proc/{p}/stat")
+                self.parents[p] = int(stat[stat.rindex(")") + 2:].split()[1]) if stat else 0
         if with_pss:
             self.peak_pss = max(self.peak_pss, sum(_pss(p) for p in pids))
         for p in pids:

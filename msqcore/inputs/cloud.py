@@ -5,8 +5,9 @@ filesystem is described by a small picklable dict (``fs``) built on the controll
 the input source spec; each process builds the filesystem once per distinct dict.
 
 Endpoints for local emulators: S3 takes Druid's ``endpointConfig.url``; Google honours
-``STORAGE_EMULATOR_HOST`` (as Google's own client libraries do); Azure honours
-``MSQ_AZURE_BLOB_ENDPOINT`` (for Azurite).
+``STORAGE_EMULATOR_HOST`` (as Google's own client libraries do); Azure honours the server's
+``MSQ_AZURE_BLOB_ENDPOINT`` (``http://host:port``: Azurite-style path URLs
+``/ACCOUNT/CONTAINER/PATH``), standing in for Druid's ``druid.azure.*`` endpoint settings.
 """
 from __future__ import annotations
 
@@ -47,6 +48,10 @@ def validate(spec: dict) -> None:
         if key == "objects":
             if not isinstance(value, dict) or not value.get("bucket") or "path" not in value:
                 raise InvalidInput("Each of [objects] must have a [bucket] and a [path]")
+            if kind == "azureStorage" and not str(value["path"]).lstrip("/").partition("/")[2]:
+                # azureStorage objects: bucket is the storage account, path is CONTAINER/PATH
+                raise InvalidInput(f"Invalid object path [{value['path']}] for inputSource type [azureStorage]: "
+                                   "expected CONTAINER/PATH (the bucket is the storage account)")
         else:
             _split_uri(kind, value)
     glob = spec.get("objectGlob")
@@ -179,7 +184,7 @@ def fs_config(spec: dict, account: str = "") -> dict:
     server_key = None if account else os.environ.get("AZURE_STORAGE_KEY")
     cfg = {"type": "azure", "account_name": account or os.environ.get("AZURE_STORAGE_ACCOUNT", ""),
            "account_key": resolve_password(props.get("key")) or server_key,
-           "sas_token": resolve_password(props.get("sharedAccessStorageToken")),
+           "sas_token": _sas_token(resolve_password(props.get("sharedAccessStorageToken"))),
            "client_id": props.get("appRegistrationClientId"),
            "client_secret": resolve_password(props.get("appRegistrationClientSecret")),
            "tenant_id": props.get("tenantId")}
@@ -190,6 +195,12 @@ def fs_config(spec: dict, account: str = "") -> dict:
         cfg.update(blob_storage_authority=parsed.netloc, blob_storage_scheme=parsed.scheme,
                    dfs_storage_authority=parsed.netloc, dfs_storage_scheme=parsed.scheme)
     return cfg
+
+
+def _sas_token(token: str | None) -> str | None:
+    # Azure shows SAS tokens with or without the leading "?"; pyarrow appends the token
+    # to the URL as given, so it needs the "?".
+    return "?" + token.lstrip("?") if token else None
 
 
 _FILESYSTEMS: dict[str, object] = {}
@@ -232,10 +243,10 @@ def list_objects(spec: dict) -> list[CloudObject]:
     glob = java_glob(spec["objectGlob"]) if spec.get("objectGlob") else None
     scheme = {"s3": "s3", "google": "gs", "azureStorage": "azureStorage", "azure": "azure"}[kind]
     locations: list[tuple[str, str, str]] = []  # (account, bucket, key)
-    if spec.get("objects"):
+    if spec.get("objects") and kind == "azureStorage":  # {"bucket": ACCOUNT, "path": "CONTAINER/PATH"}
+        locations = [(o["bucket"], *str(o["path"]).lstrip("/").split("/", 1)) for o in spec["objects"]]
+    elif spec.get("objects"):
         locations = [("", o["bucket"], str(o["path"]).lstrip("/")) for o in spec["objects"]]
-        if kind == "azureStorage":
-            raise InvalidInput("[objects] for azureStorage need the account: use uris azureStorage://ACCOUNT/...")
     elif spec.get("uris"):
         locations = [_split_uri(kind, u) for u in spec["uris"]]
     out: list[CloudObject] = []

@@ -14,6 +14,7 @@ import csv
 import datetime as dt
 import decimal
 import json
+import os
 import re
 from typing import Callable, Iterator
 
@@ -24,6 +25,7 @@ import pyarrow.csv as pcsv
 import pyarrow.json as pjson
 
 from msqcore.errors import InvalidInput
+from msqcore.inputs._ndjson import parse_flat
 from msqcore.inputs.flatten import Flattener
 from msqcore.planner.expressions import _cast, arrow_type
 
@@ -37,9 +39,12 @@ _REFUSED = {
     "kinesis": "a streaming format (Kinesis)",
     "delimited": "not a Druid inputFormat type; use [tsv] with a [delimiter]",
 }
-BLOCK_SIZE = 8 << 20  # bytes of text per batch
+BLOCK_SIZE = 16 << 20  # bytes of text per batch
+# pyarrow parses a batch in chunks of this size on its thread pool, so one worker
+# (one file: Druid never splits a file across workers) still uses every core.
+PARSE_CHUNK = 1 << 20
 ROW_BATCH = 65536  # rows per batch for Parquet, ORC and Avro
-_DEFAULT_LIST_DELIMITER = "\u0001"
+DEFAULT_LIST_DELIMITER = "\u0001"
 
 
 # --- spec validation and Druid's serialized defaults ----------------------------------------
@@ -67,7 +72,7 @@ def validate_input_format(spec: dict) -> None:
             raise InvalidInput("delimiter cannot be empty")
         if delimiter in ("\n", "\r"):
             raise InvalidInput("delimiter cannot be a line separator")
-        if delimiter == (spec.get("listDelimiter") or _DEFAULT_LIST_DELIMITER):
+        if delimiter == (spec.get("listDelimiter") or DEFAULT_LIST_DELIMITER):
             raise InvalidInput(f"Cannot have same delimiter and list delimiter of [{delimiter}]")
         for column in columns or []:
             if delimiter in column:
@@ -164,7 +169,39 @@ def _convert(col, sql_type: str):
         return _cast(pc.cast(col, pa.string()), sql_type)
     if sql_type == "VARCHAR" and (pa.types.is_floating(t) or pa.types.is_integer(t)):
         return pc.cast(col, pa.string())
+    if pa.types.is_string(t) and sql_type == "BIGINT":
+        fast = _plain_longs(col)
+        return fast if fast is not None else _cast(_cast_safe_long_text(col), sql_type)
     return _cast(col, sql_type)
+
+
+_MAX_LONG_DIGITS = "9223372036854775807"
+
+
+def _cast_safe_long_text(col):
+    """Integers the lenient parse would hand to Arrow's cast, which refuses a leading ``+``
+    and values past the long range: drop the ``+``, and send out-of-range integers down
+    the double path (Druid's ``Doubles.tryParse`` fallback, which saturates)."""
+    col = pc.replace_substring_regex(col, r"^\+(\d+)$", r"\1")
+    digits = pc.replace_substring_regex(col, r"^-", "")
+    length = pc.utf8_length(digits)
+    too_big = pc.and_(pc.match_substring_regex(digits, r"^\d+$"),
+                      pc.or_(pc.greater(length, 19), pc.and_(pc.equal(length, 19),
+                                                             pc.greater(digits, _MAX_LONG_DIGITS))))
+    return pc.if_else(pc.fill_null(too_big, False), pc.binary_join_element_wise(col, ".0", ""), col)
+
+
+def _plain_longs(col):
+    """Text that is all plain decimal longs (the usual CSV column) in one cast; None when
+    some value needs Druid's lenient parse (``3.5``, ``1e3``, ``abc``, ``+5``), which
+    Arrow's cast refuses. Arrow also reads ``0x10`` as 16, which Druid does not."""
+    try:
+        out = pc.cast(col, pa.int64())
+    except pa.ArrowInvalid:
+        return None
+    if pc.any(pc.match_substring(col, "x", ignore_case=True)).as_py():
+        return None
+    return out
 
 
 def _iso_millis(millis):
@@ -324,18 +361,10 @@ class LineBlocks:
         self._first = True
 
     def _fill(self) -> bool:
-        if self.eof:
-            return False
-        chunk = self.stream.read(self.block_size)
-        if not chunk:
-            self.eof = True
-            return False
-        if self._first:
-            self._first = False
-            if chunk.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark is not data
-                chunk = chunk[3:]
-        self.buf += chunk
-        return True
+        chunk = self._read_chunk()
+        if chunk:
+            self.buf += chunk
+        return bool(chunk)
 
     def readline(self) -> bytes | None:
         """One line without its terminator, or None at the end."""
@@ -353,23 +382,52 @@ class LineBlocks:
                 return line.rstrip(b"\r")
 
     def __iter__(self) -> Iterator[tuple[bytes, int]]:
+        # A block is the carried-over partial line plus at least block_size new bytes, up
+        # to the last newline, joined in one copy.
         while True:
-            cut = self.buf.rfind(b"\n")
-            if cut < 0 or (len(self.buf) < self.block_size and not self.eof):
-                if self._fill():
-                    continue
-                cut = self.buf.rfind(b"\n")
-                if not self.buf:
+            parts = [self.buf] if self.buf else []
+            size = want = len(self.buf)
+            while True:
+                want += self.block_size
+                while size < want:
+                    chunk = self._read_chunk()
+                    if not chunk:
+                        break
+                    parts.append(chunk)
+                    size += len(chunk)
+                if not size:
                     return
-                if cut < 0:  # last line, no terminator
-                    block, self.buf = self.buf, b""
-                    yield block, self.next_line
-                    self.next_line += 1
-                    return
-            block, self.buf = self.buf[:cut + 1], self.buf[cut + 1:]
+                last = parts[-1]
+                cut = len(last) - 1 if self.eof else last.rfind(b"\n")
+                if cut >= 0:
+                    break
+                last = b"".join(parts)  # no newline in the last read: look further back
+                parts = [last]
+                cut = last.rfind(b"\n")
+                if cut >= 0:
+                    break
+                # one line longer than a block: read on
+            if len(parts) == 1 and cut == len(last) - 1:
+                block = last
+            else:
+                block = b"".join(parts[:-1] + [memoryview(last)[:cut + 1]])
+            self.buf = last[cut + 1:]
             first = self.next_line
-            self.next_line += block.count(b"\n")
+            self.next_line += block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
             yield block, first
+
+    def _read_chunk(self) -> bytes:
+        if self.eof:
+            return b""
+        chunk = self.stream.read(self.block_size)
+        if not chunk:
+            self.eof = True
+            return b""
+        if self._first:
+            self._first = False
+            if chunk.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark is not data
+                chunk = chunk[3:]
+        return chunk
 
 
 def _split_lines(block: bytes) -> list[str]:
@@ -396,15 +454,73 @@ def read_json(stream, spec: dict, ctx: SplitContext) -> Iterator[pa.Table]:
     wanted = [(n, t) for n, t in ctx.signature if flattener.trivial and flattener.visible_root(n)]
     types = {n: _FAST_TYPES.get(t, pa.string()) for n, t in wanted}
     declared = dict(wanted)
+    flat = FlatJson(wanted) if flattener.trivial and wanted else None
     for block, first_line in LineBlocks(stream):
         table = None
-        if flattener.trivial and wanted:
+        if flat is not None:
+            table = flat.parse(block)
+        if table is None and flattener.trivial and wanted:
             table = _json_fast(block, types, declared)
         if table is None:
             table = _json_lines(block, first_line, ctx, flattener)
         else:
             ctx.records += table.num_rows
         yield table
+
+
+class FlatJson:
+    """The Cython parser of flat JSON lines (``_ndjson.parse_flat``), over a block cut in
+    one piece per core. It declines a block it cannot parse exactly (then pyarrow and the
+    line path take it); after two declined blocks in a row it stops trying for the split."""
+
+    KINDS = {"VARCHAR": 0, "BIGINT": 1, "DOUBLE": 2, "FLOAT": 2}
+    MIN_PIECE = 2 << 20
+
+    def __init__(self, wanted: list[tuple[str, str]]):
+        self.names = [n for n, _ in wanted]
+        usable = all(t in self.KINDS for _, t in wanted)
+        self.kinds = np.array([self.KINDS.get(t, 0) for _, t in wanted], dtype=np.uint8)
+        self.declined = 0 if usable else 2
+
+    def parse(self, block: bytes) -> pa.Table | None:
+        if self.declined >= 2:
+            return None
+        pieces = _cut_at_newlines(block, min(os.cpu_count() or 1, max(1, len(block) // self.MIN_PIECE)))
+        if len(pieces) == 1:
+            parsed = [parse_flat(pieces[0], self.names, self.kinds)]
+        else:
+            parsed = list(_parse_pool().map(lambda piece: parse_flat(piece, self.names, self.kinds), pieces))
+        if any(p is None for p in parsed):
+            self.declined += 1
+            return None
+        self.declined = 0
+        columns = [pa.chunked_array([p[j] for p in parsed]) for j in range(len(self.names))]
+        return pa.table(columns, names=self.names)
+
+
+def _cut_at_newlines(block: bytes, parts: int) -> list[memoryview]:
+    view = memoryview(block)
+    out, start = [], 0
+    for k in range(1, parts):
+        cut = block.find(b"\n", len(block) * k // parts)
+        if cut < 0 or cut + 1 >= len(block):
+            break
+        if cut + 1 > start:
+            out.append(view[start:cut + 1])
+            start = cut + 1
+    out.append(view[start:])
+    return out
+
+
+_POOL = None
+
+
+def _parse_pool():
+    global _POOL
+    if _POOL is None:  # made on first use, so that a forked worker makes its own
+        from concurrent.futures import ThreadPoolExecutor
+        _POOL = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="json-parse")
+    return _POOL
 
 
 _SUSPECT = re.compile(rb"\n[\n\r \t]")
@@ -417,13 +533,14 @@ def _has_blank_line(body: bytes) -> bool:
 
 
 def _json_fast(block: bytes, types: dict[str, pa.DataType], declared: dict[str, str]) -> pa.Table | None:
-    body = block[:-1] if block.endswith(b"\n") else block
+    body = memoryview(block)[:-1] if block.endswith(b"\n") else block  # no copy
     if not body or _has_blank_line(body):  # a blank line is a parse error: take the line path
         return None
     for _ in range(len(types) + 1):
         schema = pa.schema([pa.field(n, t) for n, t in types.items()])
         try:
-            return pjson.read_json(pa.py_buffer(block), read_options=pjson.ReadOptions(block_size=len(block) + 1),
+            return pjson.read_json(pa.py_buffer(block),
+                                   read_options=pjson.ReadOptions(use_threads=True, block_size=PARSE_CHUNK),
                                    parse_options=pjson.ParseOptions(explicit_schema=schema,
                                                                     unexpected_field_behavior="ignore"))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
@@ -476,12 +593,32 @@ def read_delimited(stream, spec: dict, ctx: SplitContext) -> Iterator[pa.Table]:
         names = list(spec["columns"])
     wanted = [n for n in ctx.names if n in names]
     single_char = len(delimiter) == 1
+    list_delimiter = spec.get("listDelimiter") or DEFAULT_LIST_DELIMITER
+    list_bytes = list_delimiter.encode()
     for block, first_line in lines:
         fast = single_char and (not is_csv or _quotes_balanced(block))
         table = _delimited_fast(block, names, wanted, delimiter, is_csv, ctx) if fast else None
         if table is None:
             table = _delimited_lines(block, first_line, names, wanted, delimiter, is_csv, ctx)
+        if list_bytes in block:
+            table = split_lists(table, list_delimiter)
         yield table
+
+
+def split_lists(table: pa.Table, list_delimiter: str) -> pa.Table:
+    """Druid's ``listDelimiter``: a value holding it is a multi-value string. Each column
+    where one does becomes ``list<string>`` for the batch (a lone value is a one-element
+    list); an empty piece is null, as an empty field is."""
+    for i, name in enumerate(table.column_names):
+        col = table.column(i)
+        if not pa.types.is_string(col.type) or not pc.any(pc.match_substring(col, list_delimiter)).as_py():
+            continue
+        parts = pc.split_pattern(col.combine_chunks(), list_delimiter)
+        values = parts.values
+        values = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
+        parts = pa.ListArray.from_arrays(parts.offsets, values, mask=parts.is_null())
+        table = table.set_column(i, name, parts)
+    return table
 
 
 def _split_row(line: str, delimiter: str, is_csv: bool) -> list[str]:
@@ -496,9 +633,11 @@ def _quotes_balanced(block: bytes) -> bool:
     if b'"' not in block:
         return True
     arr = np.frombuffer(block, dtype=np.uint8)
-    quotes = np.cumsum(arr == 34)
+    quotes = np.flatnonzero(arr == 34)
     ends = np.flatnonzero(arr == 10)
-    per_line = np.diff(np.concatenate(([0], quotes[ends], [quotes[-1]])))
+    # quotes before each line end, then per line; the last line may lack its newline
+    before = np.searchsorted(quotes, ends)
+    per_line = np.diff(np.concatenate(([0], before, [len(quotes)])))
     return not (per_line & 1).any()
 
 
@@ -512,7 +651,7 @@ def _delimited_fast(block, names, wanted, delimiter, is_csv, ctx) -> pa.Table | 
     try:
         table = pcsv.read_csv(
             pa.py_buffer(block),
-            read_options=pcsv.ReadOptions(column_names=names, use_threads=False, block_size=len(block) + 1),
+            read_options=pcsv.ReadOptions(column_names=names, use_threads=True, block_size=PARSE_CHUNK),
             parse_options=pcsv.ParseOptions(delimiter=delimiter, quote_char='"' if is_csv else False,
                                             double_quote=True, escape_char=False, newlines_in_values=False,
                                             ignore_empty_lines=True, invalid_row_handler=on_invalid),
@@ -634,7 +773,7 @@ def read_parquet(source, spec: dict, ctx: SplitContext) -> Iterator[pa.Table]:
             ctx.records += n
             yield pa.table({"x": pa.nulls(n)}).select([])
         return
-    for batch in pf.iter_batches(batch_size=ROW_BATCH, columns=columns, use_threads=False):
+    for batch in pf.iter_batches(batch_size=ROW_BATCH, columns=columns, use_threads=True):
         yield _finish_batch(pa.Table.from_batches([batch]), spec, flattener, ctx)
 
 

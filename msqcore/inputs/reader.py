@@ -15,7 +15,7 @@ from typing import Iterator
 
 import pyarrow as pa
 
-from msqcore.errors import CannotParseExternalData, TooManyWarnings, UnknownError
+from msqcore.errors import CannotParseExternalData, ColumnTypeNotSupported, TooManyWarnings, UnknownError
 from msqcore.inputs import formats
 from msqcore.inputs.compression import DecompressedStream, codec_for
 from msqcore.inputs.sources import InputFile, open_random_access, open_raw
@@ -69,6 +69,16 @@ class ParseWarnings:
             raise TooManyWarnings(maxWarnings=self.limit, rootErrorCode=CODE)
 
 
+def read_signature(query) -> list[tuple[str, str]]:
+    """The EXTERN columns a query reads, in signature order: the only ones parsed and typed.
+
+    A query that reads no column (``COUNT(*)``) still gets the first one, because a
+    table without columns cannot carry its row count through concatenation."""
+    signature = query.source.signature
+    used = set(query.source_columns())
+    return [(n, t) for n, t in signature if n in used] or signature[:1]
+
+
 def read_split(f: InputFile, input_format: dict, signature: list[tuple[str, str]], on_parse_error,
                temp_dir: str | None = None) -> Iterator[tuple[pa.Table | None, int]]:
     """Read one split in bounded batches, each typed by the signature."""
@@ -79,6 +89,8 @@ def read_split(f: InputFile, input_format: dict, signature: list[tuple[str, str]
     codec = codec_for(f.uri) if f.kind != "inline" else None
 
     def finish(table: pa.Table) -> pa.Table:
+        if kind in ("csv", "tsv"):
+            _refuse_multi_value(table, f, input_format)
         table = formats.conform(table, data_signature)
         if not system:
             return table
@@ -109,6 +121,20 @@ def read_split(f: InputFile, input_format: dict, signature: list[tuple[str, str]
             yield None, raw.count - counted
     finally:
         stream.close()
+
+
+def _refuse_multi_value(table: pa.Table, f: InputFile, input_format: dict) -> None:
+    """Values split by ``listDelimiter`` are multi-value strings, which the engine cannot
+    carry yet (issue #4): a query that reads such a column fails rather than getting the
+    list as some other value."""
+    for field in table.schema:
+        if pa.types.is_list(field.type):
+            delimiter = input_format.get("listDelimiter") or formats.DEFAULT_LIST_DELIMITER
+            raise ColumnTypeNotSupported(
+                f"Cannot handle column [{field.name}] with type [ARRAY<STRING>]: values in "
+                f"[{f.source_uri}] contain the listDelimiter [{delimiter.encode('unicode_escape').decode()}], "
+                "which makes them multi-value strings; multi-value columns are not supported yet",
+                columnName=field.name, columnType="ARRAY<STRING>")
 
 
 def _guarded(batches: Iterator[pa.Table], f: InputFile, kind: str) -> Iterator[pa.Table]:
