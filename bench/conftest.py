@@ -26,6 +26,18 @@ from bench.harness import REPO, MsqServer, run_msqcore, warm_page_cache  # noqa:
 BASE_ROWS = 100_000
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """pyarrow on one CPU and one IO thread, so kernel benches compare like with like."""
+    import pyarrow as pa
+    cpus, io_threads = pa.cpu_count(), pa.io_thread_count()
+    pa.set_cpu_count(1)
+    pa.set_io_thread_count(1)
+    yield
+    pa.set_cpu_count(cpus)
+    pa.set_io_thread_count(io_threads)
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "gate: msqcore's own numbers; compare runs with --benchmark-compare")
     config.addinivalue_line("markers", "informational: a peer engine's numbers, for side-by-side reading")

@@ -40,14 +40,7 @@ _means: dict[str, float] = {}
 _sort_reports: dict[str, dict] = {}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    cpus, io_threads = pa.cpu_count(), pa.io_thread_count()
-    pa.set_cpu_count(1)
-    pa.set_io_thread_count(1)
-    yield
-    pa.set_cpu_count(cpus)
-    pa.set_io_thread_count(io_threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 _WORDS = None

@@ -37,14 +37,7 @@ _means: dict[str, float] = {}
 _sizes: dict[str, int] = {}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    cpus, io_threads = pa.cpu_count(), pa.io_thread_count()
-    pa.set_cpu_count(1)
-    pa.set_io_thread_count(1)
-    yield
-    pa.set_cpu_count(cpus)
-    pa.set_io_thread_count(io_threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def wiki_table(rows: int) -> tuple[pa.Table, list[str]]:
