@@ -389,6 +389,32 @@ def test_statistics_partitions_respect_buckets_and_target(tmp_path):
     assert max(sizes) < 5_000 * 1.5 and min(sizes) > 5_000 * 0.5
 
 
+def test_statistics_keep_enough_keys_for_many_partitions():
+    # one bucket of 60,000 distinct keys cut into 1,500 partitions of 40 rows: the fixed
+    # sample of 2,000 keys could not place 1,499 boundaries; with target_rows it keeps 8 per
+    # partition, spread over two workers' statistics
+    key = [("__bucket", False), ("k", False)]
+    halves = []
+    for w in range(2):
+        t = pa.table({"__bucket": pa.array([0] * 30_000, pa.int64()),
+                      "k": [f"k{i:06d}" for i in range(w, 60_000, 2)]})
+        stats = KeyStatistics(t.schema, key, bucket_by_count=1, seed=w, max_keys_per_bucket=2000, target_rows=40)
+        for b in t.to_batches(max_chunksize=7_000):
+            stats.add(b)
+        assert stats.retained_keys <= 8 * 750
+        halves.append(stats)
+    merged = pickle.loads(pickle.dumps(halves[0])).merge(halves[1])
+    assert 8 * 750 <= merged.retained_keys <= 8 * 1500
+    bounds = merged.boundaries_target_size(40)
+    assert len(bounds) == 1499
+    positions = np.searchsorted([f"k{i:06d}".encode() for i in range(60_000)],
+                                [S.decode_string_columns(b, 1, 1)[0].encode() for b in bounds])
+    assert np.diff(np.concatenate([[0], positions, [60_000]])).max() < 40 * 4
+    fixed = KeyStatistics(t.schema, key, bucket_by_count=1, seed=3, max_keys_per_bucket=2000)
+    fixed.add(t)
+    assert len(fixed.boundaries_target_size(40)) < 1000
+
+
 def test_statistics_merge_and_pickle():
     a, b = _ingest_table(20_000, 4, seed=1), _ingest_table(20_000, 4, seed=2)
     one = KeyStatistics(a.schema, ING_KEY, bucket_by_count=1, seed=1, max_keys_per_bucket=500)
@@ -487,6 +513,33 @@ def test_decode_long_prefix():
         off, data = encode_keys(pa.table({"a": pa.array([v], pa.int64())}), [("a", True)])
         assert S.decode_long_prefix(data.tobytes(), descending=True) == v
     assert S.decode_long_prefix(b"\x00") is None
+
+
+def test_decode_string_columns():
+    table = pa.table({"b": pa.array([7, 7, 7], pa.int64()), "s": ["a\x00b", None, "\u00e9\u65e5"],
+                      "t": ["", "z", None], "boost": pa.array([1, 2, 3], pa.int64())})
+    off, data = encode_keys(table, [("b", False), ("s", False), ("t", False), ("boost", False)])
+    keys = [data[off[i]:off[i + 1]].tobytes() for i in range(3)]
+    assert [S.decode_string_columns(k, 1, 2) for k in keys] == [["a\x00b", ""], [None, "z"], ["\u00e9\u65e5", None]]
+    assert S.decode_string_columns(keys[0], 1, 1) == ["a\x00b"]
+    with pytest.raises(ValueError):
+        S.decode_string_columns(keys[0], 0, 1)  # starts at the LONG column
+
+
+def test_hash_partitions_follow_sql_values():
+    left = pa.table({"k": ["x", "y", None, "x", "\u00e9"], "n": pa.array([1, 2, 3, 1, -0.0], pa.float64())})
+    # the same values from another "worker", typed differently and in another order
+    right = pa.table({"k": pa.array(["\u00e9", "x", None], pa.large_string()), "n": pa.array([0.0, 1.0, 3.0])})
+    lp = KS.hash_partitions(*encode_keys(left, [("k", False), ("n", False)]), 7)
+    rp = KS.hash_partitions(*encode_keys(right, [("k", False), ("n", False)]), 7)
+    assert lp.dtype == np.int32 and lp[0] == lp[3]
+    assert [rp[1], rp[2], rp[0]] == [lp[0], lp[2], lp[4]]
+    many = pa.table({"k": [f"key{i}" for i in range(10_000)]})
+    counts = np.bincount(KS.hash_partitions(*encode_keys(many, [("k", False)]), 4), minlength=4)
+    assert counts.min() > 2200  # spread evenly enough to balance workers
+    assert KS.hash_partitions(np.zeros(1, np.int64), np.zeros(0, np.uint8), 3).tolist() == []
+    with pytest.raises(ValueError):
+        KS.hash_partitions(np.zeros(2, np.int64), np.zeros(0, np.uint8), 0)
 
 
 @settings(max_examples=20, deadline=None,

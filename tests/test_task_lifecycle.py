@@ -186,3 +186,51 @@ def test_stopping_server_mid_task_publishes_nothing(tmp_path, files_server, sig)
         assert not (tmp_path / "var" / "tmp" / task_id).exists()
     finally:
         srv.stop()
+
+
+def test_sigkill_inside_the_publish_transaction(tmp_path, monkeypatch):
+    """The server dies while its publish transaction is open (segments pushed and inserted,
+    not committed): after a restart nothing of the task is visible and the earlier data is."""
+    srv = Server(tmp_path / "var")
+    seg_root = tmp_path / "var" / "segments" / "wikipedia"
+    srv.start()
+    try:
+        assert srv.client.wait(srv.client.submit(quickstart_sql(str(WIKITICKER.parent))))["statusCode"] == "SUCCESS"
+        before = srv.client.get("/druid/coordinator/v1/metadata/datasources/wikipedia/segments?full")
+    finally:
+        assert srv.stop() == 0
+    files_before = set(seg_root.rglob("*.seg"))
+    marker = tmp_path / "publishing"
+    monkeypatch.setenv("MSQCORE_TEST_PAUSE_PUBLISH", f"wikipedia:{marker}")
+    srv.start()
+    try:
+        task_id = srv.client.submit(quickstart_sql(str(WIKITICKER.parent)).replace('FROM "input_data"',
+                                    'FROM "input_data" WHERE "channel" = \'#en.wikipedia\''),
+                                    {"maxNumTasks": 3, "rowsPerSegment": 5000})
+        # (no HTTP call meanwhile: metadata reads wait while the publish transaction is open)
+        deadline = time.time() + 120
+        while not marker.exists() and time.time() < deadline:
+            time.sleep(0.05)
+        assert marker.exists(), srv.client.status(task_id)
+        # really mid-publish: the new segments were pushed to deep storage
+        assert len(set(seg_root.rglob("*.seg")) - files_before) >= 2
+        assert (tmp_path / "var" / "tmp" / task_id).exists()
+    finally:
+        srv.stop(signal.SIGKILL)
+    monkeypatch.delenv("MSQCORE_TEST_PAUSE_PUBLISH")
+    srv.start()
+    try:
+        c = srv.client
+        status = c.status(task_id)
+        assert status["statusCode"] == "FAILED"
+        assert status["errorMsg"] == ("Canceled: Query canceled due to [Unknown]: the server stopped while the task "
+                                      "was running.")
+        assert c.get("/druid/coordinator/v1/metadata/datasources/wikipedia/segments?full") == before
+        assert c.sql("SELECT COUNT(*) AS c FROM wikipedia") == [{"c": 39244}]
+        assert not (tmp_path / "var" / "tmp" / task_id).exists()
+        # the files it pushed are gone, and so is any claim that its workers succeeded
+        assert set(seg_root.rglob("*.seg")) == files_before
+        workers = [t for t in c.get("/druid/indexer/v1/tasks") if t["groupId"] == task_id and t["id"] != task_id]
+        assert workers and {t["statusCode"] for t in workers} == {"FAILED"}
+    finally:
+        srv.stop()

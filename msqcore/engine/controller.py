@@ -7,8 +7,8 @@ so a failed or canceled task never leaves a segment visible.
 """
 from __future__ import annotations
 
+import itertools
 import logging
-import math
 import os
 import shutil
 import threading
@@ -23,13 +23,15 @@ from msqcore.engine import publish
 from msqcore.engine.launcher import WorkerHandle, WorkerLauncher
 from msqcore.engine.locks import LockManager
 from msqcore.engine.report import ReportState
+from msqcore.engine.shuffle import max_frame_size, sort_memory
+from msqcore.engine.sorter import KeyStatistics, decode_long_prefix
 from msqcore.engine.worker import IngestSpec, SegmentPartition, WorkOrder
 from msqcore.errors import (Canceled, Fault, InsertCannotAllocateSegment, InsertCannotBeEmpty, InsertTimeOutOfBounds,
-                            TooManyInputFiles, TooManyPartitions, TooManyWarnings, TooManySegmentsInTimeChunk, TooManyWorkers,
-                            UnknownError, WorkerFailed, WorkerRpcFailed)
+                            NotEnoughMemory, TooManyInputFiles, TooManyPartitions, TooManySegmentsInTimeChunk,
+                            TooManyWarnings, TooManyWorkers, UnknownError, WorkerFailed, WorkerRpcFailed)
 from msqcore.inputs.sources import list_files
 from msqcore.planner.expressions import native_type
-from msqcore.planner.query import ExternalSource, TableSource
+from msqcore.planner.query import ExternalSource, TableSource, UnionSource
 from msqcore.planner.tasks import StagePlan, TaskPlan, bool_context
 from msqcore.storage.deep import DeepStorage
 from msqcore.storage.metadata import MetadataStore, SegmentRecord, TaskRecord
@@ -41,6 +43,12 @@ log = logging.getLogger("msqcore.engine")
 MAX_PARTITIONS = 25_000
 MAX_WORKERS = 1000
 MAX_INPUT_FILES_PER_WORKER = 10_000
+USABLE_MEMORY_FRACTION = 0.75  # of the machine's memory, shared by the task's workers (spec §5.7)
+
+
+def _machine_memory() -> int:
+    """Physical memory of this machine, which all of a task's worker processes share."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 @dataclass
@@ -86,7 +94,11 @@ class Controller:
         self._cancel: Canceled | None = None
         self._publish_lock = threading.Lock()
         self._allocated: list[publish.SegmentId] = []  # ids whose files to remove on failure
-        self._partitions: list[tuple[int, int, int]] = []  # (time chunk, slice, slices) of the final shuffle
+        # The final shuffle of an ingestion: its partition boundaries (encoded keys) and, per
+        # partition, (time chunk, index j within the chunk, partitions k of the chunk).
+        self._boundaries: list[bytes] = []
+        self._stage_workers: dict[int, int] = {}
+        self._partitions: list[tuple[int, int, int]] = []
         self.final_report: dict | None = None
         self.runner_status = "RUNNING"  # WAITING while it waits for time-chunk locks
         timeout = plan.context.get("timeout")
@@ -166,13 +178,17 @@ class Controller:
                 orders = {w: self._order(stage, assignment[w], len(splits)) for w in range(n_workers)}
                 outputs = self._run_stage(stage, orders)
             else:
-                # Post-shuffle and limit stages read the single partition of their input (one worker).
-                files = [r["files"][0] for r in outputs if 0 in r["files"]]
-                outputs = self._run_stage(stage, {0: self._order(stage, files, len(files))})
+                # Intermediate stages inherit the workers of their input stage, up to one per
+                # input partition: worker w reads partitions w, w + n, ... of every input worker.
+                parts = max(len(r["files"]) for r in outputs)
+                n = max(1, min(len(self.workers), parts))
+                orders = {}
+                for w in range(n):
+                    files = [r["files"][p] for p in range(w, parts, n) for r in outputs if p in r["files"]]
+                    orders[w] = self._order(stage, files, len(files))
+                outputs = self._run_stage(stage, orders)
             if stage.number > 0:
                 self.report.stage_phase(stage.number - 1, "FINISHED")
-            if stage.shuffle == "targetSize":
-                self._partitions = self._ingest_partitions(stage, outputs)
         self._check_cancel()
         if plan.is_ingest:
             self._publish(segments)
@@ -188,7 +204,7 @@ class Controller:
                 "context": {"durableShuffleStorage": False, "maxParseExceptions": ctx.get("maxParseExceptions", 0),
                             "isReindex": False, "maxConcurrentStages": 1,
                             "removeNullBytes": bool_context(ctx, "removeNullBytes", False),
-                            "includeAllCounters": False, "maxFrameSize": 1_000_000,
+                            "includeAllCounters": False, "maxFrameSize": max_frame_size(ctx),
                             "queryId": self.plan.query_id, "sqlQueryId": self.plan.query_id}}
 
     def kill_worker(self, worker_id: str) -> bool:
@@ -248,25 +264,35 @@ class Controller:
         source = self.plan.query.source
         if isinstance(source, ExternalSource):
             return list_files(source.input_source)
-        if isinstance(source, TableSource):
+        if isinstance(source, (TableSource, UnionSource)):
             deep = self.services.deep_storage
             return [deep.local_path(s.payload["loadSpec"])
-                    for s in self.services.metadata.data_segments(source.datasource)]
+                    for table in getattr(source, "tables", [source])  # a union reads each of its tables
+                    for s in self.services.metadata.data_segments(table.datasource)]
         return [source.table()]  # VALUES, or one row for a FROM-less SELECT
 
     def _order(self, stage: StagePlan, inputs: list, total: int) -> WorkOrder:
         plan = self.plan
         ingest = None
         if plan.is_ingest:
-            ingest = IngestSpec(plan.granularity, plan.cluster_by, plan.dimensions, plan.sort_order, plan.metrics)
-        return WorkOrder(stage=stage.number, kind=stage.kind, query=plan.query,
-                         out_dir=os.path.join(self.temp_dir, f"stage{stage.number}"), worker_id="",
-                         inputs=list(inputs), total_inputs=total, ingest=ingest,
-                         deep_storage=self.services.deep_storage.spec, context=dict(plan.context))
+            ingest = IngestSpec(plan.granularity, plan.cluster_by, plan.dimensions, plan.sort_order, plan.metrics,
+                                plan.rows_per_segment)
+        order = WorkOrder(stage=stage.number, kind=stage.kind, query=plan.query,
+                          out_dir=os.path.join(self.temp_dir, f"stage{stage.number}"), worker_id="",
+                          inputs=list(inputs), total_inputs=total, ingest=ingest,
+                          deep_storage=self.services.deep_storage.spec, context=dict(plan.context))
+        if stage.shuffle == "hash":
+            spec = stage.definition["shuffleSpec"]
+            order.hash_columns = [c["columnName"] for c in spec["clusterBy"]["columns"]]
+            order.hash_partitions = spec["partitions"]
+        return order
 
     def _run_stage(self, stage: StagePlan, orders: dict[int, WorkOrder]) -> list[dict]:
         """Send the orders, follow counters, and collect each worker's result."""
+        self._stage_workers[stage.number] = len(orders)
         self.report.stage_started(stage.number, len(orders))
+        if stage.shuffle == "targetSize":
+            self._check_memory(stage, len(orders))
         for w, order in orders.items():
             order.out_dir = os.path.join(order.out_dir, f"worker{w}")
             order.worker_id = self.workers[w].id
@@ -276,6 +302,7 @@ class Controller:
                 raise _StageFailed(WorkerRpcFailed(workerTaskId=order.worker_id, errorMsg=str(e)),
                                    order.worker_id, stage.number, None) from None
         results: dict[int, dict] = {}
+        statistics: dict[int, KeyStatistics | None] = {}
         pending = {self.workers[w].connection: w for w in orders}
         while pending:
             self._check_cancel()
@@ -292,6 +319,10 @@ class Controller:
                     for warning in rest[1]:
                         self.report.add_warning({"taskId": self.workers[w].id, "host": self.services.host,
                                                  "stageNumber": stage.number, "error": warning})
+                elif kind == "keyStatistics":
+                    statistics[w] = rest[0]
+                    if len(statistics) == len(orders):
+                        self._send_boundaries(stage, statistics)
                 elif kind == "done":
                     results[w] = rest[0]
                     del pending[conn]
@@ -305,33 +336,54 @@ class Controller:
         if stage.sort:
             self.report.stage_phase(stage.number, "POST_READING")
         self.report.stage_phase(stage.number, "RESULTS_READY")
-        if stage.shuffle != "targetSize":
-            self.report.stage_partitions(stage.number, 1 if stage.shuffle else 0)
+        if stage.shuffle:
+            self.report.stage_partitions(stage.number, max(1, max(len(r["files"]) for r in results.values())))
         return [results[w] for w in sorted(results)]
 
-    # --- ingestion ------------------------------------------------------------------------------
+    def _check_memory(self, stage: StagePlan, workers: int) -> None:
+        """NotEnoughMemory, as Druid's WorkerMemoryParameters: the workers of a sorting stage
+        share this machine, of which 75 % is usable; each needs its sort buffer and the frames
+        of one merger (17 frames of maxFrameSize bytes)."""
+        total = _machine_memory()
+        usable = int(total * USABLE_MEMORY_FRACTION) // workers
+        needed = sort_memory(max_frame_size(self.plan.context))
+        if needed > usable:
+            suggested = -(-needed * workers * 4 // 3)
+            worker_id = self.workers[0].id
+            raise _StageFailed(NotEnoughMemory(suggestedServerMemory=suggested, serverMemory=total, usableMemory=usable,
+                                               serverWorkers=workers, serverThreads=1,
+                                               inputWorkers=self._stage_workers.get(stage.input_stage, 0),
+                                               maxConcurrentStages=1), worker_id, stage.number, None)
 
-    def _ingest_partitions(self, stage: StagePlan, outputs: list[dict]) -> list[tuple[int, int, int]]:
-        """Time chunk → partitions of about rowsPerSegment rows; fills the shuffle counters."""
-        rows: dict[int, int] = {}
-        for result in outputs:
-            for bucket, n in result["rows"].items():
-                rows[bucket] = rows.get(bucket, 0) + n
-        partitions = []
-        for bucket in sorted(rows):
-            k = max(1, math.ceil(rows[bucket] / self.plan.rows_per_segment))
-            partitions += [(bucket, j, k) for j in range(k)]
-        self.report.stage_partitions(stage.number, len(partitions))
-        for w, result in enumerate(outputs):
-            counter = {"type": "channel", "rows": [], "bytes": [], "frames": []}
-            for bucket, j, k in partitions:
-                n = result["rows"].get(bucket, 0)
-                size = os.path.getsize(result["files"][bucket]) if bucket in result["files"] else 0
-                counter["rows"].append(n * (j + 1) // k - n * j // k)
-                counter["bytes"].append(size * (j + 1) // k - size * j // k)
-                counter["frames"].append(1 if n else 0)
-            self.report.update_counter(stage.number, w, "shuffle", counter)
-        return partitions
+    # --- key statistics and partition boundaries (spec §5.5) ----------------------------------
+
+    def _send_boundaries(self, stage: StagePlan, statistics: dict[int, KeyStatistics | None]) -> None:
+        """MERGING_STATISTICS: merge every worker's key statistics, cut each time chunk into
+        partitions of about rowsPerSegment rows, and send the boundaries to the workers."""
+        self.report.stage_phase(stage.number, "MERGING_STATISTICS")
+        merged = None
+        for w in sorted(statistics):
+            if statistics[w] is not None:
+                merged = statistics[w] if merged is None else merged.merge(statistics[w])
+        target = self.plan.rows_per_segment
+        bounds: list[bytes] = []
+        partitions: list[tuple[int, int, int]] = []
+        if merged is not None and merged.row_count:
+            # Druid refuses before computing when the estimate is already over the limit.
+            if merged.row_count // target > MAX_PARTITIONS:
+                raise TooManyPartitions(maxPartitions=MAX_PARTITIONS)
+            bounds = merged.boundaries_target_size(target)
+            partitions = _partitions_by_chunk(merged, bounds)
+        self._boundaries, self._partitions = bounds, partitions
+        for w in statistics:
+            try:
+                self.workers[w].send(("boundaries", stage.number, bounds))
+            except (OSError, ValueError) as e:
+                raise _StageFailed(WorkerRpcFailed(workerTaskId=self.workers[w].id, errorMsg=str(e)),
+                                   self.workers[w].id, stage.number, None) from None
+        self.report.stage_phase(stage.number, "POST_READING")
+
+    # --- ingestion ------------------------------------------------------------------------------
 
     def _run_segment_stage(self, stage: StagePlan, outputs: list[dict]) -> list[SegmentRecord]:
         plan = self.plan
@@ -358,30 +410,18 @@ class Controller:
             blocked = self.services.locks.try_acquire(self.task_id, plan.datasource, chunks, False)
             if blocked is not None:
                 raise InsertCannotAllocateSegment(dataSource=plan.datasource, interval=interval_text(*blocked))
-        n = min(len(self.workers), len(partitions))
+        publish.with_range_bounds(ids, partitions, self._boundaries)
+        # One segment per partition, dealt round robin to the workers of the input stage.
+        n = min(len(outputs), len(partitions))
         orders = {w: self._order(stage, [], 0) for w in range(n)}
-        for p, ((bucket, j, k), sid) in enumerate(zip(partitions, ids)):
+        for p, sid in enumerate(ids):
             self._allocated.append(sid)
-            files = [r["files"][bucket] for r in outputs if bucket in r["files"]]
             orders[p % n].partitions.append(SegmentPartition(
-                number=p, files=files, slice_index=j, slices=k, datasource=plan.datasource,
+                number=p, files=[r["files"][p] for r in outputs], datasource=plan.datasource,
                 interval=(sid.start, sid.end), version=sid.version, partition_num=sid.partition_num,
                 shard_spec=sid.shard_spec))
         results = self._run_stage(stage, orders)
         self.report.stage_partitions(stage.number, len(partitions))
-        # Exact per-worker rows of range-split chunks, known once the slices were cut.
-        prev = stage.input_stage
-        first_keys = {}
-        for result in results:
-            first_keys.update(result["firstKeys"])
-            for p, per_source in result["sourceRows"].items():
-                workers_with_file = [w for w, r in enumerate(outputs) if partitions[p][0] in r["files"]]
-                for src, w in enumerate(workers_with_file):
-                    shuffle = self.report.counters(prev, w).get("shuffle")
-                    if shuffle:
-                        shuffle["rows"][p] = per_source[src]
-                        self.report.update_counter(prev, w, "shuffle", shuffle)
-        publish.with_range_bounds(ids, partitions, first_keys)
         self.report.stage_phase(stage.number, "FINISHED")
         by_number = {seg["_partition"]: seg for result in results for seg in result["segments"]}
         records = []
@@ -433,8 +473,8 @@ class Controller:
             with pa.memory_map(result["files"][0]) as source:
                 tables.append(pa.ipc.open_file(source).read_all())
         table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-        if plan.stages[-1].kind == "scan":
-            table = ops.order_limit(table, plan.query)
+        if plan.stages[-1].kind in ("scan", "groupByPostShuffle"):
+            table = ops.order_limit(table, plan.query)  # the limit stage has done it already
         self.report.stage_phase(plan.stages[-1].number, "FINISHED")
         names = [n for n, _ in plan.output]
         columns = [table.column(n).to_pylist() for n in names]
@@ -480,3 +520,20 @@ class Controller:
             self.final_report = report
         self.services.metadata.finish_task(self.task_id, "FAILED", now_millis() - self.created_millis,
                                            fault.error_msg, report)
+
+
+def _partitions_by_chunk(statistics: KeyStatistics, bounds: list[bytes]) -> list[tuple[int, int, int]]:
+    """(time chunk, index j within the chunk, partitions k of the chunk) of each partition.
+    A new chunk starts where a boundary is a chunk's key prefix (``__bucket`` alone)."""
+    prefixes = {prefix for prefix, _ in statistics.buckets()}
+    chunk = statistics.buckets()[0][0]
+    chunks = [chunk]
+    for bound in bounds:
+        if bound in prefixes:
+            chunk = bound
+        chunks.append(chunk)
+    out = []
+    for prefix, group in itertools.groupby(chunks):
+        k = len(list(group))
+        out += [(decode_long_prefix(prefix), j, k) for j in range(k)]
+    return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from msqcore.engine.sorter import decode_string_columns
 from msqcore.errors import InsertCannotAllocateSegment
 from msqcore.planner.tasks import TaskPlan
 from msqcore.storage.metadata import SegmentRecord
@@ -55,8 +56,8 @@ def segment_report(plan: TaskPlan) -> dict:
 
 def allocate(plan: TaskPlan, partitions: list[tuple[int, int, int]], existing: list[SegmentRecord],
              version: str) -> list[SegmentId]:
-    """One id per partition (time chunk, slice j, slices k). Range bounds are filled in later,
-    once the segment generators report each slice's first key (``with_range_bounds``)."""
+    """One id per partition (time chunk, partition j of the chunk's k). Range bounds are
+    filled in from the partition boundaries (``with_range_bounds``)."""
     out = []
     range_columns = shard_columns(plan)[0] if plan.kind == "REPLACE" else []
     for bucket, j, k in partitions:
@@ -84,15 +85,20 @@ def allocate(plan: TaskPlan, partitions: list[tuple[int, int, int]], existing: l
 
 
 def with_range_bounds(ids: list[SegmentId], partitions: list[tuple[int, int, int]],
-                      first_keys: dict[int, list]) -> None:
-    """start of slice j = its first key (null for j = 0); end = the next slice's start."""
+                      boundaries: list[bytes]) -> None:
+    """Range shard specs from the real partition boundaries (Druid's ClusterByPartitions):
+    partition p starts at boundary p - 1 and ends at boundary p, each cut to the leading
+    string CLUSTERED BY columns; a chunk's first partition starts at null, its last ends at
+    null. The key is [__bucket, CLUSTERED BY..., __boost]. When a boundary splits a run of
+    equal prefixes, both partitions hold that prefix: start is inclusive, end is the next
+    partition's start (pruning treats it as inclusive too)."""
     for p, (sid, (_, j, k)) in enumerate(zip(ids, partitions)):
         spec = sid.shard_spec
         if spec["type"] != "range":
             continue
         width = len(spec["dimensions"])
-        spec["start"] = None if j == 0 else first_keys[p][:width]
-        spec["end"] = None if j == k - 1 else first_keys[p + 1][:width]
+        spec["start"] = None if j == 0 else decode_string_columns(boundaries[p - 1], 1, width)
+        spec["end"] = None if j == k - 1 else decode_string_columns(boundaries[p], 1, width)
 
 
 def tombstones(plan: TaskPlan, existing: list[SegmentRecord], written: list[SegmentId],

@@ -1,6 +1,11 @@
-"""The shuffle output of an ingestion stage: rows sorted by [__bucket, CLUSTERED BY..., __time]
-with the external sorter (spilling sorted runs under a memory budget), written as one frame
-file per time chunk for the segment generators to read.
+"""Shuffle outputs of a stage (spec §5.3, §5.5).
+
+* ``IngestShuffle`` (``targetSize``, the final shuffle of an ingestion): rows sorted by
+  [__bucket, CLUSTERED BY..., __boost] with the external sorter, while key statistics are
+  gathered per time chunk. The controller merges every worker's statistics into partition
+  boundaries; ``finish(boundaries)`` then writes one frame file per partition.
+* ``write_hash_partitions`` (``hash``): rows dealt to N files by a hash of their key, for
+  the groupBy post-shuffle stage that runs on every worker.
 """
 from __future__ import annotations
 
@@ -9,41 +14,63 @@ import os
 import numpy as np
 import pyarrow as pa
 
-from msqcore.engine.frames import encode_keys, read_frames_file
-from msqcore.engine.sorter import ExternalSorter
-from msqcore.errors import TooManyBuckets
+from msqcore.engine.frames import (DEFAULT_MAX_FRAME_SIZE, FrameFileReader, check_max_frame_size, encode_keys,
+                                   read_frames_file)
+from msqcore.engine.sorter import ExternalSorter, KeyStatistics
+from msqcore.errors import InvalidInput
+from msqcore.kernels import _sort as _ks
 
-MAX_BUCKETS = 5000
 # The byte half of a worker's sort budget; the row half is the rowsInMemory context.
 SORT_BYTES_IN_MEMORY = 256 << 20
+# Runs merged at once; a merger holds one frame of each plus the frame it writes.
+MAX_FAN_IN = 16
+
+
+def max_frame_size(context: dict) -> int:
+    """The ``maxFrameSize`` context parameter (Druid's default 1,000,000 bytes)."""
+    value = context.get("maxFrameSize", DEFAULT_MAX_FRAME_SIZE)
+    try:
+        return check_max_frame_size(int(value))
+    except (TypeError, ValueError):
+        raise InvalidInput(f"Invalid value [{value}] for [maxFrameSize]; it must be an integer within "
+                           f"[1024, {(1 << 31) - 1}]") from None
+
+
+def sort_memory(frame_size: int) -> int:
+    """Bytes one worker's sort needs at least: its buffer and one merger's frames."""
+    return SORT_BYTES_IN_MEMORY + (MAX_FAN_IN + 1) * frame_size
 
 
 class IngestShuffle:
-    def __init__(self, out_dir: str, cluster_by: list[str], rows_in_memory: int, on_progress):
-        self.key = [("__bucket", False)] + [(c, False) for c in cluster_by] + [("__time", False)]
+    def __init__(self, out_dir: str, cluster_by: list[str], rows_in_memory: int, target_rows: int, on_progress,
+                 frame_size: int = DEFAULT_MAX_FRAME_SIZE, bytes_in_memory: int = SORT_BYTES_IN_MEMORY):
+        # __boost (a row counter) ends the key so that runs of equal keys can still be split.
+        self.key = [("__bucket", False)] + [(c, False) for c in cluster_by] + [("__boost", False)]
         self.sorter = ExternalSorter(self.key, os.path.join(out_dir, "sort"), rows_in_memory=rows_in_memory,
-                                     bytes_in_memory=SORT_BYTES_IN_MEMORY, output_dir=out_dir,
-                                     output_prefix="bucket", progress_callback=on_progress)
-        self.rows: dict[int, int] = {}
+                                     bytes_in_memory=bytes_in_memory, max_fan_in=MAX_FAN_IN,
+                                     max_frame_size=frame_size, output_dir=out_dir,
+                                     output_prefix="partition", progress_callback=on_progress)
+        self.statistics: KeyStatistics | None = None  # made from the first rows' schema
+        self.target_rows = target_rows
+        self._boost = 0
 
     def add(self, table: pa.Table, buckets: np.ndarray) -> None:
-        """Rows with their time chunks (``__bucket``), already checked."""
-        if not table.num_rows:
+        """Rows with their time chunks (``__bucket``), already checked. More than 5,000
+        time chunks raise ``TooManyBuckets`` (from the key statistics)."""
+        n = table.num_rows
+        if not n:
             return
-        keys, counts = np.unique(buckets, return_counts=True)
-        for bucket, n in zip(keys.tolist(), counts.tolist()):
-            self.rows[bucket] = self.rows.get(bucket, 0) + n
-        if len(self.rows) > MAX_BUCKETS:
-            raise TooManyBuckets(maxBuckets=MAX_BUCKETS)
-        self.sorter.add(table.append_column("__bucket", pa.array(buckets, pa.int64())))
+        table = table.append_column("__bucket", pa.array(buckets, pa.int64()))
+        table = table.append_column("__boost", pa.array(np.arange(self._boost, self._boost + n, dtype=np.int64)))
+        self._boost += n
+        if self.statistics is None:
+            self.statistics = KeyStatistics(table.schema, self.key, bucket_by_count=1, target_rows=self.target_rows)
+            self.sorter.statistics = self.statistics  # the sorter feeds it every key it encodes
+        self.sorter.add(table)
 
-    def finish(self) -> dict:
-        """Merge and cut at the time-chunk boundaries: {"files": {chunk: path}, "rows": {chunk: n}}."""
-        chunks = sorted(self.rows)
-        if not chunks:
-            return {"files": {}, "rows": {}}
-        paths = self.sorter.finish([self._chunk_start_key(b) for b in chunks[1:]])
-        return {"files": dict(zip(chunks, paths)), "rows": {b: self.rows[b] for b in chunks}}
+    def finish(self, boundaries: list[bytes]) -> list[str]:
+        """Merge and cut at ``boundaries``: one frame file per partition."""
+        return self.sorter.finish(boundaries)
 
     def progress(self) -> dict:
         return self.sorter.progress()
@@ -51,19 +78,42 @@ class IngestShuffle:
     def close(self) -> None:
         self.sorter.close()
 
-    def _chunk_start_key(self, bucket: int) -> bytes:
-        # The smallest key of a chunk: its __bucket with every other key column null
-        # (nulls sort first), so partition p holds exactly chunk p.
-        schema = self.sorter.schema
-        row = pa.table({f.name: pa.array([bucket] if f.name == "__bucket" else [None], f.type) for f in schema})
-        offsets, data = encode_keys(row, self.key)
-        return bytes(data[offsets[0]:offsets[1]])
+
+def frame_file_stats(path: str) -> tuple[int, int, int]:
+    """(rows, bytes, frames) of a frame file, for the shuffle counters."""
+    with FrameFileReader(path) as reader:
+        return reader.num_rows, os.path.getsize(path), reader.num_frames
 
 
-def read_chunk_file(path: str) -> tuple[pa.Table, int]:
-    """One worker's rows of one time chunk, and how many frames held them."""
+def read_partition_file(path: str) -> tuple[pa.Table, int]:
+    """One worker's rows of one partition, without the shuffle key columns, and how many
+    frames held them."""
     batches = list(read_frames_file(path))
     table = pa.Table.from_batches(batches) if batches else pa.table({})
-    if "__bucket" in table.column_names:
-        table = table.drop_columns(["__bucket"])
-    return table, len(batches)
+    drop = [c for c in ("__bucket", "__boost") if c in table.column_names]
+    return (table.drop_columns(drop) if drop else table), len(batches)
+
+
+def hash_partition_ids(table: pa.Table, columns: list[str], partitions: int) -> np.ndarray:
+    """Each row's ``hash`` partition by the values of ``columns``."""
+    if not columns or partitions == 1 or not table.num_rows:
+        return np.zeros(table.num_rows, dtype=np.int32)
+    offsets, data = encode_keys(table.select(columns), [(c, False) for c in columns])
+    return _ks.hash_partitions(offsets, data, partitions)
+
+
+def write_hash_partitions(table: pa.Table, columns: list[str], partitions: int, out_dir: str,
+                          write) -> list[tuple[str, int, int, int]]:
+    """Deal the rows to ``partitions`` files by key hash; ``write(table, path)`` writes one
+    file and returns (bytes, frames). Returns (path, rows, bytes, frames) per partition."""
+    ids = hash_partition_ids(table, columns, partitions)
+    order = np.argsort(ids, kind="stable")
+    cuts = np.searchsorted(ids[order], np.arange(partitions + 1))
+    grouped = table.take(pa.array(order)) if table.num_rows else table
+    out = []
+    for p in range(partitions):
+        part = grouped.slice(int(cuts[p]), int(cuts[p + 1] - cuts[p]))
+        path = os.path.join(out_dir, f"p{p}.arrow")
+        nbytes, frames = write(part, path)
+        out.append((path, part.num_rows, nbytes, frames))
+    return out

@@ -61,6 +61,7 @@ __all__ = [
     "SortProgress",
     "TooManyPartitions",
     "decode_long_prefix",
+    "decode_string_columns",
     "merge_plan",
     "partition_of",
     "read_frames_file",
@@ -71,6 +72,7 @@ MAX_BUCKETS = 5_000
 UNKNOWN_LEVEL = -1
 UNKNOWN_TOTAL = -1
 _SORT_SCRATCH_PER_ROW = 40      # sort items, permutation, source ids and rows: counted in the budget
+_KEYS_PER_PARTITION = 8         # sample keys a bucket keeps per partition it needs (with target_rows)
 
 
 # Druid's fault is named NotEnoughTemporaryStorageFault on the wire (spec §6.2).
@@ -613,13 +615,16 @@ class KeyStatistics:
     random sample of at most ``max_keys_per_bucket`` keys (Bernoulli sampling whose rate
     halves whenever the sample fills up), and all buckets together keep at most about
     ``max_retained_bytes`` of keys (the least dense buckets are downsampled first, as in
-    Druid). Instances are picklable and ``merge`` combines the statistics of several workers.
-    More than ``max_buckets`` buckets raises ``TooManyBuckets``.
+    Druid). With ``target_rows`` (the partition size the boundaries will aim at), a bucket
+    keeps at least 8 keys per partition it needs, so even a bucket of thousands of
+    partitions gets boundaries near its quantiles. Instances are picklable and ``merge``
+    combines the statistics of several workers. More than ``max_buckets`` buckets raises
+    ``TooManyBuckets``.
     """
 
     def __init__(self, schema: pa.Schema | FrameSchema, key: KeySpec, bucket_by_count: int = 0, *,
                  max_keys_per_bucket: int = 4096, max_retained_bytes: int = 32 << 20,
-                 max_buckets: int = MAX_BUCKETS, seed: int | None = None):
+                 max_buckets: int = MAX_BUCKETS, seed: int | None = None, target_rows: int | None = None):
         fs = schema if isinstance(schema, FrameSchema) else FrameSchema.for_schema(schema, key)
         if isinstance(schema, FrameSchema) and fs.key_spec != [(c, bool(d)) for c, d in key]:
             raise ValueError("the key differs from the frame schema's key")
@@ -632,6 +637,7 @@ class KeyStatistics:
         self.key = fs.key_spec
         self.bucket_by_count = int(bucket_by_count)
         self.max_keys_per_bucket = int(max_keys_per_bucket)
+        self.target_rows = None if target_rows is None else max(1, int(target_rows))
         self.max_retained_bytes = int(max_retained_bytes)
         self.max_buckets = int(max_buckets)
         self._schema = fs
@@ -673,7 +679,7 @@ class KeyStatistics:
         for j, prefix in enumerate(prefixes):
             b = self._bucket(prefix)
             c = int(counts[j])
-            while len(b.keys) + c / (1 << b.level) > self.max_keys_per_bucket:
+            while len(b.keys) + c / (1 << b.level) > self._cap(b.count + c):
                 self._downsample(b)
             b.count += c
             rates[j] = 1.0 / (1 << b.level)
@@ -696,7 +702,7 @@ class KeyStatistics:
                 b.nbytes += len(k)
                 self._retained_bytes += len(k)
         for b in buckets:
-            while len(b.keys) > self.max_keys_per_bucket:
+            while len(b.keys) > self._cap(b.count):
                 self._downsample(b)
         self._enforce_budget()
 
@@ -715,11 +721,17 @@ class KeyStatistics:
             self._retained_bytes += b.nbytes
             b.level = level
             b.count += ob.count
-            while len(b.keys) > self.max_keys_per_bucket:
+            while len(b.keys) > self._cap(b.count):
                 self._downsample(b)
         self.row_count += other.row_count
         self._enforce_budget()
         return self
+
+    def _cap(self, rows: int) -> int:
+        """Keys a bucket of ``rows`` rows may keep."""
+        if self.target_rows is None:
+            return self.max_keys_per_bucket
+        return max(self.max_keys_per_bucket, _KEYS_PER_PARTITION * -(-rows // self.target_rows))
 
     def _bucket(self, prefix: bytes) -> _Bucket:
         b = self._buckets.get(prefix)
@@ -842,3 +854,31 @@ def decode_long_prefix(prefix: bytes, descending: bool = False) -> int | None:
         raise ValueError("not a LONG key prefix")
     return int.from_bytes(raw[1:], "big") - (1 << 63)
 
+
+
+def decode_string_columns(key: bytes, skip: int, count: int) -> list[str | None]:
+    """The values of ``count`` ascending STRING key columns that follow ``skip`` ascending
+    LONG columns in an encoded key: the CLUSTERED BY prefix of a partition boundary, for
+    range shard specs. Reads one key, not rows."""
+    pos = 0
+    for _ in range(skip):
+        pos += 1 if key[pos] == 0 else 9
+    out: list[str | None] = []
+    for _ in range(count):
+        if key[pos] == 0:
+            out.append(None)
+            pos += 1
+            continue
+        if key[pos] != 1:
+            raise ValueError("not a STRING key column")
+        pos += 1
+        parts = []
+        while True:
+            zero = key.index(0, pos)          # a 00 is either the terminator 00 00 or an escaped 00 FF
+            parts.append(key[pos:zero])
+            pos = zero + 2
+            if key[zero + 1] == 0:
+                break
+            parts.append(b"\x00")
+        out.append(b"".join(parts).decode("utf-8"))
+    return out

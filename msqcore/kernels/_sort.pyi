@@ -18,6 +18,10 @@ def search_keys(
     offsets: npt.NDArray[np.int64], data: npt.NDArray[np.uint8], order: npt.NDArray[np.int64], bounds: list[bytes]
 ) -> npt.NDArray[np.int64]: ...  # first position in ``order`` whose key >= each bound
 
+def hash_partitions(
+    offsets: npt.NDArray[np.int64], data: npt.NDArray[np.uint8], partitions: int
+) -> npt.NDArray[np.int32]: ...  # (const int64_t[::1], const uint8_t[::1], int64_t) -> int32[n]
+
 class Merger:
     """Loser tree over k key-sorted batch sequences (see the module doc for the protocol)."""
 

@@ -5,6 +5,7 @@
   quicksort over 8-byte big-endian words cached next to the row index, so partitioning
   reads the keys once per 8 bytes of depth; equal keys keep their input order.
 * ``search_keys``: where boundary keys fall in a sorted order (partition split points).
+* ``hash_partitions``: the ``hash`` shuffle partition of each key.
 * ``Merger``: a loser tree over k sorted batches ("cursors"). ``run`` pops rows in key
   order into ``out_sources`` / ``out_rows`` until a frame's worth of bits is collected, a
   cursor needs its next batch, the partition boundary is reached, or every cursor is done.
@@ -299,6 +300,38 @@ def search_keys(const int64_t[::1] offsets, const uint8_t[::1] data, const int64
                 else:
                     hi = mid
         result[b] = lo
+    return result
+
+
+def hash_partitions(const int64_t[::1] offsets, const uint8_t[::1] data, int64_t partitions):
+    """The ``hash`` shuffle partition of each key: FNV-1a 64 of its bytes mod ``partitions``.
+
+    Equal keys (equal SQL values) get the same partition in every process. Returns int32[n].
+    """
+    cdef:
+        Py_ssize_t n = offsets.shape[0] - 1
+        Py_ssize_t i
+        int64_t j
+        uint64_t h
+        const uint8_t* d = NULL
+        int32_t[::1] out
+    if n < 0:
+        raise ValueError("offsets are empty")
+    if partitions < 1:
+        raise ValueError("partitions must be positive")
+    if n > 0 and (offsets[0] < 0 or offsets[n] > data.shape[0]):
+        raise ValueError("key offsets out of bounds")
+    if data.shape[0] > 0:
+        d = &data[0]
+    result = np.empty(n, dtype=np.int32)
+    out = result
+    with nogil:
+        for i in range(n):
+            h = 14695981039346656037ULL
+            for j in range(offsets[i], offsets[i + 1]):
+                h = (h ^ d[j]) * 1099511628211ULL
+            # fold the high bits in: FNV's low bits mix poorly for short keys
+            out[i] = <int32_t>((h ^ (h >> 32)) % <uint64_t>partitions)
     return result
 
 

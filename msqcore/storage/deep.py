@@ -31,6 +31,11 @@ class DeepStorage(ABC):
     @abstractmethod
     def delete(self, load_spec: dict) -> None: ...
 
+    @abstractmethod
+    def orphans(self, owned: list[dict]) -> list[dict]:
+        """loadSpecs of stored segment files that no ``owned`` loadSpec names (pushed by a task
+        that died before publishing)."""
+
 
 class LocalDeepStorage(DeepStorage):
     def __init__(self, root: str):
@@ -70,6 +75,14 @@ class LocalDeepStorage(DeepStorage):
                 except OSError:
                     break
                 directory = os.path.dirname(directory)
+
+
+    def orphans(self, owned):
+        names = {spec.get("path") for spec in owned}
+        found = []
+        for directory, _, files in os.walk(self.root):
+            found += [os.path.join(directory, f) for f in files if f == "index.seg"]
+        return [{"type": "local", "path": p} for p in sorted(found) if p not in names]
 
 
 def deep_storage_from_spec(spec: dict) -> DeepStorage:

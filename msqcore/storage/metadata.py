@@ -7,8 +7,10 @@ the task SUCCESS happen in one transaction, so a crash leaves either both or nei
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
@@ -97,6 +99,10 @@ class MetadataStore(ABC):
         """Mark every used segment of ``datasource`` unused (dropping the datasource)."""
         raise NotImplementedError
 
+    def load_specs(self) -> list[dict]:
+        """The loadSpec of every segment row, used or not: the deep-storage files that are owned."""
+        raise NotImplementedError
+
     def unused_segments(self, datasource: str, interval: tuple[int, int], versions: list[str] | None = None,
                         limit: int | None = None) -> list[SegmentRecord]:
         """Unused segments of ``datasource`` lying within ``interval`` (what a kill task deletes),
@@ -177,6 +183,7 @@ class SqliteMetadataStore(MetadataStore):
                   json.dumps(s.payload)) for s in segments])
             db.execute("UPDATE tasks SET status='SUCCESS', duration=?, error_msg=NULL, report=? WHERE id=?",
                        (duration, json.dumps(report), task_id))
+            _pause_for_tests(datasource)
 
     def get_task(self, task_id):
         with self._tx() as db:
@@ -199,6 +206,9 @@ class SqliteMetadataStore(MetadataStore):
                     status["errorReport"] = {"taskId": row["id"], "host": "localhost", "error": report_error}
                 db.execute("UPDATE tasks SET status='FAILED', error_msg=?, report=? WHERE id=?",
                            (error_msg, json.dumps(report) if report else None, row["id"]))
+                # its workers may have been marked SUCCESS just before the publish that never committed
+                db.execute("UPDATE tasks SET status='FAILED', error_msg=? WHERE group_id=? AND id<>group_id",
+                           (error_msg, row["id"]))
         return [r["id"] for r in rows]
 
     def used_segments(self, datasource=None):
@@ -245,6 +255,11 @@ class SqliteMetadataStore(MetadataStore):
         with self._tx() as db:
             return db.execute("UPDATE segments SET used=0 WHERE datasource=? AND used=1", (datasource,)).rowcount
 
+    def load_specs(self):
+        with self._tx() as db:
+            rows = db.execute("SELECT payload FROM segments").fetchall()
+        return [json.loads(r["payload"]).get("loadSpec", {}) for r in rows]
+
     def unused_segments(self, datasource, interval, versions=None, limit=None):
         sql = 'SELECT start, "end", version, partition_num, payload FROM segments WHERE datasource=? AND used=0' \
               ' AND start>=? AND "end"<=?'
@@ -264,6 +279,15 @@ class SqliteMetadataStore(MetadataStore):
     def delete_segments(self, segment_ids):
         with self._tx() as db:
             db.executemany("DELETE FROM segments WHERE id=? AND used=0", [(sid,) for sid in segment_ids])
+
+
+def _pause_for_tests(datasource: str) -> None:
+    """Tests only: with MSQCORE_TEST_PAUSE_PUBLISH=<datasource>:<file>, a publish to that
+    datasource creates <file> inside its open transaction and waits there to be killed."""
+    wanted, _, marker = os.environ.get("MSQCORE_TEST_PAUSE_PUBLISH", "").partition(":")
+    if wanted and wanted == datasource:
+        open(marker, "w").close()
+        time.sleep(120)
 
 
 class _Transaction:
