@@ -30,7 +30,8 @@ from msqcore.timeutil import iso, now_millis, parse_interval
 
 log = logging.getLogger("msqcore.engine")
 
-_TYPE_TO_SQL = {"LONG": "BIGINT", "DOUBLE": "DOUBLE", "FLOAT": "FLOAT", "STRING": "VARCHAR"}
+_TYPE_TO_SQL = {"LONG": "BIGINT", "DOUBLE": "DOUBLE", "FLOAT": "FLOAT", "STRING": "VARCHAR",
+                "ARRAY<STRING>": "VARCHAR ARRAY", "ARRAY<LONG>": "BIGINT ARRAY", "ARRAY<DOUBLE>": "DOUBLE ARRAY"}
 
 
 @dataclass
@@ -57,6 +58,9 @@ class Cluster:
                          reason="UNKNOWN")
         for task_id in self.metadata.fail_running_tasks(stale.error_msg, stale.to_json()):
             log.warning("task %s was running when the server stopped; marked FAILED", task_id)
+        # Segment files such a task pushed before its publish committed belong to nobody.
+        for load_spec in self.deep_storage.orphans(self.metadata.load_specs()):
+            self.deep_storage.delete(load_spec)
         self.services = Services(self.metadata, self.deep_storage, launcher or LocalProcessLauncher(), temp_root,
                                  host=config.host, port=config.port)
         self._running: dict[str, tuple[Controller, threading.Thread]] = {}
@@ -74,7 +78,7 @@ class Cluster:
         for seg in sorted(segments, key=lambda s: s.version, reverse=True):
             for col in self._meta(seg.payload)["columns"]:
                 if col["name"] != "__time":
-                    columns.setdefault(col["name"], _TYPE_TO_SQL[col["type"]])
+                    columns.setdefault(col["name"], _TYPE_TO_SQL.get(col["type"], col["type"]))  # COMPLEX<..> as is
         return list(columns.items())
 
     def _meta(self, segment: dict) -> dict:
@@ -238,7 +242,8 @@ class Cluster:
         ctx = dict(context or {})
         ctx.update(statement.settings)
         select = rewrite_virtual_tables(statement.select)
-        query = compile_query(select, SqlCatalog(self), parameters, dict(ctx, __startTimeMillis=now_millis()))
+        query = compile_query(select, SqlCatalog(self), parameters, dict(ctx, __startTimeMillis=now_millis()),
+                              top_level_union=not explain)  # the native engine runs UNION ALL of any queries
         if isinstance(query.source, ExternalSource):
             raise InvalidInput("Cannot query table(s) [EXTERNAL] with SQL engine [native]; use the MSQ task engine "
                                "(POST /druid/v2/sql/task)")
@@ -251,6 +256,8 @@ class Cluster:
         handle = queries.find(str(ctx["sqlQueryId"])) if ctx.get("sqlQueryId") is not None else None
         queries.local.handle = handle
         try:
+            if hasattr(query, "arms"):  # a top-level UNION ALL: each query in turn
+                return query, query.run(lambda arm: ops.run_local(self._source_table(arm), arm))
             source = self._source_table(query)
             if handle is not None:
                 handle.check()

@@ -11,6 +11,7 @@ import asyncio
 import csv
 import io
 import json
+import math
 import re
 import urllib.parse
 import uuid
@@ -20,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from aiohttp import web
 
+from msqcore.engine.operators import to_base64
 from msqcore.errors import DruidException, InvalidInput
 from msqcore.kernels import jodatime
 from msqcore.kernels.timeparse import format_iso_millis
@@ -159,8 +161,28 @@ def _values(table: pa.Table, output, zone: str) -> list[list]:
             col = format_timestamps(pc.cast(col, pa.int64()), zone)
         elif sql_type == "BOOLEAN":
             col = pc.cast(col, pa.bool_())
+        elif sql_type == "VARCHAR" and pa.types.is_list(col.type):
+            # a multi-value string: one value as itself, several as their JSON array text
+            columns.append([None if not v else v[0] if len(v) == 1 else dumps(v) for v in col.to_pylist()])
+            continue
+        elif sql_type.endswith(" ARRAY"):
+            # sqlStringifyArrays (default true): an ARRAY result is its JSON text
+            columns.append([None if v is None else dumps(v) for v in col.to_pylist()])
+            continue
+        elif sql_type.startswith("COMPLEX<") and (pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type)):
+            col = to_base64(col)  # Jackson writes byte[] (a stored sketch) as base64
+        elif pa.types.is_floating(col.type) and not pc.all(pc.fill_null(pc.is_finite(col), True)).as_py():
+            columns.append([_jackson_number(v) for v in col.to_pylist()])
+            continue
         columns.append(col.to_pylist())
     return columns
+
+
+def _jackson_number(v):
+    """Jackson writes non-finite doubles as quoted names (QUOTE_NON_NUMERIC_NUMBERS)."""
+    if v is None or math.isfinite(v):
+        return v
+    return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
 
 
 def dumps(obj) -> str:

@@ -188,3 +188,24 @@ def test_overwrite_where_intervals():
         "2000-01-01T00:00:00.000Z/2000-02-01T00:00:00.000Z", "2000-03-01T00:00:00.000Z/2000-04-01T00:00:00.000Z"]
     assert plan.payload["sqlQueryContext"]["sqlReplaceTimeChunks"] == \
         "2000-01-01T00:00:00.000Z/2000-02-01T00:00:00.000Z,2000-03-01T00:00:00.000Z/2000-04-01T00:00:00.000Z"
+
+
+def test_div_and_array_agg_calls_keep_their_arguments():
+    """sqlglot reads DIV as an operator and drops ARRAY_AGG's size; both reach the binder
+    whole, and text inside strings or other names is left alone."""
+    assert run("SELECT DIV(n + 1, 2) AS q, 'DIV(1, 2)' AS s FROM t WHERE n = 1") == [{"q": 1, "s": "DIV(1, 2)"}]
+    assert run("SELECT ARRAY_AGG(DISTINCT k, 100) AS a FROM t") == [{"a": [None, "", "a", "b"]}]
+    query = compile_query(split_statement("SELECT ARRAY_AGG(k, 4096) AS a FROM t").select, Catalog())
+    assert (query.aggregations[0].kind, query.aggregations[0].max_bytes) == ("array_agg", 4096)
+
+
+def test_union_of_tables_is_a_union_datasource():
+    from msqcore.planner.native import native_query
+    from msqcore.planner.query import UnionSource, UnplannableQuery
+    query = compile_query(split_statement("SELECT k FROM t UNION ALL SELECT k FROM t LIMIT 3").select, Catalog())
+    assert isinstance(query.source, UnionSource) and query.limit == 3
+    native, _ = native_query(query, {})
+    assert native["dataSource"] == {"type": "union", "dataSources": [{"type": "table", "name": "t"}] * 2}
+    with pytest.raises(UnplannableQuery, match="column names queried for each table are different Left: "
+                                               r"\[k\], Right: \[n\]"):
+        compile_query(split_statement("SELECT k FROM t UNION ALL SELECT n AS k FROM t").select, Catalog())

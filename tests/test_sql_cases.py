@@ -42,6 +42,12 @@ CASES_ROWS = [
     {"id": 9, "t": "2020-02-29T00:00:00.000Z", "s": "Hello World", "s2": "o", "n": -1, "d": -7.125, "f": -7.125,
      "ts": "2020-02-29T00:00:00Z"},
 ]
+# ``cases_b``: a second datasource with fewer columns (for UNION ALL of two tables).
+CASES_B_ROWS = [
+    {"id": 10, "t": "2021-01-01T00:00:00.000Z", "s": "abc", "n": 5},
+    {"id": 11, "t": "2022-06-01T00:00:00.000Z", "s": None, "n": None},
+    {"id": 12, "t": "2022-06-02T00:00:00.000Z", "s": "zz", "n": -3},
+]
 _SIGNATURE = [{"name": "id", "type": "long"}, {"name": "t", "type": "string"}, {"name": "s", "type": "string"},
               {"name": "s2", "type": "string"}, {"name": "n", "type": "long"}, {"name": "d", "type": "double"},
               {"name": "f", "type": "float"}, {"name": "ts", "type": "string"}]
@@ -120,14 +126,17 @@ def cases_server(tmp_path_factory):
     srv = Server(tmp_path_factory.mktemp("sqlcases") / "var")
     srv.start()
     try:
-        data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in CASES_ROWS)
-        source = json.dumps({"type": "inline", "data": data}, ensure_ascii=False).replace("'", "''")
-        sql = ("INSERT INTO cases SELECT TIME_PARSE(t) AS __time, id, s, s2, n, d, f, ts "
-               f"FROM TABLE(EXTERN('{source}', '{{\"type\":\"json\"}}', '{json.dumps(_SIGNATURE)}')) "
-               "PARTITIONED BY DAY")
-        task = srv.client.submit(sql)
-        status = srv.client.wait(task)
-        assert status["statusCode"] == "SUCCESS", status
+        for table, rows, columns in (("cases", CASES_ROWS, "id, s, s2, n, d, f, ts"),
+                                     ("cases_b", CASES_B_ROWS, "id, s, n")):
+            data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+            source = json.dumps({"type": "inline", "data": data}, ensure_ascii=False).replace("'", "''")
+            signature = [c for c in _SIGNATURE if c["name"] in rows[0]]
+            sql = (f"INSERT INTO {table} SELECT TIME_PARSE(t) AS __time, {columns} "
+                   f"FROM TABLE(EXTERN('{source}', '{{\"type\":\"json\"}}', '{json.dumps(signature)}')) "
+                   "PARTITIONED BY DAY")
+            task = srv.client.submit(sql)
+            status = srv.client.wait(task)
+            assert status["statusCode"] == "SUCCESS", status
         yield srv
     finally:
         srv.stop()

@@ -8,7 +8,8 @@ aggregations with different inputs (FILTER, EARLIEST's time order) never need a 
 
 Partial states, per aggregation ``a``: count/count_all → ``a`` (int64); sum/min/max/
 any_value → ``a``; avg → ``a:sum`` and ``a:count``; earliest/latest → ``a`` and ``a:time``;
-count_distinct and string_agg → ``a`` as the list of (distinct) values.
+count_distinct (exact) and string_agg → ``a`` as the list of (distinct) values;
+approx_count_distinct → ``a`` as a serialized HyperLogLogCollector (engine/hll.py).
 """
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from msqcore.planner.expressions import arrow_type
+from msqcore.engine import hll
+from msqcore.planner import arrays
+from msqcore.errors import InvalidInput
+from msqcore.planner.expressions import HYPER_UNIQUE, PAIR_VALUE_TYPES, arrow_type
 from msqcore.planner.query import Aggregation, LogicalQuery
 
 
@@ -26,12 +30,21 @@ def group_ids(keys: pa.Table) -> tuple[pa.Table, np.ndarray]:
     n = keys.num_rows
     if keys.num_columns == 0:
         return pa.table({"__g": [0]}).select([]), np.zeros(n, dtype=np.int64)
+    # ARRAY keys group by an exact binary surrogate; each group shows its first row's array
+    arrays_at = {i: c.combine_chunks() for i, c in enumerate(keys.columns) if pa.types.is_list(c.type)}
+    for i, col in arrays_at.items():
+        keys = keys.set_column(i, keys.column_names[i], arrays.group_keys(col))
     rows = keys.append_column("__row", pa.array(np.arange(n, dtype=np.int64)))
     grouped = rows.group_by(keys.column_names, use_threads=False).aggregate([("__row", "list")])
     lists = grouped.column("__row_list").combine_chunks()
     gid = np.empty(n, dtype=np.int64)
     gid[pc.list_flatten(lists).to_numpy()] = pc.list_parent_indices(lists).to_numpy()
-    return grouped.drop_columns(["__row_list"]), gid
+    out = grouped.drop_columns(["__row_list"])
+    if arrays_at:
+        first = pc.list_element(lists, 0)
+        for i, col in arrays_at.items():
+            out = out.set_column(i, out.column_names[i], col.take(first))
+    return out, gid
 
 
 def _scatter(gids: pa.ChunkedArray, values: pa.ChunkedArray, groups: int) -> pa.Array:
@@ -61,10 +74,32 @@ def _masked(values, mask):
     return values if mask is None else pc.if_else(mask, values, pa.scalar(None, values.type))
 
 
+def _unnest_multi_values(keys: pa.Table, table: pa.Table, query: LogicalQuery) -> tuple[pa.Table, pa.Table]:
+    """Grouping on a multi-value string groups each row under each of its values (an empty
+    row under NULL), as Druid's groupBy does unless groupByEnableMultiValueUnnesting=false."""
+    for i, (name, e) in enumerate(query.group_by or []):
+        col = keys.column(i)
+        if not (e.sql_type == "VARCHAR" and pa.types.is_list(col.type)):
+            continue
+        col = col.combine_chunks()
+        lengths = pc.fill_null(pc.list_value_length(col), 0).to_numpy(zero_copy_only=False)
+        if not query.multi_value_unnesting and (lengths > 1).any():
+            raise InvalidInput(
+                f"Encountered multi-value dimension [{getattr(e, 'name', name)}] that cannot be processed with "
+                "'groupByEnableMultiValueUnnesting' set to false. Consider setting "
+                "'groupByEnableMultiValueUnnesting' to true in your query context.")
+        rows, values = arrays.value_rows(col)
+        take = pa.array(rows)
+        keys = keys.take(take).set_column(i, name, values)
+        table = table.take(take)
+    return keys, table
+
+
 def partial(table: pa.Table, query: LogicalQuery) -> pa.Table:
     """Partial states of one batch of (already filtered) source rows."""
     keys = pa.table([e.materialize(table) for _, e in query.group_by], names=[n for n, _ in query.group_by]) \
         if query.group_by else table.select([])
+    keys, table = _unnest_multi_values(keys, table, query)
     out, gid = group_ids(keys)
     groups = out.num_rows
     for agg in query.aggregations:
@@ -87,10 +122,28 @@ def partial(table: pa.Table, query: LogicalQuery) -> pa.Table:
         elif agg.kind == "any_value":
             out = out.append_column(agg.name, _reduce(gid, values, "first", groups))
         elif agg.kind in ("earliest", "latest"):
-            value, time = _first_by_time(gid, values, agg.time.materialize(table), groups, agg.kind == "latest")
+            if agg.arg.sql_type in PAIR_VALUE_TYPES:  # stored pairs (rollup metric) carry their own time
+                times, values = pairs_from_binary(values, PAIR_VALUE_TYPES[agg.arg.sql_type])
+                values = _masked(values, mask)
+            else:
+                times = agg.time.materialize(table)
+            value, time = _first_by_time(gid, values, times, groups, agg.kind == "latest")
             out = out.append_column(agg.name, value).append_column(agg.name + ":time", time)
+        elif agg.kind == "approx_count_distinct":
+            regs = hll.new(groups)
+            if agg.arg.sql_type == HYPER_UNIQUE:  # a stored collector (rollup metric): fold it
+                hll.fold_binary(regs, gid, values)
+            else:
+                hll.add_values(regs, gid, values)
+            out = out.append_column(agg.name, hll.to_binary(regs))
         elif agg.kind in ("count_distinct", "string_agg_distinct"):
             out = out.append_column(agg.name, _reduce(gid, values, "distinct", groups))
+        elif agg.kind in ("array_agg", "array_agg_distinct"):
+            # NULL values are collected; rows a FILTER drops are not
+            keep = np.ones(table.num_rows, dtype=bool) if mask is None else mask.to_numpy(zero_copy_only=False)
+            values = agg.arg.materialize(table)
+            lists = _reduce(gid[keep], values.filter(pa.array(keep)), "list", groups)
+            out = out.append_column(agg.name, lists)
         elif agg.kind == "string_agg":
             valid = pc.is_valid(values)
             lists = _reduce(gid[valid.to_numpy(zero_copy_only=False)], values.filter(valid), "list", groups)
@@ -125,8 +178,17 @@ def _combine_one(agg: Aggregation, partials: pa.Table, gid: np.ndarray, groups: 
                         pc.cast(pc.if_else(pc.equal(count, 0), pa.scalar(None, count.type), count), pa.float64()))
     elif kind == "any_value":
         out = _reduce(gid, col, "first", groups)
+    elif kind == "approx_count_distinct":
+        regs = hll.new(groups)
+        hll.fold_binary(regs, gid, col)
+        return hll.estimate(regs) if agg.finalize else hll.to_binary(regs)
     elif kind in ("earliest", "latest"):
-        out, _ = _first_by_time(gid, col, partials.column(agg.name + ":time"), groups, kind == "latest")
+        out, time = _first_by_time(gid, col, partials.column(agg.name + ":time"), groups, kind == "latest")
+        if not agg.finalize:
+            return pairs_to_binary(time, out if out.type == arrow_type(agg.sql_type) else
+                                   pc.cast(out, arrow_type(agg.sql_type)))
+    elif kind in ("array_agg", "array_agg_distinct"):
+        return _combine_arrays(col, gid, groups, kind == "array_agg_distinct", arrow_type(agg.sql_type))
     else:  # list states: count_distinct, string_agg(_distinct)
         lists = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
         values = pc.list_flatten(lists)
@@ -139,3 +201,114 @@ def _combine_one(agg: Aggregation, partials: pa.Table, gid: np.ndarray, groups: 
         out = pc.binary_join(_reduce(owner, values, how, groups), agg.separator)
     want = arrow_type(agg.sql_type)
     return out if out.type == want else pc.cast(out, want)
+
+
+def _combine_arrays(col, gid: np.ndarray, groups: int, distinct: bool, type_: pa.DataType) -> pa.Array:
+    """Concatenate each group's lists (array_concat), or their sorted distinct values with
+    NULL first (array_set_add_all's TreeSet); a group that aggregated nothing is NULL."""
+    lists = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    valid = pc.is_valid(lists).to_numpy(zero_copy_only=False)
+    values = pc.list_flatten(lists)
+    owner = gid[pc.list_parent_indices(lists).to_numpy()] if len(values) else np.zeros(0, dtype=np.int64)
+    if distinct and len(values):
+        pairs = pa.table({"g": owner, "v": values}).group_by(["g", "v"], use_threads=False).aggregate([])
+        pairs = pairs.take(pc.sort_indices(pairs, sort_keys=[("g", "ascending"), ("v", "ascending", "at_start")]))
+        owner, values = pairs.column("g").to_numpy(), pairs.column("v").combine_chunks()
+    out = _reduce(owner, values, "list", groups) if len(values) else pa.nulls(groups, type_)
+    # groups whose only states were empty lists still aggregated rows: an empty array
+    aggregated = np.zeros(groups, dtype=bool)
+    aggregated[gid[valid]] = True
+    empty = pa.array([[]] * groups, type_) if groups else pa.array([], type_)
+    out = pc.if_else(pc.and_(pa.array(aggregated), pc.is_null(out)), empty, out)
+    return out.cast(type_)
+
+
+# --- stored EARLIEST/LATEST pairs ---------------------------------------------------------------
+# A pair is Druid's SerializablePairLong* value: the big-endian long time, then for strings
+# (SerializablePairLongStringSimpleStagedSerde) an int size (0 null, -1 empty) and the UTF-8
+# bytes, for numbers a null flag byte and the big-endian value. No value at all is null.
+
+_NUMERIC_WIDTH = {"BIGINT": (8, ">i8", pa.int64()), "DOUBLE": (8, ">f8", pa.float64()),
+                  "FLOAT": (4, ">f4", pa.float32())}
+
+
+def binary_buffers(values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(offsets int64[n + 1], data uint8, valid bool[n]) of a string or binary array."""
+    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    values = values.cast(pa.large_binary() if not pa.types.is_string(values.type) else pa.large_string())
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int64)[values.offset: values.offset + len(values) + 1]
+    data = values.buffers()[2]
+    data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+    return offsets, data, pc.is_valid(values).to_numpy(zero_copy_only=False)
+
+
+def _scatter_bytes(out: np.ndarray, starts: np.ndarray, lengths: np.ndarray, data: np.ndarray,
+                   src_starts: np.ndarray) -> None:
+    """out[starts[i] : starts[i] + lengths[i]] = data[src_starts[i] : ...] for every i."""
+    total = int(lengths.sum())
+    if not total:
+        return
+    j = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    out[np.repeat(starts, lengths) + j] = data[np.repeat(src_starts, lengths) + j]
+
+
+def pairs_to_binary(times, values) -> pa.Array:
+    """(time, value) per row → serialized pairs; rows without a time are null."""
+    times = times.combine_chunks() if isinstance(times, pa.ChunkedArray) else times
+    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    present = pc.is_valid(times).to_numpy(zero_copy_only=False)
+    t = pc.fill_null(times, 0).to_numpy(zero_copy_only=False).astype(">i8").view(np.uint8).reshape(-1, 8)
+    n = len(t)
+    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        offsets, data, valid = binary_buffers(values)
+        lengths = np.diff(offsets)
+        size = np.where(valid, np.where(lengths == 0, -1, lengths), 0).astype(">i4").view(np.uint8).reshape(-1, 4)
+        header = np.concatenate([t, size], axis=1)
+        body = np.where(valid, lengths, 0)
+        widths = np.where(present, 12 + body, 0)
+        out_offsets = np.concatenate([[0], np.cumsum(widths)]).astype(np.int64)
+        out = np.zeros(int(out_offsets[-1]), dtype=np.uint8)
+        starts = out_offsets[:-1]
+        _scatter_bytes(out, starts[present], np.full(int(present.sum()), 12), header[present].ravel(),
+                       np.arange(int(present.sum())) * 12)
+        _scatter_bytes(out, (starts + 12)[present], body[present], data, offsets[:-1][present])
+    else:
+        width, dtype, arrow = _NUMERIC_WIDTH["FLOAT" if pa.types.is_float32(values.type) else
+                                             "DOUBLE" if pa.types.is_floating(values.type) else "BIGINT"]
+        valid = pc.is_valid(values).to_numpy(zero_copy_only=False)
+        v = pc.fill_null(values.cast(arrow), 0).to_numpy(zero_copy_only=False).astype(dtype).view(np.uint8)
+        flag = (~valid).astype(np.uint8).reshape(-1, 1)
+        rows = np.concatenate([t, flag, v.reshape(-1, width)], axis=1)
+        widths = np.where(present, rows.shape[1], 0)
+        out_offsets = np.concatenate([[0], np.cumsum(widths)]).astype(np.int64)
+        out = rows[present].ravel()
+    pairs = pa.Array.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(out_offsets), pa.py_buffer(out)])
+    if not present.all():
+        pairs = pc.if_else(pa.array(present), pairs, pa.scalar(None, pa.large_binary()))
+    return pairs.cast(pa.binary())
+
+
+def pairs_from_binary(pairs, value_type: str) -> tuple[pa.Array, pa.Array]:
+    """Serialized pairs → (times, values); a null pair gives a null time and value."""
+    offsets, data, present = binary_buffers(pairs)
+    n = len(offsets) - 1
+    starts = offsets[:-1]
+    head = np.zeros((n, 12), dtype=np.uint8)
+    take = np.where(present, 12 if value_type == "VARCHAR" else 9, 0)
+    _scatter_bytes(head.ravel(), np.arange(n) * 12, take, data, starts)
+    times = pa.array(head[:, :8].copy().view(">i8").ravel().astype(np.int64), mask=~present)
+    if value_type == "VARCHAR":
+        size = head[:, 8:12].copy().view(">i4").ravel().astype(np.int64)
+        valid = present & (size != 0)
+        lengths = np.where(size > 0, size, 0)
+        out_offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        out = np.zeros(int(out_offsets[-1]), dtype=np.uint8)
+        _scatter_bytes(out, out_offsets[:-1], lengths, data, starts + 12)
+        values = pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(out_offsets), pa.py_buffer(out)])
+        values = pc.if_else(pa.array(valid), values, pa.scalar(None, pa.large_string())).cast(pa.string())
+        return times, values
+    width, dtype, arrow = _NUMERIC_WIDTH[value_type]
+    body = np.zeros((n, width), dtype=np.uint8)
+    _scatter_bytes(body.ravel(), np.arange(n) * width, np.where(present, width, 0), data, starts + 9)
+    valid = present & (head[:, 8] == 0)
+    return times, pa.array(body.view(dtype).ravel().astype(arrow.to_pandas_dtype()), arrow, mask=~valid)

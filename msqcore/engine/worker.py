@@ -2,8 +2,11 @@
 
 The controller sends one work order per stage (``WorkOrder``) over a pipe; the worker
 answers with live counter snapshots, then ``done`` with the stage result or ``fault``.
-Stage outputs are Arrow IPC files in the task's temp dir, one per output partition
-(or per time chunk for ingestion shuffles), read by the next stage's workers.
+Stage outputs are files in the task's temp dir, one per output partition, read by the
+next stage's workers: Arrow IPC for SELECT and groupBy stages, frame files for the final
+shuffle of an ingestion. That shuffle sorts by key range: the worker sends its key
+statistics (``keyStatistics``) once its input is read, and the controller answers with the
+partition boundaries (``boundaries``) merged from every worker's statistics.
 """
 from __future__ import annotations
 
@@ -19,10 +22,11 @@ import pyarrow.compute as pc
 
 from msqcore.engine import operators as ops
 from msqcore.engine.counters import ChannelCounter, segment_progress, sort_progress
-from msqcore.engine.shuffle import IngestShuffle, read_chunk_file
+from msqcore.engine.shuffle import (IngestShuffle, frame_file_stats, max_frame_size, read_partition_file,
+                                    write_hash_partitions)
 from msqcore.errors import Fault, InsertTimeNull, InvalidNullByte, UnknownError
 from msqcore.inputs import formats
-from msqcore.inputs.reader import ParseWarnings, max_parse_exceptions, read_split
+from msqcore.inputs.reader import ParseWarnings, max_parse_exceptions, read_signature, read_split
 from msqcore.inputs.sources import InputFile
 from msqcore.planner.query import LogicalQuery
 from msqcore.timeutil import Granularity
@@ -40,6 +44,7 @@ class IngestSpec:
     dimensions: list[str]
     sort_order: list[str]  # in-segment row order
     metrics: list[str] = field(default_factory=list)  # rollup metric columns
+    rows_per_segment: int = 3_000_000  # the final shuffle's targetSize
 
 
 @dataclass
@@ -53,6 +58,8 @@ class WorkOrder:
     total_inputs: int = 0
     ingest: IngestSpec | None = None
     partitions: list = field(default_factory=list)  # segmentGenerator: SegmentPartition
+    hash_columns: list[str] = field(default_factory=list)  # ``hash`` shuffle: its key columns
+    hash_partitions: int = 0  # ``hash`` shuffle: how many partitions (0: no hash shuffle)
     deep_storage: dict | None = None
     context: dict = field(default_factory=dict)  # the query context (maxParseExceptions, removeNullBytes ...)
 
@@ -60,9 +67,7 @@ class WorkOrder:
 @dataclass
 class SegmentPartition:
     number: int  # output partition of the previous stage
-    files: list[str]  # every worker's shuffle file for this time chunk
-    slice_index: int  # this partition is slice j of k of the chunk's sorted rows
-    slices: int
+    files: list[str]  # every worker's shuffle file for this partition
     datasource: str
     interval: tuple[int, int]
     version: str
@@ -124,16 +129,17 @@ def worker_main(conn) -> None:
 
 def run_order(order: WorkOrder, reporter: Reporter) -> dict:
     os.makedirs(order.out_dir, exist_ok=True)
-    if order.ingest is not None and order.kind in ("scan", "groupByPostShuffle"):
+    if order.ingest is not None and (order.kind == "window" or order.kind in ("scan", "groupByPostShuffle")
+                                     and order.query.window is None):
         return _run_ingest_shuffle(order, reporter)
     if order.kind in ("scan", "groupByPreShuffle"):
         output = _read_leaf(order, reporter)
     elif order.kind == "groupByPostShuffle":
-        partials = _read_stage_files(order.inputs, reporter)
-        output = ops.final_aggregate(partials, order.query)
-        if order.ingest is None:
-            output = ops.order_limit(output, order.query)
-    elif order.kind == "limit":
+        # This worker's hash partitions hold whole groups; the controller (or the window
+        # stage) orders and limits the union of every worker's rows.
+        output = ops.final_aggregate(_read_stage_files(order.inputs, reporter), order.query)
+        output = ops.local_limit(output, order.query)
+    elif order.kind in ("limit", "window"):
         output = ops.order_limit(_read_stage_files(order.inputs, reporter), order.query)
     elif order.kind == "segmentGenerator":
         return _generate_segments(order, reporter)
@@ -143,6 +149,8 @@ def run_order(order: WorkOrder, reporter: Reporter) -> dict:
     reporter.channel("output").add(0, output.num_rows, output.nbytes, max(1, len(output.to_batches())))
     if order.kind == "scan":
         output = ops.local_limit(output, order.query)
+    if order.hash_partitions:
+        return _write_hashed(output, order, reporter)
     return _write_single(output, order, reporter)
 
 
@@ -177,7 +185,7 @@ def _read_leaf(order: WorkOrder, reporter: Reporter, sink=None) -> pa.Table | No
                 parse_warnings = ParseWarnings(max_parse_exceptions(getattr(order, "context", None)))
             source = query.source
             try:
-                for table, raw_bytes in read_split(item, source.input_format, source.signature, parse_warnings,
+                for table, raw_bytes in read_split(item, source.input_format, read_signature(query), parse_warnings,
                                                    order.out_dir):
                     rows = table.num_rows if table is not None else 0
                     counter.add(0, rows, raw_bytes, 0)
@@ -217,15 +225,20 @@ def _read_leaf(order: WorkOrder, reporter: Reporter, sink=None) -> pa.Table | No
     return pa.concat_tables(outputs, promote_options="permissive") if len(outputs) > 1 else outputs[0]
 
 
-def read_datasource_segment(path: str, query: LogicalQuery) -> pa.Table:
-    """The query's columns of one segment; columns this segment lacks read as null."""
+def read_datasource_segment(path: str, query: LogicalQuery, rows=None) -> pa.Table:
+    """The query's columns of one segment (only ``rows``, ascending, if given); columns this
+    segment lacks read as null."""
     from msqcore.storage.segment import read_segment, read_segment_meta
     present = {c["name"] for c in read_segment_meta(path)["columns"]}
     # COUNT(*) reads no column, but a table without columns cannot carry a row count
     # through concatenation: keep __time.
     wanted = query.source_columns() or ["__time"]
-    table = read_segment(path, [c for c in wanted if c in present])
-    return formats.conform(table, [(n, t) for n, t in query.source.signature if n in wanted])
+    table = read_segment(path, [c for c in wanted if c in present], rows=rows)
+    out = formats.conform(table, [(n, t) for n, t in query.source.signature if n in wanted])
+    for f in table.schema:  # multi-value strings stay lists (conform would write them as JSON text)
+        if pa.types.is_list(f.type) and f.name in out.column_names and out.schema.field(f.name).type == pa.string():
+            out = out.set_column(out.column_names.index(f.name), f.name, table.column(f.name))
+    return out
 
 
 def _read_stage_files(files: list[str], reporter: Reporter) -> pa.Table:
@@ -259,6 +272,14 @@ def _write_single(output: pa.Table, order: WorkOrder, reporter: Reporter) -> dic
     if order.query.order_by:
         reporter.counters["sortProgress"] = sort_progress(2, [1, 1], [1, 1], 1)
     return {"files": {0: path}, "rows": {0: output.num_rows}}
+
+
+def _write_hashed(output: pa.Table, order: WorkOrder, reporter: Reporter) -> dict:
+    parts = write_hash_partitions(output, order.hash_columns, order.hash_partitions, order.out_dir, _write_ipc)
+    shuffle = reporter.channel("shuffle")
+    for p, (_, rows, nbytes, frames) in enumerate(parts):
+        shuffle.add(p, rows, nbytes, frames)
+    return {"files": {p: path for p, (path, *_) in enumerate(parts)}}
 
 
 def _flag(context: dict, key: str) -> bool:
@@ -297,8 +318,9 @@ def prepare_ingest(table: pa.Table, spec: IngestSpec) -> tuple[pa.Table, np.ndar
 
 
 def _run_ingest_shuffle(order: WorkOrder, reporter: Reporter) -> dict:
-    """An ingestion stage's output, sorted by time chunk and CLUSTERED BY key through the
-    external sorter (spec §5.8), one frame file per time chunk."""
+    """An ingestion stage's output, sorted by [__bucket, CLUSTERED BY..., __boost] through
+    the external sorter (spec §5.8) and cut at the boundaries the controller computes from
+    every worker's key statistics (spec §5.5): one frame file per partition."""
     remove_nulls = _flag(order.context, "removeNullBytes")
 
     def on_progress(progress: dict) -> None:
@@ -306,7 +328,8 @@ def _run_ingest_shuffle(order: WorkOrder, reporter: Reporter) -> dict:
         reporter.flush()
 
     rows_in_memory = int(order.context.get("rowsInMemory", 100_000))
-    shuffle = IngestShuffle(order.out_dir, order.ingest.cluster_by, rows_in_memory, on_progress)
+    shuffle = IngestShuffle(order.out_dir, order.ingest.cluster_by, rows_in_memory, order.ingest.rows_per_segment,
+                            on_progress, frame_size=max_frame_size(order.context))
 
     def add(output: pa.Table) -> None:
         output = check_null_bytes(output, remove_nulls)
@@ -319,19 +342,37 @@ def _run_ingest_shuffle(order: WorkOrder, reporter: Reporter) -> dict:
     try:
         if order.kind == "scan":
             _read_leaf(order, reporter, sink=add)
+        elif order.kind == "window":
+            add(ops.windows(_read_stage_files(order.inputs, reporter), order.query))
         else:
             add(ops.final_aggregate(_read_stage_files(order.inputs, reporter), order.query))
-        result = shuffle.finish()
+        boundaries = _exchange_statistics(reporter, shuffle.statistics)
+        paths = shuffle.finish(boundaries)
+        counter = reporter.channel("shuffle")
+        for p, path in enumerate(paths):
+            counter.add(p, *frame_file_stats(path))
         reporter.counters["sortProgress"] = shuffle.progress()
-        return result
+        return {"files": dict(enumerate(paths))}
     finally:
         shuffle.close()
+
+
+def _exchange_statistics(reporter: Reporter, statistics) -> list[bytes]:
+    """Send this worker's key statistics (None: no rows) and wait for the boundaries."""
+    reporter.flush(force=True)
+    reporter.conn.send(("keyStatistics", reporter.stage, statistics))
+    message = reporter.conn.recv()
+    if not (isinstance(message, tuple) and message[0] == "boundaries" and message[1] == reporter.stage):
+        raise UnknownError(f"Expected partition boundaries for stage [{reporter.stage}], got [{message!r:.100}]")
+    return message[2]
 
 
 # --- segment generation ----------------------------------------------------------------------
 
 
 def _generate_segments(order: WorkOrder, reporter: Reporter) -> dict:
+    """One segment per partition: the partition's rows from every worker (only that
+    partition is read), sorted in segment order (spec §8), written and pushed."""
     from msqcore.storage.deep import deep_storage_from_spec
     from msqcore.storage.segment import write_segment
 
@@ -339,34 +380,25 @@ def _generate_segments(order: WorkOrder, reporter: Reporter) -> dict:
     spec = order.ingest
     counter = reporter.channel("input0")
     processed = pushed = 0
-    segments, source_rows, first_keys = [], {}, {}
+    segments = []
     for part in order.partitions:
-        tables, lengths = [], []
+        tables = []
         for path in part.files:
-            t, frames = read_chunk_file(path)
+            t, frames = read_partition_file(path)
             counter.add(part.number, t.num_rows, os.path.getsize(path), frames)
-            tables.append(t)
-            lengths.append(t.num_rows)
+            if t.num_rows:
+                tables.append(t)
+        if not tables:
+            raise UnknownError(f"Partition [{part.number}] has no rows")
         table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-        if part.slices > 1:
-            # Range-split the time chunk: order by the CLUSTERED BY key and take slice j of k.
-            sort = ops.sort_keys([(c, False) for c in spec.cluster_by]) + [("__time", "ascending", "at_start")]
-            idx = pc.sort_indices(table, sort_keys=sort).to_numpy()
-            n = len(idx)
-            lo, hi = part.slice_index * n // part.slices, (part.slice_index + 1) * n // part.slices
-            chosen = idx[lo:hi]
-            # which worker's file each row came from, for the shuffle counters
-            source_rows[part.number] = np.bincount(np.searchsorted(np.cumsum(lengths), chosen, side="right"),
-                                                   minlength=len(lengths)).tolist()
-            table = table.take(pa.array(chosen))
-            if table.num_rows:
-                first_keys[part.number] = [table.column(c)[0].as_py() for c in spec.cluster_by]
+        del tables
         processed += table.num_rows
         reporter.counters["segmentGenerationProgress"] = segment_progress(processed, processed, pushed, pushed)
         reporter.flush()
-        table = table.take(pc.sort_indices(table, sort_keys=ops.sort_keys([(c, False) for c in spec.sort_order])))
+        table = table.take(ops.sort_indices(table, [(c, False) for c in spec.sort_order]))
         local = os.path.join(order.out_dir, f"segment_{part.number}.seg")
-        size = write_segment(local, table.select(["__time"] + spec.dimensions + spec.metrics),
+        size = write_segment(local, ops.stored_columns(table.select(["__time"] + spec.dimensions + spec.metrics),
+                                                       order.query),
                              dimensions=spec.dimensions, metrics=spec.metrics)
         interval = _interval_text(part.interval)
         load_spec = deep.push(local, part.datasource, interval, part.version, part.partition_num)
@@ -381,7 +413,7 @@ def _generate_segments(order: WorkOrder, reporter: Reporter) -> dict:
                          "_partition": part.number})
         reporter.counters["segmentGenerationProgress"] = segment_progress(processed, processed, pushed, pushed)
         reporter.flush()
-    return {"segments": segments, "sourceRows": source_rows, "firstKeys": first_keys}
+    return {"segments": segments}
 
 
 def _interval_text(interval: tuple[int, int]) -> str:

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlglot import exp
 
-from msqcore.errors import InvalidInput, MsqError
+from msqcore.errors import DruidException, InvalidInput, MsqError
 from msqcore.kernels import jodatime, timeparse
 from msqcore.kernels.jodatime import Period
 from msqcore.timeutil import granularity
@@ -38,7 +38,26 @@ SQL_TYPES = {
     "VARCHAR": ("STRING", pa.string()),
     "TIMESTAMP": ("LONG", pa.int64()),
     "BOOLEAN": ("LONG", pa.bool_()),
+    # a stored HyperLogLogCollector (rollup metric): Druid's serialized bytes
+    "COMPLEX<hyperUnique>": ("COMPLEX<hyperUnique>", pa.binary()),
+    # EARLIEST/LATEST states (rollup metrics): a (time, value) pair
+    "COMPLEX<serializablePairLongString>": ("COMPLEX<serializablePairLongString>", pa.binary()),
+    "COMPLEX<serializablePairLongLong>": ("COMPLEX<serializablePairLongLong>", pa.binary()),
+    "COMPLEX<serializablePairLongDouble>": ("COMPLEX<serializablePairLongDouble>", pa.binary()),
+    "COMPLEX<serializablePairLongFloat>": ("COMPLEX<serializablePairLongFloat>", pa.binary()),
 }
+SQL_TYPES.update({
+    "VARCHAR ARRAY": ("ARRAY<STRING>", pa.list_(pa.string())),
+    "BIGINT ARRAY": ("ARRAY<LONG>", pa.list_(pa.int64())),
+    "DOUBLE ARRAY": ("ARRAY<DOUBLE>", pa.list_(pa.float64())),
+})
+HYPER_UNIQUE = "COMPLEX<hyperUnique>"
+# the pair type that stores EARLIEST/LATEST of a value type, and back
+PAIR_TYPES = {"VARCHAR": "COMPLEX<serializablePairLongString>", "BIGINT": "COMPLEX<serializablePairLongLong>",
+              "TIMESTAMP": "COMPLEX<serializablePairLongLong>", "BOOLEAN": "COMPLEX<serializablePairLongLong>",
+              "DOUBLE": "COMPLEX<serializablePairLongDouble>", "FLOAT": "COMPLEX<serializablePairLongFloat>"}
+PAIR_VALUE_TYPES = {"COMPLEX<serializablePairLongString>": "VARCHAR", "COMPLEX<serializablePairLongLong>": "BIGINT",
+                    "COMPLEX<serializablePairLongDouble>": "DOUBLE", "COMPLEX<serializablePairLongFloat>": "FLOAT"}
 NATIVE_TO_SQL = {"LONG": "BIGINT", "DOUBLE": "DOUBLE", "FLOAT": "FLOAT", "STRING": "VARCHAR"}
 _NUMERIC = ("BIGINT", "DOUBLE", "FLOAT", "TIMESTAMP", "BOOLEAN")
 _EXPR_TYPE = {"BIGINT": "LONG", "TIMESTAMP": "LONG", "BOOLEAN": "LONG", "DOUBLE": "DOUBLE", "FLOAT": "DOUBLE",
@@ -135,6 +154,8 @@ class Expr:
             out = _broadcast(out, table.num_rows)
         if self.sql_type == "BOOLEAN":
             out = pc.cast(out, pa.int64())
+        elif self.sql_type == "VARCHAR" and pa.types.is_list(out.type):
+            pass  # a multi-value string: its values stay a list
         elif out.type != arrow_type(self.sql_type):
             out = pc.cast(out, arrow_type(self.sql_type), safe=False)
         return out
@@ -193,6 +214,8 @@ class Call(Expr):
     extra: tuple = ()
 
     def eval(self, table):
+        if self.op in _LAZY and table.num_rows and _can_fail(self):
+            return _LAZY[self.op](self, table)
         values = [a.eval(table) for a in self.args]
         n = next((len(v) for v in values if not isinstance(v, pa.Scalar)), None)
         if n is None:
@@ -203,6 +226,8 @@ class Call(Expr):
         arrays = [_broadcast(v, n) if isinstance(v, pa.Scalar) else
                   (v.combine_chunks() if isinstance(v, pa.ChunkedArray) else v) for v in values]
         arrays = [a.dictionary_decode() if pa.types.is_dictionary(a.type) else a for a in arrays]
+        if any(_is_list(a) for a in arrays) and self.fn not in _list_aware():
+            return _map_values(self, arrays)
         return self.fn(*arrays, *self.extra)
 
     def native(self):
@@ -217,6 +242,103 @@ class Call(Expr):
 
 def _is_null(e: Expr) -> bool:
     return isinstance(e, Literal) and e.value is None
+
+
+def _map_values(call: Call, arrays: list) -> pa.Array:
+    """A function of single values applied to a multi-value string, as Druid maps it over
+    the values: string results stay multi-valued, boolean results match when any value does
+    (filters). A row without values is one NULL value."""
+    from msqcore.planner import arrays as arr  # arrays builds on this module
+    at = next(i for i, a in enumerate(arrays) if _is_list(a))
+    if any(_is_list(a) for a in arrays[at + 1:]):
+        raise InvalidInput(f"Function [{call.op}] takes at most one multi-value string argument")
+    rows, values = arr.value_rows(arrays[at])
+    take = pa.array(rows)
+    args = [values if i == at else a.take(take) for i, a in enumerate(arrays)]
+    out = call.fn(*args, *call.extra)
+    if isinstance(out, pa.ChunkedArray):
+        out = out.combine_chunks()
+    n = len(arrays[at])
+    if out.type == pa.bool_():
+        hit = pc.fill_null(out, False).to_numpy(zero_copy_only=False)
+        return pa.array(np.bincount(rows[hit], minlength=n) > 0)
+    if call.sql_type != "VARCHAR":
+        raise InvalidInput(f"Function [{call.op}] cannot take a multi-value string argument; "
+                           "use MV_TO_ARRAY and the ARRAY functions, or UNNEST")
+    counts = np.bincount(rows, minlength=n)
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(counts, out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets), pc.cast(out, pa.string()))
+
+
+def _list_aware() -> frozenset:
+    """Functions that take multi-value strings and arrays as they are."""
+    from msqcore.planner import arrays as arr  # arrays builds on this module
+    return arr.LIST_FUNCTIONS | _LIST_OPERATORS
+
+
+# Operations that throw on some inputs (integer division by zero). Druid evaluates CASE
+# branches and the right side of AND/OR only on the rows that reach them, so around these
+# we evaluate each part on those rows only.
+_FAILING_OPS = {"divide", "mod", "div"}
+
+
+def _can_fail(e: Expr) -> bool:
+    return isinstance(e, Call) and (e.op in _FAILING_OPS or any(_can_fail(a) for a in e.args))
+
+
+def _full(e: Expr, table: pa.Table) -> pa.Array:
+    v = e.eval(table)
+    if isinstance(v, pa.Scalar):
+        v = _broadcast(v, table.num_rows)
+    return v.combine_chunks() if isinstance(v, pa.ChunkedArray) else v
+
+
+def _rows_true(e: Expr, table: pa.Table) -> np.ndarray:
+    return pc.fill_null(pc.cast(_full(e, table), pa.bool_()), False).to_numpy(zero_copy_only=False)
+
+
+def _on_rows(e: Expr, table: pa.Table, rows: np.ndarray, type_: pa.DataType) -> pa.Array:
+    """``e`` evaluated on ``rows`` only, scattered back to full length (null elsewhere)."""
+    n = table.num_rows
+    if len(rows) == n:
+        return pc.cast(_full(e, table), type_)
+    part = pc.cast(_full(e, table.take(pa.array(rows))), type_) if len(rows) else pa.array([], type_)
+    pos = np.full(n, -1, dtype=np.int64)
+    pos[rows] = np.arange(len(rows))
+    return part.take(pa.array(pos, mask=pos < 0))
+
+
+def _lazy_case(call: Call, table: pa.Table):
+    n = call.extra[0]
+    conds, values = call.args[:n], call.args[n:]
+    out_type = arrow_type(call.sql_type)
+    branch = np.full(table.num_rows, n, dtype=np.int64)  # n: the ELSE value
+    pending = np.arange(table.num_rows)
+    for i, c in enumerate(conds):
+        if not len(pending):
+            break
+        hit = _rows_true(c, table.take(pa.array(pending)))
+        branch[pending[hit]] = i
+        pending = pending[~hit]
+    out = pa.nulls(table.num_rows, out_type)
+    for i, v in enumerate(values):
+        rows = np.nonzero(branch == i)[0]
+        if len(rows):
+            out = pc.if_else(pa.array(branch == i), _on_rows(v, table, rows, out_type), out)
+    return out
+
+
+def _lazy_logic(call: Call, table: pa.Table):
+    decisive = call.op == "or"  # AND stops at false, OR at true
+    out = pc.cast(_full(call.args[0], table), pa.bool_())
+    for a in call.args[1:]:
+        open_rows = np.nonzero(~pc.fill_null(pc.equal(out, decisive), False).to_numpy(zero_copy_only=False))[0]
+        out = call.fn(out, _on_rows(a, table, open_rows, pa.bool_()))
+    return out
+
+
+_LAZY = {"case": _lazy_case, "and": _lazy_logic, "or": _lazy_logic}
 
 
 def _fmt_args(n: int, start: int = 0) -> str:
@@ -385,11 +507,24 @@ def _divide(a, b):
     return pc.divide(pc.cast(a, pa.float64()), pc.cast(b, pa.float64()))
 
 
+class ArithmeticException(DruidException):
+    """Java's long division or remainder by zero: Druid's query fails with the JVM's
+    ``java.lang.ArithmeticException: / by zero`` (HTTP 500, UNCATEGORIZED)."""
+
+    def __init__(self):
+        super().__init__("/ by zero")
+
+
+def _check_zero_divisor(valid: np.ndarray, y: np.ndarray) -> None:
+    if (valid & (y == 0)).any():
+        raise ArithmeticException()
+
+
 def _long_divide(a, b):
-    # Java's long division truncates toward zero; division by zero gives null here
-    # (Druid fails the query).
+    # Java's long division truncates toward zero and throws on a zero divisor.
     x, va = _ints(a)
     y, vb = _ints(b)
+    _check_zero_divisor(va & vb, y)
     valid = va & vb & (y != 0)
     ys = np.where(y == 0, 1, y)
     q = np.abs(x) // np.abs(ys)
@@ -401,6 +536,7 @@ def _mod(a, b):
     if pa.types.is_integer(a.type) and pa.types.is_integer(b.type):
         x, va = _ints(a)
         y, vb = _ints(b)
+        _check_zero_divisor(va & vb, y)
         valid = va & vb & (y != 0)
         ys = np.where(y == 0, 1, y)
         r = np.fmod(x, ys)
@@ -417,7 +553,23 @@ def _negate(a):
 
 
 def _compare(a, b, fname: str):
+    if _is_list(a):
+        return _any_value(_compare, a, (b,), fname)
+    if _is_list(b):
+        return _any_value(_compare, b, (a,), _FLIPPED.get(fname, fname))
     return getattr(pc, fname)(a, b)
+
+
+_FLIPPED = {"less": "greater", "less_equal": "greater_equal", "greater": "less", "greater_equal": "less_equal"}
+
+
+def _is_list(arr) -> bool:
+    return pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type)
+
+
+def _any_value(fn, v, *args):
+    from msqcore.planner import arrays  # arrays builds on this module
+    return arrays.any_value(fn, v, *args)
 
 
 def _and(*args):
@@ -439,10 +591,14 @@ def _not(a):
 
 
 def _is_null_fn(a):
+    if _is_list(a):  # a multi-value row with no values reads as NULL
+        return _any_value(pc.is_null, a, ())
     return pc.is_null(a)
 
 
 def _not_null_fn(a):
+    if _is_list(a):
+        return _any_value(pc.is_valid, a, ())
     return pc.is_valid(a)
 
 
@@ -453,6 +609,8 @@ def _is_bool(v, want: bool, negate: bool):
 
 
 def _is_in(v, value_set: pa.Array, has_null: bool):
+    if _is_list(v):
+        return _any_value(_is_in, v, (), value_set, has_null)
     if pa.types.is_dictionary(v.type):
         v = v.dictionary_decode()
     if v.type == pa.bool_():
@@ -465,6 +623,8 @@ def _is_in(v, value_set: pa.Array, has_null: bool):
 
 
 def _like(v, pattern: str, negate: bool):
+    if _is_list(v):
+        return _any_value(_like, v, (), pattern, negate)
     out = pc.match_like(v, pattern)
     return pc.invert(out) if negate else out
 
@@ -792,6 +952,146 @@ def _truncate(v, scale: int, integer: bool):
     return _from_np(out, valid, pa.float64())
 
 
+def _int_div(a, b):
+    """DIV(x, y): long division, or (long) (x / y) for doubles (Java's cast: NaN → 0,
+    out of range → the nearest long)."""
+    if pa.types.is_integer(a.type) and pa.types.is_integer(b.type):
+        return _long_divide(a, b)
+    x, va = _floats(a)
+    y, vb = _floats(b)
+    with np.errstate(all="ignore"):
+        q = x / y
+    q = np.where(np.isnan(q), 0.0, q)
+    big = q >= 9.223372036854775807e18
+    small = q <= -9.223372036854775808e18
+    out = np.trunc(np.where(big | small, 0.0, q)).astype(np.int64)
+    out = np.where(big, np.iinfo(np.int64).max, np.where(small, np.iinfo(np.int64).min, out))
+    return _from_np(out, va & vb, pa.int64())
+
+
+_DIGITS = np.full(256, 255, dtype=np.uint8)
+for _i, _c in enumerate("0123456789abcdefghijklmnopqrstuvwxyz"):
+    _DIGITS[ord(_c)] = _i
+    _DIGITS[ord(_c.upper())] = _i
+
+
+def _parse_long(v, radix: int):
+    """Java's Long.parseLong(s, radix) over a string array (0x stripped for radix 16);
+    null where it would throw."""
+    v = pc.cast(v, pa.large_string())
+    if radix == 16:
+        v = pc.replace_substring_regex(v, "^0[xX]", "")
+    valid = _valid(v)
+    offsets = np.frombuffer(v.buffers()[1], dtype=np.int64)[v.offset: v.offset + len(v) + 1]
+    data = np.frombuffer(v.buffers()[2], dtype=np.uint8) if v.buffers()[2] is not None else np.zeros(0, np.uint8)
+    starts, lengths = offsets[:-1], np.diff(offsets)
+    n = len(v)
+    first = np.where(lengths > 0, data[np.minimum(starts, max(len(data) - 1, 0))] if len(data) else 0, 0)
+    negative = (lengths > 0) & (first == ord("-"))
+    signed = (lengths > 0) & ((first == ord("-")) | (first == ord("+")))
+    digits_len = lengths - signed
+    ok = valid & (digits_len > 0)
+    # accumulate negatively (as Java does) so Long.MIN_VALUE parses
+    acc = np.zeros(n, dtype=np.int64)
+    limit = np.where(negative, np.iinfo(np.int64).min, -np.iinfo(np.int64).max)
+    for k in range(int(digits_len.max()) if n else 0):
+        active = ok & (digits_len > k)
+        pos = np.where(active, starts + signed + k, 0)
+        d = _DIGITS[data[pos]] if len(data) else np.zeros(n, np.uint8)
+        ok &= ~active | (d < radix)
+        active &= ok
+        mult_min = limit // radix + (limit % radix != 0)  # ceil toward zero, as Java's multmin
+        overflow = active & ((acc < mult_min) | (acc * radix < limit + d.astype(np.int64)))
+        ok &= ~overflow
+        active &= ok
+        acc = np.where(active, acc * radix - d.astype(np.int64), acc)
+    out = np.where(negative, acc, -acc)
+    return _from_np(out, ok, pa.int64())
+
+
+def _java_fixed(value: np.ndarray, precision: int) -> pa.Array:
+    """``String.format("%.<p>f", value)`` (HALF_UP) for finite doubles of moderate size."""
+    scale = 10 ** precision
+    scaled = np.floor(np.abs(value) * scale + 0.5).astype(np.int64)
+    whole = pc.cast(pa.array(scaled // scale), pa.string())
+    text = whole
+    if precision:
+        frac = pc.utf8_lpad(pc.cast(pa.array(scaled % scale), pa.string()), precision, "0")
+        text = pc.binary_join_element_wise(whole, frac, ".")
+    sign = pa.array(np.where(value < 0, "-", ""))
+    return pc.binary_join_element_wise(sign, text, "")
+
+
+def _bit_length_minus_one(x: np.ndarray) -> np.ndarray:
+    v = x.astype(np.uint64)
+    out = np.zeros(len(x), dtype=np.int64)
+    for shift in (32, 16, 8, 4, 2, 1):
+        big = v >= (np.uint64(1) << np.uint64(shift))
+        out += np.where(big, shift, 0)
+        v = np.where(big, v >> np.uint64(shift), v)
+    return out
+
+
+_BINARY_UNITS = np.array(["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"])
+_DECIMAL_UNITS = np.array(["K", "M", "G", "T", "P", "E"])
+
+
+def _human_readable(v, precision: int, system: str):
+    """HumanReadableBytes.format for BINARY_BYTE, DECIMAL_BYTE and DECIMAL."""
+    x, valid = _ints(v)
+    if system == "binary":
+        small = (x > -1024) & (x < 1024)
+        minimum = x == np.iinfo(np.int64).min
+        safe = np.where(minimum | small, 1024, x)
+        unit = _bit_length_minus_one(np.abs(safe)) // 10
+        value = np.where(minimum, -8.0, safe / np.left_shift(1, unit * 10).astype(np.float64))
+        unit = np.where(minimum, 6, unit)
+        labels, suffix = _BINARY_UNITS[unit], "B"
+    else:
+        small = (x > -1000) & (x < 1000)
+        b = np.where(small, 1000, x)
+        unit = np.zeros(len(x), dtype=np.int64)
+        while True:
+            more = (b <= -1_000_000) | (b >= 1_000_000)
+            if not more.any():
+                break
+            b = np.where(more, np.sign(b) * (np.abs(b) // 1000), b)  # Java's / truncates toward zero
+            unit += more
+        value = b / 1000.0
+        labels, suffix = _DECIMAL_UNITS[unit], ("B" if system == "decimal_byte" else "")
+    big = pc.binary_join_element_wise(_java_fixed(value, precision), pa.array(labels + suffix), " ")
+    plain = pc.cast(pa.array(x), pa.string())
+    if suffix:
+        plain = pc.binary_join_element_wise(plain, pa.scalar(suffix), " ")
+    out = pc.if_else(pa.array(small), plain, big)
+    if not suffix:
+        out = pc.utf8_trim_whitespace(out)
+    return pc.if_else(pa.array(valid), out, pa.scalar(None, pa.string()))
+
+
+def _string_format(*args):
+    pieces, kinds = args[-2], args[-1]
+    values = list(args[:-2])
+    parts = []
+    it = iter(values)
+    for piece, kind in zip(pieces, kinds):
+        if piece:
+            parts.append(pa.scalar(piece))
+        if kind is not None:
+            # Java formats a null argument as "null"
+            value = next(it)
+            text = _cast(value, "VARCHAR") if isinstance(value, (pa.Array, pa.ChunkedArray)) else \
+                _cast(pa.array([value.as_py()], value.type), "VARCHAR")[0]
+            parts.append(pc.fill_null(text, "null") if not isinstance(text, pa.Scalar) else
+                         pa.scalar("null" if not text.is_valid else text.as_py()))
+    if not parts:
+        return pa.scalar("")
+    n = next((len(p) for p in parts if not isinstance(p, pa.Scalar)), None)
+    if n is None:
+        return pa.scalar("".join(p.as_py() for p in parts))
+    return pc.binary_join_element_wise(*parts, "")
+
+
 def _safe_divide(a, b):
     if pa.types.is_integer(a.type) and pa.types.is_integer(b.type):
         x, va = _ints(a)
@@ -954,6 +1254,8 @@ _ARITY = {
     "GREATEST": (0, 1000), "LEAST": (0, 1000), "COALESCE": (1, 1000), "NULLIF": (2, 2),
     "SIN": (1, 1), "COS": (1, 1), "TAN": (1, 1), "COT": (1, 1), "ASIN": (1, 1), "ACOS": (1, 1), "ATAN": (1, 1),
     "ATAN2": (2, 2), "DEGREES": (1, 1), "RADIANS": (1, 1), "PI": (0, 0), "DATE_TRUNC": (2, 2),
+    "DIV": (2, 2), "PARSE_LONG": (1, 2), "STRING_FORMAT": (1, 1000), "HUMAN_READABLE_BINARY_BYTE_FORMAT": (1, 2),
+    "HUMAN_READABLE_DECIMAL_BYTE_FORMAT": (1, 2), "HUMAN_READABLE_DECIMAL_FORMAT": (1, 2),
 }
 
 
@@ -1331,6 +1633,8 @@ class Binder:
             return self._bind_cast_time_to_string(e)
         if target == "TIMESTAMP" and e.sql_type == "VARCHAR":
             return self._to_timestamp(e)
+        if e.sql_type not in _EXPR_TYPE or target not in _EXPR_TYPE:
+            raise InvalidInput(f"Cannot apply CAST to a value of type [{e.sql_type}] to get [{target}]")
         src_native, dst_native = _EXPR_TYPE[e.sql_type], _EXPR_TYPE[target]
         native = "{0}" if src_native == dst_native else f"CAST({{0}}, '{dst_native}')"
         return Call("cast", [e], target, _cast_fn, native, (target,))
@@ -1544,13 +1848,46 @@ class Binder:
     def _bind_regexpreplace(self, node) -> Expr:
         return self._function("REGEXP_REPLACE", [node.this, node.expression, node.args.get("replacement")], node)
 
+    # arrays (planner/arrays.py)
+
+    def _bind_array(self, node) -> Expr:
+        return self._function("ARRAY", node.expressions, node)
+
+    def _bind_arraysize(self, node) -> Expr:
+        return self._function("ARRAY_LENGTH", [node.this, node.args.get("expression")], node)
+
+    def _bind_arraycontains(self, node) -> Expr:
+        return self._function("ARRAY_CONTAINS", [node.this, node.expression], node)
+
+    def _bind_arrayoverlaps(self, node) -> Expr:
+        return self._function("ARRAY_OVERLAP", [node.this, node.expression], node)
+
+    def _bind_arrayappend(self, node) -> Expr:
+        return self._function("ARRAY_APPEND", [node.this, node.expression], node)
+
+    def _bind_arrayprepend(self, node) -> Expr:
+        return self._function("ARRAY_PREPEND", [node.this, node.expression], node)
+
+    def _bind_arrayconcat(self, node) -> Expr:
+        return self._function("ARRAY_CONCAT", [node.this, *node.expressions], node)
+
+    def _bind_arrayslice(self, node) -> Expr:
+        return self._function("ARRAY_SLICE", [node.this, node.args.get("start"), node.args.get("end")], node)
+
+    def _bind_arraytostring(self, node) -> Expr:
+        return self._function("ARRAY_TO_STRING", [node.this, node.expression], node)
+
+    def _bind_stringtoarray(self, node) -> Expr:
+        return self._function("STRING_TO_ARRAY", [node.this, node.expression], node)
+
     def _bind_anonymous(self, node: exp.Anonymous) -> Expr:
         return self._function(node.name.upper(), node.expressions, node)
 
     # --- named functions ------------------------------------------------------------------------
 
     def _sig(self, args: list[Expr]) -> str:
-        return ", ".join("<NULL>" if _is_null(a) else _CALCITE_FAMILY[a.sql_type] for a in args)
+        return ", ".join("<NULL>" if _is_null(a) else _CALCITE_FAMILY.get(a.sql_type, f"<{a.sql_type}>")
+                         for a in args)
 
     def _string_arg(self, e: Expr) -> Expr:
         if e.sql_type == "VARCHAR":
@@ -1598,6 +1935,11 @@ class Binder:
             return self._bind_coalesce(exp.Coalesce(this=arg_nodes[0], expressions=list(arg_nodes[1:])))
         args = [self.bind(a) for a in arg_nodes]
         handler = _HANDLERS.get(name)
+        if handler is None and name in _array_handlers():
+            bind, lo, hi = _array_handlers()[name]
+            if not lo <= len(args) <= hi:
+                raise _arg_count_error(name, lo, hi, len(args))
+            return bind(self, name, args)
         if handler is None:
             raise InvalidInput(f"No match found for function signature {name}({self._sig(args)})")
         lo, hi = _ARITY.get(name, (0, 1000))
@@ -1808,6 +2150,63 @@ class Binder:
     def _f_pi(self, name, args):
         return Call("pi", [], "DOUBLE", _pi, "pi()")
 
+    def _f_div(self, name, args):
+        a, b = (self._numeric_operand(x) for x in args)
+        return Call("div", [a, b], "BIGINT", _int_div, "div({0},{1})")
+
+    def _f_parse_long(self, name, args):
+        a = self._string_arg(args[0])
+        radix = self._literal_arg(args[1], name, "radix", "int") if len(args) > 1 else 10
+        if radix is None:
+            return Literal(None, "BIGINT")
+        if not 2 <= radix <= 36:
+            raise InvalidInput(f"Function [{name}] radix must be between 2 and 36, got [{radix}]")
+        native = "parse_long({0})" if len(args) == 1 else f"parse_long({{0}},{radix})"
+        return Call("parse_long", [a], "BIGINT", _parse_long, native, (radix,))
+
+    def _f_human_readable(self, name, args):
+        a = self._numeric_operand(args[0])
+        precision = self._literal_arg(args[1], name, "precision", "int") if len(args) > 1 else 2
+        if precision is None or not 0 <= precision <= 3:
+            raise InvalidInput(f"Function[{name.lower()}] needs a number between 0 and 3 as its second argument")
+        native = name.lower() + ("({0})" if len(args) == 1 else f"({{0}},{precision})")
+        system = {"HUMAN_READABLE_BINARY_BYTE_FORMAT": "binary", "HUMAN_READABLE_DECIMAL_BYTE_FORMAT":
+                  "decimal_byte", "HUMAN_READABLE_DECIMAL_FORMAT": "decimal"}[name]
+        a = a if a.sql_type in ("BIGINT", "TIMESTAMP") else self._cast_expr(a, "BIGINT")
+        return Call(name.lower(), [a], "VARCHAR", _human_readable, native, (precision, system))
+
+    def _f_string_format(self, name, args):
+        pattern = self._literal_arg(args[0], name, "format", "str")
+        if pattern is None:
+            return Literal(None, "VARCHAR")
+        pieces, kinds, at = [], [], 0
+        for m in re.finditer(r"%(.)", pattern):
+            spec = m.group(1)
+            text = pattern[at:m.start()]
+            at = m.end()
+            if spec in ("%", "n"):
+                pieces.append(text + ("%" if spec == "%" else "\n"))
+                kinds.append(None)
+                continue
+            if spec not in ("s", "d"):
+                raise InvalidInput(f"Function [{name}] supports the format specifiers %s, %d, %% and %n, "
+                                   f"got [%{spec}]")
+            pieces.append(text)
+            kinds.append(spec)
+        pieces.append(pattern[at:])
+        kinds.append(None)
+        wanted = [k for k in kinds if k is not None]
+        values = args[1:]
+        if len(values) < len(wanted):
+            raise InvalidInput(f"Function [{name}] has {len(wanted)} format specifiers but {len(values)} arguments")
+        bound = []
+        for kind, v in zip(wanted, values):
+            if kind == "d" and v.sql_type not in ("BIGINT", "TIMESTAMP") and not _is_null(v):
+                raise InvalidInput(f"Function [{name}]: %d needs an integer argument, got {v.sql_type}")
+            bound.append(v)
+        native = "format(" + _quote_str(pattern) + "".join(",{%d}" % i for i in range(len(bound))) + ")"
+        return Call("format", bound, "VARCHAR", _string_format, native, (pieces, kinds))
+
     def _f_safe_divide(self, name, args):
         a, b = (self._numeric_operand(x) for x in args)
         out = _common_numeric(a.sql_type, b.sql_type)
@@ -2016,6 +2415,9 @@ _HANDLERS = {
     "TIME_CEIL": "_f_time_floor", "TIME_SHIFT": "_f_time_shift", "TIME_EXTRACT": "_f_time_extract",
     "TIME_IN_INTERVAL": "_f_time_in_interval", "MILLIS_TO_TIMESTAMP": "_f_millis_to_timestamp",
     "TIMESTAMP_TO_MILLIS": "_f_timestamp_to_millis", "DATE_TRUNC": "_f_date_trunc",
+    "DIV": "_f_div", "PARSE_LONG": "_f_parse_long", "STRING_FORMAT": "_f_string_format",
+    "HUMAN_READABLE_BINARY_BYTE_FORMAT": "_f_human_readable", "HUMAN_READABLE_DECIMAL_BYTE_FORMAT": "_f_human_readable",
+    "HUMAN_READABLE_DECIMAL_FORMAT": "_f_human_readable",
 }
 
 # sqlglot node classes that are plain function calls, by upper-cased class name
@@ -2026,6 +2428,15 @@ _GENERIC = {
     "ASIN": "ASIN", "ACOS": "ACOS", "ATAN": "ATAN", "ATAN2": "ATAN2", "DEGREES": "DEGREES", "RADIANS": "RADIANS",
     "PI": "PI",
 }
+
+
+def _array_handlers() -> dict:
+    from msqcore.planner import arrays  # arrays builds on this module
+    return arrays.HANDLERS
+
+
+# operators that handle multi-value strings themselves (a filter matches any value)
+_LIST_OPERATORS = frozenset({_compare, _is_in, _like, _is_null_fn, _not_null_fn})
 
 
 def _lookup(v, keys, values, missing):

@@ -3,11 +3,12 @@ Broker would have produced: what payloads and stage definitions show.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
-from msqcore.planner.expressions import Call, ColumnRef, Expr, Literal, native_type
-from msqcore.planner.query import ExternalSource, LogicalQuery, TableSource
+from msqcore.planner.expressions import PAIR_VALUE_TYPES, Call, ColumnRef, Expr, Literal, native_type
+from msqcore.planner.query import ExternalSource, LogicalQuery, TableSource, UnionSource
 from msqcore.timeutil import ETERNITY
 
 _RANGE = {"greater": ("lower", True), "greater_equal": ("lower", False),
@@ -22,7 +23,39 @@ def datasource_json(source) -> dict:
                 "signature": source.druid_signature()}
     if isinstance(source, TableSource):
         return {"type": "table", "name": source.datasource}
+    if isinstance(source, UnionSource):
+        return {"type": "union", "dataSources": [datasource_json(t) for t in source.tables]}
     return {"type": "inline", "columnNames": [], "columnTypes": [], "rows": [[]]}
+
+
+def with_unnest(query: LogicalQuery, base: dict) -> dict:
+    """``base`` as the query reads it: wrapped in Druid's ``unnest`` datasource under UNNEST."""
+    u = query.unnest
+    if u is None:
+        return base
+    return {"type": "unnest", "base": base,
+            "virtualColumn": {"type": "expression", "name": u.name, "expression": u.expr.native(),
+                              "outputType": native_type(u.expr.sql_type)},
+            "unnestFilter": filter_json(u.filter) if u.filter is not None else None}
+
+
+def _query_filter(query: LogicalQuery) -> dict | None:
+    """The query's filter, less the conjuncts the unnest datasource applies (unnestFilter)."""
+    if query.filter is None:
+        return None
+    if query.unnest is None or query.unnest.filter is None:
+        return filter_json(query.filter)
+    moved = {id(c) for c in _conjuncts(query.unnest.filter)}
+    rest = [c for c in _conjuncts(query.filter) if id(c) not in moved]
+    if not rest:
+        return None
+    return filter_json(rest[0]) if len(rest) == 1 else {"type": "and", "fields": [filter_json(c) for c in rest]}
+
+
+def _conjuncts(e: Expr) -> list[Expr]:
+    if isinstance(e, Call) and e.op == "and":
+        return [c for a in e.args for c in _conjuncts(a)]
+    return [e]
 
 
 def filter_json(e: Expr) -> dict:
@@ -89,15 +122,16 @@ def scan_query(query: LogicalQuery, context: dict, datasource: dict | None = Non
     virtual, mappings = project(query)
     types = {q: native_type(e.sql_type) for (q, _), (_, e) in zip(mappings, query.columns)}
     columns = sorted(types)
-    native = {"queryType": "scan", "dataSource": datasource or datasource_json(query.source),
+    native = {"queryType": "scan", "dataSource": with_unnest(query, datasource or datasource_json(query.source)),
               "intervals": _intervals()}
     if virtual:
         native["virtualColumns"] = virtual
     native["resultFormat"] = "compactedList"
     if query.limit is not None:
         native["limit"] = query.limit + query.offset
-    if query.filter is not None:
-        native["filter"] = filter_json(query.filter)
+    filt = _query_filter(query)
+    if filt is not None:
+        native["filter"] = filt
     native["columns"] = columns
     native["columnTypes"] = [types[c] for c in columns]
     native["legacy"] = False
@@ -118,22 +152,38 @@ _AGG_TYPES = {("sum", "LONG"): "longSum", ("sum", "DOUBLE"): "doubleSum", ("sum"
 _TYPED = {"first": "First", "last": "Last", "any": "Any"}
 
 
-def _aggregators_json(a) -> list[dict]:
+def _dimension_of(e: Expr, virtual: list[dict]) -> str:
+    """The column an aggregator reads: a source column, or a new expression virtual column."""
+    if isinstance(e, ColumnRef):
+        return e.name
+    name = f"v{len(virtual)}"
+    virtual.append({"type": "expression", "name": name, "expression": e.native(),
+                    "outputType": native_type(e.sql_type)})
+    return name
+
+
+def _aggregators_json(a, virtual: list[dict]) -> list[dict]:
     """The Druid aggregators a SQL aggregation plans to (AVG: a sum and a count, divided by
     a post-aggregator; filtered when it has FILTER)."""
     field = {}
     if a.arg is not None:
         field = {"fieldName": a.arg.name} if isinstance(a.arg, ColumnRef) else {"expression": a.arg.native()}
-    t = native_type(a.arg.sql_type) if a.arg is not None else "LONG"
-    prefix = {"LONG": "long", "DOUBLE": "double", "FLOAT": "float", "STRING": "string"}[t]
+    t = native_type(PAIR_VALUE_TYPES.get(a.arg.sql_type, a.arg.sql_type)) if a.arg is not None else "LONG"
+    prefix = {"LONG": "long", "DOUBLE": "double", "FLOAT": "float", "STRING": "string"}.get(t, "")
     if a.kind == "count_all":
         agg = {"type": "count", "name": a.name}
     elif a.kind == "count":
         agg = {"type": "filtered", "aggregator": {"type": "count", "name": a.name},
                "filter": filter_json(Call("notnull", [a.arg], "BOOLEAN", None, "notnull({0})")), "name": a.name}
-    elif a.kind == "count_distinct":
-        agg = {"type": "cardinality", "name": a.name, "fields": [a.arg.native().strip('"')], "byRow": False,
+    elif a.kind == "approx_count_distinct" and a.arg.sql_type.startswith("COMPLEX<hyperUnique>"):
+        agg = {"type": "hyperUnique", "name": a.name, "fieldName": a.arg.name, "isInputHyperUnique": False,
                "round": True}
+    elif a.kind in ("approx_count_distinct", "count_distinct"):
+        # APPROX_COUNT_DISTINCT_BUILTIN (exact COUNT(DISTINCT) is Druid's nested groupBy; shown the same)
+        dim = _dimension_of(a.arg, virtual)
+        agg = {"type": "cardinality", "name": a.name, "fields": [
+            {"type": "default", "dimension": dim, "outputName": dim, "outputType": t}], "byRow": False,
+            "round": True}
     elif a.kind == "avg":
         parts = [{"type": "doubleSum" if t != "LONG" else "longSum", "name": a.name + ":sum", **field},
                  {"type": "filtered", "aggregator": {"type": "count", "name": a.name + ":count"},
@@ -146,6 +196,16 @@ def _aggregators_json(a) -> list[dict]:
         if a.kind != "any_value" and a.time is not None and not (isinstance(a.time, ColumnRef)
                                                                  and a.time.name == "__time"):
             agg["timeColumn"] = a.time.native().strip('"')
+    elif a.kind.startswith("array_agg"):
+        dim = _dimension_of(a.arg, virtual)
+        element = {"STRING": "STRING", "LONG": "LONG", "DOUBLE": "DOUBLE", "FLOAT": "DOUBLE"}[t]
+        fold, combine = ("array_set_add", "array_set_add_all") if a.kind.endswith("distinct") else \
+            ("array_append", "array_concat")
+        agg = {"type": "expression", "name": a.name, "fields": [dim], "accumulatorIdentifier": "__acc",
+               "initialValue": f"ARRAY<{element}>[]", "initialCombineValue": f"ARRAY<{element}>[]",
+               "isNullUnlessAggregated": True, "shouldAggregateNullInputs": True,
+               "shouldCombineAggregateNullInputs": False, "fold": f'{fold}("__acc", "{dim}")',
+               "combine": f'{combine}("__acc", "{a.name}")', "maxSizeBytes": a.max_bytes}
     elif a.kind.startswith("string_agg"):
         agg = {"type": "expression", "name": a.name, "fields": [a.arg.native().strip('"')],
                "accumulatorIdentifier": "__acc", "initialValue": "[]",
@@ -175,13 +235,14 @@ def group_by_query(query: LogicalQuery, context: dict, datasource: dict | None =
             virtual.append({"type": "expression", "name": dim, "expression": e.native(),
                             "outputType": native_type(e.sql_type)})
         dims.append({"type": "default", "dimension": dim, "outputName": name, "outputType": native_type(e.sql_type)})
-    aggs = [j for a in query.aggregations for j in _aggregators_json(a)]
-    native = {"queryType": "groupBy", "dataSource": datasource or datasource_json(query.source),
+    aggs = [j for a in query.aggregations for j in _aggregators_json(a, virtual)]
+    native = {"queryType": "groupBy", "dataSource": with_unnest(query, datasource or datasource_json(query.source)),
               "intervals": _intervals()}
     if virtual:
         native["virtualColumns"] = virtual
-    if query.filter is not None:
-        native["filter"] = filter_json(query.filter)
+    filt = _query_filter(query)
+    if filt is not None:
+        native["filter"] = filt
     native["granularity"] = {"type": "all"}
     native["dimensions"] = dims
     native["aggregations"] = aggs
@@ -206,7 +267,59 @@ def group_by_query(query: LogicalQuery, context: dict, datasource: dict | None =
 
 def native_query(query: LogicalQuery, context: dict, datasource: dict | None = None,
                  order_by: list[tuple] | None = None) -> tuple[dict, list[tuple[str, str]]]:
+    if query.window is not None:
+        return window_query(query, context, datasource)
     if query.is_aggregate:
         return group_by_query(query, context, datasource)
     return scan_query(query, context, datasource, order_by)
 
+
+def base_query(query: LogicalQuery) -> LogicalQuery:
+    """The scan or groupBy under a windowed query: its window inputs, unordered and unlimited."""
+    return dataclasses.replace(query, window=None, order_by=[], limit=None, offset=0, hidden=0)
+
+
+# Druid's window processors (org.apache.druid.query.operator.window), by SQL function
+_PROCESSORS = {"ROW_NUMBER": "rowNumber", "RANK": "rank", "DENSE_RANK": "rank", "PERCENT_RANK": "rank",
+               "CUME_DIST": "cumeDist", "NTILE": "percentile", "LAG": "offset", "LEAD": "offset",
+               "FIRST_VALUE": "first", "LAST_VALUE": "last"}
+
+
+def window_query(query: LogicalQuery, context: dict, datasource: dict | None = None) -> tuple[dict, list]:
+    """Druid's ``windowOperator`` query: sort, partition and window operators over the base
+    query (a ``query`` datasource), one operator chain per distinct window."""
+    inner, _ = native_query(base_query(query), context, datasource)
+    operators = []
+    for spec in query.window.specs:
+        keys = [(c, False) for c in spec.partition_by] + [(c, d) for c, d, *_ in spec.order_by]
+        if keys:
+            operators.append({"type": "naiveSort", "columns": [
+                {"column": c, "direction": "DESC" if d else "ASC"} for c, d in keys]})
+        operators.append({"type": "naivePartition", "partitionColumns": list(spec.partition_by)})
+        processors = []
+        for call in spec.calls:
+            kind = _PROCESSORS.get(call.function, "framedAgg")
+            processor = {"type": kind, "outputColumn": call.name}
+            if call.argument is not None:
+                processor["inputColumn"] = call.argument
+            if call.constants:
+                processor["constants"] = list(call.constants)
+            if kind == "framedAgg":
+                processor = {"type": "framedAgg", "frame": _frame_json(call.frame, bool(spec.order_by)),
+                             "aggregations": [{"type": call.function.lower(), "name": call.name,
+                                               "fieldName": call.argument}]}
+            processors.append(processor)
+        operators.append({"type": "window", "processor": processors[0] if len(processors) == 1 else
+                          {"type": "composing", "processors": processors}})
+    native = {"queryType": "windowOperator", "dataSource": {"type": "query", "query": inner},
+              "intervals": _intervals(), "context": context,
+              "outputSignature": [{"name": n, "type": native_type(t)} for n, t in query.output],
+              "operatorDefinition": operators, "leafOperators": [], "granularity": {"type": "all"}}
+    return native, [(n, n) for n, _ in query.output]
+
+
+def _frame_json(frame, ordered: bool) -> dict:
+    if frame is None:
+        return {"type": "rows" if not ordered else "range", "lowerOffset": None, "upperOffset": None if not ordered
+                else 0}
+    return {"type": "rows" if frame.rows else "range", "lowerOffset": frame.lower, "upperOffset": frame.upper}

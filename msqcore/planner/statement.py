@@ -40,10 +40,49 @@ class Statement:
     settings: dict = field(default_factory=dict)  # from SET statements
 
 
+_ARRAY_ELEMENT_TYPES = {"VARCHAR", "CHAR", "TEXT", "BIGINT", "INT", "INTEGER", "SMALLINT", "TINYINT", "DOUBLE",
+                        "FLOAT", "REAL"}
+ARRAY_AGG_CALL = "__ARRAY_AGG"  # how ARRAY_AGG(...) reaches the planner (an anonymous call)
+
+
+def _quote_div_calls(text: str) -> str:
+    """sqlglot reads DIV as MySQL's integer-division operator; Druid's DIV(x, y) is a
+    function, so such calls become the quoted name ``"DIV"(x, y)``. ARRAY_AGG calls become
+    ``__ARRAY_AGG(...)`` so that no argument is lost. A type ``<type> ARRAY`` (EXTEND,
+    CAST) becomes ``ARRAY<type>``, which sqlglot reads in every position."""
+    lowered = text.lower()
+    if "div" not in lowered and "array" not in lowered:
+        return text
+    try:
+        toks = DIALECT.tokenize(text)
+    except TokenError:
+        return text
+    out, at = [], 0
+    for i, (t, nxt) in enumerate(zip(toks, toks[1:])):
+        if nxt.token_type == TokenType.ARRAY and t.text.upper() in _ARRAY_ELEMENT_TYPES and \
+                (i + 2 == len(toks) or toks[i + 2].token_type not in (TokenType.L_BRACKET, TokenType.L_PAREN)):
+            out.append(text[at:t.start])
+            out.append(f"ARRAY<{t.text}>")
+            at = nxt.end + 1
+            continue
+        if nxt.token_type != TokenType.L_PAREN:
+            continue
+        if t.token_type == TokenType.DIV:
+            out.append(text[at:t.start])
+            out.append('"DIV"')
+            at = t.end + 1
+        elif t.text.upper() == "ARRAY_AGG":
+            # sqlglot's ArrayAgg drops the maxSizeBytes argument; keep every argument
+            out.append(text[at:t.start])
+            out.append(ARRAY_AGG_CALL)
+            at = t.end + 1
+    return "".join(out) + text[at:] if out else text
+
+
 def parse_sql(sql: str, expression: str | None = None) -> exp.Expression:
     """sqlglot parse with Druid's error shape."""
     try:
-        return sqlglot.parse_one(expression if expression is not None else sql, read=DIALECT)
+        return sqlglot.parse_one(_quote_div_calls(expression if expression is not None else sql), read=DIALECT)
     except ParseError as e:
         err = e.errors[0] if e.errors else {}
         arity = _arity_error(err)

@@ -4,9 +4,12 @@ the stages (what the report's ``stages[].definition`` shows and what the engine 
 Stage shapes follow Druid's QueryKit (spec §5.4):
 
 * ingest scan:       0 scan (targetSize on [__bucket, CLUSTERED BY..., __boost]) → 1 segmentGenerator
-* ingest GROUP BY:   0 groupByPreShuffle → 1 groupByPostShuffle (targetSize) → 2 segmentGenerator
+* ingest GROUP BY:   0 groupByPreShuffle (hash) → 1 groupByPostShuffle (targetSize) → 2 segmentGenerator
 * SELECT:            0 scan (mix / maxCount 1) [→ 1 limit]
-* SELECT GROUP BY:   0 groupByPreShuffle → 1 groupByPostShuffle (maxCount 1)
+* SELECT GROUP BY:   0 groupByPreShuffle (hash) → 1 groupByPostShuffle (maxCount 1)
+
+``hash`` deals the partial groups to ``maxNumTasks - 1`` partitions, so the post-shuffle
+stage runs on every worker of the leaf stage.
 """
 from __future__ import annotations
 
@@ -20,10 +23,12 @@ from sqlglot import exp
 from msqcore.errors import ColumnNameRestricted, Fault, InvalidInput, TooManyClusteredByColumns, TooManyColumns
 from msqcore.inputs.formats import normalize_input_format, validate_input_format
 from msqcore.inputs.sources import validate_input_source
-from msqcore.planner.expressions import Call, ColumnRef, native_type
-from msqcore.planner.native import datasource_json, native_query
+from msqcore.planner import arrays
+from msqcore.planner.expressions import HYPER_UNIQUE, PAIR_TYPES, Call, ColumnRef, native_type
+from msqcore.planner.native import base_query, datasource_json, native_query, with_unnest
 from msqcore.planner.overwrite import overwrite_intervals
-from msqcore.planner.query import Catalog, ExternalSource, LogicalQuery, compile_query
+from msqcore.planner.query import (Catalog, ExternalSource, LogicalQuery, UnionSource,
+                                   compile_query)
 from msqcore.planner.statement import DIALECT, Statement, split_statement
 from msqcore.timeutil import (ETERNITY, ETERNITY_END, ETERNITY_START, GRANULARITIES, Granularity, granularity,
                               interval_text, now_millis)
@@ -40,7 +45,7 @@ class StagePlan:
     number: int
     kind: str  # scan | groupByPreShuffle | groupByPostShuffle | limit | segmentGenerator
     input_stage: int | None  # None: reads the query's source
-    shuffle: str | None  # targetSize | maxCount | mix | None (final stage)
+    shuffle: str | None  # targetSize | maxCount | hash | mix | None (final stage)
     sort: bool
     definition: dict
 
@@ -207,6 +212,8 @@ def _cluster_columns(statement: Statement, query: LogicalQuery) -> list[str]:
 
 def _dimension_spec(name: str, sql_type: str) -> dict:
     t = native_type(sql_type)
+    if t.startswith("ARRAY<"):  # arrayIngestMode=array: an auto column cast to the array type
+        return {"type": "auto", "name": name, "castToType": t}
     if t == "STRING":
         return {"type": "string", "name": name, "multiValueHandling": "SORTED_ARRAY", "createBitmapIndex": True}
     return {"type": t.lower(), "name": name, "multiValueHandling": "SORTED_ARRAY", "createBitmapIndex": False}
@@ -250,27 +257,48 @@ def _native_context(sql_ctx: dict) -> dict:
     return dict(sorted(ctx.items()))
 
 
-def _input_spec(query: LogicalQuery) -> dict:
+def _input_specs(query: LogicalQuery) -> list[dict]:
+    """The leaf stage's inputs: one per table of a union datasource (DataSourcePlan.forUnion)."""
     src = datasource_json(query.source)
     if src["type"] == "table":
-        return {"type": "table", "dataSource": src["name"], "intervals": [ETERNITY]}
-    return src
+        return [{"type": "table", "dataSource": src["name"], "intervals": [ETERNITY]}]
+    if src["type"] == "union":
+        return [{"type": "table", "dataSource": t["name"], "intervals": [ETERNITY]} for t in src["dataSources"]]
+    return [src]
+
+
+def _partial_type(agg) -> str:
+    """An aggregation's type in the pre-shuffle signature (its intermediate state)."""
+    if agg.kind == "approx_count_distinct":
+        return "COMPLEX<hyperUnique>"
+    return "COMPLEX" if agg.kind == "avg" else native_type(agg.sql_type)
+
+
+def _leaf_datasource(query: LogicalQuery) -> dict:
+    """The leaf query's dataSource: its inputs by number."""
+    if isinstance(query.source, UnionSource):
+        return {"type": "union", "dataSources": [{"type": "inputNumber", "inputNumber": i}
+                                                 for i in range(len(query.source.tables))]}
+    return {"type": "inputNumber", "inputNumber": 0}
 
 
 def _leaf_stages(query: LogicalQuery, native: dict, query_id: str, max_workers: int,
                  leaf_shuffle: dict | None, leaf_signature: list[dict]) -> list[StagePlan]:
     """Stage 0 (and 1 for GROUP BY): read the source and run the native query on it."""
     leaf_native = copy.deepcopy(native)
-    leaf_native["dataSource"] = {"type": "inputNumber", "inputNumber": 0}
+    leaf_native["dataSource"] = with_unnest(query, _leaf_datasource(query))
     stages = []
     if query.is_aggregate:
         pre_sig = [{"name": n, "type": native_type(e.sql_type)} for n, e in query.group_by] + \
-                  [{"name": a.name, "type": native_type(a.sql_type) if a.kind != "avg" else "COMPLEX"}
-                   for a in query.aggregations]
-        pre_shuffle = {"type": "maxCount", "clusterBy": {"columns": [
-            {"columnName": n, "order": "ASCENDING"} for n, _ in query.group_by]}, "partitions": 1, "aggregate": True}
-        stages.append(StagePlan(0, "groupByPreShuffle", None, "maxCount", True, {
-            "id": f"{query_id}_0", "input": [_input_spec(query)],
+                  [{"name": a.name, "type": _partial_type(a)} for a in query.aggregations]
+        if query.group_by:
+            # Partial groups are hashed by key across every worker of the post-shuffle stage.
+            pre_shuffle = {"type": "hash", "clusterBy": {"columns": [
+                {"columnName": n, "order": "NONE"} for n, _ in query.group_by]}, "partitions": max_workers}
+        else:  # one global group: one partition
+            pre_shuffle = {"type": "maxCount", "clusterBy": {"columns": []}, "partitions": 1, "aggregate": True}
+        stages.append(StagePlan(0, "groupByPreShuffle", None, pre_shuffle["type"], False, {
+            "id": f"{query_id}_0", "input": _input_specs(query),
             "processor": {"type": "groupByPreShuffle", "query": leaf_native},
             "signature": pre_sig, "shuffleSpec": pre_shuffle, "maxWorkerCount": max_workers}))
         post = {"id": f"{query_id}_1", "input": [{"type": "stage", "stage": 0}],
@@ -281,7 +309,7 @@ def _leaf_stages(query: LogicalQuery, native: dict, query_id: str, max_workers: 
         stages.append(StagePlan(1, "groupByPostShuffle", 0, leaf_shuffle and leaf_shuffle["type"],
                                 bool(leaf_shuffle and leaf_shuffle.get("clusterBy")), post))
     else:
-        d = {"id": f"{query_id}_0", "input": [_input_spec(query)],
+        d = {"id": f"{query_id}_0", "input": _input_specs(query),
              "processor": {"type": "scan", "query": leaf_native},
              "signature": leaf_signature, "maxWorkerCount": max_workers}
         if leaf_shuffle is not None:
@@ -295,6 +323,7 @@ def _leaf_stages(query: LogicalQuery, native: dict, query_id: str, max_workers: 
 
 def _plan_ingest(statement, query, ctx, task_id, query_id, max_num_tasks, rows_per_segment, start) -> TaskPlan:
     fault = _validate_ingest(statement, query)
+    arrays.check_array_ingest(query, ctx)
     cluster_by = _cluster_columns(statement, query)
     outputs = [n for n, _ in query.output]
     types = dict(query.output)
@@ -339,7 +368,17 @@ def _plan_ingest(statement, query, ctx, task_id, query_id, max_num_tasks, rows_p
             "assignmentStrategy": str(ctx.get("taskAssignment", "max")).lower(), "tuningConfig": tuning}
     payload = _base_payload(task_id, statement, sql_ctx, query, spec, statement.target)
 
-    stages = _leaf_stages(query, native, query_id, max_workers, shuffle, signature)
+    if query.window is not None:  # the window stage sees every row, then shuffles for segments
+        base = base_query(query)
+        base_signature = [{"name": n, "type": native_type(e.sql_type)} for n, e in base.columns]
+        stages = _leaf_stages(base, native["dataSource"]["query"], query_id, max_workers, {"type": "mix"},
+                              base_signature)
+        stages.append(StagePlan(len(stages), "window", len(stages) - 1, "targetSize", True, {
+            "id": f"{query_id}_{len(stages)}", "input": [{"type": "stage", "stage": len(stages) - 1}],
+            "processor": {"type": "window", "query": native}, "signature": signature, "shuffleSpec": shuffle,
+            "maxWorkerCount": 1}))
+    else:
+        stages = _leaf_stages(query, native, query_id, max_workers, shuffle, signature)
     n = len(stages)
     data_schema = {
         "dataSource": statement.target,
@@ -348,7 +387,7 @@ def _plan_ingest(statement, query, ctx, task_id, query_id, max_num_tasks, rows_p
                            "dimensionExclusions": ["__time"] + list(metrics), "includeAllDimensions": False,
                            "useSchemaDiscovery": False},
         "metricsSpec": list(metrics.values()),
-        "granularitySpec": {"type": "arbitrary", "queryGranularity": query_granularity, "rollup": bool(metrics),
+        "granularitySpec": {"type": "arbitrary", "queryGranularity": query_granularity, "rollup": any(m["type"] != "passthrough" for m in metrics.values()),
                             "intervals": [ETERNITY]},
         "transformSpec": {"filter": None, "transforms": []},
     }
@@ -377,16 +416,34 @@ def _rollup(query: LogicalQuery, ctx: dict) -> tuple[dict[str, dict], dict | str
     granularity. Rollup needs GROUP BY with finalizeAggregations=false and
     groupByEnableMultiValueUnnesting=false; outputs that are plain combinable aggregations
     become metrics, everything else a dimension."""
-    if not (query.is_aggregate and not bool_context(ctx, "finalizeAggregations", True)
-            and not bool_context(ctx, "groupByEnableMultiValueUnnesting", True)):
+    if query.window is not None or not (query.is_aggregate and not bool_context(ctx, "finalizeAggregations", True)):
         return {}, {"type": "none"}
+    if bool_context(ctx, "groupByEnableMultiValueUnnesting", True):
+        return _passthrough(query), {"type": "none"}
     aggs = {a.name: a for a in query.aggregations}
     metrics = {}
-    for name, e in query.columns:
+    for i, (name, e) in enumerate(query.columns):
         agg = aggs.get(e.name) if isinstance(e, ColumnRef) else None
         kind = _COMBINING.get((agg.kind, agg.sql_type)) if agg is not None else None
         if kind is not None and agg.filter is None:
             metrics[name] = {"type": kind, "name": name, "fieldName": name}
+        elif agg is not None and agg.kind == "approx_count_distinct" and agg.filter is None:
+            # CardinalityAggregatorFactory's combining factory: the collector itself is stored
+            metrics[name] = {"type": "hyperUnique", "name": name, "fieldName": name, "isInputHyperUnique": False,
+                             "round": True}
+            agg.finalize = False
+            query.columns[i] = (name, ColumnRef(e.name, HYPER_UNIQUE))
+        elif (agg is not None and agg.kind in ("earliest", "latest") and agg.filter is None
+              and agg.sql_type in PAIR_TYPES):
+            # the combining factories of stringFirst/longLast...: the (time, value) pair is stored
+            native = native_type(agg.sql_type).lower()
+            metric = {"type": native + ("First" if agg.kind == "earliest" else "Last"), "name": name,
+                      "fieldName": name, "timeColumn": "__time"}
+            if native == "string":
+                metric["maxStringBytes"] = 1024
+            metrics[name] = metric
+            agg.finalize = False
+            query.columns[i] = (name, ColumnRef(e.name, PAIR_TYPES[agg.sql_type]))
     query_granularity: dict | str = {"type": "none"}
     time = dict(query.columns).get("__time")
     keys = dict(query.group_by)
@@ -395,6 +452,33 @@ def _rollup(query: LogicalQuery, ctx: dict) -> tuple[dict[str, dict], dict | str
         if isinstance(floor, Call) and floor.op == "floor" and floor.extra:
             query_granularity = granularity(floor.extra[0]).to_json()
     return metrics, query_granularity
+
+
+def _complex_state(agg) -> str | None:
+    """The COMPLEX type an unfinalized aggregation's state is stored as, if it has one."""
+    if agg.filter is not None:
+        return None
+    if agg.kind == "approx_count_distinct":
+        return HYPER_UNIQUE
+    if agg.kind in ("earliest", "latest"):
+        return PAIR_TYPES.get(agg.sql_type)
+    return None
+
+
+def _passthrough(query: LogicalQuery) -> dict[str, dict]:
+    """finalizeAggregations=false without rollup: complex states are stored as they are
+    (PassthroughAggregatorFactory), everything else stays a finished dimension."""
+    aggs = {a.name: a for a in query.aggregations}
+    metrics = {}
+    for i, (name, e) in enumerate(query.columns):
+        agg = aggs.get(e.name) if isinstance(e, ColumnRef) else None
+        kind = _complex_state(agg) if agg is not None else None
+        if kind is not None:
+            metrics[name] = {"type": "passthrough", "columnName": name,
+                             "complexTypeName": kind[len("COMPLEX<"):-1]}
+            agg.finalize = False
+            query.columns[i] = (name, ColumnRef(e.name, kind))
+    return metrics
 
 
 def _dimension_order(ctx: dict, cluster_by: list[str], outputs: list[str]) -> tuple[list[str], list[str]]:
@@ -441,6 +525,8 @@ def _plan_select(statement, query, ctx, task_id, query_id, max_num_tasks, start)
                              "maxRowsInMemory": _int_context(ctx, "rowsInMemory", DEFAULT_ROWS_IN_MEMORY),
                              "rowsPerSegment": _int_context(ctx, "rowsPerSegment", DEFAULT_ROWS_PER_SEGMENT)}}
     payload = _base_payload(task_id, statement, sql_ctx, query, spec, SELECT_DATASOURCE)
+    if query.window is not None:
+        return _plan_window(query, native, ctx, task_id, query_id, max_num_tasks, payload, signature, start)
     stages = _leaf_stages(query, native, query_id, max_workers, final, signature)
     if not query.is_aggregate and (query.limit is not None or query.offset):
         n = len(stages)
@@ -450,3 +536,18 @@ def _plan_select(statement, query, ctx, task_id, query_id, max_num_tasks, start)
             "signature": signature, "maxWorkerCount": 1}))
     return TaskPlan(task_id, query_id, "SELECT", SELECT_DATASOURCE, query, ctx, GRANULARITIES["ALL"], [], [],
                     DEFAULT_ROWS_PER_SEGMENT, max_workers, stages, payload, start_millis=start)
+
+
+def _plan_window(query, native, ctx, task_id, query_id, max_num_tasks, payload, signature, start) -> TaskPlan:
+    """Window functions: the base scan or groupBy on every worker, then one window stage that
+    sees all rows (it also sorts and limits), as Druid's window stage does."""
+    base = base_query(query)
+    base_native = native["dataSource"]["query"]
+    base_signature = [{"name": n, "type": native_type(e.sql_type)} for n, e in base.columns]
+    stages = _leaf_stages(base, base_native, query_id, max_num_tasks - 1, {"type": "mix"}, base_signature)
+    n = len(stages)
+    stages.append(StagePlan(n, "window", n - 1, None, False, {
+        "id": f"{query_id}_{n}", "input": [{"type": "stage", "stage": n - 1}],
+        "processor": {"type": "window", "query": native}, "signature": signature, "maxWorkerCount": 1}))
+    return TaskPlan(task_id, query_id, "SELECT", SELECT_DATASOURCE, query, ctx, GRANULARITIES["ALL"], [], [],
+                    DEFAULT_ROWS_PER_SEGMENT, max_num_tasks - 1, stages, payload, start_millis=start)
