@@ -394,8 +394,16 @@ def _string_to_number(v: pa.Array, target: pa.DataType) -> pa.Array:
     clean = pc.replace_substring_regex(v, r"[dDfF]$", "")
     as_dbl = pc.cast(pc.if_else(dbl_ok, clean, pa.scalar(None, v.type)), pa.float64())
     if target == pa.int64():
+        # GuavaUtils.tryParseLong: an optional '+', then Longs.tryParse, which gives null past
+        # the long range; those values go the double way and saturate, as Druid's cast does.
         ok = pc.match_substring_regex(v, _LONG_RE)
-        as_int = pc.cast(pc.if_else(ok, v, pa.scalar(None, v.type)), pa.int64(), safe=False)
+        magnitude = pc.replace_substring_regex(v, r"^[+-]0*(\d)|^0*(\d)", r"\1\2")
+        negative = pc.starts_with(v, "-")
+        digits = pc.utf8_length(magnitude)
+        limit = pc.if_else(negative, "9223372036854775808", "9223372036854775807")
+        fits = pc.or_(pc.less(digits, 19), pc.and_(pc.equal(digits, 19), pc.less_equal(magnitude, limit)))
+        signed = pc.if_else(negative, pc.binary_join_element_wise("-", magnitude, ""), magnitude)
+        as_int = pc.cast(pc.if_else(pc.and_(ok, fits), signed, pa.scalar(None, v.type)), pa.int64())
         return pc.coalesce(as_int, _double_to_long(as_dbl))
     return pc.cast(as_dbl, target)
 

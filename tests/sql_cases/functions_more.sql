@@ -93,3 +93,8 @@ SELECT HUMAN_READABLE_DECIMAL_FORMAT(d * 1000) AS v FROM cases WHERE id IN (2, 5
 -- name: human_readable_bad_precision
 SELECT HUMAN_READABLE_DECIMAL_FORMAT(1, 4) AS v
 -- error: 400 invalidInput needs a number between 0 and 3
+
+-- name: cast_text_to_bigint_like_guava_try_parse_long
+-- A leading '+' is accepted; past the long range the value goes through a double and saturates.
+SELECT CAST('+5' AS BIGINT) AS a, CAST('99999999999999999999' AS BIGINT) AS b, CAST('-99999999999999999999' AS BIGINT) AS c, CAST('000000000000000000000012' AS BIGINT) AS d, CAST('-9223372036854775808' AS BIGINT) AS e, CAST('9223372036854775808' AS BIGINT) AS g, CAST('-007' AS BIGINT) AS k, CAST('+' AS BIGINT) AS j
+-- expect: [{"a": 5, "b": 9223372036854775807, "c": -9223372036854775808, "d": 12, "e": -9223372036854775808, "g": 9223372036854775807, "k": -7, "j": null}]
