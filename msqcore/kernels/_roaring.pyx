@@ -89,6 +89,19 @@ cdef inline int _kind(int64_t card, int64_t runs) noexcept nogil:
     return 2 if 2 + 4 * runs < BITMAP_BYTES else 1
 
 
+cdef inline int64_t _container_end(const uint32_t* v, int64_t i, int64_t m, int64_t* runs) noexcept nogil:
+    """End (exclusive) of the container starting at ``v[i]`` (same high 16 bits), and in
+    ``runs`` the number of runs of consecutive values in it."""
+    cdef uint32_t key = v[i] >> 16
+    cdef int64_t j = i + 1
+    runs[0] = 1
+    while j < m and (v[j] >> 16) == key:
+        if v[j] != v[j - 1] + 1:
+            runs[0] += 1
+        j += 1
+    return j
+
+
 cdef inline int64_t _kind_size(int kind, int64_t card, int64_t runs) noexcept nogil:
     if kind == 0:
         return 2 * card
@@ -106,16 +119,9 @@ cdef int64_t _bitmap_size(const uint32_t* v, int64_t m) noexcept nogil:
         int64_t body = 0
         int64_t runs
         bint hasrun = False
-        uint32_t key
         int kind
     while i < m:
-        key = v[i] >> 16
-        j = i + 1
-        runs = 1
-        while j < m and (v[j] >> 16) == key:
-            if v[j] != v[j - 1] + 1:
-                runs += 1
-            j += 1
+        j = _container_end(v, i, m, &runs)
         kind = _kind(j - i, runs)
         hasrun = hasrun or kind == 2
         body += _kind_size(kind, j - i, runs)
@@ -146,13 +152,7 @@ cdef void _bitmap_write(const uint32_t* v, int64_t m, uint8_t* out) noexcept nog
     # pass 1: count containers and find whether any is a run container
     i = 0
     while i < m:
-        key = v[i] >> 16
-        j = i + 1
-        runs = 1
-        while j < m and (v[j] >> 16) == key:
-            if v[j] != v[j - 1] + 1:
-                runs += 1
-            j += 1
+        j = _container_end(v, i, m, &runs)
         if _kind(j - i, runs) == 2:
             hasrun = True
         nc += 1
@@ -176,12 +176,7 @@ cdef void _bitmap_write(const uint32_t* v, int64_t m, uint8_t* out) noexcept nog
     c = 0
     while i < m:
         key = v[i] >> 16
-        j = i + 1
-        runs = 1
-        while j < m and (v[j] >> 16) == key:
-            if v[j] != v[j - 1] + 1:
-                runs += 1
-            j += 1
+        j = _container_end(v, i, m, &runs)
         kind = _kind(j - i, runs)
         _wr16(out + desc + 4 * c, key)
         _wr16(out + desc + 4 * c + 2, <uint32_t>(j - i - 1))
