@@ -207,7 +207,6 @@ def test_sigkill_inside_the_publish_transaction(tmp_path, monkeypatch):
         task_id = srv.client.submit(quickstart_sql(str(WIKITICKER.parent)).replace('FROM "input_data"',
                                     'FROM "input_data" WHERE "channel" = \'#en.wikipedia\''),
                                     {"maxNumTasks": 3, "rowsPerSegment": 5000})
-        # (no HTTP call meanwhile: metadata reads wait while the publish transaction is open)
         deadline = time.time() + 120
         while not marker.exists() and time.time() < deadline:
             time.sleep(0.05)
@@ -215,6 +214,9 @@ def test_sigkill_inside_the_publish_transaction(tmp_path, monkeypatch):
         # really mid-publish: the new segments were pushed to deep storage
         assert len(set(seg_root.rglob("*.seg")) - files_before) >= 2
         assert (tmp_path / "var" / "tmp" / task_id).exists()
+        # reads do not wait for the open transaction, and see only what is committed
+        assert srv.client.status(task_id)["statusCode"] == "RUNNING"
+        assert srv.client.get("/druid/coordinator/v1/metadata/datasources/wikipedia/segments?full") == before
     finally:
         srv.stop(signal.SIGKILL)
     monkeypatch.delenv("MSQCORE_TEST_PAUSE_PUBLISH")

@@ -145,15 +145,34 @@ CREATE TABLE IF NOT EXISTS config (name TEXT PRIMARY KEY, payload TEXT NOT NULL)
 
 
 class SqliteMetadataStore(MetadataStore):
+    """Writes go through one connection under a lock; reads use a connection per thread.
+
+    In WAL mode a reader sees the last committed state and never waits for a writer, so
+    status and segment-list calls answer while a publish transaction is open.
+    """
+
     def __init__(self, path: str):
+        self._path = path
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
 
     def _tx(self):
         return _Transaction(self._db, self._lock)
+
+    def _read(self):
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
+            db.row_factory = sqlite3.Row
+            self._local.db = db
+            with self._lock:
+                self._readers.append(db)
+        return _Snapshot(db)
 
     def insert_task(self, task: TaskRecord) -> None:
         with self._tx() as db:
@@ -186,12 +205,12 @@ class SqliteMetadataStore(MetadataStore):
             _pause_for_tests(datasource)
 
     def get_task(self, task_id):
-        with self._tx() as db:
+        with self._read() as db:
             row = db.execute("SELECT * FROM tasks WHERE id=?", (task_id,)).fetchone()
         return _task(row) if row else None
 
     def list_tasks(self):
-        with self._tx() as db:
+        with self._read() as db:
             rows = db.execute("SELECT * FROM tasks ORDER BY created_time DESC").fetchall()
         return [_task(r) for r in rows]
 
@@ -212,7 +231,7 @@ class SqliteMetadataStore(MetadataStore):
         return [r["id"] for r in rows]
 
     def used_segments(self, datasource=None):
-        with self._tx() as db:
+        with self._read() as db:
             where, args = ("used=1", ()) if datasource is None else ("used=1 AND datasource=?", (datasource,))
             rows = db.execute(f'SELECT start, "end", version, partition_num, payload FROM segments WHERE {where}'
                               " ORDER BY datasource, start, version, partition_num", args).fetchall()
@@ -221,12 +240,14 @@ class SqliteMetadataStore(MetadataStore):
 
     def close(self):
         with self._lock:
+            for db in self._readers:
+                db.close()
             self._db.close()
 
     # --- serving (issue 7) ------------------------------------------------------------------------
 
     def get_config(self, name):
-        with self._tx() as db:
+        with self._read() as db:
             row = db.execute("SELECT payload FROM config WHERE name=?", (name,)).fetchone()
         return json.loads(row["payload"]) if row else None
 
@@ -256,7 +277,7 @@ class SqliteMetadataStore(MetadataStore):
             return db.execute("UPDATE segments SET used=0 WHERE datasource=? AND used=1", (datasource,)).rowcount
 
     def load_specs(self):
-        with self._tx() as db:
+        with self._read() as db:
             rows = db.execute("SELECT payload FROM segments").fetchall()
         return [json.loads(r["payload"]).get("loadSpec", {}) for r in rows]
 
@@ -271,7 +292,7 @@ class SqliteMetadataStore(MetadataStore):
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
-        with self._tx() as db:
+        with self._read() as db:
             rows = db.execute(sql, args).fetchall()
         return [SegmentRecord(r["start"], r["end"], r["version"], r["partition_num"], json.loads(r["payload"]))
                 for r in rows]
@@ -308,6 +329,20 @@ class _Transaction:
             self.db.execute("ROLLBACK" if exc_type else "COMMIT")
         finally:
             self.lock.release()
+
+
+class _Snapshot:
+    """A read transaction: one consistent committed state for the statements inside it."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN")
+        return self.db
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.db.execute("COMMIT")
 
 
 def _task(row: Any) -> TaskRecord:
