@@ -610,27 +610,6 @@ BAD_JSON = (json.dumps(dict(zip(COLUMNS, WIKI[0]))) + "\n"
             + json.dumps(dict(zip(COLUMNS, WIKI[2]))) + "\n")
 
 
-def test_list_delimiter_column_is_refused_until_multi_value_strings_exist(srv):
-    data = "ts,page,tags\n2013-08-31T01:02:33Z,Gypsy Danger,mech|kaiju\n2013-08-31T03:32:45Z,Striker Eureka,mech\n"
-    source = {"type": "inline", "data": data}
-    fmt = {"type": "csv", "findColumnsFromHeader": True, "listDelimiter": "|"}
-    sig = [{"name": "ts", "type": "string"}, {"name": "page", "type": "string"}, {"name": "tags", "type": "string"}]
-    # not reading the multi-value column: fine
-    task_id = srv.client.submit(f'REPLACE INTO "mvd_ok" OVERWRITE ALL SELECT TIME_PARSE(ts) AS __time, page '
-                                f"FROM {extern(source, fmt, sig)} PARTITIONED BY DAY")
-    assert srv.client.wait(task_id)["statusCode"] == "SUCCESS"
-    assert srv.client.sql('SELECT page FROM "mvd_ok" ORDER BY __time') == [{"page": "Gypsy Danger"},
-                                                                           {"page": "Striker Eureka"}]
-    # reading it: a clear failure, not the list as some other value
-    task_id = srv.client.submit(f'REPLACE INTO "mvd_bad" OVERWRITE ALL SELECT TIME_PARSE(ts) AS __time, page, tags '
-                                f"FROM {extern(source, fmt, sig)} PARTITIONED BY DAY")
-    status = srv.client.wait(task_id)
-    assert status["statusCode"] == "FAILED"
-    fault = srv.client.report(task_id)["status"]["errorReport"]["error"]
-    assert fault["errorCode"] == "ColumnTypeNotSupported" and fault["columnName"] == "tags"
-    assert "listDelimiter [|]" in fault["errorMessage"]
-
-
 def test_malformed_rows_fail_the_task_by_default(srv, tmp_path):
     (tmp_path / "bad.json").write_text(BAD_JSON)
     status, report = run_failing(srv.client, {"type": "local", "files": [str(tmp_path / "bad.json")]},

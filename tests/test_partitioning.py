@@ -3,6 +3,7 @@ limits (spec §5.3–§5.7, §6.3), over real HTTP with several input files and 
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import time
@@ -225,21 +226,26 @@ def test_max_frame_size_is_used_and_too_large_is_not_enough_memory(server, tmp_p
                                   "2,048). Reduce your row size or increase the context parameter[maxFrameSize].")
     _, status, _ = run(c, sql, {"maxFrameSize": 8192})
     assert status["statusCode"] == "SUCCESS"
-    # two workers sharing this machine cannot each hold a merger's 17 frames of 2 GiB
+    # Druid's WorkerMemoryParameters (engine/memory.py): each worker's share of 75 % of this
+    # machine must hold 10 MB of key statistics and 3 frames; enough workers of 2 GiB frames
+    # cannot (a leaf stage: no processors or input workers to pay for)
     frame = (1 << 31) - 1
-    task_id, status, _ = run(c, sql, {"maxFrameSize": frame, "maxNumTasks": 3})
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    minimum = 10_000_000 + 3 * frame
+    workers = int(total * 0.75) // minimum + 1
+    ext = write_files(tmp_path / "many", [("2024-01-01T00:00:00Z", "x", i) for i in range(workers)], workers)
+    sql = f"REPLACE INTO fs OVERWRITE ALL SELECT TIME_PARSE(ts) AS __time, k, n FROM {ext} PARTITIONED BY DAY"
+    task_id, status, _ = run(c, sql, {"maxFrameSize": frame, "maxNumTasks": workers + 1})
     assert status["statusCode"] == "FAILED"
     report = c.report(task_id)
     error = report["status"]["errorReport"]
-    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    needed = (256 << 20) + 17 * frame
-    assert needed > total * 0.75 // 2, "this machine has enough memory for the frames"
+    suggested = math.ceil(minimum * workers / 0.75)
     assert error["taskId"] == f"{task_id}-worker0_0" and error["stageNumber"] == 0
     assert error["error"] == {
-        "errorCode": "NotEnoughMemory", "suggestedServerMemory": -(-needed * 2 * 4 // 3), "serverMemory": total,
-        "usableMemory": int(total * 0.75) // 2, "serverWorkers": 2, "serverThreads": 1,
+        "errorCode": "NotEnoughMemory", "suggestedServerMemory": suggested, "serverMemory": total,
+        "usableMemory": int(total * 0.75) // workers, "serverWorkers": workers, "serverThreads": 1,
         "maxConcurrentStages": 1, "errorMessage": error["error"]["errorMessage"]}
-    assert status["errorMsg"].startswith(f"NotEnoughMemory: Not enough memory. Minimum bytes[{-(-needed * 8 // 3):,}] "
+    assert status["errorMsg"].startswith(f"NotEnoughMemory: Not enough memory. Minimum bytes[{suggested:,}] "
                                          "is needed for the current configuration. (total bytes[")
     assert status["errorMsg"].endswith("Increase JVM memory with the -Xmx option, or reduce worker capacity on this "
                                        "server")

@@ -341,19 +341,19 @@ class Controller:
         return [results[w] for w in sorted(results)]
 
     def _check_memory(self, stage: StagePlan, workers: int) -> None:
-        """NotEnoughMemory, as Druid's WorkerMemoryParameters: the workers of a sorting stage
-        share this machine, of which 75 % is usable; each needs its sort buffer and the frames
-        of one merger (17 frames of maxFrameSize bytes)."""
-        total = _machine_memory()
-        usable = int(total * USABLE_MEMORY_FRACTION) // workers
-        needed = sort_memory(max_frame_size(self.plan.context))
-        if needed > usable:
-            suggested = -(-needed * workers * 4 // 3)
-            worker_id = self.workers[0].id
-            raise _StageFailed(NotEnoughMemory(suggestedServerMemory=suggested, serverMemory=total, usableMemory=usable,
-                                               serverWorkers=workers, serverThreads=1,
-                                               inputWorkers=self._stage_workers.get(stage.input_stage, 0),
-                                               maxConcurrentStages=1), worker_id, stage.number, None)
+        """NotEnoughMemory, as Druid's WorkerMemoryParameters (``engine/memory.py``, which
+        says how this machine stands in for a worker's heap). The stage sorts globally by
+        target size; it reads its input stage's partitions, each written by all of that
+        stage's workers (on one thread, the partition count does not matter)."""
+        from msqcore.engine import memory
+        input_workers = self._stage_workers.get(stage.input_stage, 0) if stage.input_stage is not None else 0
+        try:
+            memory.worker_memory_parameters(
+                memory.MemoryIntrospector(memory.machine_memory(), num_tasks=workers, num_threads=1),
+                max_frame_size(self.plan.context), [memory.striped(input_workers, 1)] if input_workers else [],
+                needs_statistics=True)
+        except NotEnoughMemory as fault:
+            raise _StageFailed(fault, self.workers[0].id, stage.number, None) from None
 
     # --- key statistics and partition boundaries (spec §5.5) ----------------------------------
 

@@ -7,7 +7,8 @@ booleans or null. Keys the query does not read are skipped whatever they hold. A
 else (a nested value or a number in a column read as text, a float or a string in a
 BIGINT column, a duplicate key, an escaped key, a line that is not one object, invalid
 UTF-8) makes ``parse_flat`` return None, and the caller parses that block with pyarrow
-or line by line, which know Druid's conversions and report parse errors.
+or line by line, which know Druid's conversions and report parse errors. A lone UTF-16
+surrogate escape (``"\\ud800"``) is written as ``?``, as Druid stores it (docs/inputs.md).
 """
 from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport free, malloc, realloc, strtod
@@ -172,16 +173,17 @@ cdef Py_ssize_t _copy_string(const uint8_t* p, Py_ssize_t i, Py_ssize_t end, uin
             if u < 0:
                 return -1
             i += 4
-            if 0xD800 <= u < 0xDC00:  # a surrogate pair
-                if i + 6 > end or p[i] != 92 or p[i + 1] != 117:
-                    return -1
-                lo = _read_hex4(p, i + 2, end)
-                if lo < 0xDC00 or lo >= 0xE000:
-                    return -1
-                i += 6
-                u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00)
+            if 0xD800 <= u < 0xDC00:  # a surrogate pair, or a lone high surrogate
+                lo = _read_hex4(p, i + 2, end) if i + 6 <= end and p[i] == 92 and p[i + 1] == 117 else -1
+                if 0xDC00 <= lo < 0xE000:
+                    i += 6
+                    u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00)
+                else:
+                    u = 63
             elif 0xDC00 <= u < 0xE000:
-                return -1
+                u = 63
+            # A lone surrogate is '?': Jackson keeps it in the Java string, and Druid's
+            # StringUtils.toUtf8 (String.getBytes) writes it as '?'.
             o = _put_utf8(out, o, <unsigned int>u)
         else:
             return -1

@@ -45,6 +45,7 @@ BLOCK_SIZE = 16 << 20  # bytes of text per batch
 PARSE_CHUNK = 1 << 20
 ROW_BATCH = 65536  # rows per batch for Parquet, ORC and Avro
 DEFAULT_LIST_DELIMITER = "\u0001"
+LIST_DELIMITED = ("csv", "tsv", "regex")  # formats whose values are split by ``listDelimiter``
 
 
 # --- spec validation and Druid's serialized defaults ----------------------------------------
@@ -559,6 +560,7 @@ def _json_lines(block: bytes, first_line: int, ctx: SplitContext, flattener: Fla
     names = [n for n in ctx.names if flattener.trivial is False or flattener.visible_root(n)]
     rows = []
     loads = json.loads
+    surrogates = _SURROGATE_ESCAPE.search(block) is not None
     for i, line in enumerate(_split_lines(block)):
         try:
             row = loads(line)
@@ -567,11 +569,30 @@ def _json_lines(block: bytes, first_line: int, ctx: SplitContext, flattener: Fla
         except ValueError as e:
             ctx.parse_error(line, first_line + i, str(e))
             continue
+        if surrogates:
+            row = _lone_surrogates_replaced(row)
         if not flattener.trivial:
             row = flattener.flatten(row)
         rows.append(row)
         ctx.records += 1
     return rows_to_table({n: [r.get(n) for r in rows] for n in names}, ctx.signature, len(rows))
+
+
+# a \uD800-\uDFFF escape: maybe a lone surrogate, which json.loads keeps and UTF-8 cannot hold
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _lone_surrogates_replaced(value):
+    """Each lone surrogate as '?': Jackson keeps it in the Java string, and Druid writes
+    strings with ``String.getBytes(UTF_8)``, which encodes it as '?' (as Python's
+    ``encode(errors="replace")`` does). Pairs were already joined by ``json.loads``."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_lone_surrogates_replaced(k): _lone_surrogates_replaced(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_lone_surrogates_replaced(v) for v in value]
+    return value
 
 
 # --- csv and tsv ----------------------------------------------------------------------------------
@@ -608,16 +629,14 @@ def read_delimited(stream, spec: dict, ctx: SplitContext) -> Iterator[pa.Table]:
 def split_lists(table: pa.Table, list_delimiter: str) -> pa.Table:
     """Druid's ``listDelimiter``: a value holding it is a multi-value string. Each column
     where one does becomes ``list<string>`` for the batch (a lone value is a one-element
-    list); an empty piece is null, as an empty field is."""
+    list). Pieces are cut as Guava's ``Splitter.on`` cuts them, so ``a||b`` and ``a|``
+    keep their empty pieces as empty strings (Druid's ``ParserUtils`` maps no piece to
+    null since SQL-compatible nulls became the only mode)."""
     for i, name in enumerate(table.column_names):
         col = table.column(i)
         if not pa.types.is_string(col.type) or not pc.any(pc.match_substring(col, list_delimiter)).as_py():
             continue
-        parts = pc.split_pattern(col.combine_chunks(), list_delimiter)
-        values = parts.values
-        values = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
-        parts = pa.ListArray.from_arrays(parts.offsets, values, mask=parts.is_null())
-        table = table.set_column(i, name, parts)
+        table = table.set_column(i, name, pc.split_pattern(col.combine_chunks(), list_delimiter))
     return table
 
 
@@ -712,8 +731,11 @@ def read_regex(stream, spec: dict, ctx: SplitContext) -> Iterator[pa.Table]:
     names = spec.get("columns") or [f"column_{i}" for i in range(1, compiled.groups + 1)]
     wanted = [n for n in ctx.names if n in names]
     index = {n: i for i, n in enumerate(names)}
+    list_delimiter = spec.get("listDelimiter") or DEFAULT_LIST_DELIMITER
+    list_bytes = list_delimiter.encode()
     for block, first_line in LineBlocks(stream):
         columns: dict[str, list] = {n: [] for n in wanted}
+        rows = 0
         for i, line in enumerate(_split_lines(block)):
             m = compiled.fullmatch(line)
             if m is None:
@@ -725,8 +747,10 @@ def read_regex(stream, spec: dict, ctx: SplitContext) -> Iterator[pa.Table]:
                 v = groups[j] if j < len(groups) else None
                 columns[n].append(v if v != "" else None)
             ctx.records += 1
-        yield pa.table({n: pa.array(v, pa.string()) for n, v in columns.items()}) if columns else \
-            pa.table({"x": pa.nulls(ctx.records)}).select([])
+            rows += 1
+        table = pa.table({n: pa.array(v, pa.string()) for n, v in columns.items()}) if columns else \
+            pa.table({"x": pa.nulls(rows)}).select([])
+        yield split_lists(table, list_delimiter) if list_bytes in block else table
 
 
 # --- parquet, orc, avro ---------------------------------------------------------------------------

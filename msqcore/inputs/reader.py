@@ -14,8 +14,9 @@ import zlib
 from typing import Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from msqcore.errors import CannotParseExternalData, ColumnTypeNotSupported, TooManyWarnings, UnknownError
+from msqcore.errors import CannotParseExternalData, TooManyWarnings, UnknownError
 from msqcore.inputs import formats
 from msqcore.inputs.compression import DecompressedStream, codec_for
 from msqcore.inputs.sources import InputFile, open_random_access, open_raw
@@ -89,9 +90,8 @@ def read_split(f: InputFile, input_format: dict, signature: list[tuple[str, str]
     codec = codec_for(f.uri) if f.kind != "inline" else None
 
     def finish(table: pa.Table) -> pa.Table:
-        if kind in ("csv", "tsv"):
-            _refuse_multi_value(table, f, input_format)
-        table = formats.conform(table, data_signature)
+        table = _conform_keeping_lists(table, data_signature) if kind in formats.LIST_DELIMITED else \
+            formats.conform(table, data_signature)
         if not system:
             return table
         columns = {n: table.column(n) for n in table.column_names}
@@ -123,18 +123,52 @@ def read_split(f: InputFile, input_format: dict, signature: list[tuple[str, str]
         stream.close()
 
 
-def _refuse_multi_value(table: pa.Table, f: InputFile, input_format: dict) -> None:
-    """Values split by ``listDelimiter`` are multi-value strings, which the engine cannot
-    carry yet (issue #4): a query that reads such a column fails rather than getting the
-    list as some other value."""
-    for field in table.schema:
-        if pa.types.is_list(field.type):
-            delimiter = input_format.get("listDelimiter") or formats.DEFAULT_LIST_DELIMITER
-            raise ColumnTypeNotSupported(
-                f"Cannot handle column [{field.name}] with type [ARRAY<STRING>]: values in "
-                f"[{f.source_uri}] contain the listDelimiter [{delimiter.encode('unicode_escape').decode()}], "
-                "which makes them multi-value strings; multi-value columns are not supported yet",
-                columnName=field.name, columnType="ARRAY<STRING>")
+def _conform_keeping_lists(table: pa.Table, signature: list[tuple[str, str]]) -> pa.Table:
+    """``formats.conform``, except that a VARCHAR column the format split by its
+    ``listDelimiter`` (a ``list<string>``) stays a list: the engine's multi-value string.
+    In a column of another type a one-value row is that value, and a row of several
+    values is null (Druid fails such a row with a parse exception)."""
+    lists = set()
+    for name, sql_type in signature:
+        if name not in table.column_names or not pa.types.is_list(table.schema.field(name).type):
+            continue
+        if sql_type == "VARCHAR":
+            lists.add(name)
+        elif sql_type != "VARCHAR ARRAY":
+            col = table.column(name).combine_chunks()
+            one = pc.fill_null(pc.equal(pc.list_value_length(col), 1), False)
+            first = pa.array(col.offsets.to_numpy()[:-1], mask=pc.invert(one).to_numpy(zero_copy_only=False))
+            table = table.set_column(table.column_names.index(name), name, col.values.take(first))
+    if not lists:
+        return formats.conform(table, signature)
+    out = formats.conform(table.drop_columns(list(lists)), [(n, t) for n, t in signature if n not in lists])
+    columns = [table.column(n) if n in lists else out.column(n) for n, _ in signature]
+    return pa.table(columns, names=[n for n, _ in signature])
+
+
+def concat_batches(tables: list[pa.Table]) -> pa.Table:
+    """Batches of one relation, one after another. A VARCHAR column is a multi-value string
+    (``list<string>``) in a batch where some value held the ``listDelimiter`` and plain
+    strings in the others; where batches disagree, the plain ones become one-value lists
+    so that they concatenate (as Druid, a row's value does not depend on its neighbours)."""
+    if len(tables) == 1:
+        return tables[0]
+    fields = {}
+    for t in tables:
+        for f in t.schema:
+            if pa.types.is_list(f.type) and pa.types.is_string(f.type.value_type):
+                fields.setdefault(f.name, f)
+    if fields:
+        tables = [_as_lists(t, fields) for t in tables]
+    return pa.concat_tables(tables)
+
+
+def _as_lists(table: pa.Table, fields: dict[str, pa.Field]) -> pa.Table:
+    from msqcore.planner.arrays import as_lists
+    for i, f in enumerate(table.schema):
+        if f.name in fields and pa.types.is_string(f.type):
+            table = table.set_column(i, fields[f.name], as_lists(table.column(i)))
+    return table
 
 
 def _guarded(batches: Iterator[pa.Table], f: InputFile, kind: str) -> Iterator[pa.Table]:
