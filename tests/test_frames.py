@@ -627,24 +627,62 @@ def test_full_validation_catches_unsorted_keys_and_bad_utf8():
         validate_frame(bad, full=True)
 
 
-def test_xxh64_vectors():
-    assert K.xxh64(b"") == 0xEF46DB3751D8E999
-    assert K.xxh64(b"abc") == 0x44BC2CF5AD770999
-    assert K.xxh64(b"Nobody inspects the spammish repetition") == 0xFBCEA83C8A378BF1
+def test_xxh3_vectors():
+    assert K.xxh3(b"") == 0x2D06800538D394C2
+    assert K.xxh3(b"abc") == 0x78AF5F94892F3950
+    assert K.xxh3(b"Nobody inspects the spammish repetition") == 0x6CB00603B5CC47E9
 
 
-def test_xxh64_matches_xxhash_package():
+def test_xxh3_matches_xxhash_package():
     xxhash = pytest.importorskip("xxhash")
-    for n in (*range(40), 63, 64, 65, 1000):                   # every tail length, and the lanes
-        data = os.urandom(n)
-        assert K.xxh64(data) == xxhash.xxh64_intdigest(data)
-        assert K.xxh64(data, 17) == xxhash.xxh64_intdigest(data, 17)
+    best = K.xxh3_simd()
+    try:
+        for level in range(best, -1, -1):                # every SIMD loop this CPU can run
+            assert K.xxh3_simd(level) == level
+            # every short-input path, the 64-byte stripes, the 1024-byte blocks and their tails
+            for n in (*range(260), 511, 512, 1023, 1024, 1025, 2047, 2048, 2049, 4096 + 65, 100_003, 1 << 20):
+                data = os.urandom(n)
+                assert K.xxh3(data) == xxhash.xxh3_64_intdigest(data), (level, n)
+    finally:
+        K.xxh3_simd()
 
 
-def test_checksum_is_low_32_bits_of_xxh64_after_the_header():
+def test_checksum_is_low_32_bits_of_xxh3_after_the_header():
     f = encode_frames(pa.table({"a": [1, 2, 3]}), [("a", False)])[0]
     stored = struct.unpack_from("<I", f, 28)[0]
-    assert stored == K.checksum(f[32:]) == K.xxh64(f[32:]) & 0xFFFFFFFF
+    assert stored == K.checksum(f[32:]) == K.xxh3(f[32:]) & 0xFFFFFFFF
+    assert struct.unpack_from("<H", f, 4)[0] == K.FORMAT_VERSION == 2
+
+
+def test_version_1_frames_are_refused():
+    f = encode_frames(pa.table({"a": [1, 2, 3]}))[0]
+    with pytest.raises(FrameCorruptError, match="version 1"):
+        decode_frame(_patch(f, 4, struct.pack("<H", 1)))
+
+
+@pytest.mark.parametrize("max_frame_size", [1024, 1500, 4096, 20_000])
+def test_cut_from_offsets_matches_the_row_cost_cut(max_frame_size):
+    """A null-free batch in order is cut from its offsets (no per-row costs); the frames must
+    be exactly those of the per-row cost walk (the same batch through index arrays)."""
+    rng = np.random.default_rng(3)
+    n = 3000
+    words = [("x" * int(k)) + "\u00e9" for k in rng.integers(0, 40, n)]
+    t = pa.table({
+        "a": pa.array(rng.integers(-5, 5, n), pa.int64()),
+        "f": pa.array(rng.random(n), pa.float32()),
+        "s": pa.array(words),
+        "l": pa.array([list(range(int(k))) for k in rng.integers(0, 6, n)], pa.list_(pa.float64())),
+        "m": pa.array([[w[:3]] * int(k) for w, k in zip(words, rng.integers(0, 4, n))], pa.list_(pa.string())),
+    })
+    for key in ([], [("s", True), ("a", False)]):
+        fs = F.FrameSchema.for_schema(t.schema, key)
+        nb = fs.normalize(t.to_batches()[0])
+        direct = encode_frames(nb, key, max_frame_size)
+        src = F.keyed_source(nb, fs)[0] if key else F.source_for_batch(nb, fs)
+        ids, rows = np.zeros(n, np.int32), np.arange(n, dtype=np.int64)
+        walked = [f for f, _ in F.write_frames(fs, [src], ids, rows, max_frame_size)]
+        assert [f.to_pybytes() for f in direct] == [f.to_pybytes() for f in walked]
+        assert len(direct) > 1
 
 
 # --- gather from several sources ----------------------------------------------------------------
@@ -744,3 +782,18 @@ def test_max_frame_size_limits():
     for bad in (0, 100, 1 << 31):
         with pytest.raises(ValueError):
             encode_frames(t, [], bad)
+
+
+def test_remembered_frame_schemas_tell_field_metadata_and_keys_apart():
+    """``frame_schema`` reuses the FrameSchema of an equal schema: equal must include the
+    multi-value field metadata (pa.Schema's == ignores it) and the key."""
+    values = pa.array([["a", "b"], None, []], pa.list_(pa.string()))
+    mv = pa.table([values], schema=pa.schema([pa.field("m", values.type, metadata=MULTI_VALUE_METADATA)]))
+    arr = pa.table({"m": values})
+    assert mv.schema == arr.schema                               # what a plain cache would key on
+    for _ in range(2):
+        assert frame_info(encode_frames(mv)[0]).schema.types == (T.MULTI_VALUE_STRING,)
+        assert frame_info(encode_frames(arr)[0]).schema.types == (T.STRING_ARRAY,)
+        assert frame_info(encode_frames(arr, [("m", True)])[0]).key == [("m", True)]
+        assert frame_info(encode_frames(arr, [("m", False)])[0]).key == [("m", False)]
+        assert decode_frame(encode_frames(mv)[0]).schema.field("m").metadata == MULTI_VALUE_METADATA

@@ -233,6 +233,8 @@ class FrameSchema:
 
     def normalize(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """``batch`` with every column cast to the canonical type of its frame type."""
+        if batch.schema.equals(self.arrow_schema, check_metadata=True):
+            return batch                         # already canonical (the common case)
         if tuple(batch.schema.names) != self.names:
             raise ValueError(f"batch columns {batch.schema.names} differ from {list(self.names)}")
         cols = []
@@ -242,6 +244,22 @@ class FrameSchema:
                                  f"expected {ftype.druid_name}")
             cols.append(_normalize(arr, ftype))
         return pa.RecordBatch.from_arrays(cols, schema=self.arrow_schema)
+
+
+_recent_schemas: list[tuple[pa.Schema, tuple, FrameSchema]] = []
+
+
+def frame_schema(schema: pa.Schema, key: KeySpec = ()) -> FrameSchema:
+    """``FrameSchema.for_schema``, remembered for the last few schemas (hashing a pa.Schema
+    costs more than building it again; comparing one is cheap)."""
+    spec = tuple((name, bool(desc)) for name, desc in key)
+    for s, k, fs in _recent_schemas:
+        if k == spec and s.equals(schema, check_metadata=True):
+            return fs
+    fs = FrameSchema.for_schema(schema, spec)
+    _recent_schemas.insert(0, (schema, spec, fs))
+    del _recent_schemas[8:]
+    return fs
 
 
 @lru_cache(maxsize=256)
@@ -283,7 +301,7 @@ def source_for_batch(batch: pa.RecordBatch, fs: FrameSchema,
     _set_columns(src, batch, fs)
     if keys is not None:
         _set_key(src, batch.num_rows, keys)
-    return src.finalize()
+    return src.finalize(costs=False)
 
 
 def keyed_source(batch: pa.RecordBatch, fs: FrameSchema) -> tuple[_k.FrameSource, tuple[np.ndarray, np.ndarray]]:
@@ -306,7 +324,7 @@ def lazy_keyed_source(batch: pa.RecordBatch, fs: FrameSchema) -> _k.FrameSource:
     _set_columns(src, batch, fs)
     offsets = _k.key_offsets(src, _key_arrays(fs)[0])
     src.set_key(offsets, offsets.ctypes.data, True, 0)
-    return src.finalize()
+    return src.finalize(costs=False)
 
 
 def _set_key(src: _k.FrameSource, n: int, keys: tuple[np.ndarray, np.ndarray]) -> None:
@@ -346,9 +364,12 @@ def _batches(data: pa.RecordBatch | pa.Table) -> list[pa.RecordBatch]:
     raise TypeError(f"expected a pyarrow RecordBatch or Table, got {type(data).__name__}")
 
 
+@lru_cache(maxsize=256)
 def _key_arrays(fs: FrameSchema) -> tuple[np.ndarray, np.ndarray]:
-    return (np.array([i for i, _ in fs.key], dtype=np.int32),
-            np.array([1 if d else 0 for _, d in fs.key], dtype=np.uint8))
+    cols = np.array([i for i, _ in fs.key], dtype=np.int32)
+    desc = np.array([1 if d else 0 for _, d in fs.key], dtype=np.uint8)
+    cols.flags.writeable = desc.flags.writeable = False      # shared by every caller
+    return cols, desc
 
 
 def batch_keys(src: _k.FrameSource, fs: FrameSchema) -> tuple[np.ndarray, np.ndarray]:
@@ -366,7 +387,7 @@ def encode_keys(table: pa.RecordBatch | pa.Table, key: KeySpec) -> tuple[np.ndar
     to 0.0), strings by UTF-8 bytes, arrays element by element (a prefix first).
     """
     batches = _batches(table)
-    fs = FrameSchema.for_schema(batches[0].schema, key)
+    fs = frame_schema(batches[0].schema, key)
     if not fs.key:
         n = sum(b.num_rows for b in batches)
         return np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.uint8)
@@ -445,7 +466,7 @@ def encode_frames(batch: pa.RecordBatch | pa.Table, key: KeySpec = (),
     """
     max_frame_size = check_max_frame_size(max_frame_size)
     batches = _batches(batch)
-    fs = FrameSchema.for_schema(batches[0].schema, key)
+    fs = frame_schema(batches[0].schema, key)
     sources = []
     for b in batches:
         nb = fs.normalize(b)

@@ -7,13 +7,14 @@ import numpy.typing as npt
 import pyarrow as pa
 
 MAGIC: bytes  # b"MSQF"
-FORMAT_VERSION: int  # 1
+FORMAT_VERSION: int  # 2 (1 had an XXH64 checksum)
 HEADER_SIZE: int  # 32
 FLAG_HAS_KEY: int  # 1
 FLAG_SORTED: int  # 2
 
-def xxh64(buf: bytes | memoryview | pa.Buffer | npt.NDArray[np.uint8], seed: int = 0) -> int: ...  # (bytes-like, uint64_t seed) -> uint64_t
-def checksum(buf: bytes | memoryview | pa.Buffer) -> int: ...  # frame checksum: low 32 bits of XXH64 (seed 0) -> uint32_t
+def xxh3(buf: bytes | memoryview | pa.Buffer | npt.NDArray[np.uint8]) -> int: ...  # (bytes-like) -> uint64_t XXH3-64, seed 0
+def xxh3_simd(cap: int = -1) -> int: ...  # (int cap) -> XXH3 loop in use: 2 AVX-512F, 1 AVX2, 0 SSE2/scalar (tests)
+def checksum(buf: bytes | memoryview | pa.Buffer) -> int: ...  # frame checksum: low 32 bits of XXH3-64 -> uint32_t
 def buffer_count(column_type: int) -> int: ...  # (int column_type) -> buffers of that type in a frame
 def frame_overhead(schema_len: int, num_buffers: int) -> int: ...  # (Py_ssize_t, Py_ssize_t) -> bytes besides the rows
 
@@ -24,7 +25,7 @@ class FrameSource:
     num_columns: int  # readonly Py_ssize_t
     has_key: bool  # readonly bint
     sorted: bool  # readonly bint
-    costs: npt.NDArray[np.int64] | None  # readonly int64[num_rows]: bits each row adds to a frame
+    costs: npt.NDArray[np.int64] | None  # readonly int64[num_rows]: bits each row adds to a frame (None until needed)
     def __init__(self, num_rows: int, num_columns: int, has_key: bool) -> None: ...
     def set_column(
         self,
@@ -45,7 +46,7 @@ class FrameSource:
         cdata: int = 0,  # uintptr_t
     ) -> None: ...
     def set_key(self, owner: object, offsets: int, large: bool, data: int) -> None: ...  # (object, uintptr_t, bint, uintptr_t)
-    def finalize(self) -> FrameSource: ...
+    def finalize(self, costs: bool = True) -> FrameSource: ...  # costs=False: gather_frame computes them if it needs them
     @staticmethod
     def from_frame(buf: bytes | memoryview | pa.Buffer) -> FrameSource: ...  # cheap checks, then views into buf
 

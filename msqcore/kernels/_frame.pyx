@@ -12,7 +12,7 @@
 * ``batch_from_frame``: a frame as an Arrow RecordBatch over its own buffers, through the
   Arrow C data interface.
 * ``frame_layout`` / ``check_frame``: header parsing with the cheap checks, and the O(n)
-  checks of every offset, the checksum (XXH64) and the key order.
+  checks of every offset, the checksum (XXH3-64) and the key order.
 * ``key_prefix_lengths``: how many bytes of each key the first ``m`` key columns take (the
   bucket prefix of key statistics).
 
@@ -33,50 +33,265 @@ cdef extern from *:
     #include <string.h>
     static inline uint64_t msq_bswap64(uint64_t x) { return __builtin_bswap64(x); }
     static inline uint32_t msq_bswap32(uint32_t x) { return __builtin_bswap32(x); }
+    /* dst[j] = src[j] - base for j < n, int32, unaligned; restrict lets the compiler vectorize */
+    __attribute__((noinline)) static void msq_rebase32(uint8_t *__restrict dst, const uint8_t *__restrict src, int64_t n, int32_t base) {
+        for (int64_t j = 0; j < n; j++) {
+            int32_t x;
+            memcpy(&x, src + 4 * j, 4);
+            x = (int32_t)((uint32_t)x - (uint32_t)base);
+            memcpy(dst + 4 * j, &x, 4);
+        }
+    }
 
-    /* XXH64 (xxHash, 64-bit); its low 32 bits are the frame checksum. Four independent
-       64-bit lanes, so it runs at about twice the speed of XXH32. */
+    /* XXH3-64 (xxHash 0.8, seed 0, the default secret); its low 32 bits are the frame
+       checksum. Inputs up to 240 bytes take the short paths; longer ones 64-byte stripes
+       over 8 lanes of 32x32->64 multiplies (the long loop below, in SIMD). */
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    #endif
     static const uint64_t MSQ_P1 = 11400714785074694791ULL, MSQ_P2 = 14029467366897019727ULL,
                           MSQ_P3 = 1609587929392839161ULL, MSQ_P4 = 9650029242287828579ULL,
                           MSQ_P5 = 2870177450012600261ULL;
     static inline uint64_t msq_rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
     static inline uint64_t msq_rd64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
     static inline uint32_t msq_rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-    static inline uint64_t msq_round64(uint64_t acc, uint64_t in) {
-        return msq_rotl64(acc + in * MSQ_P2, 31) * MSQ_P1;
+    static const uint8_t MSQ_SECRET[192] = {
+        0xb8, 0xfe, 0x6c, 0x39, 0x23, 0xa4, 0x4b, 0xbe, 0x7c, 0x01, 0x81, 0x2c, 0xf7, 0x21, 0xad, 0x1c,
+        0xde, 0xd4, 0x6d, 0xe9, 0x83, 0x90, 0x97, 0xdb, 0x72, 0x40, 0xa4, 0xa4, 0xb7, 0xb3, 0x67, 0x1f,
+        0xcb, 0x79, 0xe6, 0x4e, 0xcc, 0xc0, 0xe5, 0x78, 0x82, 0x5a, 0xd0, 0x7d, 0xcc, 0xff, 0x72, 0x21,
+        0xb8, 0x08, 0x46, 0x74, 0xf7, 0x43, 0x24, 0x8e, 0xe0, 0x35, 0x90, 0xe6, 0x81, 0x3a, 0x26, 0x4c,
+        0x3c, 0x28, 0x52, 0xbb, 0x91, 0xc3, 0x00, 0xcb, 0x88, 0xd0, 0x65, 0x8b, 0x1b, 0x53, 0x2e, 0xa3,
+        0x71, 0x64, 0x48, 0x97, 0xa2, 0x0d, 0xf9, 0x4e, 0x38, 0x19, 0xef, 0x46, 0xa9, 0xde, 0xac, 0xd8,
+        0xa8, 0xfa, 0x76, 0x3f, 0xe3, 0x9c, 0x34, 0x3f, 0xf9, 0xdc, 0xbb, 0xc7, 0xc7, 0x0b, 0x4f, 0x1d,
+        0x8a, 0x51, 0xe0, 0x4b, 0xcd, 0xb4, 0x59, 0x31, 0xc8, 0x9f, 0x7e, 0xc9, 0xd9, 0x78, 0x73, 0x64,
+        0xea, 0xc5, 0xac, 0x83, 0x34, 0xd3, 0xeb, 0xc3, 0xc5, 0x81, 0xa0, 0xff, 0xfa, 0x13, 0x63, 0xeb,
+        0x17, 0x0d, 0xdd, 0x51, 0xb7, 0xf0, 0xda, 0x49, 0xd3, 0x16, 0x55, 0x26, 0x29, 0xd4, 0x68, 0x9e,
+        0x2b, 0x16, 0xbe, 0x58, 0x7d, 0x47, 0xa1, 0xfc, 0x8f, 0xf8, 0xb8, 0xd1, 0x7a, 0xd0, 0x31, 0xce,
+        0x45, 0xcb, 0x3a, 0x8f, 0x95, 0x16, 0x04, 0x28, 0xaf, 0xd7, 0xfb, 0xca, 0xbb, 0x4b, 0x40, 0x7e,
+    };
+    static const uint32_t MSQ_Q1 = 0x9E3779B1U, MSQ_Q2 = 0x85EBCA77U, MSQ_Q3 = 0xC2B2AE3DU;
+    static inline uint64_t msq_fold(uint64_t a, uint64_t b) {
+        __uint128_t p = (__uint128_t)a * b;
+        return (uint64_t)p ^ (uint64_t)(p >> 64);
     }
-    static inline uint64_t msq_merge64(uint64_t h, uint64_t v) {
-        return (h ^ msq_round64(0, v)) * MSQ_P1 + MSQ_P4;
+    static inline uint64_t msq_x3_avalanche(uint64_t h) {
+        h ^= h >> 37; h *= 0x165667919E3779F9ULL; return h ^ (h >> 32);
     }
-    static uint64_t msq_xxh64(const uint8_t *p, size_t len, uint64_t seed) {
-        const uint8_t *end = p + len;
-        uint64_t h;
-        if (len >= 32) {
-            const uint8_t *limit = end - 32;
-            uint64_t v1 = seed + MSQ_P1 + MSQ_P2, v2 = seed + MSQ_P2, v3 = seed, v4 = seed - MSQ_P1;
-            do {
-                v1 = msq_round64(v1, msq_rd64(p)); p += 8;
-                v2 = msq_round64(v2, msq_rd64(p)); p += 8;
-                v3 = msq_round64(v3, msq_rd64(p)); p += 8;
-                v4 = msq_round64(v4, msq_rd64(p)); p += 8;
-            } while (p <= limit);
-            h = msq_rotl64(v1, 1) + msq_rotl64(v2, 7) + msq_rotl64(v3, 12) + msq_rotl64(v4, 18);
-            h = msq_merge64(h, v1); h = msq_merge64(h, v2);
-            h = msq_merge64(h, v3); h = msq_merge64(h, v4);
-        } else {
-            h = seed + MSQ_P5;
+    static inline uint64_t msq_x64_avalanche(uint64_t h) {
+        h ^= h >> 33; h *= MSQ_P2; h ^= h >> 29; h *= MSQ_P3; return h ^ (h >> 32);
+    }
+    static inline uint64_t msq_mix16(const uint8_t *p, const uint8_t *s) {
+        return msq_fold(msq_rd64(p) ^ msq_rd64(s), msq_rd64(p + 8) ^ msq_rd64(s + 8));
+    }
+    /* The long-input loop (> 240 bytes), in 1024-byte blocks (16 stripes, then a scramble):
+       ``msq_run_*`` does blocks [b0, b1) and, with ``tail``, the stripes after the last full
+       block and the final 64 bytes. Running blocks as soon as their bytes are written hashes
+       a frame while it is still in cache. Three loops: SSE2 (x86-64's baseline) or scalar,
+       AVX2, AVX-512F; the best the CPU has is picked once. */
+    enum { MSQ_BLOCK = 1024 };
+    #if defined(__SSE2__)
+    typedef __m128i msq_lane;       /* two of the 8 accumulators */
+    static inline msq_lane msq_acc16(msq_lane acc, const uint8_t *p, const uint8_t *s) {
+        __m128i d = _mm_loadu_si128((const __m128i *)p);
+        __m128i k = _mm_xor_si128(d, _mm_loadu_si128((const __m128i *)s));
+        __m128i prod = _mm_mul_epu32(k, _mm_shuffle_epi32(k, _MM_SHUFFLE(0, 3, 0, 1)));
+        return _mm_add_epi64(prod, _mm_add_epi64(acc, _mm_shuffle_epi32(d, _MM_SHUFFLE(1, 0, 3, 2))));
+    }
+    static inline msq_lane msq_scr16(msq_lane acc, const uint8_t *s) {
+        __m128i q = _mm_set1_epi32((int)MSQ_Q1);
+        __m128i k = _mm_xor_si128(_mm_xor_si128(acc, _mm_srli_epi64(acc, 47)), _mm_loadu_si128((const __m128i *)s));
+        __m128i lo = _mm_mul_epu32(k, q);
+        __m128i hi = _mm_mul_epu32(_mm_shuffle_epi32(k, _MM_SHUFFLE(0, 3, 0, 1)), q);
+        return _mm_add_epi64(lo, _mm_slli_epi64(hi, 32));
+    }
+    #else
+    typedef struct { uint64_t v[2]; } msq_lane;
+    static inline msq_lane msq_acc16(msq_lane acc, const uint8_t *p, const uint8_t *s) {
+        for (int i = 0; i < 2; i++) {
+            uint64_t d = msq_rd64(p + 8 * i), k = d ^ msq_rd64(s + 8 * i);
+            acc.v[i ^ 1] += d;
+            acc.v[i] += (uint64_t)(uint32_t)k * (k >> 32);
         }
-        h += (uint64_t)len;
-        while (p + 8 <= end) { h ^= msq_round64(0, msq_rd64(p)); h = msq_rotl64(h, 27) * MSQ_P1 + MSQ_P4; p += 8; }
-        if (p + 4 <= end) { h ^= (uint64_t)msq_rd32(p) * MSQ_P1; h = msq_rotl64(h, 23) * MSQ_P2 + MSQ_P3; p += 4; }
-        while (p < end) { h ^= (*p) * MSQ_P5; h = msq_rotl64(h, 11) * MSQ_P1; p++; }
-        h ^= h >> 33; h *= MSQ_P2; h ^= h >> 29; h *= MSQ_P3; h ^= h >> 32;
-        return h;
+        return acc;
+    }
+    static inline msq_lane msq_scr16(msq_lane acc, const uint8_t *s) {
+        for (int i = 0; i < 2; i++) {
+            uint64_t a = acc.v[i];
+            a ^= a >> 47; a ^= msq_rd64(s + 8 * i); acc.v[i] = a * MSQ_Q1;
+        }
+        return acc;
+    }
+    #endif
+    static void msq_run_base(uint64_t *acc, const uint8_t *p, size_t len, size_t b0, size_t b1, int tail) {
+        const uint8_t *s = MSQ_SECRET;
+        size_t n, i;
+        msq_lane a[4];
+        memcpy(a, acc, 64);
+        #define MSQ_STRIPE(p, s) do { for (int j = 0; j < 4; j++) a[j] = msq_acc16(a[j], (p) + 16 * j, (s) + 16 * j); } while (0)
+        for (n = b0; n < b1; n++) {
+            for (i = 0; i < 16; i++) MSQ_STRIPE(p + n * MSQ_BLOCK + 64 * i, s + 8 * i);
+            for (int j = 0; j < 4; j++) a[j] = msq_scr16(a[j], s + 128 + 16 * j);
+        }
+        if (tail) {
+            for (i = 0; i < ((len - 1) - MSQ_BLOCK * b1) / 64; i++) MSQ_STRIPE(p + b1 * MSQ_BLOCK + 64 * i, s + 8 * i);
+            MSQ_STRIPE(p + len - 64, s + 192 - 64 - 7);
+        }
+        memcpy(acc, a, 64);
+    }
+    static int msq_simd = -1;      /* 0: SSE2 or scalar, 1: AVX2, 2: AVX-512F */
+    #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    #include <immintrin.h>
+    __attribute__((target("avx2"))) static void msq_run_avx2(uint64_t *acc, const uint8_t *p, size_t len,
+                                                             size_t b0, size_t b1, int tail) {
+        const uint8_t *s = MSQ_SECRET;
+        const __m256i q = _mm256_set1_epi32((int)MSQ_Q1);
+        size_t n, i, j;
+        __m256i a[2], k;
+        a[0] = _mm256_loadu_si256((const __m256i *)acc); a[1] = _mm256_loadu_si256((const __m256i *)(acc + 4));
+        #define MSQ_STRIPE256(p, s) do { for (int h = 0; h < 2; h++) { \
+            __m256i d = _mm256_loadu_si256((const __m256i *)((p) + 32 * h)); \
+            __m256i dk = _mm256_xor_si256(d, _mm256_loadu_si256((const __m256i *)((s) + 32 * h))); \
+            a[h] = _mm256_add_epi64(_mm256_mul_epu32(dk, _mm256_shuffle_epi32(dk, _MM_SHUFFLE(0, 3, 0, 1))), \
+                                    _mm256_add_epi64(a[h], _mm256_shuffle_epi32(d, _MM_SHUFFLE(1, 0, 3, 2)))); } } while (0)
+        for (n = b0; n < b1; n++) {
+            for (i = 0; i < 16; i++) MSQ_STRIPE256(p + n * MSQ_BLOCK + 64 * i, s + 8 * i);
+            for (j = 0; j < 2; j++) {
+                k = _mm256_xor_si256(_mm256_xor_si256(a[j], _mm256_srli_epi64(a[j], 47)),
+                                     _mm256_loadu_si256((const __m256i *)(s + 128 + 32 * j)));
+                a[j] = _mm256_add_epi64(_mm256_mul_epu32(k, q),
+                                        _mm256_slli_epi64(_mm256_mul_epu32(_mm256_srli_epi64(k, 32), q), 32));
+            }
+        }
+        if (tail) {
+            for (i = 0; i < ((len - 1) - MSQ_BLOCK * b1) / 64; i++) MSQ_STRIPE256(p + b1 * MSQ_BLOCK + 64 * i, s + 8 * i);
+            MSQ_STRIPE256(p + len - 64, s + 192 - 64 - 7);
+        }
+        _mm256_storeu_si256((__m256i *)acc, a[0]); _mm256_storeu_si256((__m256i *)(acc + 4), a[1]);
+    }
+    __attribute__((target("avx512f"))) static void msq_run_avx512(uint64_t *acc, const uint8_t *p, size_t len,
+                                                                   size_t b0, size_t b1, int tail) {
+        const uint8_t *s = MSQ_SECRET;
+        const __m512i q = _mm512_set1_epi32((int)MSQ_Q1);
+        size_t n, i;
+        __m512i a = _mm512_loadu_si512((const void *)acc), k;
+        #define MSQ_STRIPE512(p, s) do { \
+            __m512i d = _mm512_loadu_si512((const void *)(p)); \
+            __m512i dk = _mm512_xor_si512(d, _mm512_loadu_si512((const void *)(s))); \
+            a = _mm512_add_epi64(_mm512_mul_epu32(dk, _mm512_srli_epi64(dk, 32)), \
+                                 _mm512_add_epi64(a, _mm512_shuffle_epi32(d, (_MM_PERM_ENUM)_MM_SHUFFLE(1, 0, 3, 2)))); \
+        } while (0)
+        for (n = b0; n < b1; n++) {
+            for (i = 0; i < 16; i++) MSQ_STRIPE512(p + n * MSQ_BLOCK + 64 * i, s + 8 * i);
+            k = _mm512_xor_si512(_mm512_xor_si512(a, _mm512_srli_epi64(a, 47)), _mm512_loadu_si512((const void *)(s + 128)));
+            a = _mm512_add_epi64(_mm512_mul_epu32(k, q), _mm512_slli_epi64(_mm512_mul_epu32(_mm512_srli_epi64(k, 32), q), 32));
+        }
+        if (tail) {
+            for (i = 0; i < ((len - 1) - MSQ_BLOCK * b1) / 64; i++) MSQ_STRIPE512(p + b1 * MSQ_BLOCK + 64 * i, s + 8 * i);
+            MSQ_STRIPE512(p + len - 64, s + 192 - 64 - 7);
+        }
+        _mm512_storeu_si512((void *)acc, a);
+    }
+    #endif
+    /* The XXH3 loop in use (the best the CPU has, at most ``cap`` when cap >= 0). */
+    static int msq_simd_level(int cap) {
+        msq_simd = 0;
+    #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+        __builtin_cpu_init();
+        msq_simd = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
+    #endif
+        if (cap >= 0 && cap < msq_simd) msq_simd = cap;
+        return msq_simd;
+    }
+    static void msq_run(uint64_t *acc, const uint8_t *p, size_t len, size_t b0, size_t b1, int tail) {
+        if (msq_simd < 0) msq_simd_level(-1);
+    #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+        if (msq_simd == 2) { msq_run_avx512(acc, p, len, b0, b1, tail); return; }
+        if (msq_simd == 1) { msq_run_avx2(acc, p, len, b0, b1, tail); return; }
+    #endif
+        msq_run_base(acc, p, len, b0, b1, tail);
+    }
+    /* Incremental XXH3 of ``len`` bytes at ``p`` (len known up front): ``msq_hash_upto``
+       as bytes become final, ``msq_hash_end`` once all are. */
+    typedef struct { uint64_t acc[8]; const uint8_t *p; size_t len, done; } msq_hash;
+    static void msq_hash_begin(msq_hash *h, const uint8_t *p, size_t len) {
+        const uint64_t init[8] = {MSQ_Q3, MSQ_P1, MSQ_P2, MSQ_P3, MSQ_P4, MSQ_Q2, MSQ_P5, MSQ_Q1};
+        memcpy(h->acc, init, 64);
+        h->p = p; h->len = len; h->done = 0;
+    }
+    static void msq_hash_upto(msq_hash *h, size_t final_bytes) {
+        size_t blocks;
+        if (h->len <= 240) return;
+        blocks = (h->len - 1) / MSQ_BLOCK;
+        if (final_bytes / MSQ_BLOCK < blocks) blocks = final_bytes / MSQ_BLOCK;
+        if (blocks > h->done) { msq_run(h->acc, h->p, h->len, h->done, blocks, 0); h->done = blocks; }
+    }
+    static uint64_t msq_xxh3(const uint8_t *p, size_t len);
+    static uint64_t msq_hash_end(msq_hash *h) {
+        const uint8_t *s = MSQ_SECRET;
+        uint64_t r = h->len * MSQ_P1;
+        size_t i, blocks = (h->len - 1) / MSQ_BLOCK;
+        if (h->len <= 240) return msq_xxh3(h->p, h->len);
+        msq_run(h->acc, h->p, h->len, h->done, blocks, 1);
+        for (i = 0; i < 4; i++)
+            r += msq_fold(h->acc[2 * i] ^ msq_rd64(s + 11 + 16 * i), h->acc[2 * i + 1] ^ msq_rd64(s + 11 + 16 * i + 8));
+        return msq_x3_avalanche(r);
+    }
+    static uint64_t msq_xxh3(const uint8_t *p, size_t len) {
+        const uint8_t *s = MSQ_SECRET;
+        uint64_t acc, end;
+        size_t i;
+        if (len == 0) return msq_x64_avalanche(msq_rd64(s + 56) ^ msq_rd64(s + 64));
+        if (len <= 3) {
+            uint32_t c = ((uint32_t)p[0] << 16) | ((uint32_t)p[len >> 1] << 24) | p[len - 1] | ((uint32_t)len << 8);
+            return msq_x64_avalanche((uint64_t)c ^ (uint64_t)(msq_rd32(s) ^ msq_rd32(s + 4)));
+        }
+        if (len <= 8) {
+            uint64_t in = msq_rd32(p + len - 4) + ((uint64_t)msq_rd32(p) << 32);
+            uint64_t h = in ^ (msq_rd64(s + 8) ^ msq_rd64(s + 16));
+            h ^= msq_rotl64(h, 49) ^ msq_rotl64(h, 24);
+            h *= 0x9FB21C651E98DF25ULL; h ^= (h >> 35) + len; h *= 0x9FB21C651E98DF25ULL;
+            return h ^ (h >> 28);
+        }
+        if (len <= 16) {
+            uint64_t lo = msq_rd64(p) ^ (msq_rd64(s + 24) ^ msq_rd64(s + 32));
+            uint64_t hi = msq_rd64(p + len - 8) ^ (msq_rd64(s + 40) ^ msq_rd64(s + 48));
+            return msq_x3_avalanche(len + __builtin_bswap64(lo) + hi + msq_fold(lo, hi));
+        }
+        if (len <= 128) {
+            acc = len * MSQ_P1;
+            if (len > 32) {
+                if (len > 64) {
+                    if (len > 96) { acc += msq_mix16(p + 48, s + 96); acc += msq_mix16(p + len - 64, s + 112); }
+                    acc += msq_mix16(p + 32, s + 64); acc += msq_mix16(p + len - 48, s + 80);
+                }
+                acc += msq_mix16(p + 16, s + 32); acc += msq_mix16(p + len - 32, s + 48);
+            }
+            acc += msq_mix16(p, s); acc += msq_mix16(p + len - 16, s + 16);
+            return msq_x3_avalanche(acc);
+        }
+        if (len <= 240) {
+            acc = len * MSQ_P1;
+            for (i = 0; i < 8; i++) acc += msq_mix16(p + 16 * i, s + 16 * i);
+            end = msq_mix16(p + len - 16, s + 136 - 17);
+            acc = msq_x3_avalanche(acc);
+            for (i = 8; i < len / 16; i++) end += msq_mix16(p + 16 * i, s + 16 * (i - 8) + 3);
+            return msq_x3_avalanche(acc + end);
+        }
+        msq_hash h;
+        msq_hash_begin(&h, p, len);
+        return msq_hash_end(&h);
     }
     """
     uint64_t msq_bswap64(uint64_t x) noexcept nogil
     uint32_t msq_bswap32(uint32_t x) noexcept nogil
-    uint64_t msq_xxh64(const uint8_t* p, size_t n, uint64_t seed) noexcept nogil
+    void msq_rebase32(uint8_t* dst, const uint8_t* src, int64_t n, int32_t base) noexcept nogil
+    uint64_t msq_xxh3(const uint8_t* p, size_t n) noexcept nogil
+    int msq_simd_level(int cap) noexcept nogil
+    ctypedef struct msq_hash:
+        size_t done
+    void msq_hash_begin(msq_hash* h, const uint8_t* p, size_t len) noexcept nogil
+    void msq_hash_upto(msq_hash* h, size_t final_bytes) noexcept nogil
+    uint64_t msq_hash_end(msq_hash* h) noexcept nogil
 
 
 cdef object pool_empty(Py_ssize_t n, object dtype):
@@ -91,18 +306,24 @@ cdef inline object u8(object buf):
     return memoryview(buf).cast("B")
 
 
-def xxh64(buf, uint64_t seed=0):
-    """XXH64 of the bytes of ``buf``."""
+def xxh3_simd(int cap=-1):
+    """Pick XXH3's loop again: the best the CPU has (2 AVX-512F, 1 AVX2, 0 SSE2 or scalar),
+    at most ``cap`` when it is >= 0 (tests use this to check every loop). Returns the level."""
+    return msq_simd_level(cap)
+
+
+def xxh3(buf):
+    """XXH3-64 (seed 0) of the bytes of ``buf``."""
     cdef const uint8_t[::1] data = u8(buf)
     cdef uint64_t h
     with nogil:
-        h = msq_xxh64(&data[0] if data.shape[0] > 0 else NULL, <size_t>data.shape[0], seed)
+        h = msq_xxh3(&data[0] if data.shape[0] > 0 else NULL, <size_t>data.shape[0])
     return h
 
 
 cdef inline uint32_t frame_checksum(const uint8_t* p, int64_t n) noexcept nogil:
-    """The checksum of a frame's bytes after the header: the low 32 bits of XXH64 (seed 0)."""
-    return <uint32_t>msq_xxh64(p, <size_t>n, 0)
+    """The checksum of a frame's bytes after the header: the low 32 bits of XXH3-64."""
+    return <uint32_t>msq_xxh3(p, <size_t>n)
 
 
 def checksum(buf):
@@ -116,12 +337,13 @@ def checksum(buf):
 
 cdef enum:
     HDR = 32            # header bytes
+    VERSION = 2         # 2: XXH3 checksum (1 had XXH64)
     KEY_BLOCK = 512     # rows per block of the column-at-a-time key writer
     F_HAS_KEY = 1       # frame flags
     F_SORTED = 2
 
 MAGIC = b"MSQF"
-FORMAT_VERSION = 1
+FORMAT_VERSION = VERSION
 HEADER_SIZE = HDR
 FLAG_HAS_KEY = F_HAS_KEY
 FLAG_SORTED = F_SORTED
@@ -322,6 +544,49 @@ cdef void add_costs(const ColView* c, int64_t n, int64_t* out) noexcept nogil:
         out[i] += row_cost(c, i)
 
 
+cdef inline bint range_costable(const ColView* c) noexcept nogil:
+    """Whether ``range_cost`` gives the exact sum of ``row_cost`` (no null rows or elements
+    that would make a row cost less than its offsets say)."""
+    return (is_fixed(c.type) or c.type == FT_KEY
+            or (c.validity == NULL and (not is_string_list(c.type) or c.cvalidity == NULL)))
+
+
+cdef inline int64_t range_cost(const ColView* c, int64_t i0, int64_t i1) noexcept nogil:
+    """The sum of ``row_cost(c, i)`` over rows [i0, i1), from the offsets (``range_costable``)."""
+    cdef int t = c.type
+    cdef int64_t n = i1 - i0, e0, e1
+    if is_fixed(t):
+        return n * (1 + 8 * c.width)
+    e0 = ld_off(c.offsets, c.large, i0)
+    e1 = ld_off(c.offsets, c.large, i1)
+    if t == FT_KEY:
+        return 32 * n + 8 * (e1 - e0)
+    if t == FT_STRING:
+        return 33 * n + 8 * (e1 - e0)
+    if is_fixed_list(t):
+        return 33 * n + (e1 - e0) * (1 + 8 * c.width)
+    return 33 * n + 33 * (e1 - e0) + 8 * (ld_off(c.coffsets, c.clarge, e1) - ld_off(c.coffsets, c.clarge, e0))
+
+
+cdef int64_t range_stop(const ColView* cols, Py_ssize_t ncv, int64_t start, int64_t end, int64_t budget) noexcept nogil:
+    """The largest ``stop`` in [start, end] whose rows [start, stop) cost at most ``budget``
+    bits (a binary search: the cost only grows with ``stop``)."""
+    cdef int64_t lo = start, hi = end, mid, cost
+    cdef Py_ssize_t c
+    if budget < 0:
+        return start
+    while lo < hi:
+        mid = hi - (hi - lo) // 2
+        cost = 0
+        for c in range(ncv):
+            cost += range_cost(&cols[c], start, mid)
+        if cost <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
 cdef class FrameSource:
     """Column views of one batch or frame (see ``_frame.pxd``).
 
@@ -390,13 +655,16 @@ cdef class FrameSource:
         c.large = large
         c.data = <const uint8_t*>data
 
-    def finalize(self):
-        """Compute the row costs; call once every column (and the key) is set."""
+    def finalize(self, bint costs=True):
+        """Check every column (and the key) is set; compute the row costs unless ``costs``
+        is False (``gather_frame`` then computes them when it needs them: a single source
+        written in order and without nulls is cut from its offsets alone)."""
         cdef Py_ssize_t i
         for i in range(self.num_columns + (1 if self.has_key else 0)):
             if self.cols[i].type == 0:
                 raise ValueError(f"column {i} was never set")
-        self._compute_costs()
+        if costs:
+            self._compute_costs()
         return self
 
     cdef int _compute_costs(self) except -1:
@@ -1194,14 +1462,8 @@ cdef void size_contig(const ColView* v, int64_t i0, int64_t n, ColSize* out) noe
 cdef inline void rebase(uint8_t* dst, const uint8_t* src, bint large, int64_t i0, int64_t n) noexcept nogil:
     """dst[j] = src[i0 + j] - src[i0] for j in 0..n (int32 output)."""
     cdef int64_t j, base = ld_off(src, large, i0)
-    cdef const int32_t* s32
-    cdef int32_t b32, x
     if not large:
-        b32 = <int32_t>base
-        for j in range(n + 1):
-            memcpy(&x, src + 4 * (i0 + j), 4)
-            x -= b32
-            memcpy(dst + 4 * j, &x, 4)
+        msq_rebase32(dst, src + 4 * i0, n + 1, <int32_t>base)
         return
     for j in range(n + 1):
         st_i32(dst, j, ld_off(src, True, i0 + j) - base)
@@ -1305,6 +1567,8 @@ def gather_frame(bytes schema, list sources, const int32_t[::1] source_ids, cons
         int64_t* drp = NULL
         bint direct = source_ids is None and rows is None
         bint need_index = False
+        bint range_ok
+        msq_hash hs
         object out
     if ns == 0:
         raise ValueError("no sources")
@@ -1336,12 +1600,11 @@ def gather_frame(bytes schema, list sources, const int32_t[::1] source_ids, cons
             raise MemoryError()
         for k in range(ns):
             fs = sources[k]
-            if fs.num_columns != ncols or (has_key and not fs.has_key) or fs.costs is None:
+            if fs.num_columns != ncols or (has_key and not fs.has_key):
                 raise ValueError(f"source {k} does not match the frame schema")
             if has_key and (fs.cols[ncols].data == NULL) != lazy and fs.num_rows > 0:
                 raise ValueError(f"source {k}: lazy keys need key_columns, and only lazy keys may")
             views[k] = fs.cols
-            costs[k] = fs.cost_ptr
         fs = sources[0]
         nbuf = 0
         for c in range(ncv):
@@ -1359,13 +1622,25 @@ def gather_frame(bytes schema, list sources, const int32_t[::1] source_ids, cons
             nrows[k] = (<FrameSource>sources[k]).num_rows
         budget = (max_frame_size - frame_overhead(slen, nbuf)) * 8
         stop = start
-        if direct:
+        range_ok = direct
+        for c in range(ncv):
+            range_ok = range_ok and range_costable(&views[0][c])
+        for k in range(ns):
+            fs = sources[k]
+            if fs.costs is None and not range_ok:
+                fs._compute_costs()
+            costs[k] = fs.cost_ptr
+        if range_ok:
+            with nogil:
+                stop = range_stop(views[0], ncv, start, end, budget)
+        elif direct:
             with nogil:
                 for r in range(start, end):
                     acc += costs[0][r]
                     if acc > budget:
                         break
                     stop = r + 1
+        if direct:
             n = stop - start
             # index arrays of the frame's rows: row 0 for the bulk copies, and every row for
             # the columns with nulls (copied row by row)
@@ -1453,7 +1728,7 @@ def gather_frame(bytes schema, list sources, const int32_t[::1] source_ids, cons
                         memset(p + boff[b + 2], 0, <size_t>bsize[b + 2])
                 b += type_buffers(types[c])
             memcpy(p, b"MSQF", 4)
-            st_u16(p + 4, 1)
+            st_u16(p + 4, VERSION)
             st_u16(p + 6, <uint16_t>(flags & 3))
             st_u32(p + 8, <uint32_t>frame_len)
             st_u32(p + 12, <uint32_t>n)
@@ -1467,6 +1742,9 @@ def gather_frame(bytes schema, list sources, const int32_t[::1] source_ids, cons
                 st_u32(p + pos + 8 * b, <uint32_t>boff[b])
                 st_u32(p + pos + 8 * b + 4, <uint32_t>bsize[b])
                 bptr[b] = p + boff[b] if bsize[b] > 0 else NULL
+            # the checksum runs behind the writers, over each column's bytes while they are
+            # still in cache (bytes [HDR, boff[b]) are final once the columns before b are)
+            msq_hash_begin(&hs, p + HDR, <size_t>(frame_len - HDR))
             if n > 0:
                 b = 0
                 for c in range(ncv):
@@ -1481,7 +1759,8 @@ def gather_frame(bytes schema, list sources, const int32_t[::1] source_ids, cons
                     else:
                         write_column(views, c, sp, rp, n, bptr + b)
                     b += type_buffers(types[c])
-            st_u32(p + 28, frame_checksum(p + HDR, frame_len - HDR))
+                    msq_hash_upto(&hs, <size_t>((boff[b] if b < nbuf else frame_len) - HDR))
+            st_u32(p + 28, <uint32_t>msq_hash_end(&hs))
         if key_bad:
             raise RuntimeError("key sizing and writing disagree")
         return out, stop
@@ -1645,6 +1924,54 @@ def batch_from_frame(buf, int64_t n, list types, list directory, object schema):
 
 # --- parsing and validation ----------------------------------------------------------------------
 
+_sections: dict = {}       # schema section bytes -> its parse (the frames of a stream share one)
+
+
+cdef tuple _parse_section(bytes schema, Py_ssize_t ncols):
+    """``(key, types, colflags, names, buffers)`` of a frame's schema section for ``ncols``
+    columns (the section parses for one column count only); raises ValueError."""
+    cdef const uint8_t* p = <const uint8_t*><char*>schema
+    cdef Py_ssize_t pos = 0, end = len(schema), i, nk, b, t, expected = 0
+    if pos + 4 > end:
+        raise ValueError("schema section is truncated")
+    nk = ld_u16(p + pos)
+    pos += 4
+    key = []
+    for i in range(nk):
+        if pos + 4 > end:
+            raise ValueError("schema section is truncated")
+        b = ld_u16(p + pos)
+        if b >= ncols:
+            raise ValueError(f"key column index {b} out of range")
+        if p[pos + 2] > 1:
+            raise ValueError("bad key direction")
+        key.append((b, bool(p[pos + 2])))
+        pos += 4
+    types = []
+    colflags = []
+    names = []
+    for i in range(ncols):
+        if pos + 4 > end:
+            raise ValueError("schema section is truncated")
+        t = p[pos]
+        if type_buffers(t) == 0 or t == FT_KEY:
+            raise ValueError(f"unknown column type {t}")
+        b = ld_u16(p + pos + 2)
+        if pos + 4 + b > end:
+            raise ValueError("schema section is truncated")
+        types.append(t)
+        colflags.append(p[pos + 1])
+        try:
+            names.append(schema[pos + 4:pos + 4 + b].decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ValueError("column name is not UTF-8") from None
+        pos += 4 + b
+        expected += type_buffers(t)
+    if pos != end:
+        raise ValueError("schema section has trailing bytes")
+    return tuple(key), tuple(types), tuple(colflags), tuple(names), expected
+
+
 def frame_layout(buf):
     """Parse a frame's header, schema and buffer directory, with the cheap checks.
 
@@ -1662,7 +1989,7 @@ def frame_layout(buf):
     p = &mv[0]
     if memcmp(p, b"MSQF", 4) != 0:
         raise ValueError("bad frame magic")
-    if ld_u16(p + 4) != 1:
+    if ld_u16(p + 4) != VERSION:
         raise ValueError(f"unsupported frame version {ld_u16(p + 4)}")
     flags = ld_u16(p + 6)
     if flags & ~3:
@@ -1681,48 +2008,18 @@ def frame_layout(buf):
     if HDR + slen > size:
         raise ValueError("schema section runs past the end of the frame")
     schema = bytes(mv[HDR:HDR + slen])
-    pos = HDR
-    end = HDR + slen
-    if pos + 4 > end:
-        raise ValueError("schema section is truncated")
-    nk = ld_u16(p + pos)
-    pos += 4
-    key = []
-    for i in range(nk):
-        if pos + 4 > end:
-            raise ValueError("schema section is truncated")
-        b = ld_u16(p + pos)
-        if b >= ncols:
-            raise ValueError(f"key column index {b} out of range")
-        if p[pos + 2] > 1:
-            raise ValueError("bad key direction")
-        key.append((b, bool(p[pos + 2])))
-        pos += 4
-    if (nk > 0) != bool(flags & F_HAS_KEY):
+    parsed = _sections.get(schema)
+    if parsed is None:
+        parsed = _parse_section(schema, ncols)
+        if len(_sections) >= 256:
+            _sections.clear()
+        _sections[schema] = parsed
+    key, types, colflags, names, expected = parsed
+    if len(types) != ncols:
+        raise ValueError(f"frame has {ncols} columns, its schema section {len(types)}")
+    if (len(key) > 0) != bool(flags & F_HAS_KEY):
         raise ValueError("key columns and the key flag disagree")
-    types = []
-    colflags = []
-    names = []
-    expected = 0
-    for i in range(ncols):
-        if pos + 4 > end:
-            raise ValueError("schema section is truncated")
-        t = p[pos]
-        if type_buffers(t) == 0 or t == FT_KEY:
-            raise ValueError(f"unknown column type {t}")
-        b = ld_u16(p + pos + 2)
-        if pos + 4 + b > end:
-            raise ValueError("schema section is truncated")
-        types.append(t)
-        colflags.append(p[pos + 1])
-        try:
-            names.append(bytes(mv[pos + 4:pos + 4 + b]).decode("utf-8"))
-        except UnicodeDecodeError:
-            raise ValueError("column name is not UTF-8") from None
-        pos += 4 + b
-        expected += type_buffers(t)
-    if pos != end:
-        raise ValueError("schema section has trailing bytes")
+    key, types, colflags, names = list(key), list(types), list(colflags), list(names)
     if flags & F_HAS_KEY:
         expected += 2
     if nbuf != expected:
