@@ -5,7 +5,9 @@ scans against DuckDB over the same rows in Parquet (pytest-benchmark).
 
 * build: ``write_segment`` vs ``pyarrow.parquet.write_table(compression="zstd")`` (dictionary
   on, pyarrow's default) on the same 1M-row wiki-like table, sorted as the segment generator
-  sorts it (``__time``, then the dimensions); the file size ratio is printed too;
+  sorts it (``__time``, then the dimensions); the file size ratio is printed too; and the same
+  segment streamed through a ``SegmentWriter`` in 65,536-row batches with spools on disk, as
+  the segment generator writes it;
 * scan: ``channel, COUNT(*) GROUP BY channel`` and ``COUNT(*), SUM(added) WHERE channel = …``
   over 5M rows (five 1M-row segments, one per time chunk) through the read + aggregate
   kernel path (``read_segment(dictionary=True)`` + ``bincount``; the bitmap index + a
@@ -29,7 +31,7 @@ pytest.importorskip("pytest_benchmark")
 
 from bench import gen_data  # noqa: E402
 from bench._scale import scaled  # noqa: E402
-from msqcore.storage.segment import read_segment, string_value_index, write_segment  # noqa: E402
+from msqcore.storage.segment import SegmentWriter, read_segment, string_value_index, write_segment  # noqa: E402
 
 FILTER_VALUE = "#de.wikipedia"
 METRICS = ["added", "deleted", "delta", "commentLength", "deltaBucket"]
@@ -98,6 +100,22 @@ def test_build_segment(benchmark, build_data, tmp_path):
     _sizes["segment_low_card_bitmaps"] = write_segment(path, table, dimensions=dims, metrics=METRICS,
                                                        bitmap_indexes=low)
     _sizes["high_card"] = len(strings) - len(low)
+
+
+def _write_streamed(path: str, table: pa.Table, dims: list[str], temp_dir: str) -> int:
+    """The segment generator's way: 65,536-row batches into a SegmentWriter that spools to disk."""
+    writer = SegmentWriter(path, table.schema, dimensions=dims, metrics=METRICS, temp_dir=temp_dir)
+    for batch in table.to_batches(max_chunksize=65_536):
+        writer.append(batch)
+    return writer.finish()
+
+
+def test_build_segment_streamed(benchmark, build_data, tmp_path):
+    table, dims = build_data
+    path = str(tmp_path / "wiki.seg")
+    size = benchmark.pedantic(_write_streamed, args=(path, table, dims, str(tmp_path)), rounds=3, warmup_rounds=1)
+    assert size == os.path.getsize(path)
+    _record("build_segment_streamed", benchmark)
 
 
 def test_build_parquet(benchmark, build_data, tmp_path):
@@ -183,6 +201,8 @@ def ratios(request):
     write = out.write_line if out is not None else print
     write("")
     pairs = [("build", "build_parquet", "build_segment", "pyarrow Parquet writer"),
+             ("build streamed (SegmentWriter, 65,536-row batches)", "build_parquet", "build_segment_streamed",
+              "pyarrow Parquet writer"),
              ("GROUP BY channel", "group_duckdb", "group_segments", "DuckDB on Parquet"),
              ("filter channel = value", "filter_duckdb", "filter_segments", "DuckDB on Parquet")]
     for label, peer, ours, peer_name in pairs:

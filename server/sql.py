@@ -25,6 +25,7 @@ from msqcore.engine.operators import to_base64
 from msqcore.errors import DruidException, InvalidInput
 from msqcore.kernels import jodatime
 from msqcore.kernels.timeparse import format_iso_millis
+from msqcore.planner import json_functions
 from msqcore.planner.expressions import native_type
 
 from .keys import CLUSTER
@@ -168,6 +169,9 @@ def _values(table: pa.Table, output, zone: str) -> list[list]:
         elif sql_type.endswith(" ARRAY"):
             # sqlStringifyArrays (default true): an ARRAY result is its JSON text
             columns.append([None if v is None else dumps(v) for v in col.to_pylist()])
+            continue
+        elif sql_type == "COMPLEX<json>":
+            columns.append(json_functions.render_values(col))  # nested JSON, not its text
             continue
         elif sql_type.startswith("COMPLEX<") and (pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type)):
             col = to_base64(col)  # Jackson writes byte[] (a stored sketch) as base64

@@ -30,6 +30,7 @@ from msqcore.errors import (Canceled, Fault, InsertCannotAllocateSegment, Insert
                             NotEnoughMemory, TooManyInputFiles, TooManyPartitions, TooManySegmentsInTimeChunk,
                             TooManyWarnings, TooManyWorkers, UnknownError, WorkerFailed, WorkerRpcFailed)
 from msqcore.inputs.sources import list_files
+from msqcore.planner import json_functions
 from msqcore.planner.expressions import native_type
 from msqcore.planner.query import ExternalSource, TableSource, UnionSource
 from msqcore.planner.tasks import StagePlan, TaskPlan, bool_context
@@ -477,7 +478,8 @@ class Controller:
             table = ops.order_limit(table, plan.query)  # the limit stage has done it already
         self.report.stage_phase(plan.stages[-1].number, "FINISHED")
         names = [n for n, _ in plan.output]
-        columns = [table.column(n).to_pylist() for n in names]
+        columns = [json_functions.render_values(table.column(n)) if t == "COMPLEX<json>" else
+                   table.column(n).to_pylist() for n, t in plan.output]
         rows = [list(r) for r in zip(*columns)] if columns else []
         self.report.set_results({
             "signature": [{"name": n, "type": native_type(t)} for n, t in plan.output],

@@ -28,7 +28,7 @@ def _output(e, table: pa.Table) -> pa.Array:
     """An output column. COMPLEX values (stored sketches, rollup states) leave as base64
     text: the form Druid shows them in, and one the shuffle's frames can carry."""
     column = e.materialize(table)
-    return to_base64(column) if e.sql_type.startswith("COMPLEX<") else column
+    return to_base64(column) if e.sql_type.startswith("COMPLEX<") and e.sql_type != "COMPLEX<json>" else column
 
 
 def apply_filter(table: pa.Table, query: LogicalQuery) -> pa.Table:
@@ -74,7 +74,11 @@ def stored_columns(table: pa.Table, query: LogicalQuery) -> pa.Table:
             i = table.column_names.index(name)
             table = table.set_column(i, pa.field(name, table.schema.field(i).type,
                                                  metadata={b"druid_type": b"ARRAY<STRING>"}), table.column(i))
-        if sql_type.startswith("COMPLEX<") and name in table.column_names:
+        if sql_type == "COMPLEX<json>" and name in table.column_names:  # JSON text, stored as it is
+            i = table.column_names.index(name)
+            table = table.set_column(i, pa.field(name, pa.string(), metadata={b"druid_type": b"COMPLEX<json>"}),
+                                     table.column(i))
+        elif sql_type.startswith("COMPLEX<") and name in table.column_names:
             i = table.column_names.index(name)
             values = from_base64(table.column(i))
             table = table.set_column(i, pa.field(name, pa.binary(), metadata={b"druid_type": sql_type.encode()}),

@@ -228,17 +228,22 @@ def _read_leaf(order: WorkOrder, reporter: Reporter, sink=None) -> pa.Table | No
 def read_datasource_segment(path: str, query: LogicalQuery, rows=None) -> pa.Table:
     """The query's columns of one segment (only ``rows``, ascending, if given); columns this
     segment lacks read as null."""
+    from msqcore.planner import json_functions
+    from msqcore.storage import nested
     from msqcore.storage.segment import read_segment, read_segment_meta
     present = {c["name"] for c in read_segment_meta(path)["columns"]}
     # COUNT(*) reads no column, but a table without columns cannot carry a row count
     # through concatenation: keep __time.
     wanted = query.source_columns() or ["__time"]
-    table = read_segment(path, [c for c in wanted if c in present], rows=rows)
+    # nested columns read only through JSON_VALUE: their field columns instead of the raw JSON
+    reads = json_functions.field_reads(query.source_exprs())
+    fields = nested.read_fields(path, {c: set(paths) for c, paths in reads.items()}, rows)
+    table = read_segment(path, [c for c in wanted if c in present and c not in fields] or ["__time"], rows=rows)
     out = formats.conform(table, [(n, t) for n, t in query.source.signature if n in wanted])
     for f in table.schema:  # multi-value strings stay lists (conform would write them as JSON text)
         if pa.types.is_list(f.type) and f.name in out.column_names and out.schema.field(f.name).type == pa.string():
             out = out.set_column(out.column_names.index(f.name), f.name, table.column(f.name))
-    return out
+    return json_functions.add_field_columns(out, reads, fields)
 
 
 def _read_stage_files(files: list[str], reporter: Reporter) -> pa.Table:
@@ -370,52 +375,4 @@ def _exchange_statistics(reporter: Reporter, statistics) -> list[bytes]:
 # --- segment generation ----------------------------------------------------------------------
 
 
-def _generate_segments(order: WorkOrder, reporter: Reporter) -> dict:
-    """One segment per partition: the partition's rows from every worker (only that
-    partition is read), sorted in segment order (spec §8), written and pushed."""
-    from msqcore.storage.deep import deep_storage_from_spec
-    from msqcore.storage.segment import write_segment
-
-    deep = deep_storage_from_spec(order.deep_storage)
-    spec = order.ingest
-    counter = reporter.channel("input0")
-    processed = pushed = 0
-    segments = []
-    for part in order.partitions:
-        tables = []
-        for path in part.files:
-            t, frames = read_partition_file(path)
-            counter.add(part.number, t.num_rows, os.path.getsize(path), frames)
-            if t.num_rows:
-                tables.append(t)
-        if not tables:
-            raise UnknownError(f"Partition [{part.number}] has no rows")
-        table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-        del tables
-        processed += table.num_rows
-        reporter.counters["segmentGenerationProgress"] = segment_progress(processed, processed, pushed, pushed)
-        reporter.flush()
-        table = table.take(ops.sort_indices(table, [(c, False) for c in spec.sort_order]))
-        local = os.path.join(order.out_dir, f"segment_{part.number}.seg")
-        size = write_segment(local, ops.stored_columns(table.select(["__time"] + spec.dimensions + spec.metrics),
-                                                       order.query),
-                             dimensions=spec.dimensions, metrics=spec.metrics)
-        interval = _interval_text(part.interval)
-        load_spec = deep.push(local, part.datasource, interval, part.version, part.partition_num)
-        os.remove(local)
-        pushed += table.num_rows
-        identifier = f"{part.datasource}_{interval.replace('/', '_')}_{part.version}" + \
-            (f"_{part.partition_num}" if part.partition_num else "")
-        segments.append({"dataSource": part.datasource, "interval": interval, "version": part.version,
-                         "loadSpec": load_spec, "dimensions": ",".join(spec.dimensions),
-                         "metrics": ",".join(spec.metrics),
-                         "shardSpec": part.shard_spec, "binaryVersion": 9, "size": size, "identifier": identifier,
-                         "_partition": part.number})
-        reporter.counters["segmentGenerationProgress"] = segment_progress(processed, processed, pushed, pushed)
-        reporter.flush()
-    return {"segments": segments}
-
-
-def _interval_text(interval: tuple[int, int]) -> str:
-    from msqcore.timeutil import interval_text
-    return interval_text(*interval)
+from msqcore.engine.segment_gen import generate_segments as _generate_segments  # noqa: E402

@@ -136,6 +136,8 @@ def conform(table: pa.Table, signature: list[tuple[str, str]]) -> pa.Table:
             col = table.column(name)
             if pa.types.is_null(col.type):
                 col = pa.nulls(len(col), target)
+            elif sql_type == "COMPLEX<json>":
+                col = _json_column(col, table.schema.field(name))
             elif col.type != target:
                 col = _convert(col, sql_type)
         else:
@@ -143,6 +145,29 @@ def conform(table: pa.Table, signature: list[tuple[str, str]]) -> pa.Table:
         arrays.append(col)
         names.append(name)
     return pa.table(arrays, names=names) if names else table.select([])  # keeps the row count
+
+
+def _json_column(col, field: pa.Field | None = None) -> pa.Array:
+    """A COMPLEX<json> column as canonical JSON text (``planner/json_functions.py``).
+    A stored column (``druid_type`` metadata) is that already, and binary values are JSON
+    text (``py_column``); text and numbers are JSON literals; nested Arrow values (Parquet,
+    ORC, Avro) are written as JSON."""
+    from msqcore.planner import json_functions
+    if field is not None and (field.metadata or {}).get(b"druid_type") == b"COMPLEX<json>":
+        return col
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    t = col.type
+    if pa.types.is_binary(t):
+        return json_functions.canonical(col.cast(pa.string()), strict=False)
+    if pa.types.is_struct(t) or pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_map(t):
+        text = pa.array([None if v is None else json.dumps(_jsonable(v), ensure_ascii=False)
+                         for v in col.to_pylist()], pa.string())
+        return json_functions.canonical(text, strict=False)
+    if pa.types.is_dictionary(t):
+        return _json_column(col.cast(t.value_type))
+    kind = "BOOLEAN" if pa.types.is_boolean(t) else "BIGINT" if pa.types.is_integer(t) else \
+        "DOUBLE" if pa.types.is_floating(t) else "VARCHAR"
+    return json_functions.to_json(col if kind != "VARCHAR" else _convert(col, "VARCHAR"), kind)
 
 
 def _convert(col, sql_type: str):
@@ -230,6 +255,9 @@ def py_column(values: list, sql_type: str) -> pa.Array:
     """Python values (from the line-by-line JSON path, Avro or a flattenSpec) → one typed
     column, converting the way the Arrow fast path and ``conform`` do."""
     target = arrow_type(sql_type)
+    if sql_type == "COMPLEX<json>":  # JSON text as binary, which ``conform`` makes canonical
+        return pa.array([None if v is None else json.dumps(_jsonable(v), ensure_ascii=False).encode()
+                         for v in values], pa.binary())
     if sql_type == "VARCHAR":
         fast = all(v is None or type(v) is str for v in values)
     else:

@@ -27,3 +27,14 @@ def check_inverted_index(
 def sort_strings(
     offsets: npt.NDArray[np.int64], data: npt.NDArray[np.uint8], order: npt.NDArray[np.int32]
 ) -> None: ...  # (const int64_t[::1] offsets, const uint8_t[::1] data, int32_t[::1] order) sorts order in place
+
+class StringDictionary:
+    """Distinct strings in first-seen order through a hash table (memory: the distinct values)."""
+
+    has_null: bool
+    @property
+    def cardinality(self) -> int: ...
+    def encode(
+        self, offsets: npt.NDArray[np.int64], data: npt.NDArray[np.uint8], valid: npt.NDArray[np.uint8] | None = None
+    ) -> npt.NDArray[np.int32]: ...  # (const int64_t[::1] offsets, const uint8_t[::1] data, valid) -> int32[n]: first-seen id + 1, 0 for null
+    def values(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]: ...  # (offsets int64[card + 1], data uint8)

@@ -15,11 +15,16 @@ Everything here works on flat typed buffers; the Python layer owns the file layo
 * ``sort_strings``: a multikey quicksort (Bentley & Sedgewick) of string ids by unsigned byte
   order, skipping the bytes a group shares, to sort dictionaries (faster than pyarrow's
   comparison sort on long common prefixes such as URLs).
+* ``StringDictionary``: the distinct values of a string column in first-seen order, through an
+  open-addressing hash table, as its rows arrive in batches: each row's first-seen id, with
+  memory bounded by the cardinality (the streaming segment writer's dictionary).
 
 Style: validate and allocate under the GIL, one ``with nogil:`` section, errors reported
 through a flag and raised after the GIL is re-acquired.
 """
-from libc.stdint cimport INT32_MAX, int32_t, int64_t, uint8_t, uint32_t
+from libc.stdint cimport INT32_MAX, int32_t, int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free, malloc, realloc
+from libc.string cimport memcmp, memcpy, memset
 
 import numpy as np
 
@@ -452,3 +457,199 @@ def sort_strings(const int64_t[::1] offsets, const uint8_t[::1] data, int32_t[::
     if n > 1:
         with nogil:
             _mkqsort(&offsets[0], base, &order[0], n, 0)
+
+
+# --- StringDictionary: distinct strings in first-seen order, through a hash table ---------------
+
+cdef inline uint64_t _hash_bytes(const uint8_t* p, int64_t n) noexcept nogil:
+    """A 64-bit hash of n bytes, 8 at a time (a multiply-xorshift mix, like wyhash's)."""
+    cdef:
+        uint64_t h = 0x9E3779B97F4A7C15ULL ^ <uint64_t>n
+        uint64_t w
+        int64_t i = 0
+    while i + 8 <= n:
+        memcpy(&w, p + i, 8)
+        h = (h ^ w) * 0xFF51AFD7ED558CCDULL
+        h ^= h >> 29
+        i += 8
+    if i < n:
+        w = 0
+        memcpy(&w, p + i, <size_t>(n - i))
+        h = (h ^ w) * 0xFF51AFD7ED558CCDULL
+        h ^= h >> 29
+    h ^= h >> 32
+    h *= 0xC4CEB9FE1A85EC53ULL
+    h ^= h >> 29
+    return h
+
+
+cdef class StringDictionary:
+    """The distinct values of a string column as its rows arrive, in first-seen order.
+
+    ``encode(offsets, data, valid)`` returns each row's first-seen id + 1 (0 for a null row);
+    memory holds the distinct values and an open-addressing hash table of them, not the rows.
+    A row equal to the row before it skips the hash (segment rows arrive sorted, so runs of
+    equal values are common). ``values()`` returns (offsets int64[card + 1], data uint8).
+    """
+    cdef uint64_t* slots      # 0 for an empty slot, else the hash's high 32 bits | entry id + 1
+    cdef uint64_t* hashes     # per entry, to rehash
+    cdef int64_t* starts      # per entry start in data, [card + 1]
+    cdef uint8_t* data
+    cdef Py_ssize_t nslots, card, cap_entries, data_len, cap_data
+    cdef public bint has_null
+
+    def __cinit__(self):
+        self.nslots = 1024
+        self.cap_entries = 1024
+        self.cap_data = 1 << 16
+        self.slots = <uint64_t*>calloc(self.nslots, sizeof(uint64_t))
+        self.hashes = <uint64_t*>malloc(self.cap_entries * sizeof(uint64_t))
+        self.starts = <int64_t*>malloc((self.cap_entries + 1) * sizeof(int64_t))
+        self.data = <uint8_t*>malloc(self.cap_data)
+        if not (self.slots and self.hashes and self.starts and self.data):
+            raise MemoryError()
+        self.starts[0] = 0
+        self.card = 0
+        self.data_len = 0
+        self.has_null = False
+
+    def __dealloc__(self):
+        free(self.slots)
+        free(self.hashes)
+        free(self.starts)
+        free(self.data)
+
+    @property
+    def cardinality(self):
+        return self.card
+
+    cdef int _rehash(self) noexcept nogil:
+        cdef:
+            Py_ssize_t n = self.nslots * 2
+            Py_ssize_t mask = n - 1
+            Py_ssize_t e, s
+            uint64_t* slots = <uint64_t*>calloc(n, sizeof(uint64_t))
+        if slots == NULL:
+            return -1
+        for e in range(self.card):
+            s = <Py_ssize_t>(self.hashes[e] & <uint64_t>mask)
+            while slots[s]:
+                s = (s + 1) & mask
+            slots[s] = (self.hashes[e] & 0xFFFFFFFF00000000ULL) | <uint64_t>(e + 1)
+        free(self.slots)
+        self.slots = slots
+        self.nslots = n
+        return 0
+
+    cdef int32_t _insert(self, const uint8_t* p, int64_t n, uint64_t h, Py_ssize_t slot) noexcept nogil:
+        """Append a new entry (its slot is known to be empty); -1 when out of memory."""
+        cdef:
+            Py_ssize_t cap
+            void* grown
+        if self.card >= INT32_MAX - 1:
+            return -1
+        if self.card == self.cap_entries:
+            cap = self.cap_entries * 2
+            grown = realloc(self.hashes, cap * sizeof(uint64_t))
+            if grown == NULL:
+                return -1
+            self.hashes = <uint64_t*>grown
+            grown = realloc(self.starts, (cap + 1) * sizeof(int64_t))
+            if grown == NULL:
+                return -1
+            self.starts = <int64_t*>grown
+            self.cap_entries = cap
+        if self.data_len + n > self.cap_data:
+            cap = self.cap_data * 2
+            while cap < self.data_len + n:
+                cap *= 2
+            grown = realloc(self.data, cap)
+            if grown == NULL:
+                return -1
+            self.data = <uint8_t*>grown
+            self.cap_data = cap
+        if n:
+            memcpy(self.data + self.data_len, p, <size_t>n)
+        self.data_len += n
+        self.hashes[self.card] = h
+        self.starts[self.card + 1] = self.data_len
+        self.slots[slot] = (h & 0xFFFFFFFF00000000ULL) | <uint64_t>(self.card + 1)
+        self.card += 1
+        return <int32_t>(self.card - 1)
+
+    def encode(self, const int64_t[::1] offsets, const uint8_t[::1] data, valid=None):
+        """First-seen id + 1 of each of the ``len(offsets) - 1`` rows (0 where ``valid`` is 0)."""
+        cdef:
+            Py_ssize_t n = offsets.shape[0] - 1
+            Py_ssize_t i, slot, mask
+            const uint8_t[::1] ok
+            const uint8_t* base = &data[0] if data.shape[0] else NULL
+            const uint8_t* p
+            bint check_valid = valid is not None
+            bint failed = False
+            int64_t start, length
+            int64_t prev_start = 0
+            int64_t prev_length = -1
+            int32_t prev_id = 0
+            int32_t e
+            uint64_t h, v, tag
+            int32_t[::1] out
+            object result
+        if n < 0:
+            raise ValueError("offsets must hold at least one entry")
+        if check_valid:
+            ok = valid
+            if ok.shape[0] != n:
+                raise ValueError(f"valid has {ok.shape[0]} entries for {n} rows")
+        if n and (offsets[0] < 0 or offsets[n] > data.shape[0]):
+            raise ValueError("offsets point outside data")
+        result = np.empty(n, dtype=np.int32)
+        out = result
+        with nogil:
+            for i in range(n):
+                if check_valid and not ok[i]:
+                    out[i] = 0
+                    self.has_null = True
+                    continue
+                start = offsets[i]
+                length = offsets[i + 1] - start
+                p = base + start
+                if length == prev_length and (length == 0 or memcmp(p, base + prev_start, <size_t>length) == 0):
+                    out[i] = prev_id
+                    continue
+                h = _hash_bytes(p, length)
+                mask = self.nslots - 1
+                slot = <Py_ssize_t>(h & <uint64_t>mask)
+                tag = h & 0xFFFFFFFF00000000ULL
+                while True:
+                    v = self.slots[slot]
+                    if v == 0:
+                        e = self._insert(p, length, h, slot)
+                        break
+                    if (v & 0xFFFFFFFF00000000ULL) == tag:
+                        e = <int32_t>(v & 0xFFFFFFFFULL) - 1
+                        if self.starts[e + 1] - self.starts[e] == length and \
+                                (length == 0 or memcmp(self.data + self.starts[e], p, <size_t>length) == 0):
+                            break
+                    slot = (slot + 1) & mask
+                if e < 0 or (2 * self.card > self.nslots and self._rehash() < 0):
+                    failed = True
+                    break
+                out[i] = e + 1
+                prev_start, prev_length, prev_id = start, length, e + 1
+        if failed:
+            raise MemoryError("string dictionary out of memory")
+        return result
+
+    def values(self):
+        """(offsets int64[card + 1], data uint8) of the distinct values, first seen first."""
+        offsets = np.empty(self.card + 1, dtype=np.int64)
+        cdef int64_t[::1] o = offsets
+        cdef Py_ssize_t i
+        for i in range(self.card + 1):
+            o[i] = self.starts[i]
+        data = np.empty(self.data_len, dtype=np.uint8)
+        cdef uint8_t[::1] d = data
+        if self.data_len:
+            memcpy(&d[0], self.data, <size_t>self.data_len)
+        return offsets, data

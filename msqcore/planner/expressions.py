@@ -45,6 +45,8 @@ SQL_TYPES = {
     "COMPLEX<serializablePairLongLong>": ("COMPLEX<serializablePairLongLong>", pa.binary()),
     "COMPLEX<serializablePairLongDouble>": ("COMPLEX<serializablePairLongDouble>", pa.binary()),
     "COMPLEX<serializablePairLongFloat>": ("COMPLEX<serializablePairLongFloat>", pa.binary()),
+    # nested JSON: canonical JSON text (planner/json_functions.py)
+    "COMPLEX<json>": ("COMPLEX<json>", pa.string()),
 }
 SQL_TYPES.update({
     "VARCHAR ARRAY": ("ARRAY<STRING>", pa.list_(pa.string())),
@@ -1288,6 +1290,10 @@ class Binder:
                 from None
 
     def bind(self, node: exp.Expression) -> Expr:
+        from msqcore.planner import json_functions  # builds on this module
+        bound = json_functions.bind(self, node)
+        if bound is not None:
+            return bound
         method = getattr(self, f"_bind_{type(node).__name__.lower()}", None)
         if method is not None:
             return method(node)

@@ -23,7 +23,8 @@ from msqcore.planner.statement import ARRAY_AGG_CALL
 
 # EXTERN signature types → SQL types.
 _EXTERN_TYPES = {"string": "VARCHAR", "long": "BIGINT", "double": "DOUBLE", "float": "FLOAT",
-                 "array<string>": "VARCHAR ARRAY", "array<long>": "BIGINT ARRAY", "array<double>": "DOUBLE ARRAY"}
+                 "array<string>": "VARCHAR ARRAY", "array<long>": "BIGINT ARRAY", "array<double>": "DOUBLE ARRAY",
+                 "complex<json>": "COMPLEX<json>"}
 
 
 class UnplannableQuery(DruidException):
@@ -171,9 +172,8 @@ class LogicalQuery:
         cols = cols[: len(cols) - self.hidden] if self.hidden else cols
         return [(n, e.sql_type) for n, e in cols]
 
-    def source_columns(self) -> list[str]:
-        """Source columns the query reads (for column pruning)."""
-        used: set[str] = set()
+    def source_exprs(self) -> list[Expr]:
+        """The expressions evaluated over source rows."""
         exprs = [e for _, e in self.group_by or []]
         exprs += [x for a in self.aggregations for x in (a.arg, a.filter, a.time) if x is not None]
         if not self.is_aggregate:
@@ -182,7 +182,12 @@ class LogicalQuery:
             exprs.append(self.filter)
         if self.unnest is not None:
             exprs.append(self.unnest.expr)
-        for e in exprs:
+        return exprs
+
+    def source_columns(self) -> list[str]:
+        """Source columns the query reads (for column pruning)."""
+        used: set[str] = set()
+        for e in self.source_exprs():
             used |= e.columns()
         return [n for n, _ in self.source.signature if n in used]
 
@@ -190,7 +195,7 @@ class LogicalQuery:
 def _native(sql_type: str) -> str:
     return {"VARCHAR": "STRING", "BIGINT": "LONG", "DOUBLE": "DOUBLE", "FLOAT": "FLOAT", "TIMESTAMP": "LONG",
             "BOOLEAN": "LONG", "VARCHAR ARRAY": "ARRAY<STRING>", "BIGINT ARRAY": "ARRAY<LONG>",
-            "DOUBLE ARRAY": "ARRAY<DOUBLE>"}[sql_type]
+            "DOUBLE ARRAY": "ARRAY<DOUBLE>", "COMPLEX<json>": "COMPLEX<json>"}[sql_type]
 
 
 @dataclass
@@ -777,6 +782,9 @@ def _extend_column(col: exp.ColumnDef) -> dict:
         element = _EXTEND_TYPES.get(kind.expressions[0].this.name.upper())
         if element in ("string", "long", "double"):
             return {"name": col.name, "type": f"ARRAY<{element.upper()}>"}
+    if type_name.upper() == "USERDEFINED" and kind.expressions and \
+            kind.expressions[0].name.lower() == "complex<json>":  # TYPE('COMPLEX<json>')
+        return {"name": col.name, "type": "COMPLEX<json>"}
     if type_name.upper() not in _EXTEND_TYPES:
         raise InvalidInput(f"Column [{col.name}] has an unsupported type: [{kind.sql('druid') if kind else kind}]")
     return {"name": col.name, "type": _EXTEND_TYPES[type_name.upper()]}

@@ -214,6 +214,9 @@ def _dimension_spec(name: str, sql_type: str) -> dict:
     t = native_type(sql_type)
     if t.startswith("ARRAY<"):  # arrayIngestMode=array: an auto column cast to the array type
         return {"type": "auto", "name": name, "castToType": t}
+    if t == "COMPLEX<json>":  # Druid's NestedDataColumnSchema
+        return {"type": "json", "name": name, "formatVersion": 5, "multiValueHandling": "SORTED_ARRAY",
+                "createBitmapIndex": True}
     if t == "STRING":
         return {"type": "string", "name": name, "multiValueHandling": "SORTED_ARRAY", "createBitmapIndex": True}
     return {"type": t.lower(), "name": name, "multiValueHandling": "SORTED_ARRAY", "createBitmapIndex": False}

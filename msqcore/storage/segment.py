@@ -13,7 +13,9 @@ the blocks it needs. Strings are dictionary-encoded with a sorted dictionary and
 bitmap per value (``msqcore.kernels._roaring``); LONGs are stored as narrow offsets from their
 minimum where that packs well (frame of reference), other numbers raw, before compression.
 
-Reads go through ``mmap``; ``read_segment`` decodes only the requested columns (and rows).
+``SegmentWriter`` writes a segment from sorted batches with memory bounded by a chunk of rows
+and one column (``write_segment`` is its one-shot case). Reads go through ``mmap``;
+``read_segment`` decodes only the requested columns (and rows).
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import copy
 import json
 import mmap
 import os
+import shutil
 import struct
 import tempfile
 import threading
@@ -36,12 +39,14 @@ import pyarrow.compute as pc
 from msqcore.errors import SegmentCorruptError
 from msqcore.kernels import _roaring as _rb
 from msqcore.kernels import _segment as _k
+from msqcore.storage import nested
 
 __all__ = [
     "FORMAT_VERSION",
     "MAGIC",
     "BitmapIndex",
     "ROLLUP_KINDS",
+    "SegmentWriter",
     "read_segment",
     "read_segment_meta",
     "string_value_index",
@@ -162,17 +167,21 @@ def _meta_from_json(md: dict[str, str] | None) -> dict[bytes, bytes] | None:
 
 
 class _ColumnWriter:
-    """Compresses one column's parts into an aligned, checksummed block."""
+    """Compresses one column's parts into an aligned, checksummed block, appended to ``out``:
+    a list of chunks (one-shot writes) or a file (streaming writes)."""
 
-    def __init__(self, codec: pa.Codec):
+    def __init__(self, codec: pa.Codec, out: list | Any = None):
         self.codec = codec
-        self.chunks: list[Any] = []
+        self.out = [] if out is None else out
         self.parts: dict[str, dict[str, int]] = {}
         self.pos = 0
         self.crc = 0
 
     def _emit(self, data) -> None:
-        self.chunks.append(data)
+        if isinstance(self.out, list):
+            self.out.append(data)
+        else:
+            self.out.write(data)
         self.crc = zlib.crc32(data, self.crc)
         self.pos += len(memoryview(data).cast("B"))
 
@@ -301,8 +310,8 @@ def _write_bitmaps(w: _ColumnWriter, index_offsets: np.ndarray, index_rows: np.n
     w.part("bitmaps", bitmaps, STREAM_BLOCK)
 
 
-def _encode_string(w: _ColumnWriter, arr: pa.Array, bitmaps: bool) -> dict[str, Any]:
-    sorted_dict, ids, has_null = _sorted_dictionary(arr)
+def _encode_string(w: _ColumnWriter, column: _StringColumn, bitmaps: bool) -> dict[str, Any]:
+    sorted_dict, ids, has_null = column.sorted()
     card = len(sorted_dict)
     width = _k.id_width(card)
     w.part("ids", _k.pack_ids(ids, width), ROWS_PER_BLOCK * width)
@@ -310,6 +319,76 @@ def _encode_string(w: _ColumnWriter, arr: pa.Array, bitmaps: bool) -> dict[str, 
     if bitmaps:
         _write_bitmaps(w, *_k.build_inverted_index(ids, card))
     return {"hasNulls": has_null, "cardinality": card, "idWidth": width, "bitmapIndex": bitmaps}
+
+
+class _Spool:
+    """One column's arrays in row order: kept in memory, or (with ``path``) written to an
+    Arrow IPC stream file and read back once by ``read``."""
+
+    def __init__(self, typ: pa.DataType, path: str | None = None):
+        self.type = typ
+        self.path = path
+        self.chunks: list[pa.Array] = []
+        self._sink = None
+        self._writer = None
+
+    def add(self, arr: pa.Array) -> None:
+        if self.path is None:
+            self.chunks.append(arr)
+            return
+        if self._writer is None:
+            self._sink = pa.OSFile(self.path, "wb")
+            self._writer = pa.ipc.new_stream(self._sink, pa.schema([("v", arr.type)]))
+        self._writer.write_batch(pa.record_batch([arr], names=["v"]))
+
+    def read(self) -> pa.Array:
+        """Every row (one column's worth of memory); the file is removed."""
+        if self._writer is not None:
+            self.close()
+            with pa.OSFile(self.path, "rb") as f:
+                self.chunks = pa.ipc.open_stream(f).read_all().column(0).chunks
+            os.unlink(self.path)
+        chunks, self.chunks = self.chunks, []
+        return _combine(pa.chunked_array(chunks, self.type))
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._sink.close()
+            self._writer = self._sink = None
+
+
+class _StringColumn:
+    """A single-value string column as its rows arrive: its distinct values in first-seen order
+    (the ``StringDictionary`` kernel: memory bounded by the cardinality, not the row count)
+    and each row's first-seen id + 1 (0 for null), spooled. ``sorted`` then remaps the ids
+    through the sorted dictionary."""
+
+    def __init__(self, path: str | None = None):
+        self.dictionary = _k.StringDictionary()
+        self.ids = _Spool(pa.int32(), path)
+
+    def add(self, arr: pa.Array) -> None:
+        valid = pc.is_valid(arr).to_numpy(zero_copy_only=False).view(np.uint8) if arr.null_count else None
+        self.ids.add(pa.array(self.dictionary.encode(*_string_buffers(arr), valid)))
+
+    def sorted(self) -> tuple[pa.Array, np.ndarray, bool]:
+        """(sorted dictionary, null first as "" if any; ids int32; has_null), as ``_sorted_dictionary``."""
+        offsets, data = self.dictionary.values()
+        has_null = bool(self.dictionary.has_null)
+        self.dictionary = None  # free the hash table and the values' first copy before sorting
+        card = len(offsets) - 1
+        order = np.arange(card, dtype=np.int32)
+        _k.sort_strings(offsets, data, order)  # UTF-8 byte order
+        rank = np.zeros(card + 1, dtype=np.int32)  # first-seen id + 1 -> sorted id
+        rank[order + 1] = np.arange(card, dtype=np.int32) + np.int32(has_null)
+        ids = _k.remap_ids(self.ids.read().to_numpy(zero_copy_only=False), rank)
+        values = pa.Array.from_buffers(pa.large_string(), card, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+        sorted_dict = values.take(pa.array(order))
+        del values, offsets, data
+        if has_null:
+            sorted_dict = pa.concat_arrays([pa.array([""], pa.large_string()), sorted_dict])
+        return sorted_dict, ids, has_null
 
 
 def _list_parts(arr: pa.Array) -> tuple[np.ndarray, pa.Array, bool]:
@@ -370,7 +449,7 @@ def _encode_complex(w: _ColumnWriter, arr: pa.Array) -> dict[str, Any]:
     return {"hasNulls": has_nulls, "storage": storage}
 
 
-def _check_columns(table: pa.Table, dimensions: list[str], metrics: list[str]) -> list[str]:
+def _check_columns(schema: pa.Schema, dimensions: list[str], metrics: list[str]) -> list[str]:
     names = [TIME_COLUMN, *dimensions, *metrics]
     seen: set[str] = set()
     for name in names:
@@ -380,27 +459,22 @@ def _check_columns(table: pa.Table, dimensions: list[str], metrics: list[str]) -
             raise ValueError(f"column {name!r} is listed more than once "
                              "(__time, dimensions and metrics must be distinct)")
         seen.add(name)
-        matches = table.schema.get_all_field_indices(name)
+        matches = schema.get_all_field_indices(name)
         if not matches:
             raise ValueError(f"table has no column {name!r}")
         if len(matches) > 1:
             raise ValueError(f"table has {len(matches)} columns named {name!r}")
-    time_type = table.schema.field(TIME_COLUMN).type
+    time_type = schema.field(TIME_COLUMN).type
     if not pa.types.is_int64(time_type):
         raise TypeError(f"{TIME_COLUMN} must be int64 epoch millis, got {time_type}")
-    if table.column(TIME_COLUMN).null_count:
-        raise ValueError(f"{TIME_COLUMN} has {table.column(TIME_COLUMN).null_count} null value(s)")
     return names
 
 
 # --- rollup ------------------------------------------------------------------------------------
 
 
-def _rollup(table: pa.Table, dimensions: list[str], rollup: Mapping[str, str], metrics: list[str]) -> pa.Table:
-    """Merge adjacent rows with equal (__time, dimensions), combining each metric by its kind.
-
-    Rows must arrive sorted by (__time, dimensions): only runs of equal keys are merged.
-    """
+def _check_rollup(schema: pa.Schema, rollup: Mapping[str, str], metrics: list[str]) -> pa.Schema:
+    """``schema`` with every metric typed as its combining kind stores it (a longSum is a LONG)."""
     missing = [m for m in metrics if m not in rollup]
     unknown = [m for m in rollup if m not in metrics]
     if missing or unknown:
@@ -409,6 +483,20 @@ def _rollup(table: pa.Table, dimensions: list[str], rollup: Mapping[str, str], m
     for m, kind in rollup.items():
         if kind not in ROLLUP_KINDS:
             raise ValueError(f"metric {m!r}: unknown rollup kind {kind!r}; known: {sorted(ROLLUP_KINDS)}")
+        i = schema.get_field_index(m)
+        field = schema.field(i)
+        if not (pa.types.is_integer(field.type) or pa.types.is_floating(field.type)):
+            raise TypeError(f"metric {m!r} ({field.type}) cannot be combined with {kind}")
+        schema = schema.set(i, field.with_type(_NUMERIC[ROLLUP_KINDS[kind][1]][1]))
+    return schema
+
+
+def _rollup(table: pa.Table, dimensions: list[str], rollup: Mapping[str, str], metrics: list[str]) -> pa.Table:
+    """Merge adjacent rows with equal (__time, dimensions), combining each metric by its kind.
+
+    Rows must arrive sorted by (__time, dimensions): only runs of equal keys are merged.
+    Metrics must already have their kind's type (``_check_rollup``).
+    """
     n = table.num_rows
     if n < 2:
         return table
@@ -432,8 +520,6 @@ def _rollup(table: pa.Table, dimensions: list[str], rollup: Mapping[str, str], m
         op, typ = ROLLUP_KINDS[kind]
         dtype = _NUMERIC[typ][0].newbyteorder("=")
         col = _combine(table.column(m))
-        if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
-            raise TypeError(f"metric {m!r} ({col.type}) cannot be combined with {kind}")
         valid = pc.is_valid(col).to_numpy(zero_copy_only=False)
         if op == "sum":
             fill = 0
@@ -451,7 +537,240 @@ def _rollup(table: pa.Table, dimensions: list[str], rollup: Mapping[str, str], m
     return out
 
 
-# --- write_segment --------------------------------------------------------------------------------
+# --- SegmentWriter and write_segment ----------------------------------------------------------------
+
+
+class SegmentWriter:
+    """Writes one segment from rows that arrive in segment order, in batches.
+
+        writer = SegmentWriter(path, schema, dimensions=dims, metrics=mets, temp_dir=tmp)
+        writer.append(batch) ...        # tables or record batches, rows in segment order
+        size = writer.finish()          # encodes, writes ``path`` atomically; returns its size
+        writer.close()                  # removes temporary files (finish does too)
+
+    With ``temp_dir``, memory does not grow with the segment: ``append`` keeps at most
+    ``chunk_rows`` rows, then hands each column's slice to its spool, a temporary Arrow file
+    (single-value strings keep only their distinct values in memory and spool one first-seen
+    id per row). ``finish`` then encodes one column at a time, writing compressed parts to a
+    temporary body file, and copies the body behind the header and table of contents. Without
+    ``temp_dir`` (``write_segment``, whose table is in memory anyway) the spools and the
+    body stay in memory. Both give the same bytes.
+
+    ``rollup`` merges adjacent rows with equal ``__time`` and dimensions, across batches too
+    (the last key of a batch waits for the next one); a rolled-up metric is stored as its
+    kind's type (a longSum is a LONG). See ``write_segment`` for the other arguments.
+    """
+
+    def __init__(self, path: str, schema: pa.Schema, *, dimensions: Sequence[str], metrics: Sequence[str] = (),
+                 rollup: Mapping[str, str] | None = None, compression: str = "zstd",
+                 compression_level: int | None = None, bitmap_indexes: Collection[str] | None = None,
+                 temp_dir: str | None = None, chunk_rows: int = ROWS_PER_BLOCK):
+        self.path = path
+        self.dimensions = list(dimensions)
+        self.metrics = list(metrics)
+        self.names = _check_columns(schema, self.dimensions, self.metrics)
+        if compression not in CODECS:
+            raise ValueError(f"compression must be one of {CODECS}, got {compression!r}")
+        self.compression = compression
+        self.codec = pa.Codec(compression, compression_level)
+        for name in self.names:
+            _druid_type(schema.field(name))  # refuse unsupported types before any work
+        self.schema = pa.schema([schema.field(name) for name in self.names])
+        self.rollup = dict(rollup) if rollup is not None else None
+        if self.rollup is not None:
+            self.schema = _check_rollup(self.schema, self.rollup, self.metrics)
+        self.kinds = [_druid_type(f) for f in self.schema]
+        if bitmap_indexes is not None:
+            bitmap_indexes = set(bitmap_indexes)
+            strange = sorted(c for c in bitmap_indexes
+                             if c not in self.names or not self.kinds[self.names.index(c)].endswith("STRING"))
+            if strange:
+                raise ValueError(f"bitmap_indexes names columns that are not string columns of the segment: "
+                                 f"{strange}")
+        self.bitmap_indexes = bitmap_indexes
+        self.chunk_rows = max(1, int(chunk_rows))
+        self.num_rows = 0
+        self._dir = tempfile.mkdtemp(prefix=".segment-", dir=temp_dir) if temp_dir is not None else None
+        self._columns: list[_Spool | _StringColumn | None] = []
+        for i, (field, kind) in enumerate(zip(self.schema, self.kinds)):
+            spool_path = None if self._dir is None else os.path.join(self._dir, f"column-{i}.arrow")
+            if kind == "STRING" and (pa.types.is_string(field.type) or pa.types.is_large_string(field.type)):
+                self._columns.append(_StringColumn(spool_path))
+            else:
+                self._columns.append(_Spool(field.type, spool_path))
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+        self._carry: pa.Table | None = None  # rollup: the last key of the rows so far
+
+    def append(self, data: pa.Table | pa.RecordBatch) -> None:
+        """Add rows that follow the previous ones in segment order."""
+        table = pa.Table.from_batches([data]) if isinstance(data, pa.RecordBatch) else data
+        if not table.num_rows:
+            return
+        self._pending.append(table.select(self.names))
+        self._pending_rows += table.num_rows
+        if self._pending_rows >= self.chunk_rows:
+            self._flush(final=False)
+
+    def _flush(self, final: bool) -> None:
+        pending, self._pending, self._pending_rows = self._pending, [], 0
+        if self._carry is not None:
+            pending.insert(0, self._carry)
+            self._carry = None
+        if not pending:
+            return
+        table = pa.concat_tables(pending) if len(pending) > 1 else pending[0]
+        del pending
+        if table.schema != self.schema:
+            table = table.cast(self.schema)
+        nulls = table.column(TIME_COLUMN).null_count
+        if nulls:
+            raise ValueError(f"{TIME_COLUMN} has {nulls} null value(s)")
+        if self.rollup is not None:
+            table = _rollup(table, self.dimensions, self.rollup, self.metrics)
+            if not final:  # equal keys may go on in the next batch
+                self._carry = table.slice(table.num_rows - 1)
+                table = table.slice(0, table.num_rows - 1)
+        for name, column in zip(self.names, self._columns):
+            column.add(_combine(table.column(name)))
+        self.num_rows += table.num_rows
+
+    def _with_bitmaps(self, name: str) -> bool:
+        return self.bitmap_indexes is None or name in self.bitmap_indexes
+
+    def finish(self) -> int:
+        """Encode every column and write the file (under a temporary name in the same
+        directory, fsynced, then renamed over ``path``); return its size in bytes."""
+        try:
+            return self._finish()
+        finally:
+            self.close()
+
+    def _finish(self) -> int:
+        self._flush(final=True)
+        n = self.num_rows
+        if n > _INT32_MAX:
+            raise ValueError(f"a segment holds at most {_INT32_MAX} rows, got {n}")
+        body: list | Any = [] if self._dir is None else open(os.path.join(self._dir, "body"), "w+b")
+        try:
+            entries = self._encode_columns(body)
+            return self._write_file(entries, body)
+        finally:
+            if not isinstance(body, list):
+                body.close()
+
+    def _encode_columns(self, body) -> list[dict[str, Any]]:
+        entries: list[dict[str, Any]] = []
+        self.min_time = self.max_time = None
+        for i, (name, kind, field) in enumerate(zip(self.names, self.kinds, self.schema)):
+            column, self._columns[i] = self._columns[i], None  # freed once encoded
+            w = _ColumnWriter(self.codec, body)
+            arr = column.read() if isinstance(column, _Spool) else None  # one column in memory at a time
+            if kind == "LONG":
+                extra = _encode_long(w, arr)
+            elif kind in _NUMERIC:
+                extra = {"hasNulls": _encode_numeric(w, arr, kind)}
+            elif kind == "STRING" and arr is not None:
+                extra = _encode_string_list(w, arr, self._with_bitmaps(name))
+            elif kind == "STRING":
+                extra = _encode_string(w, column, self._with_bitmaps(name))
+            elif kind == "ARRAY<STRING>":
+                extra = _encode_string_list(w, arr, self._with_bitmaps(name))
+                extra.pop("multiValue")
+            elif kind in _ARRAY_NUMERIC:
+                extra = _encode_numeric_list(w, arr, kind)
+            elif kind == "COMPLEX<json>":  # raw JSON plus typed field columns (storage/nested.py)
+                extra = nested.encode(w, arr, _encode_complex)
+            else:
+                extra = _encode_complex(w, arr)
+            if name == TIME_COLUMN and len(arr):
+                self.min_time, self.max_time = pc.min(arr).as_py(), pc.max(arr).as_py()
+            del arr, column
+            entry: dict[str, Any] = {"name": name, "type": kind, "offset": 0, "length": w.pos, "crc32": w.crc}
+            entry.update(extra)
+            field_md = _meta_to_json(field.metadata)
+            if field_md:
+                entry["fieldMetadata"] = field_md
+            entry["parts"] = w.parts
+            entries.append(entry)
+        return entries
+
+    def _write_file(self, entries: list[dict[str, Any]], body) -> int:
+        n = self.num_rows
+        rollup, dimensions, metrics = self.rollup, self.dimensions, self.metrics
+        by_name = {e["name"]: e for e in entries}
+        toc: dict[str, Any] = {
+            "format": "msqcore-segment",
+            "version": FORMAT_VERSION,
+            "compression": self.compression,
+            "numRows": n,
+            "dimensions": dimensions,
+            "metrics": metrics,
+            "dimensionsSpec": [_dimension_schema(d, by_name[d]) for d in dimensions],
+            "metricsSpec": [{"type": rollup[m], "name": m, "fieldName": m} for m in metrics] if rollup else [],
+            "rollup": rollup is not None,
+            "minTime": self.min_time,
+            "maxTime": self.max_time,
+            "columns": entries,
+        }
+        # Absolute offsets depend on the TOC length, which depends on the offsets' digits: iterate.
+        data_start = _align(HEADER_SIZE + 2)
+        while True:
+            pos = data_start
+            for entry in entries:
+                entry["offset"] = pos
+                pos += entry["length"]
+            toc_bytes = json.dumps(toc, separators=(",", ":")).encode("utf-8")
+            if HEADER_SIZE + len(toc_bytes) <= data_start:
+                break
+            data_start = _align(HEADER_SIZE + len(toc_bytes))
+        toc_bytes += b" " * (data_start - HEADER_SIZE - len(toc_bytes))
+        file_size = pos
+        header = _HEADER.pack(MAGIC, FORMAT_VERSION, len(toc_bytes), zlib.crc32(toc_bytes), file_size, n)
+
+        path = self.path
+        parent = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                if hasattr(os, "fchmod"):
+                    os.fchmod(f.fileno(), 0o644)
+                f.write(header)
+                f.write(toc_bytes)
+                if isinstance(body, list):
+                    for chunk in body:
+                        f.write(chunk)
+                else:
+                    body.seek(0)
+                    shutil.copyfileobj(body, f, 1 << 20)
+                if f.tell() != file_size:  # defensive: the layout above must match what was written
+                    raise AssertionError(f"segment writer wrote {f.tell()} bytes, planned {file_size}")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return file_size
+
+    def close(self) -> None:
+        """Drop buffered rows and remove the temporary files."""
+        for column in self._columns:
+            if column is not None:
+                (column if isinstance(column, _Spool) else column.ids).close()
+        self._columns = []
+        self._pending = []
+        self._carry = None
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    def __enter__(self) -> SegmentWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def write_segment(path: str, table: pa.Table, *, dimensions: list[str], metrics: Sequence[str] = (),
@@ -466,113 +785,13 @@ def write_segment(path: str, table: pa.Table, *, dimensions: list[str], metrics:
     ``"lz4"``. ``bitmap_indexes`` names the string columns that get a bitmap index (default:
     all, Druid's ``createBitmapIndex: true``); the others store only dictionary and ids. The
     file is written under a temporary name in the same directory, fsynced, then renamed over
-    ``path``.
+    ``path``. This is ``SegmentWriter``'s one-shot case.
     """
-    dimensions = list(dimensions)
-    metrics = list(metrics)
-    names = _check_columns(table, dimensions, metrics)
-    if compression not in CODECS:
-        raise ValueError(f"compression must be one of {CODECS}, got {compression!r}")
-    codec = pa.Codec(compression, compression_level)
-    for name in names:
-        _druid_type(table.schema.field(name))  # refuse unsupported types before any work
-    if rollup is not None:
-        table = _rollup(table, dimensions, rollup, metrics)
-    kinds = [_druid_type(table.schema.field(name)) for name in names]
-    n = table.num_rows
-    if n > _INT32_MAX:
-        raise ValueError(f"a segment holds at most {_INT32_MAX} rows, got {n}")
-
-    if bitmap_indexes is not None:
-        bitmap_indexes = set(bitmap_indexes)
-        strange = sorted(c for c in bitmap_indexes if c not in names or not kinds[names.index(c)].endswith("STRING"))
-        if strange:
-            raise ValueError(f"bitmap_indexes names columns that are not string columns of the segment: {strange}")
-
-    def with_bitmaps(name: str) -> bool:
-        return bitmap_indexes is None or name in bitmap_indexes
-
-    entries: list[dict[str, Any]] = []
-    writers: list[_ColumnWriter] = []
-    for name, kind in zip(names, kinds):
-        arr = _combine(table.column(name))
-        w = _ColumnWriter(codec)
-        if kind == "LONG":
-            extra = _encode_long(w, arr)
-        elif kind in _NUMERIC:
-            extra = {"hasNulls": _encode_numeric(w, arr, kind)}
-        elif kind == "STRING" and not pa.types.is_string(arr.type) and not pa.types.is_large_string(arr.type):
-            extra = _encode_string_list(w, arr, with_bitmaps(name))
-        elif kind == "STRING":
-            extra = _encode_string(w, arr, with_bitmaps(name))
-        elif kind == "ARRAY<STRING>":
-            extra = _encode_string_list(w, arr, with_bitmaps(name))
-            extra.pop("multiValue")
-        elif kind in _ARRAY_NUMERIC:
-            extra = _encode_numeric_list(w, arr, kind)
-        else:
-            extra = _encode_complex(w, arr)
-        entry: dict[str, Any] = {"name": name, "type": kind, "offset": 0, "length": w.pos, "crc32": w.crc}
-        entry.update(extra)
-        field_md = _meta_to_json(table.schema.field(name).metadata)
-        if field_md:
-            entry["fieldMetadata"] = field_md
-        entry["parts"] = w.parts
-        entries.append(entry)
-        writers.append(w)
-
-    times = table.column(TIME_COLUMN)
-    by_name = {e["name"]: e for e in entries}
-    toc: dict[str, Any] = {
-        "format": "msqcore-segment",
-        "version": FORMAT_VERSION,
-        "compression": compression,
-        "numRows": n,
-        "dimensions": dimensions,
-        "metrics": metrics,
-        "dimensionsSpec": [_dimension_schema(d, by_name[d]) for d in dimensions],
-        "metricsSpec": [{"type": rollup[m], "name": m, "fieldName": m} for m in metrics] if rollup else [],
-        "rollup": rollup is not None,
-        "minTime": pc.min(times).as_py() if n else None,
-        "maxTime": pc.max(times).as_py() if n else None,
-        "columns": entries,
-    }
-    # Absolute offsets depend on the TOC length, which depends on the offsets' digits: iterate.
-    data_start = _align(HEADER_SIZE + 2)
-    while True:
-        pos = data_start
-        for entry in entries:
-            entry["offset"] = pos
-            pos += entry["length"]
-        toc_bytes = json.dumps(toc, separators=(",", ":")).encode("utf-8")
-        if HEADER_SIZE + len(toc_bytes) <= data_start:
-            break
-        data_start = _align(HEADER_SIZE + len(toc_bytes))
-    toc_bytes += b" " * (data_start - HEADER_SIZE - len(toc_bytes))
-    file_size = pos
-    header = _HEADER.pack(MAGIC, FORMAT_VERSION, len(toc_bytes), zlib.crc32(toc_bytes), file_size, n)
-
-    parent = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if hasattr(os, "fchmod"):
-                os.fchmod(f.fileno(), 0o644)
-            f.write(header)
-            f.write(toc_bytes)
-            for w in writers:
-                for chunk in w.chunks:
-                    f.write(chunk)
-            if f.tell() != file_size:  # defensive: the layout above must match what was written
-                raise AssertionError(f"segment writer wrote {f.tell()} bytes, planned {file_size}")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return file_size
+    writer = SegmentWriter(path, table.schema, dimensions=dimensions, metrics=metrics, rollup=rollup,
+                           compression=compression, compression_level=compression_level,
+                           bitmap_indexes=bitmap_indexes, chunk_rows=max(1, table.num_rows))
+    writer.append(table)
+    return writer.finish()
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -616,7 +835,8 @@ def _expected_parts(c: dict[str, Any], n: int) -> dict[str, int | None]:
         return {"rowLengths": 4 * n, **validity, "elements": m * elem,
                 **({"elementValidity": (m + 7) // 8} if c["elementNulls"] else {})}
     if kind.startswith("COMPLEX<") and kind.endswith(">") and c["storage"] in _BINARY_TYPES:
-        return {**validity, "lengths": 4 * n, "data": None}
+        raw = {**validity, "lengths": 4 * n, "data": None}
+        return nested.expected_parts(c, n, raw) if kind == "COMPLEX<json>" else raw
     raise ValueError(f"unknown type {kind!r}")
 
 
