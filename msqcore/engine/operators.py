@@ -3,12 +3,16 @@ synchronous SQL endpoint: filter + project, partial and final aggregation, order
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from msqcore.engine import aggregate
+from msqcore.engine import aggregate, window
 from msqcore.planner.expressions import arrow_type
-from msqcore.planner.query import LogicalQuery
+
+if TYPE_CHECKING:
+    from msqcore.planner.query import LogicalQuery
 
 
 def scan(table: pa.Table, query: LogicalQuery) -> pa.Table:
@@ -70,6 +74,9 @@ def sort_keys(order_by) -> list[tuple[str, str, str]]:
 
 
 def order_limit(table: pa.Table, query: LogicalQuery) -> pa.Table:
+    """The last step of a SELECT, on all its rows: window functions, ORDER BY, OFFSET, LIMIT."""
+    if query.window is not None:
+        table = windows(table, query)
     if query.order_by and table.num_rows > 1:
         table = table.take(pc.sort_indices(table, sort_keys=sort_keys(query.order_by)))
     if query.offset or query.limit is not None:
@@ -82,7 +89,7 @@ def order_limit(table: pa.Table, query: LogicalQuery) -> pa.Table:
 
 def local_limit(table: pa.Table, query: LogicalQuery) -> pa.Table:
     """What one worker may keep of its rows before the final ORDER BY/LIMIT."""
-    if query.limit is None:
+    if query.limit is None or query.window is not None:  # windows need every row
         return table
     keep = query.offset + query.limit
     if query.order_by and table.num_rows > keep:
@@ -90,6 +97,14 @@ def local_limit(table: pa.Table, query: LogicalQuery) -> pa.Table:
     elif not query.order_by:
         table = table.slice(0, keep)
     return table
+
+
+def windows(table: pa.Table, query: LogicalQuery) -> pa.Table:
+    """Window functions over the base query's columns, then the final SELECT list."""
+    plan = query.window
+    for spec in plan.specs:
+        table = window.apply_window(table, spec, plan.max_rows)
+    return pa.table([e.materialize(table) for _, e in plan.columns], names=[n for n, _ in plan.columns])
 
 
 def run_local(source: pa.Table, query: LogicalQuery) -> pa.Table:

@@ -18,7 +18,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from msqcore.engine.operators import sort_keys
 from msqcore.errors import TooManyRowsInAWindow
 from msqcore.kernels import _window
 
@@ -57,6 +56,7 @@ class WindowSpec:
 
 
 def apply_window(table: pa.Table, spec: WindowSpec, max_rows: int = MAX_ROWS_IN_WINDOW) -> pa.Table:
+    from msqcore.engine.operators import sort_keys  # operators runs windows: import here, not at the top
     keys = [(c, False, True) for c in spec.partition_by] + list(spec.order_by)
     if keys and table.num_rows > 1:
         table = table.take(pc.sort_indices(table, sort_keys=sort_keys(keys)))

@@ -124,16 +124,17 @@ def worker_main(conn) -> None:
 
 def run_order(order: WorkOrder, reporter: Reporter) -> dict:
     os.makedirs(order.out_dir, exist_ok=True)
-    if order.ingest is not None and order.kind in ("scan", "groupByPostShuffle"):
+    if order.ingest is not None and (order.kind == "window" or order.kind in ("scan", "groupByPostShuffle")
+                                     and order.query.window is None):
         return _run_ingest_shuffle(order, reporter)
     if order.kind in ("scan", "groupByPreShuffle"):
         output = _read_leaf(order, reporter)
     elif order.kind == "groupByPostShuffle":
         partials = _read_stage_files(order.inputs, reporter)
         output = ops.final_aggregate(partials, order.query)
-        if order.ingest is None:
+        if order.ingest is None and order.query.window is None:  # else the window stage orders
             output = ops.order_limit(output, order.query)
-    elif order.kind == "limit":
+    elif order.kind in ("limit", "window"):
         output = ops.order_limit(_read_stage_files(order.inputs, reporter), order.query)
     elif order.kind == "segmentGenerator":
         return _generate_segments(order, reporter)
@@ -319,6 +320,8 @@ def _run_ingest_shuffle(order: WorkOrder, reporter: Reporter) -> dict:
     try:
         if order.kind == "scan":
             _read_leaf(order, reporter, sink=add)
+        elif order.kind == "window":
+            add(ops.windows(_read_stage_files(order.inputs, reporter), order.query))
         else:
             add(ops.final_aggregate(_read_stage_files(order.inputs, reporter), order.query))
         result = shuffle.finish()

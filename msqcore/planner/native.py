@@ -3,6 +3,7 @@ Broker would have produced: what payloads and stage definitions show.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -206,7 +207,59 @@ def group_by_query(query: LogicalQuery, context: dict, datasource: dict | None =
 
 def native_query(query: LogicalQuery, context: dict, datasource: dict | None = None,
                  order_by: list[tuple] | None = None) -> tuple[dict, list[tuple[str, str]]]:
+    if query.window is not None:
+        return window_query(query, context, datasource)
     if query.is_aggregate:
         return group_by_query(query, context, datasource)
     return scan_query(query, context, datasource, order_by)
 
+
+def base_query(query: LogicalQuery) -> LogicalQuery:
+    """The scan or groupBy under a windowed query: its window inputs, unordered and unlimited."""
+    return dataclasses.replace(query, window=None, order_by=[], limit=None, offset=0, hidden=0)
+
+
+# Druid's window processors (org.apache.druid.query.operator.window), by SQL function
+_PROCESSORS = {"ROW_NUMBER": "rowNumber", "RANK": "rank", "DENSE_RANK": "rank", "PERCENT_RANK": "rank",
+               "CUME_DIST": "cumeDist", "NTILE": "percentile", "LAG": "offset", "LEAD": "offset",
+               "FIRST_VALUE": "first", "LAST_VALUE": "last"}
+
+
+def window_query(query: LogicalQuery, context: dict, datasource: dict | None = None) -> tuple[dict, list]:
+    """Druid's ``windowOperator`` query: sort, partition and window operators over the base
+    query (a ``query`` datasource), one operator chain per distinct window."""
+    inner, _ = native_query(base_query(query), context, datasource)
+    operators = []
+    for spec in query.window.specs:
+        keys = [(c, False) for c in spec.partition_by] + [(c, d) for c, d, *_ in spec.order_by]
+        if keys:
+            operators.append({"type": "naiveSort", "columns": [
+                {"column": c, "direction": "DESC" if d else "ASC"} for c, d in keys]})
+        operators.append({"type": "naivePartition", "partitionColumns": list(spec.partition_by)})
+        processors = []
+        for call in spec.calls:
+            kind = _PROCESSORS.get(call.function, "framedAgg")
+            processor = {"type": kind, "outputColumn": call.name}
+            if call.argument is not None:
+                processor["inputColumn"] = call.argument
+            if call.constants:
+                processor["constants"] = list(call.constants)
+            if kind == "framedAgg":
+                processor = {"type": "framedAgg", "frame": _frame_json(call.frame, bool(spec.order_by)),
+                             "aggregations": [{"type": call.function.lower(), "name": call.name,
+                                               "fieldName": call.argument}]}
+            processors.append(processor)
+        operators.append({"type": "window", "processor": processors[0] if len(processors) == 1 else
+                          {"type": "composing", "processors": processors}})
+    native = {"queryType": "windowOperator", "dataSource": {"type": "query", "query": inner},
+              "intervals": _intervals(), "context": context,
+              "outputSignature": [{"name": n, "type": native_type(t)} for n, t in query.output],
+              "operatorDefinition": operators, "leafOperators": [], "granularity": {"type": "all"}}
+    return native, [(n, n) for n, _ in query.output]
+
+
+def _frame_json(frame, ordered: bool) -> dict:
+    if frame is None:
+        return {"type": "rows" if not ordered else "range", "lowerOffset": None, "upperOffset": None if not ordered
+                else 0}
+    return {"type": "rows" if frame.rows else "range", "lowerOffset": frame.lower, "upperOffset": frame.upper}

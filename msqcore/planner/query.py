@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from sqlglot import exp
 
 from msqcore.errors import InvalidInput, QueryNotSupported
+from msqcore.planner import window
 from msqcore.planner.expressions import AGGREGATES, Binder, Call, ColumnRef, Expr, Literal, arrow_type
 
 # EXTERN signature types → SQL types.
@@ -96,6 +97,7 @@ class LogicalQuery:
     limit: int | None = None
     offset: int = 0
     hidden: int = 0  # trailing columns kept only for ordering
+    window: "window.WindowPlan | None" = None  # window functions: run on ``columns``, then the final SELECT list
 
     @property
     def is_aggregate(self) -> bool:
@@ -103,7 +105,8 @@ class LogicalQuery:
 
     @property
     def output(self) -> list[tuple[str, str]]:
-        cols = self.columns[: len(self.columns) - self.hidden] if self.hidden else self.columns
+        cols = self.window.columns if self.window is not None else self.columns
+        cols = cols[: len(cols) - self.hidden] if self.hidden else cols
         return [(n, e.sql_type) for n, e in cols]
 
     def source_columns(self) -> list[str]:
@@ -165,16 +168,22 @@ class _Compiler:
             filt = f if filt is None else _and(filt, f)
 
         items = self._expand_star(select.expressions, scope)
+        windowed = window.split(select, items) if window.has_window(items) else None
+        base_items = windowed.inner if windowed is not None else items
         group = select.args.get("group")
-        has_agg = any(has_aggregate(item) for item in items)
+        has_agg = any(has_aggregate(item) for item in base_items)
         if group is not None or has_agg:
-            query = self._aggregate(select, items, group, scope, source, filt)
+            query = self._aggregate(select, base_items, group, scope, source, filt, group_items=items)
         else:
             if select.args.get("having") is not None:
                 raise InvalidInput("HAVING clause requires a GROUP BY or an aggregate")
-            columns = [(self._name(item, i), self.bind(item, scope)) for i, item in enumerate(items)]
+            columns = [(self._name(item, i), self.bind(item, scope)) for i, item in enumerate(base_items)]
             query = LogicalQuery(source, filt, columns)
-        if select.args.get("distinct") is not None:
+        if windowed is not None:
+            if select.args.get("distinct") is not None:
+                raise QueryNotSupported("SELECT DISTINCT with window functions is not supported")
+            query.window = self._window(windowed, query, items)
+        elif select.args.get("distinct") is not None:
             query = self._distinct(query)
         self._order_limit(select, query, scope, items)
         _check_duplicates(query)
@@ -310,16 +319,21 @@ class _Compiler:
             return item.name
         return f"EXPR${index}"
 
-    def _aggregate(self, select, items, group, scope, source, filt) -> LogicalQuery:
+    def _aggregate(self, select, items, group, scope, source, filt, group_items=None) -> LogicalQuery:
+        """``group_items``: the SELECT list that GROUP BY ordinals and aliases name (the user's,
+        when ``items`` are the window-free pieces of a windowed query)."""
         group_by: list[tuple[str, Expr]] = []
         key_sql: dict[str, str] = {}
-        aliases = {item.alias: item.this for item in items if isinstance(item, exp.Alias)}
+        group_items = items if group_items is None else group_items
+        aliases = {item.alias: item.this for item in group_items if isinstance(item, exp.Alias)}
         for node in (group.expressions if group is not None else []):
             if isinstance(node, exp.Literal) and not node.is_string:
                 idx = int(node.this) - 1
-                if not 0 <= idx < len(items):
+                if not 0 <= idx < len(group_items):
                     raise InvalidInput(f"Ordinal out of range: {node.this}")
-                node = items[idx].this if isinstance(items[idx], exp.Alias) else items[idx]
+                node = group_items[idx].this if isinstance(group_items[idx], exp.Alias) else group_items[idx]
+                if node.find(exp.Window) is not None:
+                    raise InvalidInput("Window functions cannot be used in GROUP BY")
             elif isinstance(node, exp.Column) and node.name not in scope and node.name in aliases:
                 node = aliases[node.name]
             if has_aggregate(node):
@@ -356,6 +370,25 @@ class _Compiler:
                 post_scope[a.name] = ColumnRef(a.name, a.sql_type)
             having = self._bind_post(rewritten, post_scope, select.args["having"].this)
         return LogicalQuery(source, filt, columns, group_by=group_by, aggregations=aggs, having=having)
+
+    def _window(self, windowed: window.Split, query: LogicalQuery, items) -> window.WindowPlan:
+        """The window step over the base query's columns, and the final SELECT list."""
+        types = {n: e.sql_type for n, e in query.columns}
+        for d in windowed.drafts:
+            if d.function in ("MIN", "MAX", "SUM", "AVG") and types.get(d.argument) == "VARCHAR":
+                if d.function in ("MIN", "MAX"):
+                    raise QueryNotSupported(f"{d.function} over a VARCHAR is not supported as a window function")
+                query.columns = [(n, self.binder._cast_expr(e, "DOUBLE") if n == d.argument else e)
+                                 for n, e in query.columns]
+                types[d.argument] = "DOUBLE"
+        scope = {n: ColumnRef(n, t) for n, t in types.items()}
+        for i, d in enumerate(windowed.drafts):
+            name = f"{window.OUTPUT}{i}"
+            scope[name] = ColumnRef(name, window.window_type(d, types.get(d.argument)))
+        columns = [(self._name(item, i), self.bind(outer, scope))
+                   for i, (item, outer) in enumerate(zip(items, windowed.outer))]
+        max_rows = int(self.context.get("maxRowsMaterializedInWindow", window.MAX_ROWS_IN_WINDOW))
+        return window.WindowPlan(window.specs(windowed.drafts), columns, max_rows)
 
     @staticmethod
     def _distinct(query: LogicalQuery) -> LogicalQuery:
@@ -444,7 +477,7 @@ class _Compiler:
     def _order_limit(self, select, query: LogicalQuery, scope, items):
         order = select.args.get("order")
         if order is not None:
-            names = [n for n, _ in query.columns]
+            names = [n for n, _ in (query.window.columns if query.window is not None else query.columns)]
             item_sql = {(it.this if isinstance(it, exp.Alias) else it).sql("druid"): names[i]
                         for i, it in enumerate(items)}
             for o in order.expressions:
@@ -458,7 +491,7 @@ class _Compiler:
                     col = node.name
                 elif node.sql("druid") in item_sql:
                     col = item_sql[node.sql("druid")]
-                elif not query.is_aggregate:
+                elif not query.is_aggregate and query.window is None:
                     col = f"_o{query.hidden}"
                     query.columns.append((col, self.bind(node, scope)))
                     query.hidden += 1

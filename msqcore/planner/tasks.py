@@ -21,7 +21,7 @@ from msqcore.errors import ColumnNameRestricted, Fault, InvalidInput, TooManyClu
 from msqcore.inputs.formats import normalize_input_format, validate_input_format
 from msqcore.inputs.sources import validate_input_source
 from msqcore.planner.expressions import Call, ColumnRef, native_type
-from msqcore.planner.native import datasource_json, native_query
+from msqcore.planner.native import base_query, datasource_json, native_query
 from msqcore.planner.overwrite import overwrite_intervals
 from msqcore.planner.query import Catalog, ExternalSource, LogicalQuery, compile_query
 from msqcore.planner.statement import DIALECT, Statement, split_statement
@@ -339,7 +339,17 @@ def _plan_ingest(statement, query, ctx, task_id, query_id, max_num_tasks, rows_p
             "assignmentStrategy": str(ctx.get("taskAssignment", "max")).lower(), "tuningConfig": tuning}
     payload = _base_payload(task_id, statement, sql_ctx, query, spec, statement.target)
 
-    stages = _leaf_stages(query, native, query_id, max_workers, shuffle, signature)
+    if query.window is not None:  # the window stage sees every row, then shuffles for segments
+        base = base_query(query)
+        base_signature = [{"name": n, "type": native_type(e.sql_type)} for n, e in base.columns]
+        stages = _leaf_stages(base, native["dataSource"]["query"], query_id, max_workers, {"type": "mix"},
+                              base_signature)
+        stages.append(StagePlan(len(stages), "window", len(stages) - 1, "targetSize", True, {
+            "id": f"{query_id}_{len(stages)}", "input": [{"type": "stage", "stage": len(stages) - 1}],
+            "processor": {"type": "window", "query": native}, "signature": signature, "shuffleSpec": shuffle,
+            "maxWorkerCount": 1}))
+    else:
+        stages = _leaf_stages(query, native, query_id, max_workers, shuffle, signature)
     n = len(stages)
     data_schema = {
         "dataSource": statement.target,
@@ -377,7 +387,7 @@ def _rollup(query: LogicalQuery, ctx: dict) -> tuple[dict[str, dict], dict | str
     granularity. Rollup needs GROUP BY with finalizeAggregations=false and
     groupByEnableMultiValueUnnesting=false; outputs that are plain combinable aggregations
     become metrics, everything else a dimension."""
-    if not (query.is_aggregate and not bool_context(ctx, "finalizeAggregations", True)
+    if query.window is not None or not (query.is_aggregate and not bool_context(ctx, "finalizeAggregations", True)
             and not bool_context(ctx, "groupByEnableMultiValueUnnesting", True)):
         return {}, {"type": "none"}
     aggs = {a.name: a for a in query.aggregations}
@@ -441,6 +451,8 @@ def _plan_select(statement, query, ctx, task_id, query_id, max_num_tasks, start)
                              "maxRowsInMemory": _int_context(ctx, "rowsInMemory", DEFAULT_ROWS_IN_MEMORY),
                              "rowsPerSegment": _int_context(ctx, "rowsPerSegment", DEFAULT_ROWS_PER_SEGMENT)}}
     payload = _base_payload(task_id, statement, sql_ctx, query, spec, SELECT_DATASOURCE)
+    if query.window is not None:
+        return _plan_window(query, native, ctx, task_id, query_id, max_num_tasks, payload, signature, start)
     stages = _leaf_stages(query, native, query_id, max_workers, final, signature)
     if not query.is_aggregate and (query.limit is not None or query.offset):
         n = len(stages)
@@ -450,3 +462,18 @@ def _plan_select(statement, query, ctx, task_id, query_id, max_num_tasks, start)
             "signature": signature, "maxWorkerCount": 1}))
     return TaskPlan(task_id, query_id, "SELECT", SELECT_DATASOURCE, query, ctx, GRANULARITIES["ALL"], [], [],
                     DEFAULT_ROWS_PER_SEGMENT, max_workers, stages, payload, start_millis=start)
+
+
+def _plan_window(query, native, ctx, task_id, query_id, max_num_tasks, payload, signature, start) -> TaskPlan:
+    """Window functions: the base scan or groupBy on every worker, then one window stage that
+    sees all rows (it also sorts and limits), as Druid's window stage does."""
+    base = base_query(query)
+    base_native = native["dataSource"]["query"]
+    base_signature = [{"name": n, "type": native_type(e.sql_type)} for n, e in base.columns]
+    stages = _leaf_stages(base, base_native, query_id, max_num_tasks - 1, {"type": "mix"}, base_signature)
+    n = len(stages)
+    stages.append(StagePlan(n, "window", n - 1, None, False, {
+        "id": f"{query_id}_{n}", "input": [{"type": "stage", "stage": n - 1}],
+        "processor": {"type": "window", "query": native}, "signature": signature, "maxWorkerCount": 1}))
+    return TaskPlan(task_id, query_id, "SELECT", SELECT_DATASOURCE, query, ctx, GRANULARITIES["ALL"], [], [],
+                    DEFAULT_ROWS_PER_SEGMENT, max_num_tasks - 1, stages, payload, start_millis=start)
