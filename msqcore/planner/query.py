@@ -45,6 +45,19 @@ class TableSource:
 
 
 @dataclass
+class LookupSource:
+    """``lookup.<name>``: a map lookup as a two-column table (Druid's ``lookup`` datasource)."""
+
+    name: str
+    signature: list[tuple[str, str]] = field(default_factory=lambda: [("k", "VARCHAR"), ("v", "VARCHAR")])
+
+    def table(self, mapping: dict) -> pa.Table:
+        items = sorted(mapping.items())
+        return pa.table({"k": pa.array([k for k, _ in items], pa.string()),
+                         "v": pa.array([v for _, v in items], pa.string())})
+
+
+@dataclass
 class InlineSource:
     """Rows given in the query: VALUES, or one row without columns for a FROM-less SELECT."""
 
@@ -86,8 +99,52 @@ def has_aggregate(node: exp.Expression) -> bool:
 
 
 @dataclass
+class JoinClause:
+    """One ``JOIN`` onto everything to its left (Druid's join datasource). The right input's
+    columns are renamed ``prefix + name``; ``left_keys``/``right_keys`` are the equalities of
+    the condition, evaluated over the left rows and the renamed right rows."""
+
+    kind: str  # INNER | LEFT | RIGHT | FULL | CROSS
+    right: "LogicalQuery"  # the right input's rows
+    prefix: str  # j0., _j0., __j0. ...
+    left_keys: list[Expr] = field(default_factory=list)
+    right_keys: list[Expr] = field(default_factory=list)
+    right_filter: Expr | None = None  # conjuncts of the condition over the right input only
+
+    def condition_native(self) -> str:
+        """The condition in Druid's expression language, as the join datasource shows it."""
+        if not self.left_keys:
+            return "1"
+        parts = [f"({lk.native()} == {rk.native()})" for lk, rk in zip(self.left_keys, self.right_keys)]
+        return parts[0] if len(parts) == 1 else "(" + " && ".join(parts) + ")"
+
+
+@dataclass
+class JoinSource:
+    """Rows of ``base JOIN right1 ... JOIN rightN``; ``algorithm`` is ``sqlJoinAlgorithm``."""
+
+    base: "LogicalQuery"  # a scan of the leftmost input
+    joins: list[JoinClause]
+    algorithm: str = "broadcast"
+
+    @property
+    def signature(self) -> list[tuple[str, str]]:
+        sig = list(self.base.output)
+        for j in self.joins:
+            sig += [(j.prefix + n, t) for n, t in j.right.output]
+        return sig
+
+    def inputs(self) -> list:
+        """Every leaf source the join reads: the base's, then each right input's."""
+        out = [self.base.source]
+        for j in self.joins:
+            out += j.right.source.inputs() if isinstance(j.right.source, JoinSource) else [j.right.source]
+        return out
+
+
+@dataclass
 class LogicalQuery:
-    source: ExternalSource | TableSource | InlineSource
+    source: ExternalSource | TableSource | InlineSource | LookupSource | JoinSource
     filter: Expr | None
     columns: list[tuple[str, Expr]]  # scan outputs; for aggregate queries, the post-aggregation outputs
     group_by: list[tuple[str, Expr]] | None = None  # d0.. → expression over the source
@@ -156,9 +213,12 @@ class _Compiler:
             ctes = dict(ctes)
             for cte in with_.expressions:
                 ctes[cte.alias_or_name] = cte.this
+        from_ = select.args.get("from_") or select.args.get("from")
         if select.args.get("joins"):
-            raise QueryNotSupported("JOIN is not supported yet")
-        source, scope, base_filter = self._from(select.args.get("from_") or select.args.get("from"), ctes)
+            from msqcore.planner import joins
+            source, scope, base_filter = joins.compile_joins(self, from_.this, select.args["joins"], ctes)
+        else:
+            source, scope, base_filter = self._from(from_, ctes)
 
         where = select.args.get("where")
         filt = base_filter
@@ -187,6 +247,9 @@ class _Compiler:
             query = self._distinct(query)
         self._order_limit(select, query, scope, items)
         _check_duplicates(query)
+        if isinstance(query.source, JoinSource):
+            from msqcore.planner import joins
+            joins.prune(query)
         return query
 
     # --- FROM -------------------------------------------------------------------------------
@@ -194,7 +257,10 @@ class _Compiler:
     def _from(self, from_, ctes):
         if from_ is None:
             return InlineSource(), {}, None
-        node = from_.this
+        return self._relation(from_.this, ctes)
+
+    def _relation(self, node, ctes):
+        """(source, scope, filter) of one FROM item: EXTERN, a table, a CTE, a subquery or VALUES."""
         if isinstance(node, exp.Table) and isinstance(node.this, exp.Anonymous) and node.this.name.upper() == "TABLE":
             alias = node.args.get("alias")
             extend = [c for c in alias.columns if isinstance(c, exp.ColumnDef)] if alias is not None else []
@@ -304,8 +370,15 @@ class _Compiler:
 
     def _expand_star(self, expressions, scope):
         items = []
+        star = getattr(scope, "star", None)  # a join's columns: (table alias, name, output name)
         for item in expressions:
-            if isinstance(item, exp.Star) or (isinstance(item, exp.Column) and isinstance(item.this, exp.Star)):
+            if star is not None and isinstance(item, exp.Column) and isinstance(item.this, exp.Star) and item.table:
+                items.extend(exp.alias_(exp.column(n, table=t, quoted=True), out, quoted=True)
+                             for t, n, out in star if t == item.table)
+            elif star is not None and isinstance(item, exp.Star):
+                items.extend(exp.alias_(exp.column(n, table=t, quoted=True), out, quoted=True) if t else
+                             exp.alias_(exp.column(n, quoted=True), out, quoted=True) for t, n, out in star)
+            elif isinstance(item, exp.Star) or (isinstance(item, exp.Column) and isinstance(item.this, exp.Star)):
                 items.extend(exp.column(n, quoted=True) for n in scope if "." not in n)
             else:
                 items.append(item)
