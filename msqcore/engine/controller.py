@@ -23,13 +23,14 @@ from msqcore.engine import publish
 from msqcore.engine.launcher import WorkerHandle, WorkerLauncher
 from msqcore.engine.locks import LockManager
 from msqcore.engine.report import ReportState
-from msqcore.engine.worker import IngestSpec, SegmentPartition, WorkOrder
+from msqcore.engine.worker import IngestSpec, SegmentPartition, StageFile, WorkOrder
 from msqcore.errors import (Canceled, Fault, InsertCannotAllocateSegment, InsertCannotBeEmpty, InsertTimeOutOfBounds,
                             TooManyInputFiles, TooManyPartitions, TooManyWarnings, TooManySegmentsInTimeChunk, TooManyWorkers,
                             UnknownError, WorkerFailed, WorkerRpcFailed)
 from msqcore.inputs.sources import list_files
 from msqcore.planner.expressions import native_type
-from msqcore.planner.query import ExternalSource, TableSource
+from msqcore.lookups import LookupStore
+from msqcore.planner.query import ExternalSource, JoinSource, LookupSource, TableSource
 from msqcore.planner.tasks import StagePlan, TaskPlan, bool_context
 from msqcore.storage.deep import DeepStorage
 from msqcore.storage.metadata import MetadataStore, SegmentRecord, TaskRecord
@@ -136,16 +137,19 @@ class Controller:
                                                lambda: self._stop_requested()):
                 self._check_cancel()
             self.runner_status = "RUNNING"
-        splits = self._splits()
+        # Each stage that reads a source gets its splits dealt to the workers (spec §5.7).
+        leaf_splits = {s.number: self._splits(self._stage_query(s).source) for s in plan.stages
+                       if s.input_stage is None and s.kind not in ("segmentGenerator", "sortMergeJoin")}
         self._check_cancel()
-        assignment = self._assign(splits)
-        n_workers = len(assignment)
+        assignments = {n: self._assign(splits) for n, splits in leaf_splits.items()}
+        n_workers = max(len(a) for a in assignments.values())
         if n_workers > MAX_WORKERS:
             raise TooManyWorkers(workers=n_workers, maxWorkers=MAX_WORKERS)
-        per_worker = max(len(a) for a in assignment)
-        if per_worker > MAX_INPUT_FILES_PER_WORKER:
-            raise TooManyInputFiles(numInputFiles=per_worker, maxInputFiles=MAX_INPUT_FILES_PER_WORKER,
-                                    minNumWorkers=-(-len(splits) // MAX_INPUT_FILES_PER_WORKER))
+        for n, assignment in assignments.items():
+            per_worker = max(len(a) for a in assignment)
+            if per_worker > MAX_INPUT_FILES_PER_WORKER:
+                raise TooManyInputFiles(numInputFiles=per_worker, maxInputFiles=MAX_INPUT_FILES_PER_WORKER,
+                                        minNumWorkers=-(-len(leaf_splits[n]) // MAX_INPUT_FILES_PER_WORKER))
         os.makedirs(self.temp_dir, exist_ok=True)
         worker_ids = [f"{self.task_id}-worker{n}_0" for n in range(n_workers)]
         for n, wid in enumerate(worker_ids):
@@ -156,19 +160,32 @@ class Controller:
             self.workers.append(self.services.launcher.launch(wid))
         self.report.workers_launched(worker_ids)
 
-        outputs: list[dict] = []  # per worker results of the previous stage
+        outputs: list[dict] = []  # per worker results of the stage just run
+        stage_outputs: dict[int, list[dict]] = {}
         segments: list[SegmentRecord] = []
         for stage in plan.stages:
             self._check_cancel()
             if stage.kind == "segmentGenerator":
                 segments = self._run_segment_stage(stage, outputs)
+            elif stage.kind == "sortMergeJoin":
+                left, right = ([r["files"][0] for r in stage_outputs[n] if 0 in r["files"]] for n in stage.join_inputs)
+                order = self._order(stage, [left, right], len(left) + len(right))
+                outputs = self._run_stage(stage, {0: order})
             elif stage.input_stage is None:
-                orders = {w: self._order(stage, assignment[w], len(splits)) for w in range(n_workers)}
+                assignment, total = assignments[stage.number], len(leaf_splits[stage.number])
+                broadcast = [self._broadcast_input(ref, stage_outputs) for ref in stage.broadcast]
+                orders = {}
+                for w in range(len(assignment)):
+                    orders[w] = self._order(stage, assignment[w], total)
+                    orders[w].broadcast = broadcast
                 outputs = self._run_stage(stage, orders)
             else:
                 # Post-shuffle and limit stages read the single partition of their input (one worker).
-                files = [r["files"][0] for r in outputs if 0 in r["files"]]
+                files = [r["files"][0] for r in stage_outputs[stage.input_stage] if 0 in r["files"]]
+                if stage.kind in ("scan", "groupByPreShuffle"):  # a query over a join stage's rows
+                    files = [StageFile(f) for f in files]
                 outputs = self._run_stage(stage, {0: self._order(stage, files, len(files))})
+            stage_outputs[stage.number] = outputs
             if stage.number > 0:
                 self.report.stage_phase(stage.number - 1, "FINISHED")
             if stage.shuffle == "targetSize":
@@ -244,8 +261,24 @@ class Controller:
             load[w] += sizes[i] or 0
         return workers
 
-    def _splits(self) -> list:
-        source = self.plan.query.source
+    def _stage_query(self, stage: StagePlan):
+        return stage.query if stage.query is not None else self.plan.query
+
+    def _broadcast_input(self, ref: tuple, stage_outputs: dict):
+        """What a broadcast join's leaf stage reads for one right input: a stage's files, or
+        the rows of a lookup or of VALUES."""
+        kind, value = ref
+        if kind == "stage":
+            return [r["files"][0] for r in stage_outputs[value] if 0 in r["files"]]
+        if kind == "lookup":
+            return LookupSource(value).table(LookupStore(self.services.metadata).map(value))
+        return value.table()
+
+    def _splits(self, source) -> list:
+        if isinstance(source, JoinSource):  # the base input; the others are broadcast
+            source = source.base.source
+        if isinstance(source, LookupSource):
+            return [source.table(LookupStore(self.services.metadata).map(source.name))]
         if isinstance(source, ExternalSource):
             return list_files(source.input_source)
         if isinstance(source, TableSource):
@@ -257,10 +290,10 @@ class Controller:
     def _order(self, stage: StagePlan, inputs: list, total: int) -> WorkOrder:
         plan = self.plan
         ingest = None
-        if plan.is_ingest:
+        if plan.is_ingest and stage.query is None and stage.kind != "sortMergeJoin":  # not a join input's stages
             ingest = IngestSpec(plan.granularity, plan.cluster_by, plan.dimensions, plan.sort_order, plan.metrics)
-        return WorkOrder(stage=stage.number, kind=stage.kind, query=plan.query,
-                         out_dir=os.path.join(self.temp_dir, f"stage{stage.number}"), worker_id="",
+        return WorkOrder(stage=stage.number, kind=stage.kind, query=self._stage_query(stage),
+                         join_index=stage.join_index, out_dir=os.path.join(self.temp_dir, f"stage{stage.number}"), worker_id="",
                          inputs=list(inputs), total_inputs=total, ingest=ingest,
                          deep_storage=self.services.deep_storage.spec, context=dict(plan.context))
 

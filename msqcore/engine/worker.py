@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from msqcore.engine import join
 from msqcore.engine import operators as ops
 from msqcore.engine.counters import ChannelCounter, segment_progress, sort_progress
 from msqcore.engine.shuffle import IngestShuffle, read_chunk_file
@@ -55,6 +56,17 @@ class WorkOrder:
     partitions: list = field(default_factory=list)  # segmentGenerator: SegmentPartition
     deep_storage: dict | None = None
     context: dict = field(default_factory=dict)  # the query context (maxParseExceptions, removeNullBytes ...)
+    # a broadcast join's leaf stage: per right input, its stage's files or its rows (lookup, VALUES)
+    broadcast: list = field(default_factory=list)
+    join_index: int | None = None  # sortMergeJoin: the JoinClause it runs
+
+
+@dataclass
+class StageFile:
+    """An earlier stage's output file read as the source rows of a leaf stage (the rows of a
+    sortMergeJoin stage)."""
+
+    path: str
 
 
 @dataclass
@@ -138,6 +150,8 @@ def run_order(order: WorkOrder, reporter: Reporter) -> dict:
         output = ops.order_limit(_read_stage_files(order.inputs, reporter), order.query)
     elif order.kind == "segmentGenerator":
         return _generate_segments(order, reporter)
+    elif order.kind == "sortMergeJoin":
+        output = _sort_merge_join(order, reporter)
     else:
         raise UnknownError(f"Unknown stage processor [{order.kind}]")
     output = check_null_bytes(output, _flag(order.context, "removeNullBytes"))
@@ -155,6 +169,15 @@ def _read_leaf(order: WorkOrder, reporter: Reporter, sink=None) -> pa.Table | No
     go to ``sink`` when given (an ingestion shuffle), else they are returned as one table."""
     query = order.query
     process = ops.partial_aggregate if order.kind == "groupByPreShuffle" else ops.scan
+    reader = query  # whose source the input splits are
+    if order.broadcast:  # a broadcast join: base rows, joined with every right input, then the stage's work
+        joined = query.source
+        reader = joined.base
+        rights = _broadcast_tables(order, reporter)
+        stage_process = process
+
+        def process(table, q):
+            return stage_process(join.join_all(ops.scan(table, reader), rights, joined), q)
     counter = reporter.channel("input0")
     samples = reporter.__dict__.setdefault("warnings", [])
     batch_rows = 262144  # source rows handed to the stage processor at a time
@@ -176,7 +199,7 @@ def _read_leaf(order: WorkOrder, reporter: Reporter, sink=None) -> pa.Table | No
         if isinstance(item, InputFile):
             if parse_warnings is None:
                 parse_warnings = ParseWarnings(max_parse_exceptions(getattr(order, "context", None)))
-            source = query.source
+            source = reader.source
             try:
                 for table, raw_bytes in read_split(item, source.input_format, source.signature, parse_warnings,
                                                    order.out_dir):
@@ -199,8 +222,13 @@ def _read_leaf(order: WorkOrder, reporter: Reporter, sink=None) -> pa.Table | No
                     samples.extend(parse_warnings.samples[reported:])
                     reported = len(parse_warnings.samples)
             counter.add_file(order.total_inputs)
+        elif isinstance(item, StageFile):  # rows of an earlier stage (a join)
+            with pa.memory_map(item.path) as f:
+                table = pa.ipc.open_file(f).read_all()
+            counter.add(0, table.num_rows, os.path.getsize(item.path), 1)
+            emit(process(table, query))
         elif isinstance(item, str):  # a segment file of a datasource
-            table = read_datasource_segment(item, query)
+            table = read_datasource_segment(item, reader)
             counter.add(0, table.num_rows, os.path.getsize(item), 0)
             counter.add_file(order.total_inputs)
             emit(process(table, query))
@@ -218,6 +246,54 @@ def _read_leaf(order: WorkOrder, reporter: Reporter, sink=None) -> pa.Table | No
     return pa.concat_tables(outputs, promote_options="permissive") if len(outputs) > 1 else outputs[0]
 
 
+def _broadcast_tables(order: WorkOrder, reporter: Reporter) -> list[pa.Table]:
+    """Every right input of a broadcast join, read whole (spec §1.8), within Druid's bound."""
+    source = order.query.source
+    tables = []
+    for i, (clause, item) in enumerate(zip(source.joins, order.broadcast), 1):
+        if isinstance(item, pa.Table):  # a lookup or VALUES: the input's scan runs here
+            table = ops.run_local(item, clause.right)
+        else:
+            table = _read_stage_files(item, reporter, f"input{i}") if item else \
+                ops.scan(ops.empty_source(clause.right), clause.right)
+            if not clause.right.is_aggregate:  # a scan input's ORDER BY/LIMIT (groupBy stages did theirs)
+                table = ops.order_limit(table, clause.right)
+        tables.append(table)
+        join.check_broadcast(tables, order.context, source.algorithm)
+    return tables
+
+
+def _sort_merge_join(order: WorkOrder, reporter: Reporter) -> pa.Table:
+    """One join of a sortMerge plan over all rows of its two input stages (one partition)."""
+    source = order.query.source
+    clause = source.joins[order.join_index]
+    left_files, right_files = order.inputs
+    left = _read_stage_files(left_files, reporter, "input0") if left_files else None
+    right = _read_stage_files(right_files, reporter, "input1") if right_files else None
+    if left is None:
+        left = _empty_rows(source.base.output if order.join_index == 0 else _left_signature(source, order.join_index))
+    if right is None:
+        right = _empty_rows(clause.right.output)
+    if not clause.right.is_aggregate:
+        right = ops.order_limit(right, clause.right)
+    if order.join_index == 0:
+        left = ops.order_limit(left, source.base)
+    limit = join.same_key_limit(order.context)
+    return join.join(left, right, clause, check_same_key=limit)
+
+
+def _left_signature(source, index: int) -> list[tuple[str, str]]:
+    sig = list(source.base.output)
+    for clause in source.joins[:index]:
+        sig += [(clause.prefix + n, t) for n, t in clause.right.output]
+    return sig
+
+
+def _empty_rows(signature: list[tuple[str, str]]) -> pa.Table:
+    from msqcore.planner.expressions import arrow_type
+    return pa.table([pa.array([], arrow_type(t)) for _, t in signature], names=[n for n, _ in signature])
+
+
 def read_datasource_segment(path: str, query: LogicalQuery) -> pa.Table:
     """The query's columns of one segment; columns this segment lacks read as null."""
     from msqcore.storage.segment import read_segment, read_segment_meta
@@ -229,8 +305,8 @@ def read_datasource_segment(path: str, query: LogicalQuery) -> pa.Table:
     return formats.conform(table, [(n, t) for n, t in query.source.signature if n in wanted])
 
 
-def _read_stage_files(files: list[str], reporter: Reporter) -> pa.Table:
-    counter = reporter.channel("input0")
+def _read_stage_files(files: list[str], reporter: Reporter, channel: str = "input0") -> pa.Table:
+    counter = reporter.channel(channel)
     tables = []
     for path in files:
         with pa.memory_map(path) as source:

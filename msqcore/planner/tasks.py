@@ -23,7 +23,8 @@ from msqcore.inputs.sources import validate_input_source
 from msqcore.planner.expressions import Call, ColumnRef, native_type
 from msqcore.planner.native import base_query, datasource_json, native_query
 from msqcore.planner.overwrite import overwrite_intervals
-from msqcore.planner.query import Catalog, ExternalSource, LogicalQuery, compile_query
+from msqcore.planner import join_stages
+from msqcore.planner.query import Catalog, ExternalSource, JoinSource, LogicalQuery, LookupSource, compile_query
 from msqcore.planner.statement import DIALECT, Statement, split_statement
 from msqcore.timeutil import (ETERNITY, ETERNITY_END, ETERNITY_START, GRANULARITIES, Granularity, granularity,
                               interval_text, now_millis)
@@ -38,11 +39,16 @@ SELECT_DATASOURCE = "__query_select"
 @dataclass
 class StagePlan:
     number: int
-    kind: str  # scan | groupByPreShuffle | groupByPostShuffle | limit | segmentGenerator
+    kind: str  # scan | groupByPreShuffle | groupByPostShuffle | limit | window | sortMergeJoin | segmentGenerator
     input_stage: int | None  # None: reads the query's source
-    shuffle: str | None  # targetSize | maxCount | mix | None (final stage)
+    shuffle: str | None  # targetSize | maxCount | mix | hash | None (final stage)
     sort: bool
     definition: dict
+    query: LogicalQuery | None = None  # what the stage runs, when not the statement's query (join inputs)
+    # a leaf stage of a broadcast join: per right input, ("stage", n) | ("lookup", name) | ("inline", source)
+    broadcast: list = field(default_factory=list)
+    join_inputs: list[int] = field(default_factory=list)  # sortMergeJoin: the left and right stages
+    join_index: int | None = None  # sortMergeJoin: which JoinClause of the query's JoinSource
 
 
 @dataclass
@@ -139,10 +145,11 @@ def plan_task(sql: str, context: dict | None, parameters: list | None, catalog: 
 
     query = compile_query(statement.select, catalog, parameters,
                           dict(ctx, __startTimeMillis=start))
-    if isinstance(query.source, ExternalSource):
-        validate_input_source(query.source.input_source)
-        validate_input_format(query.source.input_format)
-        query.source.input_format = normalize_input_format(query.source.input_format)
+    for source in (query.source.inputs() if isinstance(query.source, JoinSource) else [query.source]):
+        if isinstance(source, ExternalSource):
+            validate_input_source(source.input_source)
+            validate_input_format(source.input_format)
+            source.input_format = normalize_input_format(source.input_format)
 
     if statement.kind == "SELECT":
         return _plan_select(statement, query, ctx, task_id, query_id, max_num_tasks, start)
@@ -250,7 +257,11 @@ def _native_context(sql_ctx: dict) -> dict:
     return dict(sorted(ctx.items()))
 
 
-def _input_spec(query: LogicalQuery) -> dict:
+def input_spec(query: LogicalQuery) -> dict:
+    if isinstance(query.source, JoinSource):
+        return input_spec(query.source.base)
+    if isinstance(query.source, LookupSource):  # no JSON type name in Druid: the class's simple name
+        return {"type": "LookupInputSpec", "lookupName": query.source.name}
     src = datasource_json(query.source)
     if src["type"] == "table":
         return {"type": "table", "dataSource": src["name"], "intervals": [ETERNITY]}
@@ -259,9 +270,21 @@ def _input_spec(query: LogicalQuery) -> dict:
 
 def _leaf_stages(query: LogicalQuery, native: dict, query_id: str, max_workers: int,
                  leaf_shuffle: dict | None, leaf_signature: list[dict]) -> list[StagePlan]:
-    """Stage 0 (and 1 for GROUP BY): read the source and run the native query on it."""
+    """Stage 0 (and 1 for GROUP BY): read the source and run the native query on it. A join
+    adds its inputs' stages in front (``join_stages``)."""
+    if isinstance(query.source, JoinSource):
+        return join_stages.with_join_inputs(query, native, query_id, max_workers, leaf_shuffle, leaf_signature,
+                                            source_stages)
+    return source_stages(query, native, query_id, max_workers, leaf_shuffle, leaf_signature)
+
+
+def source_stages(query: LogicalQuery, native: dict, query_id: str, max_workers: int, leaf_shuffle: dict | None,
+                  leaf_signature: list[dict], inputs: list[dict] | None = None, broadcast: list[int] | None = None,
+                  leaf_datasource: dict | None = None) -> list[StagePlan]:
+    """The scan, or groupBy pre/post, stages of ``query`` reading ``inputs`` (default: its source)."""
     leaf_native = copy.deepcopy(native)
-    leaf_native["dataSource"] = {"type": "inputNumber", "inputNumber": 0}
+    leaf_native["dataSource"] = leaf_datasource or {"type": "inputNumber", "inputNumber": 0}
+    inputs = inputs or [input_spec(query)]
     stages = []
     if query.is_aggregate:
         pre_sig = [{"name": n, "type": native_type(e.sql_type)} for n, e in query.group_by] + \
@@ -270,7 +293,7 @@ def _leaf_stages(query: LogicalQuery, native: dict, query_id: str, max_workers: 
         pre_shuffle = {"type": "maxCount", "clusterBy": {"columns": [
             {"columnName": n, "order": "ASCENDING"} for n, _ in query.group_by]}, "partitions": 1, "aggregate": True}
         stages.append(StagePlan(0, "groupByPreShuffle", None, "maxCount", True, {
-            "id": f"{query_id}_0", "input": [_input_spec(query)],
+            "id": f"{query_id}_0", "input": inputs, **({"broadcast": broadcast} if broadcast else {}),
             "processor": {"type": "groupByPreShuffle", "query": leaf_native},
             "signature": pre_sig, "shuffleSpec": pre_shuffle, "maxWorkerCount": max_workers}))
         post = {"id": f"{query_id}_1", "input": [{"type": "stage", "stage": 0}],
@@ -281,7 +304,7 @@ def _leaf_stages(query: LogicalQuery, native: dict, query_id: str, max_workers: 
         stages.append(StagePlan(1, "groupByPostShuffle", 0, leaf_shuffle and leaf_shuffle["type"],
                                 bool(leaf_shuffle and leaf_shuffle.get("clusterBy")), post))
     else:
-        d = {"id": f"{query_id}_0", "input": [_input_spec(query)],
+        d = {"id": f"{query_id}_0", "input": inputs, **({"broadcast": broadcast} if broadcast else {}),
              "processor": {"type": "scan", "query": leaf_native},
              "signature": leaf_signature, "maxWorkerCount": max_workers}
         if leaf_shuffle is not None:
