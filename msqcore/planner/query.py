@@ -373,8 +373,8 @@ class _Compiler:
         star = getattr(scope, "star", None)  # a join's columns: (table alias, name, output name)
         for item in expressions:
             if star is not None and isinstance(item, exp.Column) and isinstance(item.this, exp.Star) and item.table:
-                items.extend(exp.alias_(exp.column(n, table=t, quoted=True), out, quoted=True)
-                             for t, n, out in star if t == item.table)
+                items.extend(exp.alias_(exp.column(n, table=t, quoted=True), n, quoted=True)
+                             for t, n, _ in star if t == item.table)
             elif star is not None and isinstance(item, exp.Star):
                 items.extend(exp.alias_(exp.column(n, table=t, quoted=True), out, quoted=True) if t else
                              exp.alias_(exp.column(n, quoted=True), out, quoted=True) for t, n, out in star)
