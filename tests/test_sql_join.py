@@ -142,5 +142,22 @@ def test_non_equi_condition_is_refused(server, algorithm):
         server.client.submit(f"SELECT f.n FROM {FACTS_SRC} f JOIN {DIMS_SRC} d ON f.k > d.k",
                              context={"sqlJoinAlgorithm": algorithm})
     assert e.value.status == 400
-    assert e.value.json()["errorMessage"] == ("Query could not be planned. A possible reason is [SQL requires a join with "
-                                        "'GREATER_THAN' condition that is not supported.]")
+    assert e.value.json()["errorMessage"] == ("Query could not be planned. A possible reason is [SQL requires a "
+                                              "join with 'GREATER_THAN' condition that is not supported.]")
+
+
+def test_replace_with_a_join_to_values_and_a_comma_join(server):
+    c = server.client
+    run(c, f"REPLACE INTO labelled OVERWRITE ALL SELECT TIME_PARSE(f.ts) AS __time, f.n, v.label "
+           f"FROM {FACTS_SRC} f, (VALUES ('a', 'first'), ('c', 'third')) AS v(k, label) WHERE f.k = v.k "
+           f"PARTITIONED BY DAY")
+    rows = sorted([[r["n"], r["label"]] for r in c.sql("SELECT n, label FROM labelled")])
+    assert rows == sorted(duck("SELECT f.n, v.label FROM facts f, (VALUES ('a', 'first'), ('c', 'third')) "
+                               "AS v(k, label) WHERE f.k = v.k"))
+    task = c.submit(f"SELECT f.n FROM {FACTS_SRC} f, (VALUES ('a', 'first')) AS v(k, label) WHERE f.k = v.k")
+    assert c.wait(task)["statusCode"] == "SUCCESS"
+    leaf = c.report(task)["stages"][0]["definition"]
+    assert leaf["input"][1] == {"type": "InlineInputSpec", "dataSource": {
+        "type": "inline", "columnNames": ["k", "label"], "columnTypes": ["STRING", "STRING"],
+        "rows": [["a", "first"]]}}
+    assert leaf["processor"]["query"]["dataSource"]["joinType"] == "INNER"  # the WHERE equality became the key

@@ -293,8 +293,8 @@ class Controller:
         if plan.is_ingest and stage.query is None and stage.kind != "sortMergeJoin":  # not a join input's stages
             ingest = IngestSpec(plan.granularity, plan.cluster_by, plan.dimensions, plan.sort_order, plan.metrics)
         return WorkOrder(stage=stage.number, kind=stage.kind, query=self._stage_query(stage),
-                         join_index=stage.join_index, out_dir=os.path.join(self.temp_dir, f"stage{stage.number}"), worker_id="",
-                         inputs=list(inputs), total_inputs=total, ingest=ingest,
+                         join_index=stage.join_index, out_dir=os.path.join(self.temp_dir, f"stage{stage.number}"),
+                         worker_id="", inputs=list(inputs), total_inputs=total, ingest=ingest,
                          deep_storage=self.services.deep_storage.spec, context=dict(plan.context))
 
     def _run_stage(self, stage: StagePlan, orders: dict[int, WorkOrder]) -> list[dict]:

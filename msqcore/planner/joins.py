@@ -47,8 +47,10 @@ def join_algorithm(context: dict) -> str:
     return value
 
 
-def compile_joins(compiler, first, join_nodes, ctes):
-    """(JoinSource, scope, filter) for ``FROM first JOIN ...``."""
+def compile_joins(compiler, first, join_nodes, ctes, where=None):
+    """(JoinSource, scope, filter, rest of WHERE) for ``FROM first JOIN ... [WHERE where]``.
+    Equalities of WHERE between a comma-joined (CROSS) input and the inputs before it become
+    its join keys, as Calcite's FilterJoinRule makes them."""
     algorithm = join_algorithm(compiler.context)
     base = _input(compiler, first, ctes, "")
     if not _is_plain_scan(base.query):
@@ -58,6 +60,7 @@ def compile_joins(compiler, first, join_nodes, ctes):
     clauses: list[JoinClause] = []
     post_filter: Expr | None = None
     using_all: dict[str, Expr] = {}
+    where_rest = _conjuncts(where) if where is not None else []
     for i, node in enumerate(join_nodes):
         kind = _join_kind(node)
         right = _input(compiler, node.this, ctes, "_" * i + "j0.")
@@ -85,13 +88,38 @@ def compile_joins(compiler, first, join_nodes, ctes):
                     post_filter = post if post_filter is None else _and(post_filter, post)
         elif kind != "CROSS":
             raise InvalidInput(f"{kind} JOIN requires an ON or USING condition")
+        else:
+            where_rest = _keys_from_where(compiler, clause, where_rest, _scope(inputs + [right], using_all),
+                                          left_names, right_names)
         if kind in ("RIGHT", "FULL") and algorithm == "broadcast":
             raise PlanningError(f"SQL requires a join with '{kind}' join type that is not supported with "
                                 "[sqlJoinAlgorithm: broadcast]. Set [sqlJoinAlgorithm: sortMerge] in the query context")
         clauses.append(clause)
         inputs.append(right)
     source = JoinSource(base.query, clauses, algorithm)
-    return source, _scope(inputs, using_all), post_filter
+    rest = None
+    for conjunct in where_rest:
+        rest = conjunct if rest is None else exp.and_(rest, conjunct)
+    return source, _scope(inputs, using_all), post_filter, rest
+
+
+def _keys_from_where(compiler, clause: JoinClause, conjuncts: list, scope, left: set[str], right: set[str]) -> list:
+    """Move ``left = right`` conjuncts of WHERE into a CROSS join's keys (it becomes INNER)."""
+    rest = []
+    for node in conjuncts:
+        if isinstance(node, exp.EQ):
+            try:
+                a, b = _bind(compiler, node.left, scope), _bind(compiler, node.right, scope)
+            except InvalidInput:  # names an input further right, or is wrong: WHERE reports it later
+                rest.append(node)
+                continue
+            ca, cb = a.columns(), b.columns()
+            if ca and cb and (ca <= left and cb <= right or ca <= right and cb <= left):
+                _add_key(compiler, clause, *((a, b) if ca <= left else (b, a)))
+                clause.kind = "INNER"
+                continue
+        rest.append(node)
+    return rest
 
 
 def _join_kind(node: exp.Join) -> str:

@@ -214,17 +214,19 @@ class _Compiler:
             for cte in with_.expressions:
                 ctes[cte.alias_or_name] = cte.this
         from_ = select.args.get("from_") or select.args.get("from")
+        where = select.args.get("where")
+        where = where.this if where is not None else None
         if select.args.get("joins"):
             from msqcore.planner import joins
-            source, scope, base_filter = joins.compile_joins(self, from_.this, select.args["joins"], ctes)
+            source, scope, base_filter, where = joins.compile_joins(self, from_.this, select.args["joins"], ctes,
+                                                                    where)
         else:
             source, scope, base_filter = self._from(from_, ctes)
 
-        where = select.args.get("where")
         filt = base_filter
         if where is not None:
-            f = self.bind(where.this, scope)
-            f = f if f.sql_type == "BOOLEAN" else self.binder._boolean(where.this)
+            f = self.bind(where, scope)
+            f = f if f.sql_type == "BOOLEAN" else self.binder._boolean(where)
             filt = f if filt is None else _and(filt, f)
 
         items = self._expand_star(select.expressions, scope)
