@@ -81,6 +81,25 @@ def test_sort_merge_join_plans_hash_shuffles_and_a_join_stage(server):
     assert stages[3]["input"] == [{"type": "stage", "stage": 2}]
 
 
+def test_sort_merge_join_over_several_workers(server, tmp_path):
+    """Two files of facts on two workers: each hash partition of both sides meets on one worker."""
+    for part in range(2):
+        rows = FACTS[part::2]
+        (tmp_path / f"facts{part}.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    source = {"type": "local", "baseDir": str(tmp_path), "filter": "facts*.json"}
+    facts = (f"TABLE(EXTERN('{json.dumps(source)}', '{{\"type\":\"json\"}}', "
+             "'[{\"name\":\"k\",\"type\":\"string\"},{\"name\":\"n\",\"type\":\"long\"}]'))")
+    sql = f"SELECT d.name, COUNT(*) AS c, SUM(f.n) AS s FROM {facts} f FULL JOIN {DIMS_SRC} d ON f.k = d.k GROUP BY 1"
+    report = run(server.client, sql, sqlJoinAlgorithm="sortMerge", maxNumTasks=3)
+    want = duck("SELECT d.name, COUNT(*), SUM(f.n) FROM facts f FULL JOIN dims d ON f.k = d.k GROUP BY 1")
+    assert _rows(report) == sorted(want, key=repr)
+    stages = report["stages"]
+    assert [s["definition"]["processor"]["type"] for s in stages] == \
+        ["scan", "scan", "sortMergeJoin", "groupByPreShuffle", "groupByPostShuffle"]
+    assert stages[0]["definition"]["shuffleSpec"]["partitions"] == 2 and stages[0]["partitionCount"] == 2
+    assert stages[0]["workerCount"] == 2 and stages[2]["workerCount"] == 2
+
+
 def test_right_join_needs_sort_merge(server):
     with pytest.raises(HttpError) as e:
         server.client.submit(f"SELECT f.n FROM {FACTS_SRC} f RIGHT JOIN {DIMS_SRC} d ON f.k = d.k")

@@ -168,9 +168,7 @@ class Controller:
             if stage.kind == "segmentGenerator":
                 segments = self._run_segment_stage(stage, outputs)
             elif stage.kind == "sortMergeJoin":
-                left, right = ([r["files"][0] for r in stage_outputs[n] if 0 in r["files"]] for n in stage.join_inputs)
-                order = self._order(stage, [left, right], len(left) + len(right))
-                outputs = self._run_stage(stage, {0: order})
+                outputs = self._run_stage(stage, self._join_orders(stage, stage_outputs))
             elif stage.input_stage is None:
                 assignment, total = assignments[stage.number], len(leaf_splits[stage.number])
                 broadcast = [self._broadcast_input(ref, stage_outputs) for ref in stage.broadcast]
@@ -182,9 +180,13 @@ class Controller:
             else:
                 # Post-shuffle and limit stages read the single partition of their input (one worker).
                 files = [r["files"][0] for r in stage_outputs[stage.input_stage] if 0 in r["files"]]
-                if stage.kind in ("scan", "groupByPreShuffle"):  # a query over a join stage's rows
-                    files = [StageFile(f) for f in files]
-                outputs = self._run_stage(stage, {0: self._order(stage, files, len(files))})
+                if stage.kind in ("scan", "groupByPreShuffle"):  # a query over a join stage's rows: dealt out
+                    n = max(1, min(len(self.workers), len(files)))
+                    orders = {w: self._order(stage, [StageFile(f) for f in files[w::n]], len(files))
+                              for w in range(n)}
+                else:
+                    orders = {0: self._order(stage, files, len(files))}
+                outputs = self._run_stage(stage, orders)
             stage_outputs[stage.number] = outputs
             if stage.number > 0:
                 self.report.stage_phase(stage.number - 1, "FINISHED")
@@ -261,6 +263,17 @@ class Controller:
             load[w] += sizes[i] or 0
         return workers
 
+    def _join_orders(self, stage: StagePlan, stage_outputs: dict) -> dict[int, WorkOrder]:
+        """A sortMergeJoin stage: partition p of both inputs goes to worker p mod workers."""
+        left, right = stage.join_inputs
+        partitions = self.plan.stages[left].hash_by[2]
+        n = max(1, min(len(self.workers), partitions))
+        pairs: dict[int, list] = {w: [] for w in range(n)}
+        for p in range(partitions):
+            pairs[p % n].append(([r["files"][p] for r in stage_outputs[left] if p in r["files"]],
+                                 [r["files"][p] for r in stage_outputs[right] if p in r["files"]]))
+        return {w: self._order(stage, pairs[w], partitions) for w in range(n)}
+
     def _stage_query(self, stage: StagePlan):
         return stage.query if stage.query is not None else self.plan.query
 
@@ -294,7 +307,7 @@ class Controller:
             ingest = IngestSpec(plan.granularity, plan.cluster_by, plan.dimensions, plan.sort_order, plan.metrics)
         return WorkOrder(stage=stage.number, kind=stage.kind, query=self._stage_query(stage),
                          join_index=stage.join_index, out_dir=os.path.join(self.temp_dir, f"stage{stage.number}"),
-                         worker_id="", inputs=list(inputs), total_inputs=total, ingest=ingest,
+                         worker_id="", inputs=list(inputs), hash_by=stage.hash_by, total_inputs=total, ingest=ingest,
                          deep_storage=self.services.deep_storage.spec, context=dict(plan.context))
 
     def _run_stage(self, stage: StagePlan, orders: dict[int, WorkOrder]) -> list[dict]:
@@ -338,7 +351,9 @@ class Controller:
         if stage.sort:
             self.report.stage_phase(stage.number, "POST_READING")
         self.report.stage_phase(stage.number, "RESULTS_READY")
-        if stage.shuffle != "targetSize":
+        if stage.shuffle == "hash":
+            self.report.stage_partitions(stage.number, stage.hash_by[2])
+        elif stage.shuffle != "targetSize":
             self.report.stage_partitions(stage.number, 1 if stage.shuffle else 0)
         return [results[w] for w in sorted(results)]
 

@@ -62,8 +62,8 @@ def join(left: pa.Table, right: pa.Table, clause: JoinClause, check_same_key: in
             right.filter(pc.fill_null(mask, False))
     if not clause.left_keys:
         return _cross(left, right, clause.kind)
-    lk = [_key(e, left) for e in clause.left_keys]
-    rk = [_key(e, right) for e in clause.right_keys]
+    lk = [key_array(e, left) for e in clause.left_keys]
+    rk = [key_array(e, right) for e in clause.right_keys]
     if check_same_key is not None:
         _check_same_key(rk, right, check_same_key)
     lnames = [f"__lk{i}" for i in range(len(lk))]
@@ -78,7 +78,7 @@ def join(left: pa.Table, right: pa.Table, clause: JoinClause, check_same_key: in
     return joined.select(left.column_names + right.column_names)
 
 
-def _key(e, table: pa.Table) -> pa.ChunkedArray:
+def key_array(e, table: pa.Table) -> pa.ChunkedArray:
     out = e.materialize(table)
     want = arrow_type(e.sql_type) if e.sql_type != "BOOLEAN" else pa.int64()
     return out if out.type == want else pc.cast(out, want)

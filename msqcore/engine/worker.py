@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from msqcore.engine import join
+from msqcore.engine import hashing, join
 from msqcore.engine import operators as ops
 from msqcore.engine.counters import ChannelCounter, segment_progress, sort_progress
 from msqcore.engine.shuffle import IngestShuffle, read_chunk_file
@@ -59,6 +59,7 @@ class WorkOrder:
     # a broadcast join's leaf stage: per right input, its stage's files or its rows (lookup, VALUES)
     broadcast: list = field(default_factory=list)
     join_index: int | None = None  # sortMergeJoin: the JoinClause it runs
+    hash_by: tuple | None = None  # a hash shuffle: (key expressions, column prefix, partitions)
 
 
 @dataclass
@@ -158,6 +159,8 @@ def run_order(order: WorkOrder, reporter: Reporter) -> dict:
     reporter.channel("output").add(0, output.num_rows, output.nbytes, max(1, len(output.to_batches())))
     if order.kind == "scan":
         output = ops.local_limit(output, order.query)
+    if order.hash_by is not None:
+        return _write_hashed(output, order, reporter)
     return _write_single(output, order, reporter)
 
 
@@ -267,19 +270,19 @@ def _sort_merge_join(order: WorkOrder, reporter: Reporter) -> pa.Table:
     """One join of a sortMerge plan over all rows of its two input stages (one partition)."""
     source = order.query.source
     clause = source.joins[order.join_index]
-    left_files, right_files = order.inputs
-    left = _read_stage_files(left_files, reporter, "input0") if left_files else None
-    right = _read_stage_files(right_files, reporter, "input1") if right_files else None
-    if left is None:
-        left = _empty_rows(source.base.output if order.join_index == 0 else _left_signature(source, order.join_index))
-    if right is None:
-        right = _empty_rows(clause.right.output)
-    if not clause.right.is_aggregate:
-        right = ops.order_limit(right, clause.right)
-    if order.join_index == 0:
-        left = ops.order_limit(left, source.base)
     limit = join.same_key_limit(order.context)
-    return join.join(left, right, clause, check_same_key=limit)
+    outputs = []
+    for left_files, right_files in order.inputs:  # one pair per hash partition
+        left = _read_stage_files(left_files, reporter, "input0") if left_files else \
+            _empty_rows(_left_signature(source, order.join_index))
+        right = _read_stage_files(right_files, reporter, "input1") if right_files else \
+            _empty_rows(clause.right.output)
+        if not clause.right.is_aggregate:  # a scan input's ORDER BY/LIMIT (then there is one partition)
+            right = ops.order_limit(right, clause.right)
+        outputs.append(join.join(left, right, clause, check_same_key=limit))
+    if not outputs:
+        return _empty_rows(_left_signature(source, order.join_index + 1))
+    return pa.concat_tables(outputs) if len(outputs) > 1 else outputs[0]
 
 
 def _left_signature(source, index: int) -> list[tuple[str, str]]:
@@ -336,6 +339,29 @@ def _write_single(output: pa.Table, order: WorkOrder, reporter: Reporter) -> dic
     if order.query.order_by:
         reporter.counters["sortProgress"] = sort_progress(2, [1, 1], [1, 1], 1)
     return {"files": {0: path}, "rows": {0: output.num_rows}}
+
+
+def _write_hashed(output: pa.Table, order: WorkOrder, reporter: Reporter) -> dict:
+    """A ``hash`` shuffle: one file per partition, each holding the rows whose key hashes to
+    it, sorted by the key (``hashLocalSort``)."""
+    keys, prefix, partitions = order.hash_by
+    renamed = output.rename_columns([prefix + n for n in output.column_names]) if prefix else output
+    key_arrays = [join.key_array(e, renamed) for e in keys]
+    parts = hashing.partitions_of(key_arrays, partitions)
+    keyed = pa.table({f"k{i}": a for i, a in enumerate(key_arrays)})
+    files, rows = {}, {}
+    for p in range(partitions):
+        idx = np.flatnonzero(parts == p)
+        if len(idx) > 1:
+            order_in_part = pc.sort_indices(keyed.take(pa.array(idx)),
+                                            sort_keys=[(f"k{i}", "ascending") for i in range(len(keys))])
+            idx = idx[order_in_part.to_numpy()]
+        part = output.take(pa.array(idx, type=pa.int64()))
+        path = os.path.join(order.out_dir, f"p{p}.arrow")
+        nbytes, frames = _write_ipc(part, path)
+        reporter.channel("shuffle").add(p, part.num_rows, nbytes, frames)
+        files[p], rows[p] = path, part.num_rows
+    return {"files": files, "rows": rows}
 
 
 def _flag(context: dict, key: str) -> bool:

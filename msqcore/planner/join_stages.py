@@ -66,7 +66,7 @@ def _input_stages(query: LogicalQuery, query_id: str, max_workers: int, shuffle:
     return stages
 
 
-def _hash(keys: list[str], partitions: int = 1) -> dict:
+def _hash(keys: list[str], partitions: int) -> dict:
     """``hashLocalSort``: rows hash-partitioned on the key, each partition sorted by it."""
     return {"type": "hash", "clusterBy": {"columns": [{"columnName": k, "order": "ASCENDING"} for k in keys]},
             "partitions": partitions}
@@ -82,16 +82,24 @@ def _key_names(keys, prefix: str = "") -> list[str]:
 
 def _sort_merge(query, native, query_id, max_workers, leaf_shuffle, leaf_signature, source_stages) -> list:
     """base → hash, each right input → hash, one sortMergeJoin stage per join, then the query.
-    msqcore hashes into one partition, so one worker runs each join."""
+    There are as many hash partitions as workers, unless a right input is a scan with ORDER
+    BY or LIMIT: that one needs all its rows in one place, so then everything uses one."""
     source: JoinSource = query.source
-    stages = _input_stages(source.base, query_id, max_workers, _hash(_key_names(source.joins[0].left_keys)),
+    ordered = any(not c.right.is_aggregate and (c.right.limit is not None or c.right.order_by or c.right.offset)
+                  for c in source.joins)
+    parts = 1 if ordered else max_workers
+    first = source.joins[0]
+    stages = _input_stages(source.base, query_id, max_workers, _hash(_key_names(first.left_keys), parts),
                            source_stages, 0)
+    stages[-1].hash_by = (first.left_keys, "", parts)
     left = stages[-1].number
     signature = [{"name": n, "type": native_type(t)} for n, t in source.base.output]
     from msqcore.planner.tasks import StagePlan
     for i, clause in enumerate(source.joins):
         right_stages = _input_stages(clause.right, query_id, max_workers,
-                                     _hash(_key_names(clause.right_keys, clause.prefix)), source_stages, len(stages))
+                                     _hash(_key_names(clause.right_keys, clause.prefix), parts), source_stages,
+                                     len(stages))
+        right_stages[-1].hash_by = (clause.right_keys, clause.prefix, parts)
         stages += right_stages
         signature += [{"name": clause.prefix + n, "type": native_type(t)} for n, t in clause.right.output]
         number = len(stages)
@@ -100,11 +108,12 @@ def _sort_merge(query, native, query_id, max_workers, leaf_shuffle, leaf_signatu
                       "processor": {"type": "sortMergeJoin", "rightPrefix": clause.prefix,
                                     "condition": clause.condition_native(), "joinType": clause.kind},
                       "signature": list(signature), "maxWorkerCount": max_workers}
-        if i + 1 < len(source.joins):
-            definition["shuffleSpec"] = _hash(_key_names(source.joins[i + 1].left_keys))
-        stages.append(StagePlan(number, "sortMergeJoin", None, "hash" if i + 1 < len(source.joins) else None,
+        following = source.joins[i + 1] if i + 1 < len(source.joins) else None
+        if following is not None:
+            definition["shuffleSpec"] = _hash(_key_names(following.left_keys), parts)
+        stages.append(StagePlan(number, "sortMergeJoin", None, "hash" if following else None,
                                 False, definition, query=query, join_inputs=[left, right_stages[-1].number],
-                                join_index=i))
+                                join_index=i, hash_by=(following.left_keys, "", parts) if following else None))
         left = number
     outer = source_stages(query, native, query_id, max_workers, leaf_shuffle, leaf_signature,
                           inputs=[{"type": "stage", "stage": left}])

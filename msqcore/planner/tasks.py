@@ -49,6 +49,8 @@ class StagePlan:
     broadcast: list = field(default_factory=list)
     join_inputs: list[int] = field(default_factory=list)  # sortMergeJoin: the left and right stages
     join_index: int | None = None  # sortMergeJoin: which JoinClause of the query's JoinSource
+    # a hash shuffle's key: expressions over the output renamed with the prefix, and the partition count
+    hash_by: tuple[list, str, int] | None = None
 
 
 @dataclass
