@@ -268,7 +268,7 @@ class Cluster:
         if isinstance(query.source, JoinSource):  # every input in this process, then the joins
             from msqcore.engine import join
             source = query.source
-            base = ops.scan(self._source_table(source.base), source.base)
+            base = ops.run_local(self._source_table(source.base), source.base)
             rights = [ops.run_local(self._source_table(j.right), j.right) for j in source.joins]
             return join.join_all(base, rights, source)
         tables = getattr(query.source, "tables", None)

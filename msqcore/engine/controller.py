@@ -184,6 +184,9 @@ class Controller:
                     n = max(1, min(len(self.workers), len(files)))
                     orders = {w: self._order(stage, [StageFile(f) for f in files[w::n]], len(files))
                               for w in range(n)}
+                    broadcast = [self._broadcast_input(ref, stage_outputs) for ref in stage.broadcast]
+                    for order in orders.values():
+                        order.broadcast = broadcast
                 else:
                     orders = {0: self._order(stage, files, len(files))}
                 outputs = self._run_stage(stage, orders)

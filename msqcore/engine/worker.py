@@ -179,8 +179,11 @@ def _read_leaf(order: WorkOrder, reporter: Reporter, sink=None) -> pa.Table | No
         rights = _broadcast_tables(order, reporter)
         stage_process = process
 
+        base_is_stage = bool(order.inputs) and isinstance(order.inputs[0], StageFile)  # rows of the base's stages
+
         def process(table, q):
-            return stage_process(join.join_all(ops.scan(table, reader), rights, joined), q)
+            base = table if base_is_stage else ops.scan(table, reader)
+            return stage_process(join.join_all(base, rights, joined), q)
     counter = reporter.channel("input0")
     samples = reporter.__dict__.setdefault("warnings", [])
     batch_rows = 262144  # source rows handed to the stage processor at a time

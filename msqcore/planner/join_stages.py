@@ -9,7 +9,7 @@
 """
 from __future__ import annotations
 
-from msqcore.errors import QueryNotSupported
+from msqcore.errors import PlanningError
 from msqcore.planner.expressions import ColumnRef, native_type
 from msqcore.planner.native import inline_json, join_json, native_query
 from msqcore.planner.query import InlineSource, JoinSource, LogicalQuery, LookupSource
@@ -18,13 +18,17 @@ from msqcore.planner.query import InlineSource, JoinSource, LogicalQuery, Lookup
 def with_join_inputs(query: LogicalQuery, native: dict, query_id: str, max_workers: int, leaf_shuffle, leaf_signature,
                      source_stages) -> list:
     source: JoinSource = query.source
-    for clause in source.joins:
-        if isinstance(clause.right.source, JoinSource):
-            raise QueryNotSupported("A JOIN inside a subquery on the right side of a JOIN is not supported yet")
+    for q in [source.base] + [clause.right for clause in source.joins]:
+        if isinstance(q.source, JoinSource):
+            raise PlanningError("A JOIN inside a subquery that is a JOIN input is not supported yet")
     if source.algorithm == "sortMerge":
         return _sort_merge(query, native, query_id, max_workers, leaf_shuffle, leaf_signature, source_stages)
     stages: list = []
-    inputs = [None]  # the base input's spec, filled by source_stages
+    base_stage = None  # a base that aggregates is computed by its own stages first
+    if source.base.is_aggregate:
+        stages = _input_stages(source.base, query_id, max_workers, {"type": "mix"}, source_stages, 0)
+        base_stage = stages[-1].number
+    inputs = [None]  # the base input's spec, filled in below
     refs = []
     for clause in source.joins:
         right = clause.right
@@ -40,12 +44,13 @@ def with_join_inputs(query: LogicalQuery, native: dict, query_id: str, max_worke
             inputs.append({"type": "stage", "stage": sub[-1].number})
             refs.append(("stage", sub[-1].number))
     from msqcore.planner.tasks import input_spec
-    inputs[0] = input_spec(source.base)
+    inputs[0] = input_spec(source.base) if base_stage is None else {"type": "stage", "stage": base_stage}
     leaf = source_stages(query, native, query_id, max_workers, leaf_shuffle, leaf_signature, inputs=inputs,
                          broadcast=list(range(1, len(inputs))),
                          leaf_datasource=join_json(source, input_numbers=True))
     leaf = _shift(leaf, len(stages), query_id)
     leaf[0].broadcast = refs
+    leaf[0].input_stage = base_stage
     return stages + leaf
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
-from msqcore.errors import InvalidInput, PlanningError, QueryNotSupported
+from msqcore.errors import InvalidInput, PlanningError
 from msqcore.planner.expressions import Ambiguous, ColumnRef, Expr
 from msqcore.planner.query import JoinClause, JoinSource, LogicalQuery, LookupSource, _and
 
@@ -53,8 +53,9 @@ def compile_joins(compiler, first, join_nodes, ctes, where=None):
     its join keys, as Calcite's FilterJoinRule makes them."""
     algorithm = join_algorithm(compiler.context)
     base = _input(compiler, first, ctes, "")
-    if not _is_plain_scan(base.query):
-        raise QueryNotSupported("A subquery with GROUP BY, ORDER BY or LIMIT as the leftmost input of a JOIN is not "
+    b = base.query
+    if not b.is_aggregate and (b.order_by or b.limit is not None or b.offset):
+        raise PlanningError("A subquery with ORDER BY or LIMIT as the leftmost input of a JOIN is not "
                                 "supported yet; put it on the right side")
     inputs = [base]
     clauses: list[JoinClause] = []
@@ -131,7 +132,7 @@ def _join_kind(node: exp.Join) -> str:
         return "CROSS"
     if kind in ("", "INNER"):
         return "INNER"
-    raise QueryNotSupported(f"{kind} JOIN is not supported")
+    raise PlanningError(f"{kind} JOIN is not supported")
 
 
 def _input(compiler, node, ctes, prefix: str) -> _Input:
@@ -151,7 +152,7 @@ def _input(compiler, node, ctes, prefix: str) -> _Input:
     elif isinstance(node, exp.Subquery) and not _foldable(compiler, node.this, ctes):
         query = compiler.compile(node.this, ctes)
         if query.window is not None:
-            raise QueryNotSupported("Window functions in a JOIN input are not supported yet")
+            raise PlanningError("Window functions in a JOIN input are not supported yet")
     else:
         source, scope, filt = compiler._relation(node, ctes)
         query = LogicalQuery(source, filt, [(n, e) for n, e in scope.items() if "." not in n])
@@ -283,7 +284,8 @@ def prune(query: LogicalQuery) -> None:
             used |= e.columns()
         for e in clause.right_keys + ([clause.right_filter] if clause.right_filter is not None else []):
             used |= e.columns()
-    source.base.columns = _keep(source.base.columns, "", used)
+    if _is_plain_scan(source.base):
+        source.base.columns = _keep(source.base.columns, "", used)
     for clause in source.joins:
         if _is_plain_scan(clause.right):
             clause.right.columns = _keep(clause.right.columns, clause.prefix, used)

@@ -44,6 +44,17 @@ SELECT v.g, COUNT(*) AS cnt, SUM(c.n) AS total FROM cases c JOIN (VALUES ('abc',
 SELECT c.id, t.cnt FROM cases c JOIN (SELECT s2, COUNT(*) AS cnt FROM cases GROUP BY s2) t ON c.s2 = t.s2 WHERE c.id < 5 ORDER BY c.id
 -- expect: [{"id": 0, "cnt": 1}, {"id": 1, "cnt": 1}, {"id": 3, "cnt": 1}, {"id": 4, "cnt": 1}]
 
+-- name: aggregating_subquery_on_the_left
+-- task
+SELECT t.s2, t.cnt, b.id FROM (SELECT s2, COUNT(*) AS cnt FROM cases GROUP BY s2) t JOIN cases b ON t.s2 = b.s ORDER BY b.id
+-- expect: [{"s2": "abc", "cnt": 1, "id": 0}, {"s2": "", "cnt": 1, "id": 2}]
+
+-- name: sort_merge_aggregating_subqueries_on_both_sides
+-- context: {"sqlJoinAlgorithm": "sortMerge"}
+-- task
+SELECT t.s2, t.cnt, u.m FROM (SELECT s2, COUNT(*) AS cnt FROM cases GROUP BY s2) t LEFT JOIN (SELECT s, MAX(n) AS m FROM cases GROUP BY s) u ON t.s2 = u.s ORDER BY t.s2 NULLS FIRST
+-- expect: [{"s2": null, "cnt": 1, "m": null}, {"s2": "", "cnt": 1, "m": null}, {"s2": "%", "cnt": 1, "m": null}, {"s2": "B", "cnt": 1, "m": null}, {"s2": "abc", "cnt": 1, "m": 1}, {"s2": "b", "cnt": 1, "m": null}, {"s2": "o", "cnt": 1, "m": null}, {"s2": "pad", "cnt": 1, "m": null}, {"s2": "y", "cnt": 1, "m": null}, {"s2": "語", "cnt": 1, "m": null}]
+
 -- name: right_side_filter_in_condition
 SELECT a.id, b.n FROM cases a JOIN cases b ON a.id = b.id AND b.n > 0 ORDER BY a.id
 -- expect: [{"id": 0, "n": 1}, {"id": 4, "n": 100}, {"id": 5, "n": 7}, {"id": 7, "n": 42}, {"id": 8, "n": 9}]
@@ -140,6 +151,10 @@ SELECT a.id FROM cases a JOIN cases b ON a.id = b.id AND a.n <> b.n
 -- name: or_condition
 SELECT a.id FROM cases a JOIN cases b ON a.id = b.id OR a.n = b.n
 -- error: 400 general SQL requires a join with 'OR' condition that is not supported.
+
+-- name: ordered_subquery_on_the_left
+SELECT t.id FROM (SELECT id FROM cases ORDER BY id LIMIT 2) t JOIN cases b ON t.id = b.id
+-- error: 400 general leftmost input of a JOIN
 
 -- name: right_join_needs_sort_merge
 SELECT a.id FROM cases a RIGHT JOIN cases b ON a.id = b.id
