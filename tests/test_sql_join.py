@@ -131,6 +131,10 @@ def test_join_of_datasource_and_lookup_on_both_engines(server):
     leaf = report["stages"][0]["definition"]
     assert leaf["input"][1] == {"type": "LookupInputSpec", "lookupName": "names"} and leaf["broadcast"] == [1]
     assert sorted([[r["k"], r["n"], r["v"]] for r in c.sql(sql)], key=repr) == want
+    # a lookup on its own is a source of the task engine too
+    report = run(c, "SELECT k, v FROM lookup.names ORDER BY k")
+    assert report["results"]["results"] == [["a", "alpha"], ["c", "charlie"]]
+    assert report["stages"][0]["definition"]["input"] == [{"type": "LookupInputSpec", "lookupName": "names"}]
 
 
 def test_broadcast_tables_too_large(server):

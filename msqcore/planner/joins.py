@@ -14,7 +14,7 @@ from sqlglot import exp
 
 from msqcore.errors import InvalidInput, PlanningError
 from msqcore.planner.expressions import Ambiguous, ColumnRef, Expr
-from msqcore.planner.query import JoinClause, JoinSource, LogicalQuery, LookupSource, _and
+from msqcore.planner.query import JoinClause, JoinSource, LogicalQuery, _and
 
 ALGORITHMS = ("broadcast", "sortMerge")
 
@@ -138,17 +138,10 @@ def _join_kind(node: exp.Join) -> str:
 def _input(compiler, node, ctes, prefix: str) -> _Input:
     """One join input as a query over its own columns."""
     alias = node.alias_or_name
-    lookup = _lookup_name(node)
+    lookup = compiler._lookup(node)
     if lookup is not None:
-        if getattr(compiler.catalog, "lookup", None) is None:
-            raise InvalidInput(f"Object 'lookup.{lookup}' not found")
-        try:
-            compiler.catalog.lookup(lookup)
-        except Exception:  # noqa: BLE001 - NotFound, or a lookup type we cannot read
-            raise InvalidInput(f"Object '{lookup}' not found within 'lookup'") from None
-        src = LookupSource(lookup)
-        query = LogicalQuery(src, None, [(n, ColumnRef(n, t)) for n, t in src.signature])
-        alias = node.alias if node.alias else lookup
+        query = LogicalQuery(lookup, None, [(n, ColumnRef(n, t)) for n, t in lookup.signature])
+        alias = node.alias if node.alias else lookup.name
     elif isinstance(node, exp.Subquery) and not _foldable(compiler, node.this, ctes):
         query = compiler.compile(node.this, ctes)
         if query.window is not None:
@@ -157,17 +150,6 @@ def _input(compiler, node, ctes, prefix: str) -> _Input:
         source, scope, filt = compiler._relation(node, ctes)
         query = LogicalQuery(source, filt, [(n, e) for n, e in scope.items() if "." not in n])
     return _Input(alias, query, {n: prefix + n for n, _ in query.output})
-
-
-def _lookup_name(node) -> str | None:
-    if not isinstance(node, exp.Table) or not isinstance(node.this, exp.Identifier):
-        return None
-    db = node.args.get("db")
-    if db is not None and db.name == "lookup":
-        return node.name
-    if db is None and node.name.startswith("lookup."):  # the SQL endpoint's rewritten virtual table
-        return node.name[len("lookup."):]
-    return None
 
 
 def _foldable(compiler, select, ctes) -> bool:

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlglot import exp
 
-from msqcore.errors import InvalidInput, QueryNotSupported
+from msqcore.errors import InvalidInput, NotFound, QueryNotSupported
 from msqcore.planner import window
 from msqcore.planner.expressions import AGGREGATES, Binder, Call, ColumnRef, Expr, Literal, arrow_type
 
@@ -262,7 +262,11 @@ class _Compiler:
         return self._relation(from_.this, ctes)
 
     def _relation(self, node, ctes):
-        """(source, scope, filter) of one FROM item: EXTERN, a table, a CTE, a subquery or VALUES."""
+        """(source, scope, filter) of one FROM item: EXTERN, a table, a lookup, a CTE, a subquery
+        or VALUES."""
+        lookup = self._lookup(node)
+        if lookup is not None:
+            return lookup, {n: ColumnRef(n, t) for n, t in lookup.signature}, None
         if isinstance(node, exp.Table) and isinstance(node.this, exp.Anonymous) and node.this.name.upper() == "TABLE":
             alias = node.args.get("alias")
             extend = [c for c in alias.columns if isinstance(c, exp.ColumnDef)] if alias is not None else []
@@ -286,6 +290,23 @@ class _Compiler:
             src = self._values(node)
             return src, {n: ColumnRef(n, t) for n, t in src.signature}, None
         raise QueryNotSupported(f"Unsupported FROM clause [{node.sql('druid')}]")
+
+    def _lookup(self, node) -> LookupSource | None:
+        """``lookup.<name>`` (the SQL endpoint renames it to one identifier ``"lookup.<name>"``)."""
+        if not isinstance(node, exp.Table) or not isinstance(node.this, exp.Identifier):
+            return None
+        db = node.args.get("db")
+        if db is not None and db.name == "lookup":
+            name = node.name
+        elif db is None and node.name.startswith("lookup."):
+            name = node.name[len("lookup."):]
+        else:
+            return None
+        try:
+            self.catalog.lookup(name)  # a lookup of another type than map: its own error
+        except (NotFound, AttributeError):  # AttributeError: a catalog without lookups
+            raise InvalidInput(f"Object '{name}' not found within 'lookup'") from None
+        return LookupSource(name)
 
     def _values(self, node: exp.Values) -> InlineSource:
         rows = []
