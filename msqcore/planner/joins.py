@@ -56,7 +56,7 @@ def compile_joins(compiler, first, join_nodes, ctes, where=None):
     b = base.query
     if not b.is_aggregate and (b.order_by or b.limit is not None or b.offset):
         raise PlanningError("A subquery with ORDER BY or LIMIT as the leftmost input of a JOIN is not "
-                                "supported yet; put it on the right side")
+                            "supported yet; put it on the right side")
     inputs = [base]
     clauses: list[JoinClause] = []
     post_filter: Expr | None = None
@@ -108,7 +108,7 @@ def _keys_from_where(compiler, clause: JoinClause, conjuncts: list, scope, left:
     """Move ``left = right`` conjuncts of WHERE into a CROSS join's keys (it becomes INNER)."""
     rest = []
     for node in conjuncts:
-        if isinstance(node, exp.EQ):
+        if isinstance(node, exp.EQ) and node.find(exp.Placeholder) is None:  # ? params bind in WHERE's turn
             try:
                 a, b = _bind(compiler, node.left, scope), _bind(compiler, node.right, scope)
             except InvalidInput:  # names an input further right, or is wrong: WHERE reports it later
@@ -209,6 +209,7 @@ def _conjuncts(node) -> list:
 def _condition(compiler, clause: JoinClause, node, scope, left: set[str], right: set[str]) -> Expr | None:
     """Fold one conjunct of ON into ``clause``; returns a filter to apply after the join."""
     if isinstance(node, exp.EQ):
+        params = compiler.binder._param_index  # bound again below if not a key: number ? params once
         a, b = _bind(compiler, node.left, scope), _bind(compiler, node.right, scope)
         ca, cb = a.columns(), b.columns()
         if ca and cb and ca <= left and cb <= right:
@@ -217,6 +218,7 @@ def _condition(compiler, clause: JoinClause, node, scope, left: set[str], right:
         if ca and cb and ca <= right and cb <= left:
             _add_key(compiler, clause, b, a)
             return None
+        compiler.binder._param_index = params
     e = _bind(compiler, node, scope)
     cols = e.columns()
     if not cols and isinstance(node, (exp.Boolean, exp.EQ)):

@@ -128,6 +128,11 @@ SELECT y.* FROM (VALUES (1, 'a')) AS x(k, v) JOIN (VALUES (1, 'b')) AS y(k, w) O
 SELECT * FROM (VALUES (1, 'a')) AS x(k, v) JOIN (VALUES (1, 'b')) AS y(k, w) USING (k)
 -- expect: [{"k": 1, "v": "a", "w": "b"}]
 
+-- name: parameters_in_on_and_where
+-- parameters: [{"type": "VARCHAR", "value": "b"}, {"type": "BIGINT", "value": 5}]
+SELECT a.id, b.n FROM cases a JOIN cases b ON a.id = b.id AND b.s2 = ? WHERE a.id < ?
+-- expect: [{"id": 0, "n": 1}]
+
 -- name: ambiguous_column
 SELECT id FROM cases a JOIN cases b ON a.id = b.id
 -- error: 400 invalidInput Column 'id' is ambiguous

@@ -192,7 +192,11 @@ out += ["-- name: select_star_renames_duplicates",
         '-- expect: [{"k": 1, "w": "b"}]', "",
         "-- name: using_star_lists_the_key_once",
         "SELECT * FROM (VALUES (1, 'a')) AS x(k, v) JOIN (VALUES (1, 'b')) AS y(k, w) USING (k)",
-        '-- expect: [{"k": 1, "v": "a", "w": "b"}]', ""]
+        '-- expect: [{"k": 1, "v": "a", "w": "b"}]', "",
+        "-- name: parameters_in_on_and_where",
+        '-- parameters: [{"type": "VARCHAR", "value": "b"}, {"type": "BIGINT", "value": 5}]',
+        "SELECT a.id, b.n FROM cases a JOIN cases b ON a.id = b.id AND b.s2 = ? WHERE a.id < ?",
+        '-- expect: [{"id": 0, "n": 1}]', ""]
 for name, sql, ctx, err in ERRORS:
     out.append(f"-- name: {name}")
     if ctx:
