@@ -184,3 +184,19 @@ def test_replace_with_a_join_to_values_and_a_comma_join(server):
         "type": "inline", "columnNames": ["k", "label"], "columnTypes": ["STRING", "STRING"],
         "rows": [["a", "first"]]}}
     assert leaf["processor"]["query"]["dataSource"]["joinType"] == "INNER"  # the WHERE equality became the key
+
+
+def test_sort_merge_without_keys_runs_broadcast(server):
+    """A cross join cannot sort-merge: Druid plans it as a broadcast join and its fault says so."""
+    c = server.client
+    sql = f"SELECT COUNT(*) AS c FROM {FACTS_SRC} f CROSS JOIN {DIMS_SRC} d"
+    report = run(c, sql, sqlJoinAlgorithm="sortMerge")
+    assert report["results"]["results"] == [[len(FACTS) * len(DIMS)]]
+    leaf = report["stages"][1]["definition"]
+    # planned as broadcast; the join datasource keeps the algorithm the SQL layer was given
+    assert leaf["broadcast"] == [1] and leaf["processor"]["query"]["dataSource"]["joinAlgorithm"] == "sortMerge"
+    task = c.submit(sql, context={"sqlJoinAlgorithm": "sortMerge", "maxBroadcastTablesSize": 10})
+    assert c.wait(task)["statusCode"] == "FAILED"
+    error = c.report(task)["status"]["errorReport"]["error"]
+    assert error["configuredJoinAlgorithm"] == "sortMerge"
+    assert "even though [sqlJoinAlgorithm: sortMerge] is set in query context" in error["errorMessage"]

@@ -40,6 +40,7 @@ def same_key_limit(context: dict) -> int:
 
 
 def check_broadcast(tables: list[pa.Table], context: dict, algorithm: str) -> None:
+    """``algorithm``: the configured one (sqlJoinAlgorithm), which the fault names."""
     limit = broadcast_limit(context)
     if sum(t.nbytes for t in tables) > limit:
         raise BroadcastTablesTooLarge(maxBroadcastTablesSize=limit, configuredJoinAlgorithm=algorithm)

@@ -265,7 +265,7 @@ def _broadcast_tables(order: WorkOrder, reporter: Reporter) -> list[pa.Table]:
             if not clause.right.is_aggregate:  # a scan input's ORDER BY/LIMIT (groupBy stages did theirs)
                 table = ops.order_limit(table, clause.right)
         tables.append(table)
-        join.check_broadcast(tables, order.context, source.algorithm)
+        join.check_broadcast(tables, order.context, source.configured or source.algorithm)
     return tables
 
 

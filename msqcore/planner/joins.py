@@ -98,6 +98,11 @@ def compile_joins(compiler, first, join_nodes, ctes, where=None):
         clauses.append(clause)
         inputs.append(right)
     source = JoinSource(base.query, clauses, algorithm)
+    if algorithm == "sortMerge" and any(not c.left_keys for c in clauses):
+        # sort-merge needs equality keys; Druid then plans a broadcast join (and says so in its fault)
+        if any(c.kind in ("RIGHT", "FULL") for c in clauses):
+            raise PlanningError("SQL requires a join with 'LITERAL' condition that is not supported.")
+        source = JoinSource(base.query, clauses, "broadcast", configured="sortMerge")
     rest = None
     for conjunct in where_rest:
         rest = conjunct if rest is None else exp.and_(rest, conjunct)

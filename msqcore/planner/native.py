@@ -37,7 +37,8 @@ def join_json(source: JoinSource, input_numbers: bool = False) -> dict:
     for k, clause in enumerate(source.joins, 1):
         right = {"type": "inputNumber", "inputNumber": k} if input_numbers else input_datasource(clause.right)
         left = {"type": "join", "left": left, "right": right, "rightPrefix": clause.prefix,
-                "condition": clause.condition_native(), "joinType": clause.kind, "joinAlgorithm": source.algorithm}
+                "condition": clause.condition_native(), "joinType": clause.kind,
+                "joinAlgorithm": source.configured or source.algorithm}
     return left
 
 

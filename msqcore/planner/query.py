@@ -125,7 +125,8 @@ class JoinSource:
 
     base: "LogicalQuery"  # a scan of the leftmost input
     joins: list[JoinClause]
-    algorithm: str = "broadcast"
+    algorithm: str = "broadcast"  # how it runs
+    configured: str | None = None  # sqlJoinAlgorithm when it differs (sortMerge without keys runs broadcast)
 
     @property
     def signature(self) -> list[tuple[str, str]]:
