@@ -21,6 +21,11 @@ def with_join_inputs(query: LogicalQuery, native: dict, query_id: str, max_worke
     for q in [source.base] + [clause.right for clause in source.joins]:
         if isinstance(q.source, JoinSource):
             raise PlanningError("A JOIN inside a subquery that is a JOIN input is not supported yet")
+    for clause in source.joins:
+        if clause.kind in ("RIGHT", "FULL") and source.algorithm == "broadcast":
+            # every worker holds a part of the base, so none can tell which right rows matched nowhere
+            raise PlanningError(f"SQL requires a join with '{clause.kind}' join type that is not supported with "
+                                "[sqlJoinAlgorithm: broadcast]. Set [sqlJoinAlgorithm: sortMerge] in the query context")
     if source.algorithm == "sortMerge":
         return _sort_merge(query, native, query_id, max_workers, leaf_shuffle, leaf_signature, source_stages)
     stages: list = []

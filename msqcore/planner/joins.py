@@ -92,9 +92,6 @@ def compile_joins(compiler, first, join_nodes, ctes, where=None):
         else:
             where_rest = _keys_from_where(compiler, clause, where_rest, _scope(inputs + [right], using_all),
                                           left_names, right_names)
-        if kind in ("RIGHT", "FULL") and algorithm == "broadcast":
-            raise PlanningError(f"SQL requires a join with '{kind}' join type that is not supported with "
-                                "[sqlJoinAlgorithm: broadcast]. Set [sqlJoinAlgorithm: sortMerge] in the query context")
         clauses.append(clause)
         inputs.append(right)
     source = JoinSource(base.query, clauses, algorithm)

@@ -98,6 +98,10 @@ SELECT a.id, b.d FROM cases a JOIN cases b ON a.id = b.id ORDER BY b.d DESC LIMI
 SELECT a.id, b.id AS bid FROM cases a LEFT JOIN cases b ON a.s2 = b.s ORDER BY a.id
 -- expect: [{"id": 0, "bid": null}, {"id": 1, "bid": null}, {"id": 2, "bid": null}, {"id": 3, "bid": 2}, {"id": 4, "bid": null}, {"id": 5, "bid": 0}, {"id": 6, "bid": null}, {"id": 7, "bid": null}, {"id": 8, "bid": null}, {"id": 9, "bid": null}]
 
+-- name: right_join_on_the_sql_endpoint
+SELECT c.id, v.label FROM cases c RIGHT JOIN (VALUES (1, 'one'), (-2, 'minus two'), (7, 'seven'), (CAST(NULL AS BIGINT), 'null')) AS v(n, label) ON c.n = v.n ORDER BY v.label
+-- expect: [{"id": 1, "label": "minus two"}, {"id": null, "label": "null"}, {"id": 0, "label": "one"}, {"id": 5, "label": "seven"}]
+
 -- name: sort_merge_right_join
 -- context: {"sqlJoinAlgorithm": "sortMerge"}
 -- task
@@ -160,10 +164,6 @@ SELECT a.id FROM cases a JOIN cases b ON a.id = b.id OR a.n = b.n
 -- name: ordered_subquery_on_the_left
 SELECT t.id FROM (SELECT id FROM cases ORDER BY id LIMIT 2) t JOIN cases b ON t.id = b.id
 -- error: 400 general leftmost input of a JOIN
-
--- name: right_join_needs_sort_merge
-SELECT a.id FROM cases a RIGHT JOIN cases b ON a.id = b.id
--- error: 400 general sqlJoinAlgorithm: sortMerge
 
 -- name: duplicate_relation_name
 SELECT a.id FROM cases a JOIN cases a ON a.id = a.id
