@@ -144,14 +144,23 @@ def _input(compiler, node, ctes, prefix: str) -> _Input:
     if lookup is not None:
         query = LogicalQuery(lookup, None, [(n, ColumnRef(n, t)) for n, t in lookup.signature])
         alias = node.alias if node.alias else lookup.name
-    elif isinstance(node, exp.Subquery) and not _foldable(compiler, node.this, ctes):
-        query = compiler.compile(node.this, ctes)
+    elif _subquery(node, ctes) is not None and not _foldable(compiler, _subquery(node, ctes), ctes):
+        query = compiler.compile(_subquery(node, ctes), ctes)
         if query.window is not None:
             raise PlanningError("Window functions in a JOIN input are not supported yet")
     else:
         source, scope, filt = compiler._relation(node, ctes)
         query = LogicalQuery(source, filt, [(n, e) for n, e in scope.items() if "." not in n])
     return _Input(alias, query, {n: prefix + n for n, _ in query.output})
+
+
+def _subquery(node, ctes):
+    """The SELECT of a subquery or of a CTE named in FROM, else None."""
+    if isinstance(node, exp.Subquery):
+        return node.this
+    if isinstance(node, exp.Table) and isinstance(node.this, exp.Identifier) and not node.args.get("db"):
+        return ctes.get(node.name)
+    return None
 
 
 def _foldable(compiler, select, ctes) -> bool:

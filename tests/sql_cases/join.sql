@@ -55,6 +55,11 @@ SELECT t.s2, t.cnt, b.id FROM (SELECT s2, COUNT(*) AS cnt FROM cases GROUP BY s2
 SELECT t.s2, t.cnt, u.m FROM (SELECT s2, COUNT(*) AS cnt FROM cases GROUP BY s2) t LEFT JOIN (SELECT s, MAX(n) AS m FROM cases GROUP BY s) u ON t.s2 = u.s ORDER BY t.s2 NULLS FIRST
 -- expect: [{"s2": null, "cnt": 1, "m": null}, {"s2": "", "cnt": 1, "m": null}, {"s2": "%", "cnt": 1, "m": null}, {"s2": "B", "cnt": 1, "m": null}, {"s2": "abc", "cnt": 1, "m": 1}, {"s2": "b", "cnt": 1, "m": null}, {"s2": "o", "cnt": 1, "m": null}, {"s2": "pad", "cnt": 1, "m": null}, {"s2": "y", "cnt": 1, "m": null}, {"s2": "語", "cnt": 1, "m": null}]
 
+-- name: grouped_cte_as_join_input
+-- task
+WITH t AS (SELECT s2, COUNT(*) AS cnt FROM cases GROUP BY s2) SELECT c.id, t.cnt FROM cases c JOIN t ON c.s2 = t.s2 WHERE c.id < 3 ORDER BY c.id
+-- expect: [{"id": 0, "cnt": 1}, {"id": 1, "cnt": 1}]
+
 -- name: right_side_filter_in_condition
 SELECT a.id, b.n FROM cases a JOIN cases b ON a.id = b.id AND b.n > 0 ORDER BY a.id
 -- expect: [{"id": 0, "n": 1}, {"id": 4, "n": 100}, {"id": 5, "n": 7}, {"id": 7, "n": 42}, {"id": 8, "n": 9}]

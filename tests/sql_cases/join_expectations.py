@@ -67,6 +67,11 @@ CASES = [
      "(SELECT s, MAX(n) AS m FROM cases GROUP BY s) u ON t.s2 = u.s ORDER BY t.s2 NULLS FIRST",
      {"sqlJoinAlgorithm": "sortMerge"},
      True),
+    ("grouped_cte_as_join_input",
+     "WITH t AS (SELECT s2, COUNT(*) AS cnt FROM cases GROUP BY s2) SELECT c.id, t.cnt FROM cases c JOIN t ON "
+     "c.s2 = t.s2 WHERE c.id < 3 ORDER BY c.id",
+     {},
+     True),
     ("right_side_filter_in_condition",
      "SELECT a.id, b.n FROM cases a JOIN cases b ON a.id = b.id AND b.n > 0 ORDER BY a.id",
      {},
