@@ -183,6 +183,14 @@ class ColumnRef(Expr):
 
 
 @dataclass
+class Ambiguous(Expr):
+    """A scope entry for an unqualified name that several joined tables have."""
+
+    name: str
+    sql_type: str = "AMBIGUOUS"
+
+
+@dataclass
 class Literal(Expr):
     value: Any
     sql_type: str
@@ -1312,7 +1320,14 @@ class Binder:
         name = node.name
         if node.table and f"{node.table}.{name}" in self.scope:
             return self.scope[f"{node.table}.{name}"]
+        tables = getattr(self.scope, "tables", None)  # a join's table aliases (Calcite's wording below)
+        if node.table and tables is not None:
+            if node.table not in tables:
+                raise InvalidInput(f"Table '{node.table}' not found")
+            raise InvalidInput(f"Column '{name}' not found in table '{node.table}'")
         if name in self.scope:
+            if isinstance(self.scope[name], Ambiguous):
+                raise InvalidInput(f"Column '{name}' is ambiguous")
             return self.scope[name]
         if not node.table and not (node.this.args.get("quoted")) and name.upper() in ("PI", "CURRENT_TIMESTAMP",
                                                                                      "CURRENT_DATE",
