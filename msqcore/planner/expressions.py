@@ -1358,12 +1358,16 @@ class Binder:
         return Literal(bool(node.this), "BOOLEAN")
 
     def _bind_placeholder(self, node) -> Expr:
-        if self._param_index >= len(self.parameters):
-            raise InvalidInput(f"No value bound for parameter (position [{self._param_index + 1}])")
-        param = self.parameters[self._param_index]
-        self._param_index += 1
+        # numbered in text order by the parser (planner/statement.py); else in binding order
+        index = node.meta.get("parameter")
+        if index is None:
+            index = self._param_index
+            self._param_index += 1
+        if index >= len(self.parameters):
+            raise InvalidInput(f"No value bound for parameter (position [{index + 1}])")
+        param = self.parameters[index]
         if not isinstance(param, dict) or "value" not in param:
-            raise InvalidInput(f"Parameter at position [{self._param_index}] must be an object with 'type' and 'value'")
+            raise InvalidInput(f"Parameter at position [{index + 1}] must be an object with 'type' and 'value'")
         sql_type = str(param.get("type", "VARCHAR")).upper()
         value = param["value"]
         if sql_type in ("INTEGER", "SMALLINT", "TINYINT", "BIGINT"):
