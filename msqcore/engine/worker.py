@@ -138,7 +138,9 @@ def worker_main(conn) -> None:
             reporter.flush(force=True)
             conn.send(("fault", order.stage, fault.to_json(), None))
         except Exception as e:  # noqa: BLE001 - every failure must reach the controller
-            conn.send(("fault", order.stage, UnknownError(f"{type(e).__name__}: {e}").to_json(),
+            # Druid's UnknownFault.forException: the exception's class and message
+            name = getattr(e, "error_class", "") or type(e).__name__
+            conn.send(("fault", order.stage, UnknownError(f"{name}: {e}").to_json(),
                        traceback.format_exc()))
 
 
