@@ -20,8 +20,8 @@ from msqcore.engine.controller import Controller, Services
 from msqcore.engine.launcher import LocalProcessLauncher, WorkerLauncher
 from msqcore.errors import Canceled, InvalidInput, NotFound
 from msqcore.kill import KillTask
-from msqcore.planner.query import (ExternalSource, InlineSource, JoinSource, LogicalQuery, LookupSource,
-                                   compile_query)
+from msqcore.planner.query import (ExternalSource, InlineSource, JoinSource, LogicalQuery, LookupSource, QuerySource,
+                                   compile_query, leaf_sources)
 from msqcore.planner.statement import split_statement
 from msqcore.planner.tasks import plan_task
 from msqcore.storage.deep import DeepStorage, LocalDeepStorage
@@ -245,8 +245,7 @@ class Cluster:
         select = rewrite_virtual_tables(statement.select)
         query = compile_query(select, SqlCatalog(self), parameters, dict(ctx, __startTimeMillis=now_millis()),
                               top_level_union=not explain)  # the native engine runs UNION ALL of any queries
-        sources = query.source.inputs() if isinstance(query.source, JoinSource) else [query.source]
-        if any(isinstance(s, ExternalSource) for s in sources):
+        if any(isinstance(s, ExternalSource) for s in leaf_sources(query.source)):
             raise InvalidInput("Cannot query table(s) [EXTERNAL] with SQL engine [native]; use the MSQ task engine "
                                "(POST /druid/v2/sql/task)")
         if explain:
@@ -272,6 +271,8 @@ class Cluster:
             return query.source.table()
         if isinstance(query.source, LookupSource):
             return query.source.table(self.lookup(query.source.name))
+        if isinstance(query.source, QuerySource):  # the inner query in this process
+            return ops.run_local(self._source_table(query.source.query), query.source.query)
         if isinstance(query.source, JoinSource):  # every input in this process, then the joins
             from msqcore.engine import join
             source = query.source

@@ -1,4 +1,9 @@
-"""Stages of a join (spec §1.8, §5.4), in front of the stages of the query over the join.
+"""Stages of a join (spec §1.8, §5.4), or of a query datasource, in front of the stages of
+the query over them.
+
+* a query datasource (a subquery in FROM with GROUP BY, LIMIT ...): the inner query's stages
+  with a ``mix`` shuffle; the outer query's leaf stage reads their output as its rows, as
+  Druid's DataSourcePlan does for a ``query`` datasource.
 
 * ``broadcast``: each right input that needs work (a table, EXTERN or subquery) is its own
   stage(s) with a ``mix`` shuffle; lookups and VALUES are read directly. The leaf stage of
@@ -38,7 +43,7 @@ def with_join_inputs(query: LogicalQuery, native: dict, query_id: str, max_worke
     stages: list = []
     base_stage = None  # a base that aggregates is computed by its own stages first
     if source.base.is_aggregate:
-        stages = _input_stages(source.base, query_id, max_workers, {"type": "mix"}, source_stages, 0)
+        stages = _input_stages(source.base, query_id, max_workers, {"type": "mix"}, 0)
         base_stage = stages[-1].number
     inputs = [None]  # the base input's spec, filled in below
     refs = []
@@ -51,7 +56,7 @@ def with_join_inputs(query: LogicalQuery, native: dict, query_id: str, max_worke
             inputs.append({"type": "InlineInputSpec", "dataSource": inline_json(right.source)})
             refs.append(("inline", right.source))
         else:
-            sub = _input_stages(right, query_id, max_workers, {"type": "mix"}, source_stages, len(stages))
+            sub = _input_stages(right, query_id, max_workers, {"type": "mix"}, len(stages))
             stages += sub
             inputs.append({"type": "stage", "stage": sub[-1].number})
             refs.append(("stage", sub[-1].number))
@@ -66,13 +71,24 @@ def with_join_inputs(query: LogicalQuery, native: dict, query_id: str, max_worke
     return stages + leaf
 
 
+def with_query_input(query: LogicalQuery, native: dict, query_id: str, max_workers: int, leaf_shuffle,
+                     leaf_signature, source_stages) -> list:
+    """The inner query's stages, then the outer query's stages over their rows."""
+    stages = _input_stages(query.source.query, query_id, max_workers, {"type": "mix"}, 0)
+    inner = stages[-1].number
+    outer = source_stages(query, native, query_id, max_workers, leaf_shuffle, leaf_signature,
+                          inputs=[{"type": "stage", "stage": inner}])
+    outer = _shift(outer, len(stages), query_id)
+    outer[0].input_stage = inner
+    return stages + outer
+
+
 def _direct(query: LogicalQuery, kind) -> bool:
     """A right input read as it is (lookups and VALUES need no stage of their own)."""
     return isinstance(query.source, kind) and not query.is_aggregate and query.limit is None and not query.order_by
 
 
-def _input_stages(query: LogicalQuery, query_id: str, max_workers: int, shuffle: dict, source_stages,
-                  first: int) -> list:
+def _input_stages(query: LogicalQuery, query_id: str, max_workers: int, shuffle: dict, first: int) -> list:
     """The stages that compute one join input, numbered from ``first``. A LIMIT needs all the
     input's rows in one place: a ``limit`` stage on one worker, which then shuffles."""
     from msqcore.planner.tasks import StagePlan
@@ -80,7 +96,10 @@ def _input_stages(query: LogicalQuery, query_id: str, max_workers: int, shuffle:
     types = dict(query.output)
     signature = [{"name": q, "type": native_type(types.get(o, "VARCHAR"))} for q, o in mappings]
     limited = query.limit is not None or bool(query.offset)
-    stages = source_stages(query, native, query_id, max_workers, {"type": "mix"} if limited else shuffle, signature)
+    from msqcore.planner.tasks import leaf_stages  # an input may itself read a join or a query datasource
+    stages = leaf_stages(query, native, query_id, max_workers, {"type": "mix"} if limited else shuffle, signature)
+    if first and any(s.broadcast or s.join_inputs for s in stages):  # _shift does not renumber those
+        raise PlanningError("A JOIN inside a subquery that is a JOIN input is not supported yet")
     if limited:
         n = len(stages)
         stages.append(StagePlan(n, "limit", n - 1, shuffle["type"], False, {
@@ -89,7 +108,8 @@ def _input_stages(query: LogicalQuery, query_id: str, max_workers: int, shuffle:
             "signature": signature, "shuffleSpec": shuffle, "maxWorkerCount": 1}))
     stages = _shift(stages, first, query_id)
     for s in stages:
-        s.query = query
+        if s.query is None:  # the stages of an input's own inputs run their own queries
+            s.query = query
     return stages
 
 
@@ -110,14 +130,14 @@ def _sort_merge(query, native, query_id, max_workers, leaf_shuffle, leaf_signatu
     source: JoinSource = query.source
     first = source.joins[0]
     shuffle, keys = _hash(first.left_keys, max_workers)
-    stages = _input_stages(source.base, query_id, max_workers, shuffle, source_stages, 0)
+    stages = _input_stages(source.base, query_id, max_workers, shuffle, 0)
     stages[-1].hash_keys = keys
     left = stages[-1].number
     signature = [{"name": n, "type": native_type(t)} for n, t in source.base.output]
     from msqcore.planner.tasks import StagePlan
     for i, clause in enumerate(source.joins):
         shuffle, keys = _hash(clause.right_keys, max_workers, clause.prefix)
-        right_stages = _input_stages(clause.right, query_id, max_workers, shuffle, source_stages, len(stages))
+        right_stages = _input_stages(clause.right, query_id, max_workers, shuffle, len(stages))
         right_stages[-1].hash_keys = keys
         stages += right_stages
         signature += [{"name": clause.prefix + n, "type": native_type(t)} for n, t in clause.right.output]

@@ -8,8 +8,8 @@ import json
 import re
 
 from msqcore.planner.expressions import PAIR_VALUE_TYPES, Call, ColumnRef, Expr, Literal, native_type
-from msqcore.planner.query import (ExternalSource, InlineSource, JoinSource, LogicalQuery, LookupSource, TableSource,
-                                   UnionSource)
+from msqcore.planner.query import (ExternalSource, InlineSource, JoinSource, LogicalQuery, LookupSource, QuerySource,
+                                   TableSource, UnionSource)
 from msqcore.timeutil import ETERNITY
 
 _RANGE = {"greater": ("lower", True), "greater_equal": ("lower", False),
@@ -30,6 +30,8 @@ def datasource_json(source) -> dict:
         return {"type": "table", "name": source.datasource}
     if isinstance(source, UnionSource):
         return {"type": "union", "dataSources": [datasource_json(t) for t in source.tables]}
+    if isinstance(source, QuerySource):
+        return {"type": "query", "query": native_query(source.query, {})[0]}
     return {"type": "inline", "columnNames": [], "columnTypes": [], "rows": [[]]}
 
 

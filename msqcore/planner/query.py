@@ -2,8 +2,8 @@
 projection or a grouped aggregation, then ordering and limit.
 
 That is the shape of one Druid native query (scan or groupBy). WITH and subqueries in
-FROM that are plain projections/filters are folded into it; deeper shapes (joins,
-aggregating subqueries) are later work and are refused with Druid's error.
+FROM that are plain projections/filters are folded into it; a subquery that groups, orders
+or limits is a ``QuerySource`` (Druid's ``query`` datasource), and joins a ``JoinSource``.
 """
 from __future__ import annotations
 
@@ -195,17 +195,31 @@ class JoinSource:
             sig += [(j.prefix + n, t) for n, t in j.right.output]
         return sig
 
-    def inputs(self) -> list:
-        """Every leaf source the join reads: the base's, then each right input's."""
-        out = [self.base.source]
-        for j in self.joins:
-            out += j.right.source.inputs() if isinstance(j.right.source, JoinSource) else [j.right.source]
-        return out
+
+@dataclass
+class QuerySource:
+    """A subquery in FROM that does more than project and filter (GROUP BY, LIMIT, window
+    functions ...): Druid's ``query`` datasource. Its rows are the inner query's output."""
+
+    query: "LogicalQuery"
+
+    @property
+    def signature(self) -> list[tuple[str, str]]:
+        return self.query.output
+
+
+def leaf_sources(source) -> list:
+    """Every source whose rows a query reads, through joins and query datasources."""
+    if isinstance(source, JoinSource):
+        return [s for q in [source.base] + [j.right for j in source.joins] for s in leaf_sources(q.source)]
+    if isinstance(source, QuerySource):
+        return leaf_sources(source.query.source)
+    return [source]
 
 
 @dataclass
 class LogicalQuery:
-    source: ExternalSource | TableSource | InlineSource | LookupSource | JoinSource
+    source: ExternalSource | TableSource | InlineSource | LookupSource | JoinSource | UnionSource | QuerySource
     filter: Expr | None
     columns: list[tuple[str, Expr]]  # scan outputs; for aggregate queries, the post-aggregation outputs
     group_by: list[tuple[str, Expr]] | None = None  # d0.. → expression over the source
@@ -522,9 +536,15 @@ class _Compiler:
         return InlineSource(signature, cast)
 
     def _inline(self, select, ctes, alias):
+        """A subquery or CTE in FROM: folded into the outer query when it only projects and
+        filters, else a query datasource whose output the outer query reads."""
         inner = self.compile(select, ctes)
-        if inner.is_aggregate or inner.limit is not None or inner.order_by or inner.offset or inner.unnest:
-            raise QueryNotSupported("Subqueries with GROUP BY, ORDER BY or LIMIT are not supported yet")
+        if inner.is_aggregate or inner.limit is not None or inner.order_by or inner.offset or inner.unnest \
+                or inner.window is not None:
+            scope = {n: ColumnRef(n, t) for n, t in inner.output}
+            if alias:
+                scope.update({f"{alias}.{n}": e for n, e in list(scope.items())})
+            return QuerySource(inner), scope, None
         scope = {n: e for n, e in inner.columns}
         if alias:
             scope.update({f"{alias}.{n}": e for n, e in inner.columns})

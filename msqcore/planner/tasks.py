@@ -27,8 +27,8 @@ from msqcore.planner import arrays, join_stages
 from msqcore.planner.expressions import HYPER_UNIQUE, PAIR_TYPES, Call, ColumnRef, native_type
 from msqcore.planner.native import base_query, datasource_json, native_query, with_unnest
 from msqcore.planner.overwrite import overwrite_intervals
-from msqcore.planner.query import (Catalog, ExternalSource, JoinSource, LogicalQuery, LookupSource, UnionSource,
-                                   compile_query)
+from msqcore.planner.query import (Catalog, ExternalSource, JoinSource, LogicalQuery, LookupSource, QuerySource,
+                                   UnionSource, compile_query, leaf_sources)
 from msqcore.planner.statement import DIALECT, Statement, split_statement
 from msqcore.timeutil import (ETERNITY, ETERNITY_END, ETERNITY_START, GRANULARITIES, Granularity, granularity,
                               interval_text, now_millis)
@@ -152,7 +152,7 @@ def plan_task(sql: str, context: dict | None, parameters: list | None, catalog: 
 
     query = compile_query(statement.select, catalog, parameters,
                           dict(ctx, __startTimeMillis=start))
-    for source in (query.source.inputs() if isinstance(query.source, JoinSource) else [query.source]):
+    for source in leaf_sources(query.source):
         if isinstance(source, ExternalSource):
             validate_input_source(source.input_source)
             validate_input_format(source.input_format)
@@ -296,12 +296,15 @@ def _leaf_datasource(query: LogicalQuery) -> dict:
     return {"type": "inputNumber", "inputNumber": 0}
 
 
-def _leaf_stages(query: LogicalQuery, native: dict, query_id: str, max_workers: int,
+def leaf_stages(query: LogicalQuery, native: dict, query_id: str, max_workers: int,
                  leaf_shuffle: dict | None, leaf_signature: list[dict]) -> list[StagePlan]:
-    """Stage 0 (and 1 for GROUP BY): read the source and run the native query on it. A join
-    adds its inputs' stages in front (``join_stages``)."""
+    """Stage 0 (and 1 for GROUP BY): read the source and run the native query on it. A join,
+    or a query datasource, adds its inputs' stages in front (``join_stages``)."""
     if isinstance(query.source, JoinSource):
         return join_stages.with_join_inputs(query, native, query_id, max_workers, leaf_shuffle, leaf_signature,
+                                            source_stages)
+    if isinstance(query.source, QuerySource):
+        return join_stages.with_query_input(query, native, query_id, max_workers, leaf_shuffle, leaf_signature,
                                             source_stages)
     return source_stages(query, native, query_id, max_workers, leaf_shuffle, leaf_signature)
 
@@ -398,14 +401,14 @@ def _plan_ingest(statement, query, ctx, task_id, query_id, max_num_tasks, rows_p
     if query.window is not None:  # the window stage sees every row, then shuffles for segments
         base = base_query(query)
         base_signature = [{"name": n, "type": native_type(e.sql_type)} for n, e in base.columns]
-        stages = _leaf_stages(base, native["dataSource"]["query"], query_id, max_workers, {"type": "mix"},
+        stages = leaf_stages(base, native["dataSource"]["query"], query_id, max_workers, {"type": "mix"},
                               base_signature)
         stages.append(StagePlan(len(stages), "window", len(stages) - 1, "targetSize", True, {
             "id": f"{query_id}_{len(stages)}", "input": [{"type": "stage", "stage": len(stages) - 1}],
             "processor": {"type": "window", "query": native}, "signature": signature, "shuffleSpec": shuffle,
             "maxWorkerCount": 1}))
     else:
-        stages = _leaf_stages(query, native, query_id, max_workers, shuffle, signature)
+        stages = leaf_stages(query, native, query_id, max_workers, shuffle, signature)
     n = len(stages)
     data_schema = {
         "dataSource": statement.target,
@@ -554,7 +557,7 @@ def _plan_select(statement, query, ctx, task_id, query_id, max_num_tasks, start)
     payload = _base_payload(task_id, statement, sql_ctx, query, spec, SELECT_DATASOURCE)
     if query.window is not None:
         return _plan_window(query, native, ctx, task_id, query_id, max_num_tasks, payload, signature, start)
-    stages = _leaf_stages(query, native, query_id, max_workers, final, signature)
+    stages = leaf_stages(query, native, query_id, max_workers, final, signature)
     if not query.is_aggregate and (query.limit is not None or query.offset):
         n = len(stages)
         stages.append(StagePlan(n, "limit", n - 1, None, False, {
@@ -571,7 +574,7 @@ def _plan_window(query, native, ctx, task_id, query_id, max_num_tasks, payload, 
     base = base_query(query)
     base_native = native["dataSource"]["query"]
     base_signature = [{"name": n, "type": native_type(e.sql_type)} for n, e in base.columns]
-    stages = _leaf_stages(base, base_native, query_id, max_num_tasks - 1, {"type": "mix"}, base_signature)
+    stages = leaf_stages(base, base_native, query_id, max_num_tasks - 1, {"type": "mix"}, base_signature)
     n = len(stages)
     stages.append(StagePlan(n, "window", n - 1, None, False, {
         "id": f"{query_id}_{n}", "input": [{"type": "stage", "stage": n - 1}],
