@@ -50,3 +50,18 @@ def test_insert_and_replace_from_a_grouped_subquery(server):
     assert kinds == ["scan", "limit", "groupByPreShuffle", "groupByPostShuffle", "segmentGenerator"]
     rows = c.sql("SELECT TIME_FORMAT(__time, 'yyyy-MM-dd') AS d, k, s FROM sums ORDER BY s")
     assert [[r["d"], r["k"], r["s"]] for r in rows] == [["2021-01-02", "b", 8], ["2021-01-01", "c", 10]]
+
+
+def test_exact_count_distinct_is_a_nested_group_by(server):
+    sql = f"SELECT k, COUNT(DISTINCT SUBSTRING(ts, 1, 10)) AS days FROM {SRC} GROUP BY k"
+    report, payload = _run(server.client, sql, useApproximateCountDistinct=False)
+    assert sorted(report["results"]["results"]) == [["a", 2], ["b", 2], ["c", 2]]
+    outer = payload["spec"]["query"]
+    inner = outer["dataSource"]["query"]
+    assert [d["outputName"] for d in inner["dimensions"]] == ["d0", "d1"] and inner["aggregations"] == []
+    assert [d["dimension"] for d in outer["dimensions"]] == ["d0"]
+    assert [a["type"] for a in outer["aggregations"]] == ["filtered"]
+    assert outer["aggregations"][0]["aggregator"] == {"type": "count", "name": "a0"}
+    assert outer["aggregations"][0]["filter"] == {"type": "not", "field": {"type": "null", "column": "d1"}}
+    assert [s["definition"]["processor"]["type"] for s in report["stages"]] == \
+        ["groupByPreShuffle", "groupByPostShuffle", "groupByPreShuffle", "groupByPostShuffle"]

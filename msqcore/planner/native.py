@@ -215,7 +215,8 @@ def _aggregators_json(a, virtual: list[dict]) -> list[dict]:
         agg = {"type": "hyperUnique", "name": a.name, "fieldName": a.arg.name, "isInputHyperUnique": False,
                "round": True}
     elif a.kind in ("approx_count_distinct", "count_distinct"):
-        # APPROX_COUNT_DISTINCT_BUILTIN (exact COUNT(DISTINCT) is Druid's nested groupBy; shown the same)
+        # APPROX_COUNT_DISTINCT_BUILTIN; an exact COUNT(DISTINCT) is a nested groupBy (query.py
+        # _nest_count_distinct) unless mixed with other aggregations
         dim = _dimension_of(a.arg, virtual)
         agg = {"type": "cardinality", "name": a.name, "fields": [
             {"type": "default", "dimension": dim, "outputName": dim, "outputType": t}], "byRow": False,

@@ -8,7 +8,7 @@ or limits is a ``QuerySource`` (Druid's ``query`` datasource), and joins a ``Joi
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import pyarrow as pa
@@ -393,6 +393,8 @@ class _Compiler:
             query = LogicalQuery(source, filt, columns)
         query.unnest = unnest
         query.multi_value_unnesting = _context_flag(self.context, "groupByEnableMultiValueUnnesting")
+        if query.is_aggregate and _context_flag(self.context, "finalizeAggregations"):  # not a rollup's states
+            query = _nest_count_distinct(query)
         if windowed is not None:
             if select.args.get("distinct") is not None:
                 raise QueryNotSupported("SELECT DISTINCT with window functions is not supported")
@@ -907,6 +909,25 @@ def _int_clause(node, what: str) -> int:
 
 def _and(a: Expr, b: Expr) -> Expr:
     return Call("and", [a, b], "BOOLEAN", pc.and_kleene, "({0} && {1})")
+
+
+def _nest_count_distinct(query: LogicalQuery) -> LogicalQuery:
+    """Exact COUNT(DISTINCT x) (useApproximateCountDistinct=false) as Druid plans it: an inner
+    groupBy on the grouping keys and x (a ``query`` datasource), then an outer groupBy on the
+    keys that counts the non-null x. Only when every aggregation counts the distinct values
+    of one x without FILTER; other shapes keep one groupBy with a ``cardinality`` aggregator
+    (Druid would need grouping sets for them)."""
+    aggs = query.aggregations
+    if not aggs or any(a.kind != "count_distinct" or a.filter is not None for a in aggs) \
+            or len({a.arg.native() for a in aggs}) > 1:
+        return query
+    keys = list(query.group_by) + [(f"d{len(query.group_by)}", aggs[0].arg)]
+    inner = LogicalQuery(query.source, query.filter, [(n, ColumnRef(n, e.sql_type)) for n, e in keys],
+                         group_by=keys, unnest=query.unnest, multi_value_unnesting=query.multi_value_unnesting)
+    distinct = ColumnRef(keys[-1][0], keys[-1][1].sql_type)
+    return replace(query, source=QuerySource(inner), filter=None, unnest=None,
+                   group_by=[(n, ColumnRef(n, e.sql_type)) for n, e in query.group_by],
+                   aggregations=[replace(a, kind="count", arg=distinct) for a in aggs])
 
 
 def _context_flag(context: dict, key: str, default: bool = True) -> bool:
