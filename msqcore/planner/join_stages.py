@@ -22,7 +22,7 @@ from __future__ import annotations
 from msqcore.errors import PlanningError
 from msqcore.planner.expressions import ColumnRef, native_type
 from msqcore.planner.native import inline_json, join_json, native_query
-from msqcore.planner.query import InlineSource, JoinSource, LogicalQuery, LookupSource, UnionSource
+from msqcore.planner.query import InlineSource, JoinSource, LogicalQuery, LookupSource, QuerySource, UnionSource
 
 
 def with_join_inputs(query: LogicalQuery, native: dict, query_id: str, max_workers: int, leaf_shuffle, leaf_signature,
@@ -41,8 +41,8 @@ def with_join_inputs(query: LogicalQuery, native: dict, query_id: str, max_worke
     if source.algorithm == "sortMerge":
         return _sort_merge(query, native, query_id, max_workers, leaf_shuffle, leaf_signature, source_stages)
     stages: list = []
-    base_stage = None  # a base that aggregates is computed by its own stages first
-    if source.base.is_aggregate:
+    base_stage = None  # a base that aggregates (or reads a query datasource) is computed by its own stages first
+    if source.base.is_aggregate or isinstance(source.base.source, QuerySource):
         stages = _input_stages(source.base, query_id, max_workers, {"type": "mix"}, 0)
         base_stage = stages[-1].number
     inputs = [None]  # the base input's spec, filled in below

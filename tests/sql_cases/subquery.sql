@@ -30,3 +30,8 @@ WITH g AS (SELECT id / 4 AS k, COUNT(*) AS c FROM cases GROUP BY 1) SELECT SUM(c
 -- task
 SELECT k * 10 AS k10 FROM (SELECT id / 4 AS k, COUNT(*) AS c FROM cases GROUP BY 1 ORDER BY c DESC, k LIMIT 2) ORDER BY k10
 -- expect: [{"k10": 0}, {"k10": 10}]
+
+-- name: join_with_a_base_over_a_grouped_subquery
+-- task
+SELECT t.k, b.id FROM (SELECT k FROM (SELECT id / 4 AS k, COUNT(*) AS c FROM cases GROUP BY 1)) t JOIN cases b ON t.k = b.id ORDER BY t.k
+-- expect: [{"k": 0, "id": 0}, {"k": 1, "id": 1}, {"k": 2, "id": 2}]
