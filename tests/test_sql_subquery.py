@@ -44,8 +44,8 @@ def test_insert_and_replace_from_a_grouped_subquery(server):
     assert [[r["d"], r["k"], r["s"]] for r in rows] == \
         [["2021-01-01", "a", 6], ["2021-01-01", "b", 4], ["2021-01-01", "c", 10],
          ["2021-01-02", "b", 8], ["2021-01-02", "c", 5]]
-    report, _ = _run(c, f"REPLACE INTO sums OVERWRITE ALL SELECT __time, k, SUM(s) AS s FROM "
-                        f"(SELECT __time, k, s FROM sums ORDER BY s DESC LIMIT 2) GROUP BY 1, 2 PARTITIONED BY DAY")
+    report, _ = _run(c, "REPLACE INTO sums OVERWRITE ALL SELECT __time, k, SUM(s) AS s FROM "
+                        "(SELECT __time, k, s FROM sums ORDER BY s DESC LIMIT 2) GROUP BY 1, 2 PARTITIONED BY DAY")
     kinds = [s["definition"]["processor"]["type"] for s in report["stages"]]
     assert kinds == ["scan", "limit", "groupByPreShuffle", "groupByPostShuffle", "segmentGenerator"]
     rows = c.sql("SELECT TIME_FORMAT(__time, 'yyyy-MM-dd') AS d, k, s FROM sums ORDER BY s")
