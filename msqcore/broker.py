@@ -56,6 +56,19 @@ class QueryCanceled(LegacyQueryException):
         super().__init__(f"Query [{query_id}] was cancelled.", host)
 
 
+class QueryUnknownException(LegacyQueryException):
+    """A failure while a query runs that Druid's Broker reports as ``Unknown exception``
+    (for example an ``ISE`` of an aggregator); ``error_class`` is the Java exception class."""
+
+    category = "RUNTIME_FAILURE"
+    legacy_code = "Unknown exception"
+
+    def __init__(self, message: str, error_class: str = "org.apache.druid.java.util.common.ISE",
+                 host: str | None = None):
+        super().__init__(message, host)
+        self.error_class = error_class
+
+
 class QueryHandle:
     """One running SQL query: its id, cancel flag and deadline."""
 

@@ -284,8 +284,13 @@ def split_explain(sql: str) -> tuple[bool, str]:
 
 
 def _resources(query) -> list[dict]:
-    from msqcore.planner.query import ExternalSource, TableSource
+    from msqcore.planner.query import ExternalSource, JoinSource, LogicalQuery, TableSource
     source = query.source
+    if isinstance(source, JoinSource):  # every input's, once each, in Druid's name order
+        out = []
+        for s in source.inputs():
+            out += [r for r in _resources(LogicalQuery(s, None, [])) if r not in out]
+        return sorted(out, key=lambda r: (r["name"], r["type"]))
     if isinstance(source, ExternalSource):
         return [{"name": "EXTERNAL", "type": "EXTERNAL"}]
     if isinstance(source, TableSource):

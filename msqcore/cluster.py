@@ -20,7 +20,8 @@ from msqcore.engine.controller import Controller, Services
 from msqcore.engine.launcher import LocalProcessLauncher, WorkerLauncher
 from msqcore.errors import Canceled, InvalidInput, NotFound
 from msqcore.kill import KillTask
-from msqcore.planner.query import ExternalSource, InlineSource, LogicalQuery, compile_query
+from msqcore.planner.query import (ExternalSource, InlineSource, JoinSource, LogicalQuery, LookupSource, QuerySource,
+                                   compile_query, leaf_sources)
 from msqcore.planner.statement import split_statement
 from msqcore.planner.tasks import plan_task
 from msqcore.storage.deep import DeepStorage, LocalDeepStorage
@@ -244,7 +245,7 @@ class Cluster:
         select = rewrite_virtual_tables(statement.select)
         query = compile_query(select, SqlCatalog(self), parameters, dict(ctx, __startTimeMillis=now_millis()),
                               top_level_union=not explain)  # the native engine runs UNION ALL of any queries
-        if isinstance(query.source, ExternalSource):
+        if any(isinstance(s, ExternalSource) for s in leaf_sources(query.source)):
             raise InvalidInput("Cannot query table(s) [EXTERNAL] with SQL engine [native]; use the MSQ task engine "
                                "(POST /druid/v2/sql/task)")
         if explain:
@@ -268,6 +269,16 @@ class Cluster:
     def _source_table(self, query: LogicalQuery) -> pa.Table:
         if isinstance(query.source, InlineSource):
             return query.source.table()
+        if isinstance(query.source, LookupSource):
+            return query.source.table(self.lookup(query.source.name))
+        if isinstance(query.source, QuerySource):  # the inner query in this process
+            return ops.run_local(self._source_table(query.source.query), query.source.query)
+        if isinstance(query.source, JoinSource):  # every input in this process, then the joins
+            from msqcore.engine import join
+            source = query.source
+            base = ops.run_local(self._source_table(source.base), source.base)
+            rights = [ops.run_local(self._source_table(j.right), j.right) for j in source.joins]
+            return join.join_all(base, rights, source)
         tables = getattr(query.source, "tables", None)
         if tables is not None:  # a union datasource: its tables' rows, one after another
             import dataclasses

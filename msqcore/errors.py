@@ -83,6 +83,17 @@ class InvalidSqlInput(InvalidInput):
         super().__init__(message, context=context)
 
 
+class PlanningError(DruidException):
+    """A statement Druid's SQL planner cannot plan (``QueryHandler``): persona ADMIN, code ``general``."""
+
+    error_code = "general"
+    persona = "ADMIN"
+    category = "INVALID_INPUT"
+
+    def __init__(self, reason: str):
+        super().__init__(f"Query could not be planned. A possible reason is [{reason}]")
+
+
 class Unsupported(DruidException):
     error_code = "general"
     category = "UNSUPPORTED"

@@ -190,3 +190,18 @@ def test_array_ingest_mode_errors(server, select, mode, message):
     body = err.value.json()
     assert err.value.status == 400 and body["errorCode"] == "invalidInput"
     assert message in body["errorMessage"]
+
+
+def test_array_agg_past_max_size_fails_the_task(server):
+    """A worker fails as Druid's does on the aggregator's ISE: UnknownError, class then message."""
+    client = server.client
+    ts = "TABLE(EXTERN('" + json.dumps({"type": "inline", "data": DATA}) + "', '{\"type\":\"json\"}', " \
+         "'[{\"name\":\"ts\",\"type\":\"string\"}]'))"
+    task = client.submit(f"SELECT ARRAY_AGG(DISTINCT ts, 50) AS a FROM {ts}")
+    assert client.wait(task)["statusCode"] == "FAILED"
+    error = client.report(task)["status"]["errorReport"]["error"]
+    # each value is 1 + 4 + 20 bytes: 5 + 25 + 25 = 55 after the second
+    assert error == {"errorCode": "UnknownError", "message": "org.apache.druid.java.util.common.ISE: Unable to "
+                     "serialize [ARRAY<STRING>], size [55] is larger than max [50]",
+                     "errorMessage": "org.apache.druid.java.util.common.ISE: Unable to serialize [ARRAY<STRING>], "
+                     "size [55] is larger than max [50]"}

@@ -17,10 +17,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from msqcore.broker import QueryUnknownException
 from msqcore.engine import hll
 from msqcore.planner import arrays
 from msqcore.errors import InvalidInput
-from msqcore.planner.expressions import HYPER_UNIQUE, PAIR_VALUE_TYPES, arrow_type
+from msqcore.planner.expressions import HYPER_UNIQUE, PAIR_VALUE_TYPES, arrow_type, native_type
 from msqcore.planner.query import Aggregation, LogicalQuery
 
 
@@ -188,7 +189,9 @@ def _combine_one(agg: Aggregation, partials: pa.Table, gid: np.ndarray, groups: 
             return pairs_to_binary(time, out if out.type == arrow_type(agg.sql_type) else
                                    pc.cast(out, arrow_type(agg.sql_type)))
     elif kind in ("array_agg", "array_agg_distinct"):
-        return _combine_arrays(col, gid, groups, kind == "array_agg_distinct", arrow_type(agg.sql_type))
+        out = _combine_arrays(col, gid, groups, kind == "array_agg_distinct", arrow_type(agg.sql_type))
+        check_array_bytes(out, agg.max_bytes, agg.sql_type)
+        return out
     else:  # list states: count_distinct, string_agg(_distinct)
         lists = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
         values = pc.list_flatten(lists)
@@ -221,6 +224,31 @@ def _combine_arrays(col, gid: np.ndarray, groups: int, distinct: bool, type_: pa
     empty = pa.array([[]] * groups, type_) if groups else pa.array([], type_)
     out = pc.if_else(pc.and_(pa.array(aggregated), pc.is_null(out)), empty, out)
     return out.cast(type_)
+
+
+def check_array_bytes(lists: pa.Array, max_bytes: int, sql_type: str) -> None:
+    """ARRAY_AGG's ``maxSizeBytes``: Druid's ExpressionLambdaAggregator checks the serialized
+    size of the array after each value it adds (TypeStrategies.checkMaxBytes): a null flag
+    and an int length, then per element a null flag and, unless NULL, 8 bytes of a number or
+    an int length and the UTF-8 bytes of a string. The first size past the bound fails."""
+    if not max_bytes or not len(lists):
+        return
+    values = pc.list_flatten(lists)
+    if not len(values):
+        return
+    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        body = pc.fill_null(pc.binary_length(values), 0).to_numpy(zero_copy_only=False).astype(np.int64) + 4
+    else:
+        body = np.full(len(values), 8, dtype=np.int64)
+    sizes = np.where(pc.is_valid(values).to_numpy(zero_copy_only=False), 1 + body, 1)
+    owner = pc.list_parent_indices(lists).to_numpy()
+    running = np.cumsum(sizes)
+    starts = np.concatenate([[0], running])[np.searchsorted(owner, owner, side="left")]
+    prefix = 1 + 4 + running - starts  # each array's size after each of its values
+    over = np.flatnonzero(prefix > max_bytes)
+    if len(over):
+        raise QueryUnknownException(f"Unable to serialize [{native_type(sql_type)}], size [{int(prefix[over[0]])}] "
+                                    f"is larger than max [{max_bytes}]")
 
 
 # --- stored EARLIEST/LATEST pairs ---------------------------------------------------------------

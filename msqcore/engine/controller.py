@@ -25,14 +25,15 @@ from msqcore.engine.locks import LockManager
 from msqcore.engine.report import ReportState
 from msqcore.engine.shuffle import max_frame_size, sort_memory
 from msqcore.engine.sorter import KeyStatistics, decode_long_prefix
-from msqcore.engine.worker import IngestSpec, SegmentPartition, WorkOrder
+from msqcore.engine.worker import IngestSpec, SegmentPartition, StageFile, WorkOrder
 from msqcore.errors import (Canceled, Fault, InsertCannotAllocateSegment, InsertCannotBeEmpty, InsertTimeOutOfBounds,
                             NotEnoughMemory, TooManyInputFiles, TooManyPartitions, TooManySegmentsInTimeChunk,
                             TooManyWarnings, TooManyWorkers, UnknownError, WorkerFailed, WorkerRpcFailed)
 from msqcore.inputs.sources import list_files
 from msqcore.planner import json_functions
 from msqcore.planner.expressions import native_type
-from msqcore.planner.query import ExternalSource, TableSource, UnionSource
+from msqcore.lookups import LookupStore
+from msqcore.planner.query import ExternalSource, JoinSource, LookupSource, TableSource, UnionSource
 from msqcore.planner.tasks import StagePlan, TaskPlan, bool_context
 from msqcore.storage.deep import DeepStorage
 from msqcore.storage.metadata import MetadataStore, SegmentRecord, TaskRecord
@@ -149,16 +150,19 @@ class Controller:
                                                lambda: self._stop_requested()):
                 self._check_cancel()
             self.runner_status = "RUNNING"
-        splits = self._splits()
+        # Each stage that reads a source gets its splits dealt to the workers (spec §5.7).
+        leaf_splits = {s.number: self._splits(self._stage_query(s).source) for s in plan.stages
+                       if s.input_stage is None and s.kind not in ("segmentGenerator", "sortMergeJoin")}
         self._check_cancel()
-        assignment = self._assign(splits)
-        n_workers = len(assignment)
+        assignments = {n: self._assign(splits) for n, splits in leaf_splits.items()}
+        n_workers = max(len(a) for a in assignments.values())
         if n_workers > MAX_WORKERS:
             raise TooManyWorkers(workers=n_workers, maxWorkers=MAX_WORKERS)
-        per_worker = max(len(a) for a in assignment)
-        if per_worker > MAX_INPUT_FILES_PER_WORKER:
-            raise TooManyInputFiles(numInputFiles=per_worker, maxInputFiles=MAX_INPUT_FILES_PER_WORKER,
-                                    minNumWorkers=-(-len(splits) // MAX_INPUT_FILES_PER_WORKER))
+        for n, assignment in assignments.items():
+            per_worker = max(len(a) for a in assignment)
+            if per_worker > MAX_INPUT_FILES_PER_WORKER:
+                raise TooManyInputFiles(numInputFiles=per_worker, maxInputFiles=MAX_INPUT_FILES_PER_WORKER,
+                                        minNumWorkers=-(-len(leaf_splits[n]) // MAX_INPUT_FILES_PER_WORKER))
         os.makedirs(self.temp_dir, exist_ok=True)
         worker_ids = [f"{self.task_id}-worker{n}_0" for n in range(n_workers)]
         for n, wid in enumerate(worker_ids):
@@ -169,25 +173,24 @@ class Controller:
             self.workers.append(self.services.launcher.launch(wid))
         self.report.workers_launched(worker_ids)
 
-        outputs: list[dict] = []  # per worker results of the previous stage
+        outputs: list[dict] = []  # per worker results of the stage just run
+        stage_outputs: dict[int, list[dict]] = {}
         segments: list[SegmentRecord] = []
         for stage in plan.stages:
             self._check_cancel()
             if stage.kind == "segmentGenerator":
                 segments = self._run_segment_stage(stage, outputs)
-            elif stage.input_stage is None:
-                orders = {w: self._order(stage, assignment[w], len(splits)) for w in range(n_workers)}
+            elif stage.input_stage is None and not stage.join_inputs:
+                assignment, total = assignments[stage.number], len(leaf_splits[stage.number])
+                broadcast = [self._broadcast_input(ref, stage_outputs) for ref in stage.broadcast]
+                orders = {}
+                for w in range(len(assignment)):
+                    orders[w] = self._order(stage, assignment[w], total)
+                    orders[w].broadcast = broadcast
                 outputs = self._run_stage(stage, orders)
             else:
-                # Intermediate stages inherit the workers of their input stage, up to one per
-                # input partition: worker w reads partitions w, w + n, ... of every input worker.
-                parts = max(len(r["files"]) for r in outputs)
-                n = max(1, min(len(self.workers), parts))
-                orders = {}
-                for w in range(n):
-                    files = [r["files"][p] for p in range(w, parts, n) for r in outputs if p in r["files"]]
-                    orders[w] = self._order(stage, files, len(files))
-                outputs = self._run_stage(stage, orders)
+                outputs = self._run_stage(stage, self._partition_orders(stage, stage_outputs))
+            stage_outputs[stage.number] = outputs
             if stage.number > 0:
                 self.report.stage_phase(stage.number - 1, "FINISHED")
         self._check_cancel()
@@ -261,8 +264,52 @@ class Controller:
             load[w] += sizes[i] or 0
         return workers
 
-    def _splits(self) -> list:
-        source = self.plan.query.source
+    def _partition_orders(self, stage: StagePlan, stage_outputs: dict) -> dict[int, WorkOrder]:
+        """Orders of a stage that reads earlier stages. It runs on the workers of its input, up to
+        one per input partition: worker w reads partitions w, w + n, ... of every input worker.
+        A sortMergeJoin reads partition p of both its inputs together (both hash equal keys to
+        the same p). A scan or groupBy over a join's rows reads them as its source rows instead,
+        dealt file by file, with its broadcast inputs."""
+        inputs = [stage_outputs[i] for i in (stage.join_inputs or [stage.input_stage])]
+        if stage.kind in ("scan", "groupByPreShuffle"):
+            files = [StageFile(f) for r in inputs[0] for _, f in sorted(r["files"].items())]
+            n = max(1, min(len(self.workers), len(files)))
+            broadcast = [self._broadcast_input(ref, stage_outputs) for ref in stage.broadcast]
+            orders = {w: self._order(stage, files[w::n], len(files)) for w in range(n)}
+            for order in orders.values():
+                order.broadcast = broadcast
+            return orders
+        parts = max(len(r["files"]) for results in inputs for r in results)
+        n = max(1, min(len(self.workers), parts))
+        orders = {}
+        for w in range(n):
+            if stage.kind == "sortMergeJoin":
+                pairs = [tuple([r["files"][p] for r in results if p in r["files"]] for results in inputs)
+                         for p in range(w, parts, n)]
+                orders[w] = self._order(stage, pairs, parts)
+            else:
+                files = [r["files"][p] for p in range(w, parts, n) for r in inputs[0] if p in r["files"]]
+                orders[w] = self._order(stage, files, len(files))
+        return orders
+
+    def _stage_query(self, stage: StagePlan):
+        return stage.query if stage.query is not None else self.plan.query
+
+    def _broadcast_input(self, ref: tuple, stage_outputs: dict):
+        """What a broadcast join's leaf stage reads for one right input: a stage's files, or
+        the rows of a lookup or of VALUES."""
+        kind, value = ref
+        if kind == "stage":
+            return [r["files"][0] for r in stage_outputs[value] if 0 in r["files"]]
+        if kind == "lookup":
+            return LookupSource(value).table(LookupStore(self.services.metadata).map(value))
+        return value.table()
+
+    def _splits(self, source) -> list:
+        if isinstance(source, JoinSource):  # the base input; the others are broadcast
+            source = source.base.source
+        if isinstance(source, LookupSource):
+            return [source.table(LookupStore(self.services.metadata).map(source.name))]
         if isinstance(source, ExternalSource):
             return list_files(source.input_source)
         if isinstance(source, (TableSource, UnionSource)):
@@ -275,17 +322,18 @@ class Controller:
     def _order(self, stage: StagePlan, inputs: list, total: int) -> WorkOrder:
         plan = self.plan
         ingest = None
-        if plan.is_ingest:
+        if plan.is_ingest and stage.query is None and stage.kind != "sortMergeJoin":  # not a join input's stages
             ingest = IngestSpec(plan.granularity, plan.cluster_by, plan.dimensions, plan.sort_order, plan.metrics,
                                 plan.rows_per_segment)
-        order = WorkOrder(stage=stage.number, kind=stage.kind, query=plan.query,
-                          out_dir=os.path.join(self.temp_dir, f"stage{stage.number}"), worker_id="",
-                          inputs=list(inputs), total_inputs=total, ingest=ingest,
+        order = WorkOrder(stage=stage.number, kind=stage.kind, query=self._stage_query(stage),
+                          join_index=stage.join_index, out_dir=os.path.join(self.temp_dir, f"stage{stage.number}"),
+                          worker_id="", inputs=list(inputs), total_inputs=total, ingest=ingest,
                           deep_storage=self.services.deep_storage.spec, context=dict(plan.context))
         if stage.shuffle == "hash":
             spec = stage.definition["shuffleSpec"]
             order.hash_columns = [c["columnName"] for c in spec["clusterBy"]["columns"]]
             order.hash_partitions = spec["partitions"]
+            order.hash_keys = stage.hash_keys
         return order
 
     def _run_stage(self, stage: StagePlan, orders: dict[int, WorkOrder]) -> list[dict]:

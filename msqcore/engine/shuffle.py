@@ -5,7 +5,8 @@
   gathered per time chunk. The controller merges every worker's statistics into partition
   boundaries; ``finish(boundaries)`` then writes one frame file per partition.
 * ``write_hash_partitions`` (``hash``): rows dealt to N files by a hash of their key, for
-  the groupBy post-shuffle stage that runs on every worker.
+  the groupBy post-shuffle stage that runs on every worker, and for both inputs of a
+  sortMerge join (equal join keys land in the same partition on both sides).
 """
 from __future__ import annotations
 
@@ -94,19 +95,20 @@ def read_partition_file(path: str) -> tuple[pa.Table, int]:
     return (table.drop_columns(drop) if drop else table), len(batches)
 
 
-def hash_partition_ids(table: pa.Table, columns: list[str], partitions: int) -> np.ndarray:
-    """Each row's ``hash`` partition by the values of ``columns``."""
-    if not columns or partitions == 1 or not table.num_rows:
-        return np.zeros(table.num_rows, dtype=np.int32)
-    offsets, data = encode_keys(table.select(columns), [(c, False) for c in columns])
+def hash_partition_ids(keys: pa.Table, partitions: int) -> np.ndarray:
+    """Each row's ``hash`` partition by its values of the ``keys`` columns."""
+    if not keys.num_columns or partitions == 1 or not keys.num_rows:
+        return np.zeros(keys.num_rows, dtype=np.int32)
+    offsets, data = encode_keys(keys, [(c, False) for c in keys.column_names])
     return _ks.hash_partitions(offsets, data, partitions)
 
 
-def write_hash_partitions(table: pa.Table, columns: list[str], partitions: int, out_dir: str,
+def write_hash_partitions(table: pa.Table, keys: pa.Table, partitions: int, out_dir: str,
                           write) -> list[tuple[str, int, int, int]]:
-    """Deal the rows to ``partitions`` files by key hash; ``write(table, path)`` writes one
-    file and returns (bytes, frames). Returns (path, rows, bytes, frames) per partition."""
-    ids = hash_partition_ids(table, columns, partitions)
+    """Deal the rows to ``partitions`` files by the hash of their ``keys`` (one row each);
+    ``write(table, path)`` writes one file and returns (bytes, frames). Returns (path, rows,
+    bytes, frames) per partition."""
+    ids = hash_partition_ids(keys, partitions)
     order = np.argsort(ids, kind="stable")
     cuts = np.searchsorted(ids[order], np.arange(partitions + 1))
     grouped = table.take(pa.array(order)) if table.num_rows else table

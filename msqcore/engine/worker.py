@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from msqcore.engine import join
 from msqcore.engine import operators as ops
 from msqcore.engine.counters import ChannelCounter, segment_progress, sort_progress
 from msqcore.engine.shuffle import (IngestShuffle, frame_file_stats, max_frame_size, read_partition_file,
@@ -50,7 +51,7 @@ class IngestSpec:
 @dataclass
 class WorkOrder:
     stage: int
-    kind: str  # scan | groupByPreShuffle | groupByPostShuffle | limit | segmentGenerator
+    kind: str  # scan | groupByPreShuffle | groupByPostShuffle | limit | window | sortMergeJoin | segmentGenerator
     query: LogicalQuery
     out_dir: str
     worker_id: str
@@ -62,6 +63,20 @@ class WorkOrder:
     hash_partitions: int = 0  # ``hash`` shuffle: how many partitions (0: no hash shuffle)
     deep_storage: dict | None = None
     context: dict = field(default_factory=dict)  # the query context (maxParseExceptions, removeNullBytes ...)
+    # a broadcast join's leaf stage: per right input, its stage's files or its rows (lookup, VALUES)
+    broadcast: list = field(default_factory=list)
+    join_index: int | None = None  # sortMergeJoin: the JoinClause it runs
+    # a join input's hash shuffle whose keys are expressions: (column prefix, key expressions over
+    # the output renamed with the prefix); the keys are then those expressions, not ``hash_columns``
+    hash_keys: tuple[str, list] | None = None
+
+
+@dataclass
+class StageFile:
+    """An earlier stage's output file read as the source rows of a leaf stage (the rows of a
+    sortMergeJoin stage)."""
+
+    path: str
 
 
 @dataclass
@@ -123,7 +138,9 @@ def worker_main(conn) -> None:
             reporter.flush(force=True)
             conn.send(("fault", order.stage, fault.to_json(), None))
         except Exception as e:  # noqa: BLE001 - every failure must reach the controller
-            conn.send(("fault", order.stage, UnknownError(f"{type(e).__name__}: {e}").to_json(),
+            # Druid's UnknownFault.forException: the exception's class and message
+            name = getattr(e, "error_class", "") or type(e).__name__
+            conn.send(("fault", order.stage, UnknownError(f"{name}: {e}").to_json(),
                        traceback.format_exc()))
 
 
@@ -143,6 +160,8 @@ def run_order(order: WorkOrder, reporter: Reporter) -> dict:
         output = ops.order_limit(_read_stage_files(order.inputs, reporter), order.query)
     elif order.kind == "segmentGenerator":
         return _generate_segments(order, reporter)
+    elif order.kind == "sortMergeJoin":
+        output = _sort_merge_join(order, reporter)
     else:
         raise UnknownError(f"Unknown stage processor [{order.kind}]")
     output = check_null_bytes(output, _flag(order.context, "removeNullBytes"))
@@ -162,6 +181,18 @@ def _read_leaf(order: WorkOrder, reporter: Reporter, sink=None) -> pa.Table | No
     go to ``sink`` when given (an ingestion shuffle), else they are returned as one table."""
     query = order.query
     process = ops.partial_aggregate if order.kind == "groupByPreShuffle" else ops.scan
+    reader = query  # whose source the input splits are
+    if order.broadcast:  # a broadcast join: base rows, joined with every right input, then the stage's work
+        joined = query.source
+        reader = joined.base
+        rights = _broadcast_tables(order, reporter)
+        stage_process = process
+
+        base_is_stage = bool(order.inputs) and isinstance(order.inputs[0], StageFile)  # rows of the base's stages
+
+        def process(table, q):
+            base = table if base_is_stage else ops.scan(table, reader)
+            return stage_process(join.join_all(base, rights, joined), q)
     counter = reporter.channel("input0")
     samples = reporter.__dict__.setdefault("warnings", [])
     batch_rows = 262144  # source rows handed to the stage processor at a time
@@ -183,9 +214,9 @@ def _read_leaf(order: WorkOrder, reporter: Reporter, sink=None) -> pa.Table | No
         if isinstance(item, InputFile):
             if parse_warnings is None:
                 parse_warnings = ParseWarnings(max_parse_exceptions(getattr(order, "context", None)))
-            source = query.source
+            source = reader.source
             try:
-                for table, raw_bytes in read_split(item, source.input_format, read_signature(query), parse_warnings,
+                for table, raw_bytes in read_split(item, source.input_format, read_signature(reader), parse_warnings,
                                                    order.out_dir):
                     rows = table.num_rows if table is not None else 0
                     counter.add(0, rows, raw_bytes, 0)
@@ -206,8 +237,13 @@ def _read_leaf(order: WorkOrder, reporter: Reporter, sink=None) -> pa.Table | No
                     samples.extend(parse_warnings.samples[reported:])
                     reported = len(parse_warnings.samples)
             counter.add_file(order.total_inputs)
+        elif isinstance(item, StageFile):  # rows of an earlier stage (a join)
+            with pa.memory_map(item.path) as f:
+                table = pa.ipc.open_file(f).read_all()
+            counter.add(0, table.num_rows, os.path.getsize(item.path), 1)
+            emit(process(table, query))
         elif isinstance(item, str):  # a segment file of a datasource
-            table = read_datasource_segment(item, query)
+            table = read_datasource_segment(item, reader)
             counter.add(0, table.num_rows, os.path.getsize(item), 0)
             counter.add_file(order.total_inputs)
             emit(process(table, query))
@@ -223,6 +259,51 @@ def _read_leaf(order: WorkOrder, reporter: Reporter, sink=None) -> pa.Table | No
         return ops.empty_partials(query) if order.kind == "groupByPreShuffle" else \
             ops.scan(ops.empty_source(query), query)
     return pa.concat_tables(outputs, promote_options="permissive") if len(outputs) > 1 else outputs[0]
+
+
+def _broadcast_tables(order: WorkOrder, reporter: Reporter) -> list[pa.Table]:
+    """Every right input of a broadcast join, read whole (spec §1.8), within Druid's bound."""
+    source = order.query.source
+    tables = []
+    for i, (clause, item) in enumerate(zip(source.joins, order.broadcast), 1):
+        if isinstance(item, pa.Table):  # a lookup or VALUES: the input's scan runs here
+            table = ops.run_local(item, clause.right)
+        else:
+            # a stage's rows (a LIMIT was applied by the input's limit stage)
+            table = _read_stage_files(item, reporter, f"input{i}") if item else \
+                ops.scan(ops.empty_source(clause.right), clause.right)
+        tables.append(table)
+        join.check_broadcast(tables, order.context, source.configured or source.algorithm)
+    return tables
+
+
+def _sort_merge_join(order: WorkOrder, reporter: Reporter) -> pa.Table:
+    """One join of a sortMerge plan over this worker's hash partitions of its two input stages."""
+    source = order.query.source
+    clause = source.joins[order.join_index]
+    limit = join.same_key_limit(order.context)
+    outputs = []
+    for left_files, right_files in order.inputs:  # one pair per hash partition
+        left = _read_stage_files(left_files, reporter, "input0") if left_files else \
+            _empty_rows(_left_signature(source, order.join_index))
+        right = _read_stage_files(right_files, reporter, "input1") if right_files else \
+            _empty_rows(clause.right.output)
+        outputs.append(join.join(left, right, clause, check_same_key=limit))
+    if not outputs:
+        return _empty_rows(_left_signature(source, order.join_index + 1))
+    return pa.concat_tables(outputs) if len(outputs) > 1 else outputs[0]
+
+
+def _left_signature(source, index: int) -> list[tuple[str, str]]:
+    sig = list(source.base.output)
+    for clause in source.joins[:index]:
+        sig += [(clause.prefix + n, t) for n, t in clause.right.output]
+    return sig
+
+
+def _empty_rows(signature: list[tuple[str, str]]) -> pa.Table:
+    from msqcore.planner.expressions import arrow_type
+    return pa.table([pa.array([], arrow_type(t)) for _, t in signature], names=[n for n, _ in signature])
 
 
 def read_datasource_segment(path: str, query: LogicalQuery, rows=None) -> pa.Table:
@@ -246,8 +327,8 @@ def read_datasource_segment(path: str, query: LogicalQuery, rows=None) -> pa.Tab
     return json_functions.add_field_columns(out, reads, fields)
 
 
-def _read_stage_files(files: list[str], reporter: Reporter) -> pa.Table:
-    counter = reporter.channel("input0")
+def _read_stage_files(files: list[str], reporter: Reporter, channel: str = "input0") -> pa.Table:
+    counter = reporter.channel(channel)
     tables = []
     for path in files:
         with pa.memory_map(path) as source:
@@ -280,7 +361,13 @@ def _write_single(output: pa.Table, order: WorkOrder, reporter: Reporter) -> dic
 
 
 def _write_hashed(output: pa.Table, order: WorkOrder, reporter: Reporter) -> dict:
-    parts = write_hash_partitions(output, order.hash_columns, order.hash_partitions, order.out_dir, _write_ipc)
+    if order.hash_keys is None:
+        keys = output.select(order.hash_columns)
+    else:
+        prefix, exprs = order.hash_keys
+        renamed = output.rename_columns([prefix + n for n in output.column_names]) if prefix else output
+        keys = pa.table([join.key_array(e, renamed) for e in exprs], names=order.hash_columns)
+    parts = write_hash_partitions(output, keys, order.hash_partitions, order.out_dir, _write_ipc)
     shuffle = reporter.channel("shuffle")
     for p, (_, rows, nbytes, frames) in enumerate(parts):
         shuffle.add(p, rows, nbytes, frames)

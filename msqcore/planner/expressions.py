@@ -185,6 +185,14 @@ class ColumnRef(Expr):
 
 
 @dataclass
+class Ambiguous(Expr):
+    """A scope entry for an unqualified name that several joined tables have."""
+
+    name: str
+    sql_type: str = "AMBIGUOUS"
+
+
+@dataclass
 class Literal(Expr):
     value: Any
     sql_type: str
@@ -1318,7 +1326,14 @@ class Binder:
         name = node.name
         if node.table and f"{node.table}.{name}" in self.scope:
             return self.scope[f"{node.table}.{name}"]
+        tables = getattr(self.scope, "tables", None)  # a join's table aliases (Calcite's wording below)
+        if node.table and tables is not None:
+            if node.table not in tables:
+                raise InvalidInput(f"Table '{node.table}' not found")
+            raise InvalidInput(f"Column '{name}' not found in table '{node.table}'")
         if name in self.scope:
+            if isinstance(self.scope[name], Ambiguous):
+                raise InvalidInput(f"Column '{name}' is ambiguous")
             return self.scope[name]
         if not node.table and not (node.this.args.get("quoted")) and name.upper() in ("PI", "CURRENT_TIMESTAMP",
                                                                                      "CURRENT_DATE",
@@ -1349,12 +1364,16 @@ class Binder:
         return Literal(bool(node.this), "BOOLEAN")
 
     def _bind_placeholder(self, node) -> Expr:
-        if self._param_index >= len(self.parameters):
-            raise InvalidInput(f"No value bound for parameter (position [{self._param_index + 1}])")
-        param = self.parameters[self._param_index]
-        self._param_index += 1
+        # numbered in text order by the parser (planner/statement.py); else in binding order
+        index = node.meta.get("parameter")
+        if index is None:
+            index = self._param_index
+            self._param_index += 1
+        if index >= len(self.parameters):
+            raise InvalidInput(f"No value bound for parameter (position [{index + 1}])")
+        param = self.parameters[index]
         if not isinstance(param, dict) or "value" not in param:
-            raise InvalidInput(f"Parameter at position [{self._param_index}] must be an object with 'type' and 'value'")
+            raise InvalidInput(f"Parameter at position [{index + 1}] must be an object with 'type' and 'value'")
         sql_type = str(param.get("type", "VARCHAR")).upper()
         value = param["value"]
         if sql_type in ("INTEGER", "SMALLINT", "TINYINT", "BIGINT"):

@@ -8,7 +8,8 @@ import json
 import re
 
 from msqcore.planner.expressions import PAIR_VALUE_TYPES, Call, ColumnRef, Expr, Literal, native_type
-from msqcore.planner.query import ExternalSource, LogicalQuery, TableSource, UnionSource
+from msqcore.planner.query import (ExternalSource, InlineSource, JoinSource, LogicalQuery, LookupSource, QuerySource,
+                                   TableSource, UnionSource)
 from msqcore.timeutil import ETERNITY
 
 _RANGE = {"greater": ("lower", True), "greater_equal": ("lower", False),
@@ -18,6 +19,10 @@ _FLIP = {"greater": "less", "greater_equal": "less_equal", "less": "greater", "l
 
 
 def datasource_json(source) -> dict:
+    if isinstance(source, JoinSource):
+        return join_json(source)
+    if isinstance(source, LookupSource):
+        return {"type": "lookup", "lookup": source.name}
     if isinstance(source, ExternalSource):
         return {"type": "external", "inputSource": source.input_source, "inputFormat": source.input_format,
                 "signature": source.druid_signature()}
@@ -25,7 +30,38 @@ def datasource_json(source) -> dict:
         return {"type": "table", "name": source.datasource}
     if isinstance(source, UnionSource):
         return {"type": "union", "dataSources": [datasource_json(t) for t in source.tables]}
+    if isinstance(source, QuerySource):
+        return {"type": "query", "query": native_query(source.query, {})[0]}
     return {"type": "inline", "columnNames": [], "columnTypes": [], "rows": [[]]}
+
+
+def join_json(source: JoinSource, input_numbers: bool = False) -> dict:
+    """Druid's join datasource: ``left`` nests the joins before, ``right`` is one input
+    (``inputNumber`` k in a leaf stage of a broadcast join)."""
+    left = {"type": "inputNumber", "inputNumber": 0} if input_numbers else input_datasource(source.base)
+    for k, clause in enumerate(source.joins, 1):
+        right = {"type": "inputNumber", "inputNumber": k} if input_numbers else input_datasource(clause.right)
+        left = {"type": "join", "left": left, "right": right, "rightPrefix": clause.prefix,
+                "condition": clause.condition_native(), "joinType": clause.kind,
+                "joinAlgorithm": source.configured or source.algorithm}
+    return left
+
+
+def input_datasource(query: LogicalQuery) -> dict:
+    """A join input: its source itself when the input reads it unchanged, else a query datasource."""
+    plain = query.filter is None and not query.is_aggregate and query.limit is None and not query.order_by and \
+        all(isinstance(e, ColumnRef) and e.name == n for n, e in query.columns)
+    if plain and isinstance(query.source, InlineSource):
+        return inline_json(query.source)
+    if plain and not isinstance(query.source, JoinSource):
+        return datasource_json(query.source)
+    inner, _ = native_query(query, {})
+    return {"type": "query", "query": inner}
+
+
+def inline_json(source: InlineSource) -> dict:
+    return {"type": "inline", "columnNames": [n for n, _ in source.signature],
+            "columnTypes": [native_type(t) for _, t in source.signature], "rows": [list(r) for r in source.rows]}
 
 
 def with_unnest(query: LogicalQuery, base: dict) -> dict:
@@ -179,7 +215,8 @@ def _aggregators_json(a, virtual: list[dict]) -> list[dict]:
         agg = {"type": "hyperUnique", "name": a.name, "fieldName": a.arg.name, "isInputHyperUnique": False,
                "round": True}
     elif a.kind in ("approx_count_distinct", "count_distinct"):
-        # APPROX_COUNT_DISTINCT_BUILTIN (exact COUNT(DISTINCT) is Druid's nested groupBy; shown the same)
+        # APPROX_COUNT_DISTINCT_BUILTIN; an exact COUNT(DISTINCT) is a nested groupBy (query.py
+        # _nest_count_distinct) unless mixed with other aggregations
         dim = _dimension_of(a.arg, virtual)
         agg = {"type": "cardinality", "name": a.name, "fields": [
             {"type": "default", "dimension": dim, "outputName": dim, "outputType": t}], "byRow": False,

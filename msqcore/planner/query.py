@@ -2,20 +2,20 @@
 projection or a grouped aggregation, then ordering and limit.
 
 That is the shape of one Druid native query (scan or groupBy). WITH and subqueries in
-FROM that are plain projections/filters are folded into it; deeper shapes (joins,
-aggregating subqueries) are later work and are refused with Druid's error.
+FROM that are plain projections/filters are folded into it; a subquery that groups, orders
+or limits is a ``QuerySource`` (Druid's ``query`` datasource), and joins a ``JoinSource``.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlglot import exp
 
-from msqcore.errors import DruidException, InvalidInput, InvalidSqlInput, QueryNotSupported
+from msqcore.errors import DruidException, InvalidInput, InvalidSqlInput, NotFound, QueryNotSupported
 from msqcore.planner import arrays, window
 from msqcore.planner.expressions import (AGGREGATES, PAIR_VALUE_TYPES, Binder, Call, ColumnRef, Expr, Literal,
                                          arrow_type)
@@ -87,6 +87,19 @@ class UnionSource:
 
 
 @dataclass
+class LookupSource:
+    """``lookup.<name>``: a map lookup as a two-column table (Druid's ``lookup`` datasource)."""
+
+    name: str
+    signature: list[tuple[str, str]] = field(default_factory=lambda: [("k", "VARCHAR"), ("v", "VARCHAR")])
+
+    def table(self, mapping: dict) -> pa.Table:
+        items = sorted(mapping.items())
+        return pa.table({"k": pa.array([k for k, _ in items], pa.string()),
+                         "v": pa.array([v for _, v in items], pa.string())})
+
+
+@dataclass
 class InlineSource:
     """Rows given in the query: VALUES, or one row without columns for a FROM-less SELECT."""
 
@@ -147,8 +160,67 @@ UNNEST_COLUMN = "j0.unnest"
 
 
 @dataclass
+class JoinClause:
+    """One ``JOIN`` onto everything to its left (Druid's join datasource). The right input's
+    columns are renamed ``prefix + name``; ``left_keys``/``right_keys`` are the equalities of
+    the condition, evaluated over the left rows and the renamed right rows."""
+
+    kind: str  # INNER | LEFT | RIGHT | FULL | CROSS
+    right: "LogicalQuery"  # the right input's rows
+    prefix: str  # j0., _j0., __j0. ...
+    left_keys: list[Expr] = field(default_factory=list)
+    right_keys: list[Expr] = field(default_factory=list)
+    right_filter: Expr | None = None  # conjuncts of the condition over the right input only
+
+    def condition_native(self) -> str:
+        """The condition in Druid's expression language, as the join datasource shows it."""
+        if not self.left_keys:
+            return "1"
+        parts = [f"({lk.native()} == {rk.native()})" for lk, rk in zip(self.left_keys, self.right_keys)]
+        return parts[0] if len(parts) == 1 else "(" + " && ".join(parts) + ")"
+
+
+@dataclass
+class JoinSource:
+    """Rows of ``base JOIN right1 ... JOIN rightN``; ``algorithm`` is ``sqlJoinAlgorithm``."""
+
+    base: "LogicalQuery"  # a scan of the leftmost input
+    joins: list[JoinClause]
+    algorithm: str = "broadcast"  # how it runs
+    configured: str | None = None  # sqlJoinAlgorithm when it differs (sortMerge without keys runs broadcast)
+
+    @property
+    def signature(self) -> list[tuple[str, str]]:
+        sig = list(self.base.output)
+        for j in self.joins:
+            sig += [(j.prefix + n, t) for n, t in j.right.output]
+        return sig
+
+
+@dataclass
+class QuerySource:
+    """A subquery in FROM that does more than project and filter (GROUP BY, LIMIT, window
+    functions ...): Druid's ``query`` datasource. Its rows are the inner query's output."""
+
+    query: "LogicalQuery"
+
+    @property
+    def signature(self) -> list[tuple[str, str]]:
+        return self.query.output
+
+
+def leaf_sources(source) -> list:
+    """Every source whose rows a query reads, through joins and query datasources."""
+    if isinstance(source, JoinSource):
+        return [s for q in [source.base] + [j.right for j in source.joins] for s in leaf_sources(q.source)]
+    if isinstance(source, QuerySource):
+        return leaf_sources(source.query.source)
+    return [source]
+
+
+@dataclass
 class LogicalQuery:
-    source: ExternalSource | TableSource | InlineSource
+    source: ExternalSource | TableSource | InlineSource | LookupSource | JoinSource | UnionSource | QuerySource
     filter: Expr | None
     columns: list[tuple[str, Expr]]  # scan outputs; for aggregate queries, the post-aggregation outputs
     group_by: list[tuple[str, Expr]] | None = None  # d0.. → expression over the source
@@ -293,16 +365,21 @@ class _Compiler:
         elif len(joins) == 1 and isinstance(joins[0].this, exp.Unnest) and joins[0].args.get("on") is None \
                 and (joins[0].kind or "CROSS").upper() == "CROSS" and not joins[0].side:
             unnest_node = joins.pop().this
+        where = select.args.get("where")
+        where = where.this if where is not None else None
+        if joins and unnest_node is not None:
+            raise QueryNotSupported("UNNEST together with JOIN is not supported yet")
         if joins:
-            raise QueryNotSupported("JOIN is not supported yet")
-        source, scope, base_filter = self._from(from_, ctes)
+            from msqcore.planner import joins as join_planner
+            source, scope, base_filter, where = join_planner.compile_joins(self, from_.this, joins, ctes, where)
+        else:
+            source, scope, base_filter = self._from(from_, ctes)
         unnest = self._unnest(unnest_node, scope) if unnest_node is not None else None
 
-        where = select.args.get("where")
         filt = base_filter
         if where is not None:
-            f = self.bind(where.this, scope)
-            f = f if f.sql_type == "BOOLEAN" else self.binder._boolean(where.this)
+            f = self.bind(where, scope)
+            f = f if f.sql_type == "BOOLEAN" else self.binder._boolean(where)
             filt = f if filt is None else _and(filt, f)
         if unnest is not None and filt is not None:
             unnest.filter = _only_on(filt, {UNNEST_COLUMN})
@@ -321,6 +398,8 @@ class _Compiler:
             query = LogicalQuery(source, filt, columns)
         query.unnest = unnest
         query.multi_value_unnesting = _context_flag(self.context, "groupByEnableMultiValueUnnesting")
+        if query.is_aggregate and _context_flag(self.context, "finalizeAggregations"):  # not a rollup's states
+            query = _nest_count_distinct(query)
         if windowed is not None:
             if select.args.get("distinct") is not None:
                 raise QueryNotSupported("SELECT DISTINCT with window functions is not supported")
@@ -329,6 +408,9 @@ class _Compiler:
             query = self._distinct(query)
         self._order_limit(select, query, scope, items)
         _check_duplicates(query)
+        if isinstance(query.source, JoinSource):
+            from msqcore.planner import joins as join_planner
+            join_planner.prune(query)
         return query
 
     # --- FROM -------------------------------------------------------------------------------
@@ -355,7 +437,14 @@ class _Compiler:
     def _from(self, from_, ctes):
         if from_ is None:
             return InlineSource(), {}, None
-        node = from_.this
+        return self._relation(from_.this, ctes)
+
+    def _relation(self, node, ctes):
+        """(source, scope, filter) of one FROM item: EXTERN, a table, a lookup, a CTE, a subquery
+        or VALUES."""
+        lookup = self._lookup(node)
+        if lookup is not None:
+            return lookup, {n: ColumnRef(n, t) for n, t in lookup.signature}, None
         if isinstance(node, exp.Table) and isinstance(node.this, exp.Anonymous) and node.this.name.upper() == "TABLE":
             alias = node.args.get("alias")
             extend = [c for c in alias.columns if isinstance(c, exp.ColumnDef)] if alias is not None else []
@@ -412,6 +501,23 @@ class _Compiler:
             scope.update({f"{alias}.{n}": e for n, e in list(scope.items())})
         return UnionSource(tables), scope, None
 
+    def _lookup(self, node) -> LookupSource | None:
+        """``lookup.<name>`` (the SQL endpoint renames it to one identifier ``"lookup.<name>"``)."""
+        if not isinstance(node, exp.Table) or not isinstance(node.this, exp.Identifier):
+            return None
+        db = node.args.get("db")
+        if db is not None and db.name == "lookup":
+            name = node.name
+        elif db is None and node.name.startswith("lookup."):
+            name = node.name[len("lookup."):]
+        else:
+            return None
+        try:
+            self.catalog.lookup(name)  # a lookup of another type than map: its own error
+        except (NotFound, AttributeError):  # AttributeError: a catalog without lookups
+            raise InvalidInput(f"Object '{name}' not found within 'lookup'") from None
+        return LookupSource(name)
+
     def _values(self, node: exp.Values) -> InlineSource:
         rows = []
         for row in node.expressions:
@@ -437,9 +543,15 @@ class _Compiler:
         return InlineSource(signature, cast)
 
     def _inline(self, select, ctes, alias):
+        """A subquery or CTE in FROM: folded into the outer query when it only projects and
+        filters, else a query datasource whose output the outer query reads."""
         inner = self.compile(select, ctes)
-        if inner.is_aggregate or inner.limit is not None or inner.order_by or inner.offset or inner.unnest:
-            raise QueryNotSupported("Subqueries with GROUP BY, ORDER BY or LIMIT are not supported yet")
+        if inner.is_aggregate or inner.limit is not None or inner.order_by or inner.offset or inner.unnest \
+                or inner.window is not None:
+            scope = {n: ColumnRef(n, t) for n, t in inner.output}
+            if alias:
+                scope.update({f"{alias}.{n}": e for n, e in list(scope.items())})
+            return QuerySource(inner), scope, None
         scope = {n: e for n, e in inner.columns}
         if alias:
             scope.update({f"{alias}.{n}": e for n, e in inner.columns})
@@ -497,8 +609,15 @@ class _Compiler:
 
     def _expand_star(self, expressions, scope):
         items = []
+        star = getattr(scope, "star", None)  # a join's columns: (table alias, name, output name)
         for item in expressions:
-            if isinstance(item, exp.Star) or (isinstance(item, exp.Column) and isinstance(item.this, exp.Star)):
+            if star is not None and isinstance(item, exp.Column) and isinstance(item.this, exp.Star) and item.table:
+                items.extend(exp.alias_(exp.column(n, table=t, quoted=True), n, quoted=True)
+                             for t, n, _ in star if t == item.table)
+            elif star is not None and isinstance(item, exp.Star):
+                items.extend(exp.alias_(exp.column(n, table=t, quoted=True), out, quoted=True) if t else
+                             exp.alias_(exp.column(n, quoted=True), out, quoted=True) for t, n, out in star)
+            elif isinstance(item, exp.Star) or (isinstance(item, exp.Column) and isinstance(item.this, exp.Star)):
                 items.extend(exp.column(n, quoted=True) for n in scope if "." not in n)
             else:
                 items.append(item)
@@ -798,6 +917,25 @@ def _int_clause(node, what: str) -> int:
 
 def _and(a: Expr, b: Expr) -> Expr:
     return Call("and", [a, b], "BOOLEAN", pc.and_kleene, "({0} && {1})")
+
+
+def _nest_count_distinct(query: LogicalQuery) -> LogicalQuery:
+    """Exact COUNT(DISTINCT x) (useApproximateCountDistinct=false) as Druid plans it: an inner
+    groupBy on the grouping keys and x (a ``query`` datasource), then an outer groupBy on the
+    keys that counts the non-null x. Only when every aggregation counts the distinct values
+    of one x without FILTER; other shapes keep one groupBy with a ``cardinality`` aggregator
+    (Druid would need grouping sets for them)."""
+    aggs = query.aggregations
+    if not aggs or any(a.kind != "count_distinct" or a.filter is not None for a in aggs) \
+            or len({a.arg.native() for a in aggs}) > 1:
+        return query
+    keys = list(query.group_by) + [(f"d{len(query.group_by)}", aggs[0].arg)]
+    inner = LogicalQuery(query.source, query.filter, [(n, ColumnRef(n, e.sql_type)) for n, e in keys],
+                         group_by=keys, unnest=query.unnest, multi_value_unnesting=query.multi_value_unnesting)
+    distinct = ColumnRef(keys[-1][0], keys[-1][1].sql_type)
+    return replace(query, source=QuerySource(inner), filter=None, unnest=None,
+                   group_by=[(n, ColumnRef(n, e.sql_type)) for n, e in query.group_by],
+                   aggregations=[replace(a, kind="count", arg=distinct) for a in aggs])
 
 
 def _context_flag(context: dict, key: str, default: bool = True) -> bool:

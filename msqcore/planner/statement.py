@@ -79,10 +79,39 @@ def _quote_div_calls(text: str) -> str:
     return "".join(out) + text[at:] if out else text
 
 
-def parse_sql(sql: str, expression: str | None = None) -> exp.Expression:
-    """sqlglot parse with Druid's error shape."""
+_PLACEHOLDER = ":__p"  # ``?`` number i is parsed as ``:__p<i>``, then shown as ``?`` again
+
+
+def _number_placeholders(text: str) -> str:
+    """Dynamic parameters are numbered in text order, as Calcite numbers them; the AST does
+    not keep token positions, so each ``?`` is renamed with its number before parsing."""
+    if "?" not in text:
+        return text
     try:
-        return sqlglot.parse_one(_quote_div_calls(expression if expression is not None else sql), read=DIALECT)
+        toks = DIALECT.tokenize(text)
+    except TokenError:
+        return text
+    out, at, n = [], 0, 0
+    for t in toks:
+        if t.token_type == TokenType.PLACEHOLDER and t.text == "?":
+            out.append(text[at:t.start])
+            out.append(f"{_PLACEHOLDER}{n}")
+            at, n = t.end + 1, n + 1
+    return "".join(out) + text[at:]
+
+
+def parse_sql(sql: str, expression: str | None = None) -> exp.Expression:
+    """sqlglot parse with Druid's error shape. Each ``?`` keeps its text-order number in
+    ``meta["parameter"]`` (0-based)."""
+    try:
+        tree = sqlglot.parse_one(_quote_div_calls(_number_placeholders(expression if expression is not None
+                                                                       else sql)), read=DIALECT)
+        for p in tree.find_all(exp.Placeholder):
+            name = p.name
+            if name.startswith(_PLACEHOLDER[1:]):
+                p.meta["parameter"] = int(name[len(_PLACEHOLDER) - 1:])
+                p.set("this", None)
+        return tree
     except ParseError as e:
         err = e.errors[0] if e.errors else {}
         arity = _arity_error(err)

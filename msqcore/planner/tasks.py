@@ -23,12 +23,12 @@ from sqlglot import exp
 from msqcore.errors import ColumnNameRestricted, Fault, InvalidInput, TooManyClusteredByColumns, TooManyColumns
 from msqcore.inputs.formats import normalize_input_format, validate_input_format
 from msqcore.inputs.sources import validate_input_source
-from msqcore.planner import arrays
+from msqcore.planner import arrays, join_stages
 from msqcore.planner.expressions import HYPER_UNIQUE, PAIR_TYPES, Call, ColumnRef, native_type
 from msqcore.planner.native import base_query, datasource_json, native_query, with_unnest
 from msqcore.planner.overwrite import overwrite_intervals
-from msqcore.planner.query import (Catalog, ExternalSource, LogicalQuery, UnionSource,
-                                   compile_query)
+from msqcore.planner.query import (Catalog, ExternalSource, JoinSource, LogicalQuery, LookupSource, QuerySource,
+                                   UnionSource, compile_query, leaf_sources)
 from msqcore.planner.statement import DIALECT, Statement, split_statement
 from msqcore.timeutil import (ETERNITY, ETERNITY_END, ETERNITY_START, GRANULARITIES, Granularity, granularity,
                               interval_text, now_millis)
@@ -43,11 +43,19 @@ SELECT_DATASOURCE = "__query_select"
 @dataclass
 class StagePlan:
     number: int
-    kind: str  # scan | groupByPreShuffle | groupByPostShuffle | limit | segmentGenerator
+    kind: str  # scan | groupByPreShuffle | groupByPostShuffle | limit | window | sortMergeJoin | segmentGenerator
     input_stage: int | None  # None: reads the query's source
     shuffle: str | None  # targetSize | maxCount | hash | mix | None (final stage)
     sort: bool
     definition: dict
+    query: LogicalQuery | None = None  # what the stage runs, when not the statement's query (join inputs)
+    # a leaf stage of a broadcast join: per right input, ("stage", n) | ("lookup", name) | ("inline", source)
+    broadcast: list = field(default_factory=list)
+    join_inputs: list[int] = field(default_factory=list)  # sortMergeJoin: the left and right stages
+    join_index: int | None = None  # sortMergeJoin: which JoinClause of the query's JoinSource
+    # a join input's ``hash`` shuffle on key expressions rather than output columns: (column prefix,
+    # the key expressions over the output renamed with the prefix); see ``join_stages._hash``
+    hash_keys: tuple[str, list] | None = None
 
 
 @dataclass
@@ -144,10 +152,11 @@ def plan_task(sql: str, context: dict | None, parameters: list | None, catalog: 
 
     query = compile_query(statement.select, catalog, parameters,
                           dict(ctx, __startTimeMillis=start))
-    if isinstance(query.source, ExternalSource):
-        validate_input_source(query.source.input_source)
-        validate_input_format(query.source.input_format)
-        query.source.input_format = normalize_input_format(query.source.input_format)
+    for source in leaf_sources(query.source):
+        if isinstance(source, ExternalSource):
+            validate_input_source(source.input_source)
+            validate_input_format(source.input_format)
+            source.input_format = normalize_input_format(source.input_format)
 
     if statement.kind == "SELECT":
         return _plan_select(statement, query, ctx, task_id, query_id, max_num_tasks, start)
@@ -260,8 +269,13 @@ def _native_context(sql_ctx: dict) -> dict:
     return dict(sorted(ctx.items()))
 
 
-def _input_specs(query: LogicalQuery) -> list[dict]:
-    """The leaf stage's inputs: one per table of a union datasource (DataSourcePlan.forUnion)."""
+def input_specs(query: LogicalQuery) -> list[dict]:
+    """The leaf stage's inputs: one per table of a union datasource (DataSourcePlan.forUnion);
+    a join's base input (its other inputs are broadcast or have stages of their own)."""
+    if isinstance(query.source, JoinSource):
+        return input_specs(query.source.base)
+    if isinstance(query.source, LookupSource):  # no JSON type name in Druid: the class's simple name
+        return [{"type": "LookupInputSpec", "lookupName": query.source.name}]
     src = datasource_json(query.source)
     if src["type"] == "table":
         return [{"type": "table", "dataSource": src["name"], "intervals": [ETERNITY]}]
@@ -285,11 +299,27 @@ def _leaf_datasource(query: LogicalQuery) -> dict:
     return {"type": "inputNumber", "inputNumber": 0}
 
 
-def _leaf_stages(query: LogicalQuery, native: dict, query_id: str, max_workers: int,
+def leaf_stages(query: LogicalQuery, native: dict, query_id: str, max_workers: int,
                  leaf_shuffle: dict | None, leaf_signature: list[dict]) -> list[StagePlan]:
-    """Stage 0 (and 1 for GROUP BY): read the source and run the native query on it."""
+    """Stage 0 (and 1 for GROUP BY): read the source and run the native query on it. A join,
+    or a query datasource, adds its inputs' stages in front (``join_stages``)."""
+    if isinstance(query.source, JoinSource):
+        return join_stages.with_join_inputs(query, native, query_id, max_workers, leaf_shuffle, leaf_signature,
+                                            source_stages)
+    if isinstance(query.source, QuerySource):
+        return join_stages.with_query_input(query, native, query_id, max_workers, leaf_shuffle, leaf_signature,
+                                            source_stages)
+    return source_stages(query, native, query_id, max_workers, leaf_shuffle, leaf_signature)
+
+
+def source_stages(query: LogicalQuery, native: dict, query_id: str, max_workers: int, leaf_shuffle: dict | None,
+                  leaf_signature: list[dict], inputs: list[dict] | None = None, broadcast: list[int] | None = None,
+                  leaf_datasource: dict | None = None) -> list[StagePlan]:
+    """The scan, or groupBy pre/post, stages of ``query`` reading ``inputs`` (default: its source)."""
     leaf_native = copy.deepcopy(native)
-    leaf_native["dataSource"] = with_unnest(query, _leaf_datasource(query))
+    leaf_native["dataSource"] = with_unnest(query, leaf_datasource or _leaf_datasource(query))
+    inputs = inputs or input_specs(query)
+    extra = {"broadcast": broadcast} if broadcast else {}
     stages = []
     if query.is_aggregate:
         pre_sig = [{"name": n, "type": native_type(e.sql_type)} for n, e in query.group_by] + \
@@ -301,7 +331,7 @@ def _leaf_stages(query: LogicalQuery, native: dict, query_id: str, max_workers: 
         else:  # one global group: one partition
             pre_shuffle = {"type": "maxCount", "clusterBy": {"columns": []}, "partitions": 1, "aggregate": True}
         stages.append(StagePlan(0, "groupByPreShuffle", None, pre_shuffle["type"], False, {
-            "id": f"{query_id}_0", "input": _input_specs(query),
+            "id": f"{query_id}_0", "input": inputs, **extra,
             "processor": {"type": "groupByPreShuffle", "query": leaf_native},
             "signature": pre_sig, "shuffleSpec": pre_shuffle, "maxWorkerCount": max_workers}))
         post = {"id": f"{query_id}_1", "input": [{"type": "stage", "stage": 0}],
@@ -312,7 +342,7 @@ def _leaf_stages(query: LogicalQuery, native: dict, query_id: str, max_workers: 
         stages.append(StagePlan(1, "groupByPostShuffle", 0, leaf_shuffle and leaf_shuffle["type"],
                                 bool(leaf_shuffle and leaf_shuffle.get("clusterBy")), post))
     else:
-        d = {"id": f"{query_id}_0", "input": _input_specs(query),
+        d = {"id": f"{query_id}_0", "input": inputs, **extra,
              "processor": {"type": "scan", "query": leaf_native},
              "signature": leaf_signature, "maxWorkerCount": max_workers}
         if leaf_shuffle is not None:
@@ -374,14 +404,14 @@ def _plan_ingest(statement, query, ctx, task_id, query_id, max_num_tasks, rows_p
     if query.window is not None:  # the window stage sees every row, then shuffles for segments
         base = base_query(query)
         base_signature = [{"name": n, "type": native_type(e.sql_type)} for n, e in base.columns]
-        stages = _leaf_stages(base, native["dataSource"]["query"], query_id, max_workers, {"type": "mix"},
+        stages = leaf_stages(base, native["dataSource"]["query"], query_id, max_workers, {"type": "mix"},
                               base_signature)
         stages.append(StagePlan(len(stages), "window", len(stages) - 1, "targetSize", True, {
             "id": f"{query_id}_{len(stages)}", "input": [{"type": "stage", "stage": len(stages) - 1}],
             "processor": {"type": "window", "query": native}, "signature": signature, "shuffleSpec": shuffle,
             "maxWorkerCount": 1}))
     else:
-        stages = _leaf_stages(query, native, query_id, max_workers, shuffle, signature)
+        stages = leaf_stages(query, native, query_id, max_workers, shuffle, signature)
     n = len(stages)
     data_schema = {
         "dataSource": statement.target,
@@ -530,7 +560,7 @@ def _plan_select(statement, query, ctx, task_id, query_id, max_num_tasks, start)
     payload = _base_payload(task_id, statement, sql_ctx, query, spec, SELECT_DATASOURCE)
     if query.window is not None:
         return _plan_window(query, native, ctx, task_id, query_id, max_num_tasks, payload, signature, start)
-    stages = _leaf_stages(query, native, query_id, max_workers, final, signature)
+    stages = leaf_stages(query, native, query_id, max_workers, final, signature)
     if not query.is_aggregate and (query.limit is not None or query.offset):
         n = len(stages)
         stages.append(StagePlan(n, "limit", n - 1, None, False, {
@@ -547,7 +577,7 @@ def _plan_window(query, native, ctx, task_id, query_id, max_num_tasks, payload, 
     base = base_query(query)
     base_native = native["dataSource"]["query"]
     base_signature = [{"name": n, "type": native_type(e.sql_type)} for n, e in base.columns]
-    stages = _leaf_stages(base, base_native, query_id, max_num_tasks - 1, {"type": "mix"}, base_signature)
+    stages = leaf_stages(base, base_native, query_id, max_num_tasks - 1, {"type": "mix"}, base_signature)
     n = len(stages)
     stages.append(StagePlan(n, "window", n - 1, None, False, {
         "id": f"{query_id}_{n}", "input": [{"type": "stage", "stage": n - 1}],

@@ -28,6 +28,13 @@ SELECT COUNT(*) AS c, SUM(n) AS s, MIN(n) AS mi, AVG(d) AS a FROM cases WHERE id
 SELECT COUNT(DISTINCT s2) AS c FROM cases
 -- expect: [{"c": 9}]
 
+-- name: count_distinct_exact_grouped_is_a_nested_group_by
+-- Druid plans it as a groupBy on (key, s2) under a groupBy on key that counts non-null s2.
+-- task
+-- context: {"useApproximateCountDistinct": false}
+SELECT id / 4 AS k, COUNT(DISTINCT s2) AS c FROM cases GROUP BY 1 HAVING COUNT(DISTINCT s2) > 1 ORDER BY k
+-- expect: [{"k": 0, "c": 3}, {"k": 1, "c": 4}, {"k": 2, "c": 2}]
+
 -- name: approx_count_distinct
 SELECT APPROX_COUNT_DISTINCT(n) AS c FROM cases
 -- expect: [{"c": 9}]

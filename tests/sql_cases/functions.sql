@@ -1078,6 +1078,13 @@ SELECT id FROM cases WHERE n = ?
 SELECT CONCAT(?, 'c') AS v
 -- expect: [{"v": "abc"}]
 
+-- name: parameters_numbered_in_text_order
+-- Calcite numbers ? by position in the text: the SELECT list's before WHERE's.
+-- task
+-- parameters: [{"type": "VARCHAR", "value": "x"}, {"type": "BIGINT", "value": 7}, {"type": "BIGINT", "value": 1}]
+SELECT CONCAT(?, s) AS v FROM cases WHERE n = ? OR id = ? ORDER BY id
+-- expect: [{"v": null}, {"v": "xABC"}]
+
 -- ===== errors =====
 -- name: unknown_function
 SELECT NO_SUCH_FN(s) FROM cases
