@@ -30,7 +30,7 @@ from msqcore.errors import (Canceled, Fault, InsertCannotAllocateSegment, Insert
                             NotEnoughMemory, TooManyInputFiles, TooManyPartitions, TooManySegmentsInTimeChunk,
                             TooManyWarnings, TooManyWorkers, UnknownError, WorkerFailed, WorkerRpcFailed)
 from msqcore.inputs.sources import list_files
-from msqcore.planner.expressions import native_type
+from msqcore.planner.expressions import native_type, sql_type_name
 from msqcore.lookups import LookupStore
 from msqcore.planner.query import ExternalSource, JoinSource, LookupSource, TableSource, UnionSource
 from msqcore.planner.tasks import StagePlan, TaskPlan, bool_context
@@ -529,7 +529,7 @@ class Controller:
         rows = [list(r) for r in zip(*columns)] if columns else []
         self.report.set_results({
             "signature": [{"name": n, "type": native_type(t)} for n, t in plan.output],
-            "sqlTypeNames": [t for _, t in plan.output],
+            "sqlTypeNames": [sql_type_name(t) for _, t in plan.output],
             "results": rows,
             "resultsTruncated": False,
         })

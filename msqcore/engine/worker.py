@@ -29,6 +29,7 @@ from msqcore.errors import Fault, InsertTimeNull, InvalidNullByte, UnknownError
 from msqcore.inputs import formats
 from msqcore.inputs.reader import ParseWarnings, max_parse_exceptions, read_signature, read_split
 from msqcore.inputs.sources import InputFile
+from msqcore.planner import arrays
 from msqcore.planner.query import LogicalQuery
 from msqcore.timeutil import Granularity
 
@@ -484,9 +485,9 @@ def _generate_segments(order: WorkOrder, reporter: Reporter) -> dict:
         reporter.flush()
         table = table.take(ops.sort_indices(table, [(c, False) for c in spec.sort_order]))
         local = os.path.join(order.out_dir, f"segment_{part.number}.seg")
-        size = write_segment(local, ops.stored_columns(table.select(["__time"] + spec.dimensions + spec.metrics),
-                                                       order.query),
-                             dimensions=spec.dimensions, metrics=spec.metrics)
+        stored = ops.stored_columns(table.select(["__time"] + spec.dimensions + spec.metrics), order.query)
+        stored = arrays.as_multi_value(stored, arrays.mvd_columns(order.query.output, order.context))
+        size = write_segment(local, stored, dimensions=spec.dimensions, metrics=spec.metrics)
         interval = _interval_text(part.interval)
         load_spec = deep.push(local, part.datasource, interval, part.version, part.partition_num)
         os.remove(local)

@@ -283,15 +283,21 @@ def string_to_array(v, pattern: str):
 ARRAY_INGEST_MODES = ("array", "mvd", "none")
 
 
-def check_array_ingest(query, context: dict) -> None:
-    """``arrayIngestMode`` (spec §1.9): ``array`` (default) stores ARRAY columns; ``mvd``
-    stores string arrays as multi-value strings and refuses numeric ones; ``none`` refuses
-    every array. Druid's messages (DimensionSchemaUtils)."""
+def ingest_mode(context: dict) -> str:
+    """``arrayIngestMode`` (spec §1.9), ``array`` unless the context says otherwise."""
     mode = str(context.get("arrayIngestMode", "array")).lower()
     if mode not in ARRAY_INGEST_MODES:
         raise InvalidInput(f"Invalid value [{context.get('arrayIngestMode')}] for context parameter "
                            "[arrayIngestMode]. Valid values are [array, mvd, none]")
-    for i, (name, e) in enumerate(query.columns):
+    return mode
+
+
+def check_array_ingest(query, context: dict) -> None:
+    """``arrayIngestMode``: ``array`` (default) stores ARRAY columns; ``mvd`` stores string
+    arrays as multi-value strings (``mvd_columns``) and refuses numeric ones; ``none``
+    refuses every array. Druid's messages (DimensionSchemaUtils)."""
+    mode = ingest_mode(context)
+    for name, e in query.columns:
         if not is_array(e.sql_type) or mode == "array":
             continue
         if e.sql_type != "VARCHAR ARRAY":
@@ -304,8 +310,55 @@ def check_array_ingest(query, context: dict) -> None:
                 "String arrays can not be ingested when 'arrayIngestMode' is set to 'none'. Set 'arrayIngestMode' "
                 "in query context to 'array' to ingest the string array as an array, or ingest it as an MVD by "
                 "explicitly casting the array to an MVD with the ARRAY_TO_MV function.")
-        # mvd: the string array is stored as a multi-value string
-        query.columns[i] = (name, Call("array_to_mv", [e], "VARCHAR", mv_to_array, "array_to_mv({0})"))
+
+
+def mvd_columns(output: list[tuple[str, str]], context: dict) -> list[str]:
+    """The string-array columns ``arrayIngestMode: mvd`` stores as multi-value strings with
+    Druid's ``multiValueHandling: ARRAY`` (values kept in order, not sorted). The query
+    still types them ``VARCHAR ARRAY`` (``ARRAY<STRING>`` in signatures), as Druid's does."""
+    if ingest_mode(context) != "mvd":
+        return []
+    return [name for name, t in output if t == "VARCHAR ARRAY"]
+
+
+def as_multi_value(table: pa.Table, names: list[str]) -> pa.Table:
+    """``names`` stored as multi-value strings: their fields lose the ``ARRAY<STRING>`` tag."""
+    for name in names:
+        if name in table.column_names:
+            i = table.column_names.index(name)
+            table = table.set_column(i, pa.field(name, table.schema.field(i).type), table.column(i))
+    return table
+
+
+def check_type_changes(existing: list[tuple[str, str]] | None, output: list[tuple[str, str]], context: dict,
+                       skip: list[str]) -> None:
+    """Druid's ``DruidSqlValidator.validateTypeChanges``: writing an array into a column that
+    existing segments hold as a (multi-value) string, or a string into an array column, fails
+    unless ``skip`` (``skipTypeVerification``) names the column."""
+    if not existing:
+        return
+    mode = ingest_mode(context)
+    old_types = dict(existing)
+    for name, new_sql in output:
+        old_sql = old_types.get(name)
+        if old_sql is None or name in skip or name == "__time":
+            continue
+        # what the column is stored as: a VARCHAR ARRAY is a string in mvd mode
+        new_array = is_array(new_sql) and not (mode == "mvd" and new_sql == "VARCHAR ARRAY")
+        new_string = new_sql == "VARCHAR" or (is_array(new_sql) and not new_array)
+        if not ((new_array and old_sql == "VARCHAR") or (new_string and is_array(old_sql))):
+            continue
+        message = (f"Cannot write into field[{name}] using type[{new_sql}] and arrayIngestMode[{mode}], since the "
+                   f"existing type is[{old_sql}]")
+        if new_string and is_array(new_sql) and mode == "mvd":
+            message += f". Try setting arrayIngestMode to[array] to retain the SQL type[{new_sql}]"
+        elif new_array and old_sql == "VARCHAR" and mode == "array":
+            message += f'. Try wrapping this field using ARRAY_TO_MV(...) AS "{name}"'
+        elif new_string and is_array(old_sql):
+            message += (". Try" + (" setting arrayIngestMode to[array] and" if mode == "mvd" else "") +
+                        " adjusting your query to make this column an ARRAY instead of VARCHAR")
+        raise InvalidInput(message + ". See https://druid.apache.org/docs/latest/querying/arrays#arrayingestmode "
+                           "for more details about this check and how to override it if needed.")
 
 
 # --- binding -------------------------------------------------------------------------------------

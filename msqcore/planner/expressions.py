@@ -72,6 +72,16 @@ def arrow_type(sql_type: str) -> pa.DataType:
     return SQL_TYPES[sql_type][1]
 
 
+def sql_type_name(sql_type: str) -> str:
+    """The name Druid shows for a SQL type (Calcite's ``SqlTypeName``: report and payload
+    ``sqlTypeNames``, the ``sqlTypesHeader``): ``ARRAY`` for every array, ``OTHER`` for COMPLEX."""
+    if sql_type.endswith(" ARRAY"):
+        return "ARRAY"
+    if sql_type.startswith("COMPLEX<"):
+        return "OTHER"
+    return sql_type
+
+
 # --- Druid's native expression text ----------------------------------------------------------------
 
 _SAFE_CHARS = set(" ,._-;:(){}[]<>!@#$%^&*`~?/")
