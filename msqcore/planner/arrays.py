@@ -247,6 +247,16 @@ def array_slice(arr, start, end=None):
     return _assemble([(count, starts + np.where(ok, s, 0), flat)], ok, _list_type(arr))
 
 
+def array_compare(a, b, fname: str):
+    """Whole arrays compared as Druid's array comparator orders them (``sort_keys``: element
+    by element, NULL elements first, a prefix first); a NULL array compares as NULL."""
+    a, b = as_lists(a), as_lists(b)
+    if b.type != a.type:
+        b = b.cast(a.type)
+    keys = sort_keys(pa.concat_arrays([a, b]))  # one ranking over both sides
+    return getattr(pc, fname)(keys[:len(a)], keys[len(a):])
+
+
 def _java_strings(flat: pa.Array) -> pa.Array:
     if pa.types.is_floating(flat.type):
         flat = ex._java_double_strings(flat)
@@ -397,6 +407,24 @@ def _cast_list(arr, target: str):
     else:
         flat = ex._cast(flat, element)
     return _assemble([(lengths, starts, flat)], valid, ex.arrow_type(target))
+
+
+def bind_compare(binder, node, fname: str, sym: str, a: Expr, b: Expr) -> Expr:
+    """``=``, ``<>``, ``<``... of two arrays (Calcite allows no array against a scalar);
+    numeric arrays widen to DOUBLE ARRAY as their elements would."""
+    if ex._is_null(a) or ex._is_null(b):
+        a, b = (_cast_array(a, b.sql_type), b) if ex._is_null(a) else (a, _cast_array(b, a.sql_type))
+    elif a.sql_type != b.sql_type:
+        numeric = ("BIGINT ARRAY", "DOUBLE ARRAY")
+        if a.sql_type not in numeric or b.sql_type not in numeric:
+            op = _SQL_OPS[fname]
+            raise InvalidInput(f"Cannot apply '{op}' to arguments of type '<{a.sql_type}> {op} <{b.sql_type}>'. "
+                               f"Supported form(s): '<COMPARABLE_TYPE> {op} <COMPARABLE_TYPE>'")
+        a, b = _cast_array(a, "DOUBLE ARRAY"), _cast_array(b, "DOUBLE ARRAY")
+    return Call(fname, [a, b], "BOOLEAN", array_compare, f"({{0}} {sym} {{1}})", (fname,))
+
+
+_SQL_OPS = {"equal": "=", "not_equal": "<>", "greater": ">", "greater_equal": ">=", "less": "<", "less_equal": "<="}
 
 
 def bind_array(binder, name, args):
@@ -622,7 +650,7 @@ _MV_TARGETS = {"MV_LENGTH": "ARRAY_LENGTH", "MV_OFFSET": "ARRAY_OFFSET", "MV_ORD
 # kernels that take lists as they are (anything else is mapped over multi-value strings)
 LIST_FUNCTIONS = frozenset({_construct, array_length, array_offset, array_contains, array_overlap, array_append,
                             array_concat, array_slice, array_to_string, _string_to_array_fn, mv_filter,
-                            mv_to_array, _cast_list})
+                            mv_to_array, _cast_list, array_compare})
 
 # name → (binder, min args, max args)
 HANDLERS = {

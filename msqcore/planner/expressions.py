@@ -1486,7 +1486,11 @@ class Binder:
         return a, b
 
     def _compare(self, node, fname, sym) -> Expr:
-        a, b = self._coerce_pair(self.bind(node.this), self.bind(node.expression))
+        a, b = self.bind(node.this), self.bind(node.expression)
+        from msqcore.planner import arrays  # arrays builds on this module
+        if arrays.is_array(a.sql_type) or arrays.is_array(b.sql_type):
+            return arrays.bind_compare(self, node, fname, sym, a, b)
+        a, b = self._coerce_pair(a, b)
         return Call(fname, [a, b], "BOOLEAN", _compare, f"({{0}} {sym} {{1}})", (fname,))
 
     def _flatten(self, node, cls) -> list:
@@ -1523,9 +1527,10 @@ class Binder:
         target = node.expression
         if isinstance(target, exp.Null):
             a = self.bind(node.this)
+            whole = a.sql_type.endswith(" ARRAY")  # an ARRAY is NULL itself, not by its elements
             if negate:
-                return Call("notnull", [a], "BOOLEAN", _not_null_fn, "notnull({0})")
-            return Call("isnull", [a], "BOOLEAN", _is_null_fn, "isnull({0})")
+                return Call("notnull", [a], "BOOLEAN", pc.is_valid if whole else _not_null_fn, "notnull({0})")
+            return Call("isnull", [a], "BOOLEAN", pc.is_null if whole else _is_null_fn, "isnull({0})")
         if isinstance(target, exp.Boolean):
             want = bool(target.this)
             b = self._boolean(node.this)
@@ -2473,7 +2478,7 @@ def _array_handlers() -> dict:
 
 
 # operators that handle multi-value strings themselves (a filter matches any value)
-_LIST_OPERATORS = frozenset({_compare, _is_in, _like, _is_null_fn, _not_null_fn})
+_LIST_OPERATORS = frozenset({_compare, _is_in, _like, _is_null_fn, _not_null_fn, pc.is_null, pc.is_valid})
 
 
 def _lookup(v, keys, values, missing):
