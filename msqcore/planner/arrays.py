@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from msqcore.errors import InvalidInput
+from msqcore.errors import InvalidInput, Unsupported
 from msqcore.planner import expressions as ex
 from msqcore.planner.expressions import Call, Expr, Literal
 
@@ -369,6 +369,21 @@ def check_type_changes(existing: list[tuple[str, str]] | None, output: list[tupl
                         " adjusting your query to make this column an ARRAY instead of VARCHAR")
         raise InvalidInput(message + ". See https://druid.apache.org/docs/latest/querying/arrays#arrayingestmode "
                            "for more details about this check and how to override it if needed.")
+
+
+# --- UNNEST ----------------------------------------------------------------------------------------
+
+
+class UnhandledPlanningFailure(Unsupported):
+    """Druid's unnest rules take one expression without ordinality (``LogicalUnnestRule``
+    unwraps an ``Uncollect`` only when it is not ``withOrdinality`` and its project has one
+    expression), so ``UNNEST(a, b)`` and ``UNNEST(a) WITH ORDINALITY`` find no plan: the
+    generic failure of ``QueryHandler.buildSQLPlanningError`` when no rule left a hint."""
+
+    persona = "OPERATOR"
+
+    def __init__(self):
+        super().__init__("Unhandled Query Planning Failure, see broker logs for details")
 
 
 # --- binding -------------------------------------------------------------------------------------
