@@ -275,3 +275,32 @@ def test_type_change_check_allows_same_kind(server):
     _insert(client, "tc_same", "tags, ARRAY_TO_MV(tags) AS m")
     _insert(client, "tc_same", "ARRAY['x'] AS tags, 'plain' AS m")
     assert client.sql("SELECT COUNT(*) AS c FROM tc_same") == [{"c": 9}]
+
+
+def _replace(client, datasource: str, select: str, clustered_by: str) -> str:
+    task = client.submit(f"REPLACE INTO {datasource} OVERWRITE ALL SELECT TIME_PARSE(ts) AS __time, {select} "
+                         f"FROM {EXTERN} PARTITIONED BY ALL CLUSTERED BY {clustered_by}")
+    status = client.wait(task)
+    assert status["statusCode"] == "SUCCESS", status
+    return task
+
+
+def _shard_specs(client, datasource: str) -> list[dict]:
+    return [s["shardSpec"] for s in client.get(f"/druid/coordinator/v1/metadata/datasources/{datasource}/segments"
+                                               "?full")]
+
+
+def test_clustered_by_multi_value_falls_back_to_numbered(server):
+    """REPLACE CLUSTERED BY a multi-value string: the workers report a row with several values
+    (shuffleCheckHasMultipleValues), so the segments get numbered shard specs, as in Druid."""
+    client = server.client
+    mv = "ARRAY_TO_MV(tags) AS m"
+    task = _replace(client, "cl_mv", mv, "m")
+    assert client.report(task)["status"]["segmentReport"] == {
+        "shardSpec": "NumberedShardSpec",
+        "details": "Cannot use 'range' shard specs since CLUSTERED BY contains multi-valued fields."}
+    assert _shard_specs(client, "cl_mv") == [{"type": "numbered", "partitionNum": 0, "partitions": 1}]
+    # a multi-value column whose rows hold at most one value keeps range shard specs
+    task = _replace(client, "cl_single", "ARRAY_TO_MV(ARRAY_SLICE(tags, 0, 1)) AS m", "m")
+    assert client.report(task)["status"]["segmentReport"]["shardSpec"] == "DimensionRangeShardSpec"
+    assert _shard_specs(client, "cl_single")[0]["type"] == "range"

@@ -331,6 +331,20 @@ def mvd_columns(output: list[tuple[str, str]], context: dict) -> list[str]:
     return [name for name, t in output if t == "VARCHAR ARRAY"]
 
 
+def has_multiple_values(table: pa.Table, columns: list[str], query) -> bool:
+    """Whether a row holds several values in one of ``columns`` that is a multi-value string
+    (Druid's ``RowKeyReader.hasMultipleValues``, which ``shuffleCheckHasMultipleValues``
+    asks of each CLUSTERED BY field); ARRAY values are single values."""
+    types = dict(query.output)
+    for name in columns:
+        if types.get(name) != "VARCHAR" or name not in table.column_names:
+            continue
+        col = table.column(name)
+        if pa.types.is_list(col.type) and (pc.max(pc.list_value_length(col)).as_py() or 0) > 1:
+            return True
+    return False
+
+
 def as_multi_value(table: pa.Table, names: list[str]) -> pa.Table:
     """``names`` stored as multi-value strings: their fields lose the ``ARRAY<STRING>`` tag."""
     for name in names:
