@@ -237,26 +237,25 @@ _SEE = ". See https://druid.apache.org/docs/latest/querying/arrays#arrayingestmo
        "and how to override it if needed."
 
 
-@pytest.mark.parametrize("stored, select, context, message", [
-    ("tags", "ARRAY_TO_MV(tags) AS tags", {},
+@pytest.mark.parametrize("datasource, stored, select, context, message", [
+    ("tc_mv_into_array", "tags", "ARRAY_TO_MV(tags) AS tags", {},
      "Cannot write into field[tags] using type[VARCHAR] and arrayIngestMode[array], since the existing type "
      "is[VARCHAR ARRAY]. Try adjusting your query to make this column an ARRAY instead of VARCHAR" + _SEE),
-    ("tags", "tags", {"arrayIngestMode": "mvd"},
+    ("tc_mvd_into_array", "tags", "tags", {"arrayIngestMode": "mvd"},
      "Cannot write into field[tags] using type[VARCHAR ARRAY] and arrayIngestMode[mvd], since the existing type "
      "is[VARCHAR ARRAY]. Try setting arrayIngestMode to[array] to retain the SQL type[VARCHAR ARRAY]" + _SEE),
-    ("ARRAY_TO_MV(tags) AS tags", "tags", {},
+    ("tc_array_into_mv", "ARRAY_TO_MV(tags) AS tags", "tags", {},
      "Cannot write into field[tags] using type[VARCHAR ARRAY] and arrayIngestMode[array], since the existing type "
      "is[VARCHAR]. Try wrapping this field using ARRAY_TO_MV(...) AS \"tags\"" + _SEE),
-    ("ARRAY_TO_MV(tags) AS tags", "nums AS tags", {},
+    ("tc_longs_into_mv", "ARRAY_TO_MV(tags) AS tags", "nums AS tags", {},
      "Cannot write into field[tags] using type[BIGINT ARRAY] and arrayIngestMode[array], since the existing type "
      "is[VARCHAR]. Try wrapping this field using ARRAY_TO_MV(...) AS \"tags\"" + _SEE),
 ])
-def test_type_change_check(server, stored, select, context, message):
+def test_type_change_check(server, datasource, stored, select, context, message):
     """Mixing arrays and multi-value strings in one column fails validation (Druid's
     DruidSqlValidator.validateTypeChanges) unless skipTypeVerification names the column."""
     from client import HttpError
     client = server.client
-    datasource = "tc_" + str(abs(hash((stored, select, json.dumps(context)))))
     _insert(client, datasource, stored)
     with pytest.raises(HttpError) as err:
         _insert(client, datasource, select, context)
