@@ -26,7 +26,8 @@ from msqcore.errors import DruidException, InvalidInput
 from msqcore.kernels import jodatime
 from msqcore.kernels.timeparse import format_iso_millis
 from msqcore.planner import json_functions
-from msqcore.planner.expressions import native_type
+from msqcore.planner.expressions import java_double, native_type, sql_type_name
+from msqcore.planner.tasks import bool_context
 
 from .keys import CLUSTER
 from .middlewares import druid_error
@@ -78,7 +79,9 @@ async def sql_query(request: web.Request) -> web.Response:
             logical, table = await _run(request, cluster, handle, query, context, parameters)
         finally:
             cluster.end_sql(handle)
-        text = render(table, logical.output, fmt, header, types, sql_types, _zone(_effective_context(query, context)))
+        effective = _effective_context(query, context)
+        text = render(table, logical.output, fmt, header, types, sql_types, _zone(effective),
+                      bool_context(effective, "sqlStringifyArrays", True))
     except DruidException as exc:
         response = druid_error(exc)
         response.headers[QUERY_ID_HEADER] = query_id
@@ -151,8 +154,9 @@ def format_timestamps(millis: pa.Array, zone: str) -> pa.Array:
     return out if valid.all() else pc.if_else(pa.array(valid), out, pa.scalar(None, pa.string()))
 
 
-def _values(table: pa.Table, output, zone: str) -> list[list]:
-    """Column values as Druid's SQL endpoint writes them: TIMESTAMP as ISO strings."""
+def _values(table: pa.Table, output, zone: str, stringify_arrays: bool = True) -> list[list]:
+    """Column values as Druid's SQL endpoint writes them (``SqlResults.coerce``): TIMESTAMP as
+    ISO strings, ARRAY values as their JSON text unless ``sqlStringifyArrays`` is false."""
     columns = []
     for name, sql_type in output:
         col = table.column(name)
@@ -167,8 +171,10 @@ def _values(table: pa.Table, output, zone: str) -> list[list]:
             columns.append([None if not v else v[0] if len(v) == 1 else dumps(v) for v in col.to_pylist()])
             continue
         elif sql_type.endswith(" ARRAY"):
-            # sqlStringifyArrays (default true): an ARRAY result is its JSON text
-            columns.append([None if v is None else dumps(v) for v in col.to_pylist()])
+            # sqlStringifyArrays (default true): an ARRAY result is its JSON text, else a JSON array
+            values = col.to_pylist()
+            columns.append([None if v is None else dumps(v) for v in values] if stringify_arrays else
+                           [None if v is None else JavaList(v) for v in values])
             continue
         elif sql_type == "COMPLEX<json>":
             columns.append(json_functions.render_values(col))  # nested JSON, not its text
@@ -195,8 +201,8 @@ def dumps(obj) -> str:
 
 
 def render(table: pa.Table, output, fmt: str, header: bool, types: bool, sql_types: bool,
-           zone: str = "UTC") -> str:
-    columns = _values(table, output, zone)
+           zone: str = "UTC", stringify_arrays: bool = True) -> str:
+    columns = _values(table, output, zone, stringify_arrays)
     rows = [list(r) for r in zip(*columns)] if columns else [[] for _ in range(table.num_rows)]
     return render_rows(rows, output, fmt, header, types, sql_types)
 
@@ -215,7 +221,7 @@ def render_rows(rows: list[list], output, fmt: str, header: bool = False, types:
                     if types:
                         entry["type"] = native_type(t)
                     if sql_types:
-                        entry["sqlType"] = t
+                        entry["sqlType"] = sql_type_name(t)
                     head[n] = entry
             else:
                 head = {n: None for n in names}
@@ -225,7 +231,7 @@ def render_rows(rows: list[list], output, fmt: str, header: bool = False, types:
             if types:
                 head_rows.append([native_type(t) for _, t in output])
             if sql_types:
-                head_rows.append([t for _, t in output])
+                head_rows.append([sql_type_name(t) for _, t in output])
     if fmt in ("object", "objectLines"):
         body = head_rows + [dict(zip(names, r)) for r in rows]
     else:
@@ -241,9 +247,20 @@ def render_rows(rows: list[list], output, fmt: str, header: bool = False, types:
     return out.getvalue() + "\n"
 
 
+class JavaList(list):
+    """An unstringified ARRAY value: a JSON array, and in csv what Java's ``List.toString``
+    writes (``[a, null, 1.0]``), as Druid's CsvWriter calls ``toString()`` on it."""
+
+    def java_text(self) -> str:
+        return "[" + ", ".join("null" if x is None else java_double(x) if isinstance(x, float) else str(x)
+                               for x in self) + "]"
+
+
 def _csv_value(v):
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(v, JavaList):
+        return v.java_text()
     if isinstance(v, (dict, list)):
         return dumps(v)
     return v

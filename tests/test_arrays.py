@@ -31,10 +31,44 @@ def test_result_formats_render_arrays(server):
     _, _, text = client.request("POST", "/druid/v2/sql", {"query": q, "resultFormat": "array", "header": True,
                                                            "typesHeader": True, "sqlTypesHeader": True})
     assert json.loads(text) == [["s", "l", "d"], ["ARRAY<STRING>", "ARRAY<LONG>", "ARRAY<DOUBLE>"],
-                                ["VARCHAR ARRAY", "BIGINT ARRAY", "DOUBLE ARRAY"],
+                                ["ARRAY", "ARRAY", "ARRAY"],
                                 ['["a",null]', "[1,2]", "[0.5]"]]
     _, _, text = client.request("POST", "/druid/v2/sql", {"query": q, "resultFormat": "csv"})
     assert text == '"[""a"",null]","[1,2]",[0.5]\n\n'
+
+
+def test_unstringified_arrays(server):
+    """sqlStringifyArrays=false: JSON arrays in the JSON formats, Java's List.toString in csv;
+    multi-value strings stay JSON text (Druid's SqlResults.coerce)."""
+    client = server.client
+    q = "SELECT ARRAY['a', NULL] AS s, ARRAY[1, 2] AS l, ARRAY[0.5, 1e10] AS d, ARRAY_SLICE(ARRAY[1], 5) AS n, " \
+        "STRING_TO_MV('x,y', ',') AS m"
+    context = {"sqlStringifyArrays": False}
+    _, _, text = client.request("POST", "/druid/v2/sql", {"query": q, "resultFormat": "object", "context": context})
+    assert json.loads(text) == [{"s": ["a", None], "l": [1, 2], "d": [0.5, 1e10], "n": None, "m": '["x","y"]'}]
+    _, _, text = client.request("POST", "/druid/v2/sql", {"query": q, "resultFormat": "csv", "context": context})
+    assert text == '"[a, null]","[1, 2]","[0.5, 1.0E10]",,"[""x"",""y""]"\n\n'
+    _, _, text = client.request("POST", "/druid/v2/sql",
+                                {"query": "SET sqlStringifyArrays = 'false'; SELECT ARRAY[1] AS l"})
+    assert json.loads(text) == [{"l": [1]}]
+
+
+def test_type_names_in_task_payload_and_report(server):
+    """sqlTypeNames (payload and report) and the sqlTypesHeader say ARRAY for arrays and OTHER
+    for COMPLEX, as Calcite's SqlTypeName names them."""
+    client = server.client
+    task = client.submit(f"INSERT INTO typenames SELECT TIME_PARSE(ts) AS __time, tags, "
+                         f"APPROX_COUNT_DISTINCT_BUILTIN(ts) AS h FROM {EXTERN} GROUP BY 1, 2 PARTITIONED BY DAY",
+                         {"finalizeAggregations": False})
+    assert client.wait(task)["statusCode"] == "SUCCESS"
+    task = client.submit("SELECT tags, h FROM typenames", {"finalizeAggregations": False})
+    assert client.wait(task)["statusCode"] == "SUCCESS"
+    assert client.get(f"/druid/indexer/v1/task/{task}")["payload"]["sqlTypeNames"] == ["ARRAY", "OTHER"]
+    assert client.report(task)["results"]["sqlTypeNames"] == ["ARRAY", "OTHER"]
+    _, _, text = client.request("POST", "/druid/v2/sql", {"query": "SELECT tags, h FROM typenames", "header": True,
+                                                           "typesHeader": True, "sqlTypesHeader": True})
+    assert json.loads(text)[0] == {"tags": {"type": "ARRAY<STRING>", "sqlType": "ARRAY"},
+                                   "h": {"type": "COMPLEX<hyperUnique>", "sqlType": "OTHER"}}
 
 
 def test_extern_array_signature_in_select_task(server):
@@ -163,14 +197,21 @@ def test_insert_arrays_array_mode(server):
 
 
 def test_insert_arrays_mvd_mode(server):
-    """arrayIngestMode=mvd: string arrays become multi-value strings (values sorted)."""
+    """arrayIngestMode=mvd: string arrays become multi-value strings that keep their order
+    (multiValueHandling ARRAY); ARRAY_TO_MV values are sorted (SORTED_ARRAY), as in Druid."""
     client = server.client
-    _insert(client, "mvd", "tags, ARRAY_TO_MV(ARRAY_CONCAT(tags, ARRAY['0'])) AS m", {"arrayIngestMode": "mvd"})
+    task = _insert(client, "mvd", "tags, ARRAY_TO_MV(ARRAY_CONCAT(tags, ARRAY['0'])) AS m", {"arrayIngestMode": "mvd"})
+    stages = client.report(task)["stages"]
+    generator = next(st for st in stages if st["definition"]["processor"]["type"] == "segmentGenerator")
+    dims = generator["definition"]["processor"]["dataSchema"]["dimensionsSpec"]["dimensions"]
+    assert dims == [{"type": "string", "name": "tags", "multiValueHandling": "ARRAY", "createBitmapIndex": True},
+                    {"type": "string", "name": "m", "multiValueHandling": "SORTED_ARRAY", "createBitmapIndex": True}]
+    assert {"name": "tags", "type": "ARRAY<STRING>"} in stages[0]["definition"]["signature"]
     columns = client.sql("SELECT COLUMN_NAME, DATA_TYPE FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_NAME = 'mvd'")
     assert [c["DATA_TYPE"] for c in columns] == ["TIMESTAMP", "VARCHAR", "VARCHAR"]
     assert client.sql("SELECT tags, m FROM mvd ORDER BY __time") == [
         {"tags": '["a","b"]', "m": '["0","a","b"]'}, {"tags": None, "m": "0"},
-        {"tags": '[null,"c"]', "m": '[null,"0","c"]'}]
+        {"tags": '["c",null]', "m": '[null,"0","c"]'}]
     assert client.sql("SELECT m, COUNT(*) AS c FROM mvd GROUP BY 1 ORDER BY 1") == [
         {"m": None, "c": 1}, {"m": "0", "c": 3}, {"m": "a", "c": 1}, {"m": "b", "c": 1}, {"m": "c", "c": 1}]
     assert client.sql("SELECT COUNT(*) AS c FROM mvd WHERE m = 'b'") == [{"c": 1}]
@@ -205,3 +246,75 @@ def test_array_agg_past_max_size_fails_the_task(server):
                      "serialize [ARRAY<STRING>], size [55] is larger than max [50]",
                      "errorMessage": "org.apache.druid.java.util.common.ISE: Unable to serialize [ARRAY<STRING>], "
                      "size [55] is larger than max [50]"}
+
+
+_SEE = ". See https://druid.apache.org/docs/latest/querying/arrays#arrayingestmode for more details about this check " \
+       "and how to override it if needed."
+
+
+@pytest.mark.parametrize("datasource, stored, select, context, message", [
+    ("tc_mv_into_array", "tags", "ARRAY_TO_MV(tags) AS tags", {},
+     "Cannot write into field[tags] using type[VARCHAR] and arrayIngestMode[array], since the existing type "
+     "is[VARCHAR ARRAY]. Try adjusting your query to make this column an ARRAY instead of VARCHAR" + _SEE),
+    ("tc_mvd_into_array", "tags", "tags", {"arrayIngestMode": "mvd"},
+     "Cannot write into field[tags] using type[VARCHAR ARRAY] and arrayIngestMode[mvd], since the existing type "
+     "is[VARCHAR ARRAY]. Try setting arrayIngestMode to[array] to retain the SQL type[VARCHAR ARRAY]" + _SEE),
+    ("tc_array_into_mv", "ARRAY_TO_MV(tags) AS tags", "tags", {},
+     "Cannot write into field[tags] using type[VARCHAR ARRAY] and arrayIngestMode[array], since the existing type "
+     "is[VARCHAR]. Try wrapping this field using ARRAY_TO_MV(...) AS \"tags\"" + _SEE),
+    ("tc_longs_into_mv", "ARRAY_TO_MV(tags) AS tags", "nums AS tags", {},
+     "Cannot write into field[tags] using type[BIGINT ARRAY] and arrayIngestMode[array], since the existing type "
+     "is[VARCHAR]. Try wrapping this field using ARRAY_TO_MV(...) AS \"tags\"" + _SEE),
+])
+def test_type_change_check(server, datasource, stored, select, context, message):
+    """Mixing arrays and multi-value strings in one column fails validation (Druid's
+    DruidSqlValidator.validateTypeChanges) unless skipTypeVerification names the column."""
+    from client import HttpError
+    client = server.client
+    _insert(client, datasource, stored)
+    with pytest.raises(HttpError) as err:
+        _insert(client, datasource, select, context)
+    body = err.value.json()
+    assert err.value.status == 400 and body["errorCode"] == "invalidInput"
+    assert body["errorMessage"] == message
+    # both list forms of skipTypeVerification: comma-separated, and a JSON array in a string
+    _insert(client, datasource, select, dict(context, skipTypeVerification="ts,tags"))
+    _insert(client, datasource, select, dict(context, skipTypeVerification='["tags"]'))
+
+
+def test_type_change_check_allows_same_kind(server):
+    """An array into an array column, a string into a string column: no check fails."""
+    client = server.client
+    _insert(client, "tc_same", "tags, ARRAY_TO_MV(tags) AS m")
+    _insert(client, "tc_same", "tags, ARRAY_TO_MV(tags) AS m")
+    _insert(client, "tc_same", "ARRAY['x'] AS tags, 'plain' AS m")
+    assert client.sql("SELECT COUNT(*) AS c FROM tc_same") == [{"c": 9}]
+
+
+def _replace(client, datasource: str, select: str, clustered_by: str) -> str:
+    task = client.submit(f"REPLACE INTO {datasource} OVERWRITE ALL SELECT TIME_PARSE(ts) AS __time, {select} "
+                         f"FROM {EXTERN} PARTITIONED BY ALL CLUSTERED BY {clustered_by}")
+    status = client.wait(task)
+    assert status["statusCode"] == "SUCCESS", status
+    return task
+
+
+def _shard_specs(client, datasource: str) -> list[dict]:
+    return [s["shardSpec"] for s in client.get(f"/druid/coordinator/v1/metadata/datasources/{datasource}/segments"
+                                               "?full")]
+
+
+def test_clustered_by_multi_value_falls_back_to_numbered(server):
+    """REPLACE CLUSTERED BY a multi-value string: the workers report a row with several values
+    (shuffleCheckHasMultipleValues), so the segments get numbered shard specs, as in Druid."""
+    client = server.client
+    mv = "ARRAY_TO_MV(tags) AS m"
+    task = _replace(client, "cl_mv", mv, "m")
+    assert client.report(task)["status"]["segmentReport"] == {
+        "shardSpec": "NumberedShardSpec",
+        "details": "Cannot use 'range' shard specs since CLUSTERED BY contains multi-valued fields."}
+    assert _shard_specs(client, "cl_mv") == [{"type": "numbered", "partitionNum": 0, "partitions": 1}]
+    # a multi-value column whose rows hold at most one value keeps range shard specs
+    task = _replace(client, "cl_single", "ARRAY_TO_MV(ARRAY_SLICE(tags, 0, 1)) AS m", "m")
+    assert client.report(task)["status"]["segmentReport"]["shardSpec"] == "DimensionRangeShardSpec"
+    assert _shard_specs(client, "cl_single")[0]["type"] == "range"

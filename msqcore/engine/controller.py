@@ -31,7 +31,7 @@ from msqcore.errors import (Canceled, Fault, InsertCannotAllocateSegment, Insert
                             TooManyWarnings, TooManyWorkers, UnknownError, WorkerFailed, WorkerRpcFailed)
 from msqcore.inputs.sources import list_files
 from msqcore.planner import json_functions
-from msqcore.planner.expressions import native_type
+from msqcore.planner.expressions import native_type, sql_type_name
 from msqcore.lookups import LookupStore
 from msqcore.planner.query import ExternalSource, JoinSource, LookupSource, TableSource, UnionSource
 from msqcore.planner.tasks import StagePlan, TaskPlan, bool_context
@@ -441,7 +441,9 @@ class Controller:
             self.report.stage_started(stage.number, 0)
             self.report.stage_phase(stage.number, "FINISHED")
             return []
-        self.report.set_segment_report(publish.segment_report(plan))
+        # a worker saw a CLUSTERED BY value with several values: no range shard specs
+        multi_valued = any(r.get("multiValuedClusterBy") for r in outputs)
+        self.report.set_segment_report(publish.segment_report(plan, multi_valued))
         self._check_segments_per_chunk(partitions)
         if plan.replace_intervals is not None:
             for bucket, _, _ in partitions:
@@ -451,7 +453,7 @@ class Controller:
                         interval=interval_text(start, end),
                         intervalBounds=[interval_text(lo, hi) for lo, hi in plan.replace_intervals])
         existing = [] if plan.kind == "REPLACE" else self.services.metadata.used_segments(plan.datasource)
-        ids = publish.allocate(plan, partitions, existing, iso(plan.start_millis))
+        ids = publish.allocate(plan, partitions, existing, iso(plan.start_millis), multi_valued)
         if plan.kind == "INSERT":
             # INSERT locks the chunks it writes when it allocates; an exclusive lock held by a
             # REPLACE on any of them makes the allocation fail, as in Druid.
@@ -531,7 +533,7 @@ class Controller:
         rows = [list(r) for r in zip(*columns)] if columns else []
         self.report.set_results({
             "signature": [{"name": n, "type": native_type(t)} for n, t in plan.output],
-            "sqlTypeNames": [t for _, t in plan.output],
+            "sqlTypeNames": [sql_type_name(t) for _, t in plan.output],
             "results": rows,
             "resultsTruncated": False,
         })

@@ -31,8 +31,11 @@ class SegmentId:
         return f"{datasource}_{interval}_{self.version}" + (f"_{self.partition_num}" if self.partition_num else "")
 
 
-def shard_columns(plan: TaskPlan) -> tuple[list[str], str]:
-    """Columns for DimensionRangeShardSpec and why (Druid's ControllerImpl.computeShardColumns)."""
+def shard_columns(plan: TaskPlan, multi_valued: bool = False) -> tuple[list[str], str]:
+    """Columns for DimensionRangeShardSpec and why (Druid's ControllerImpl.computeShardColumns);
+    ``multi_valued``: a worker saw a CLUSTERED BY value with several values."""
+    if multi_valued:
+        return [], "Cannot use 'range' shard specs since CLUSTERED BY contains multi-valued fields."
     if not plan.cluster_by:
         return [], "CLUSTERED BY clause is empty."
     types = dict(plan.output)
@@ -46,20 +49,20 @@ def shard_columns(plan: TaskPlan) -> tuple[list[str], str]:
     return columns, "Using 'range' shard specs with all CLUSTERED BY fields."
 
 
-def segment_report(plan: TaskPlan) -> dict:
+def segment_report(plan: TaskPlan, multi_valued: bool = False) -> dict:
     if plan.kind == "INSERT":
         return {"shardSpec": "NumberedShardSpec",
                 "details": "Using NumberedShardSpec to generate segments since the query is inserting rows."}
-    columns, details = shard_columns(plan)
+    columns, details = shard_columns(plan, multi_valued)
     return {"shardSpec": "DimensionRangeShardSpec" if columns else "NumberedShardSpec", "details": details}
 
 
 def allocate(plan: TaskPlan, partitions: list[tuple[int, int, int]], existing: list[SegmentRecord],
-             version: str) -> list[SegmentId]:
+             version: str, multi_valued: bool = False) -> list[SegmentId]:
     """One id per partition (time chunk, partition j of the chunk's k). Range bounds are
     filled in from the partition boundaries (``with_range_bounds``)."""
     out = []
-    range_columns = shard_columns(plan)[0] if plan.kind == "REPLACE" else []
+    range_columns = shard_columns(plan, multi_valued)[0] if plan.kind == "REPLACE" else []
     for bucket, j, k in partitions:
         start, end = plan.granularity.chunk(bucket)
         if plan.kind == "REPLACE":

@@ -20,6 +20,7 @@ from msqcore.engine.frames import read_frames_file
 from msqcore.engine.shuffle import MAX_FAN_IN, SORT_BYTES_IN_MEMORY, max_frame_size
 from msqcore.engine.sorter import ExternalSorter
 from msqcore.errors import UnknownError
+from msqcore.planner import arrays
 from msqcore.storage.deep import deep_storage_from_spec
 from msqcore.storage.segment import SegmentWriter
 from msqcore.timeutil import interval_text
@@ -68,6 +69,7 @@ def _write_partition(part, local: str, order, spec, stored: list[str], rows_in_m
     the rows read."""
     counter = reporter.channel("input0")
     key = [(c, False) for c in spec.sort_order]
+    mvd = arrays.mvd_columns(order.query.output, order.context)  # string arrays stored as multi-value strings
     keep = list(dict.fromkeys(stored + spec.sort_order))
     rows = 0
     sorter = ExternalSorter(key, os.path.join(order.out_dir, "segment-sort"), rows_in_memory=rows_in_memory,
@@ -94,6 +96,7 @@ def _write_partition(part, local: str, order, spec, stored: list[str], rows_in_m
                 if not batch.num_rows:
                     continue
                 table = ops.stored_columns(pa.Table.from_batches([batch]).select(stored), order.query)
+                table = arrays.as_multi_value(table, mvd)
                 if writer is None:
                     writer = SegmentWriter(local, table.schema, dimensions=spec.dimensions, metrics=spec.metrics,
                                            temp_dir=order.out_dir)

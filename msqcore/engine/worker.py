@@ -29,6 +29,7 @@ from msqcore.errors import Fault, InsertTimeNull, InvalidNullByte, UnknownError
 from msqcore.inputs import formats
 from msqcore.inputs.reader import ParseWarnings, max_parse_exceptions, read_signature, read_split
 from msqcore.inputs.sources import InputFile
+from msqcore.planner import arrays
 from msqcore.planner.query import LogicalQuery
 from msqcore.timeutil import Granularity
 
@@ -423,8 +424,12 @@ def _run_ingest_shuffle(order: WorkOrder, reporter: Reporter) -> dict:
     shuffle = IngestShuffle(order.out_dir, order.ingest.cluster_by, rows_in_memory, order.ingest.rows_per_segment,
                             on_progress, frame_size=max_frame_size(order.context))
 
+    multi_valued = False  # shuffleCheckHasMultipleValues: a CLUSTERED BY value had several values
+
     def add(output: pa.Table) -> None:
+        nonlocal multi_valued
         output = check_null_bytes(output, remove_nulls)
+        multi_valued = multi_valued or arrays.has_multiple_values(output, order.ingest.cluster_by, order.query)
         table, buckets = prepare_ingest(output, order.ingest)
         shuffle.add(table, buckets)
         reporter.channel("output").add(0, table.num_rows, table.nbytes, 1 if table.num_rows else 0)
@@ -444,7 +449,7 @@ def _run_ingest_shuffle(order: WorkOrder, reporter: Reporter) -> dict:
         for p, path in enumerate(paths):
             counter.add(p, *frame_file_stats(path))
         reporter.counters["sortProgress"] = shuffle.progress()
-        return {"files": dict(enumerate(paths))}
+        return {"files": dict(enumerate(paths)), "multiValuedClusterBy": multi_valued}
     finally:
         shuffle.close()
 

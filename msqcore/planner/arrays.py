@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from msqcore.errors import InvalidInput
+from msqcore.errors import InvalidInput, Unsupported
 from msqcore.planner import expressions as ex
 from msqcore.planner.expressions import Call, Expr, Literal
 
@@ -247,6 +247,16 @@ def array_slice(arr, start, end=None):
     return _assemble([(count, starts + np.where(ok, s, 0), flat)], ok, _list_type(arr))
 
 
+def array_compare(a, b, fname: str):
+    """Whole arrays compared as Druid's array comparator orders them (``sort_keys``: element
+    by element, NULL elements first, a prefix first); a NULL array compares as NULL."""
+    a, b = as_lists(a), as_lists(b)
+    if b.type != a.type:
+        b = b.cast(a.type)
+    keys = sort_keys(pa.concat_arrays([a, b]))  # one ranking over both sides
+    return getattr(pc, fname)(keys[:len(a)], keys[len(a):])
+
+
 def _java_strings(flat: pa.Array) -> pa.Array:
     if pa.types.is_floating(flat.type):
         flat = ex._java_double_strings(flat)
@@ -283,15 +293,21 @@ def string_to_array(v, pattern: str):
 ARRAY_INGEST_MODES = ("array", "mvd", "none")
 
 
-def check_array_ingest(query, context: dict) -> None:
-    """``arrayIngestMode`` (spec §1.9): ``array`` (default) stores ARRAY columns; ``mvd``
-    stores string arrays as multi-value strings and refuses numeric ones; ``none`` refuses
-    every array. Druid's messages (DimensionSchemaUtils)."""
+def ingest_mode(context: dict) -> str:
+    """``arrayIngestMode`` (spec §1.9), ``array`` unless the context says otherwise."""
     mode = str(context.get("arrayIngestMode", "array")).lower()
     if mode not in ARRAY_INGEST_MODES:
         raise InvalidInput(f"Invalid value [{context.get('arrayIngestMode')}] for context parameter "
                            "[arrayIngestMode]. Valid values are [array, mvd, none]")
-    for i, (name, e) in enumerate(query.columns):
+    return mode
+
+
+def check_array_ingest(query, context: dict) -> None:
+    """``arrayIngestMode``: ``array`` (default) stores ARRAY columns; ``mvd`` stores string
+    arrays as multi-value strings (``mvd_columns``) and refuses numeric ones; ``none``
+    refuses every array. Druid's messages (DimensionSchemaUtils)."""
+    mode = ingest_mode(context)
+    for name, e in query.columns:
         if not is_array(e.sql_type) or mode == "array":
             continue
         if e.sql_type != "VARCHAR ARRAY":
@@ -304,8 +320,84 @@ def check_array_ingest(query, context: dict) -> None:
                 "String arrays can not be ingested when 'arrayIngestMode' is set to 'none'. Set 'arrayIngestMode' "
                 "in query context to 'array' to ingest the string array as an array, or ingest it as an MVD by "
                 "explicitly casting the array to an MVD with the ARRAY_TO_MV function.")
-        # mvd: the string array is stored as a multi-value string
-        query.columns[i] = (name, Call("array_to_mv", [e], "VARCHAR", mv_to_array, "array_to_mv({0})"))
+
+
+def mvd_columns(output: list[tuple[str, str]], context: dict) -> list[str]:
+    """The string-array columns ``arrayIngestMode: mvd`` stores as multi-value strings with
+    Druid's ``multiValueHandling: ARRAY`` (values kept in order, not sorted). The query
+    still types them ``VARCHAR ARRAY`` (``ARRAY<STRING>`` in signatures), as Druid's does."""
+    if ingest_mode(context) != "mvd":
+        return []
+    return [name for name, t in output if t == "VARCHAR ARRAY"]
+
+
+def has_multiple_values(table: pa.Table, columns: list[str], query) -> bool:
+    """Whether a row holds several values in one of ``columns`` that is a multi-value string
+    (Druid's ``RowKeyReader.hasMultipleValues``, which ``shuffleCheckHasMultipleValues``
+    asks of each CLUSTERED BY field); ARRAY values are single values."""
+    types = dict(query.output)
+    for name in columns:
+        if types.get(name) != "VARCHAR" or name not in table.column_names:
+            continue
+        col = table.column(name)
+        if pa.types.is_list(col.type) and (pc.max(pc.list_value_length(col)).as_py() or 0) > 1:
+            return True
+    return False
+
+
+def as_multi_value(table: pa.Table, names: list[str]) -> pa.Table:
+    """``names`` stored as multi-value strings: their fields lose the ``ARRAY<STRING>`` tag."""
+    for name in names:
+        if name in table.column_names:
+            i = table.column_names.index(name)
+            table = table.set_column(i, pa.field(name, table.schema.field(i).type), table.column(i))
+    return table
+
+
+def check_type_changes(existing: list[tuple[str, str]] | None, output: list[tuple[str, str]], context: dict,
+                       skip: list[str]) -> None:
+    """Druid's ``DruidSqlValidator.validateTypeChanges``: writing an array into a column that
+    existing segments hold as a (multi-value) string, or a string into an array column, fails
+    unless ``skip`` (``skipTypeVerification``) names the column."""
+    if not existing:
+        return
+    mode = ingest_mode(context)
+    old_types = dict(existing)
+    for name, new_sql in output:
+        old_sql = old_types.get(name)
+        if old_sql is None or name in skip or name == "__time":
+            continue
+        # what the column is stored as: a VARCHAR ARRAY is a string in mvd mode
+        new_array = is_array(new_sql) and not (mode == "mvd" and new_sql == "VARCHAR ARRAY")
+        new_string = new_sql == "VARCHAR" or (is_array(new_sql) and not new_array)
+        if not ((new_array and old_sql == "VARCHAR") or (new_string and is_array(old_sql))):
+            continue
+        message = (f"Cannot write into field[{name}] using type[{new_sql}] and arrayIngestMode[{mode}], since the "
+                   f"existing type is[{old_sql}]")
+        if new_string and is_array(new_sql) and mode == "mvd":
+            message += f". Try setting arrayIngestMode to[array] to retain the SQL type[{new_sql}]"
+        elif new_array and old_sql == "VARCHAR" and mode == "array":
+            message += f'. Try wrapping this field using ARRAY_TO_MV(...) AS "{name}"'
+        elif new_string and is_array(old_sql):
+            message += (". Try" + (" setting arrayIngestMode to[array] and" if mode == "mvd" else "") +
+                        " adjusting your query to make this column an ARRAY instead of VARCHAR")
+        raise InvalidInput(message + ". See https://druid.apache.org/docs/latest/querying/arrays#arrayingestmode "
+                           "for more details about this check and how to override it if needed.")
+
+
+# --- UNNEST ----------------------------------------------------------------------------------------
+
+
+class UnhandledPlanningFailure(Unsupported):
+    """Druid's unnest rules take one expression without ordinality (``LogicalUnnestRule``
+    unwraps an ``Uncollect`` only when it is not ``withOrdinality`` and its project has one
+    expression), so ``UNNEST(a, b)`` and ``UNNEST(a) WITH ORDINALITY`` find no plan: the
+    generic failure of ``QueryHandler.buildSQLPlanningError`` when no rule left a hint."""
+
+    persona = "OPERATOR"
+
+    def __init__(self):
+        super().__init__("Unhandled Query Planning Failure, see broker logs for details")
 
 
 # --- binding -------------------------------------------------------------------------------------
@@ -344,6 +436,24 @@ def _cast_list(arr, target: str):
     else:
         flat = ex._cast(flat, element)
     return _assemble([(lengths, starts, flat)], valid, ex.arrow_type(target))
+
+
+def bind_compare(binder, node, fname: str, sym: str, a: Expr, b: Expr) -> Expr:
+    """``=``, ``<>``, ``<``... of two arrays (Calcite allows no array against a scalar);
+    numeric arrays widen to DOUBLE ARRAY as their elements would."""
+    if ex._is_null(a) or ex._is_null(b):
+        a, b = (_cast_array(a, b.sql_type), b) if ex._is_null(a) else (a, _cast_array(b, a.sql_type))
+    elif a.sql_type != b.sql_type:
+        numeric = ("BIGINT ARRAY", "DOUBLE ARRAY")
+        if a.sql_type not in numeric or b.sql_type not in numeric:
+            op = _SQL_OPS[fname]
+            raise InvalidInput(f"Cannot apply '{op}' to arguments of type '<{a.sql_type}> {op} <{b.sql_type}>'. "
+                               f"Supported form(s): '<COMPARABLE_TYPE> {op} <COMPARABLE_TYPE>'")
+        a, b = _cast_array(a, "DOUBLE ARRAY"), _cast_array(b, "DOUBLE ARRAY")
+    return Call(fname, [a, b], "BOOLEAN", array_compare, f"({{0}} {sym} {{1}})", (fname,))
+
+
+_SQL_OPS = {"equal": "=", "not_equal": "<>", "greater": ">", "greater_equal": ">=", "less": "<", "less_equal": "<="}
 
 
 def bind_array(binder, name, args):
@@ -569,7 +679,7 @@ _MV_TARGETS = {"MV_LENGTH": "ARRAY_LENGTH", "MV_OFFSET": "ARRAY_OFFSET", "MV_ORD
 # kernels that take lists as they are (anything else is mapped over multi-value strings)
 LIST_FUNCTIONS = frozenset({_construct, array_length, array_offset, array_contains, array_overlap, array_append,
                             array_concat, array_slice, array_to_string, _string_to_array_fn, mv_filter,
-                            mv_to_array, _cast_list})
+                            mv_to_array, _cast_list, array_compare})
 
 # name → (binder, min args, max args)
 HANDLERS = {

@@ -74,6 +74,16 @@ def arrow_type(sql_type: str) -> pa.DataType:
     return SQL_TYPES[sql_type][1]
 
 
+def sql_type_name(sql_type: str) -> str:
+    """The name Druid shows for a SQL type (Calcite's ``SqlTypeName``: report and payload
+    ``sqlTypeNames``, the ``sqlTypesHeader``): ``ARRAY`` for every array, ``OTHER`` for COMPLEX."""
+    if sql_type.endswith(" ARRAY"):
+        return "ARRAY"
+    if sql_type.startswith("COMPLEX<"):
+        return "OTHER"
+    return sql_type
+
+
 # --- Druid's native expression text ----------------------------------------------------------------
 
 _SAFE_CHARS = set(" ,._-;:(){}[]<>!@#$%^&*`~?/")
@@ -1482,7 +1492,11 @@ class Binder:
         return a, b
 
     def _compare(self, node, fname, sym) -> Expr:
-        a, b = self._coerce_pair(self.bind(node.this), self.bind(node.expression))
+        a, b = self.bind(node.this), self.bind(node.expression)
+        from msqcore.planner import arrays  # arrays builds on this module
+        if arrays.is_array(a.sql_type) or arrays.is_array(b.sql_type):
+            return arrays.bind_compare(self, node, fname, sym, a, b)
+        a, b = self._coerce_pair(a, b)
         return Call(fname, [a, b], "BOOLEAN", _compare, f"({{0}} {sym} {{1}})", (fname,))
 
     def _flatten(self, node, cls) -> list:
@@ -1519,9 +1533,10 @@ class Binder:
         target = node.expression
         if isinstance(target, exp.Null):
             a = self.bind(node.this)
+            whole = a.sql_type.endswith(" ARRAY")  # an ARRAY is NULL itself, not by its elements
             if negate:
-                return Call("notnull", [a], "BOOLEAN", _not_null_fn, "notnull({0})")
-            return Call("isnull", [a], "BOOLEAN", _is_null_fn, "isnull({0})")
+                return Call("notnull", [a], "BOOLEAN", pc.is_valid if whole else _not_null_fn, "notnull({0})")
+            return Call("isnull", [a], "BOOLEAN", pc.is_null if whole else _is_null_fn, "isnull({0})")
         if isinstance(target, exp.Boolean):
             want = bool(target.this)
             b = self._boolean(node.this)
@@ -2469,7 +2484,7 @@ def _array_handlers() -> dict:
 
 
 # operators that handle multi-value strings themselves (a filter matches any value)
-_LIST_OPERATORS = frozenset({_compare, _is_in, _like, _is_null_fn, _not_null_fn})
+_LIST_OPERATORS = frozenset({_compare, _is_in, _like, _is_null_fn, _not_null_fn, pc.is_null, pc.is_valid})
 
 
 def _lookup(v, keys, values, missing):

@@ -417,10 +417,8 @@ class _Compiler:
 
     def _unnest(self, node: exp.Unnest, scope: dict) -> Unnest:
         """UNNEST(expr) AS t(col): binds ``col`` (and ``t.col``) in ``scope``."""
-        if len(node.expressions) != 1:
-            raise QueryNotSupported("UNNEST of more than one expression is not supported")
-        if node.args.get("offset"):
-            raise QueryNotSupported("UNNEST WITH ORDINALITY is not supported")
+        if len(node.expressions) != 1 or node.args.get("offset"):  # several expressions, WITH ORDINALITY
+            raise arrays.UnhandledPlanningFailure()
         expr = self.bind(node.expressions[0], scope)
         element = arrays.ELEMENT_TYPES.get(expr.sql_type)
         if element is None and expr.sql_type != "VARCHAR":  # a VARCHAR may be a multi-value string

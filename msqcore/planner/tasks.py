@@ -24,7 +24,7 @@ from msqcore.errors import ColumnNameRestricted, Fault, InvalidInput, TooManyClu
 from msqcore.inputs.formats import normalize_input_format, validate_input_format
 from msqcore.inputs.sources import validate_input_source
 from msqcore.planner import arrays, join_stages
-from msqcore.planner.expressions import HYPER_UNIQUE, PAIR_TYPES, Call, ColumnRef, native_type
+from msqcore.planner.expressions import HYPER_UNIQUE, PAIR_TYPES, Call, ColumnRef, native_type, sql_type_name
 from msqcore.planner.native import base_query, datasource_json, native_query, with_unnest
 from msqcore.planner.overwrite import overwrite_intervals
 from msqcore.planner.query import (Catalog, ExternalSource, JoinSource, LogicalQuery, LookupSource, QuerySource,
@@ -160,6 +160,9 @@ def plan_task(sql: str, context: dict | None, parameters: list | None, catalog: 
 
     if statement.kind == "SELECT":
         return _plan_select(statement, query, ctx, task_id, query_id, max_num_tasks, start)
+    arrays.check_array_ingest(query, ctx)
+    arrays.check_type_changes(catalog.table_signature(statement.target), query.output, ctx,
+                              _list_context(ctx, "skipTypeVerification"))
     return _plan_ingest(statement, query, ctx, task_id, query_id, max_num_tasks, rows_per_segment, start)
 
 
@@ -219,8 +222,10 @@ def _cluster_columns(statement: Statement, query: LogicalQuery) -> list[str]:
     return cols
 
 
-def _dimension_spec(name: str, sql_type: str) -> dict:
+def _dimension_spec(name: str, sql_type: str, multi_value: bool) -> dict:
     t = native_type(sql_type)
+    if multi_value:  # arrayIngestMode=mvd: a string array as a multi-value string, order kept
+        return {"type": "string", "name": name, "multiValueHandling": "ARRAY", "createBitmapIndex": True}
     if t.startswith("ARRAY<"):  # arrayIngestMode=array: an auto column cast to the array type
         return {"type": "auto", "name": name, "castToType": t}
     if t == "COMPLEX<json>":  # Druid's NestedDataColumnSchema
@@ -252,7 +257,7 @@ def _base_payload(task_id: str, statement: Statement, sql_ctx: dict, query: Logi
         "sqlQueryContext": sql_ctx,
         "sqlResultsContext": {"timeZone": str(sql_ctx.get("sqlTimeZone", "UTC")),
                               "stringifyArrays": bool(sql_ctx.get("sqlStringifyArrays", True))},
-        "sqlTypeNames": [t for _, t in query.output],
+        "sqlTypeNames": [sql_type_name(t) for _, t in query.output],
         "nativeTypeNames": [native_type(t) for _, t in query.output],
         "context": {"forceTimeChunkLock": True, "useLineageBasedSegmentAllocation": True},
         "groupId": task_id,
@@ -356,7 +361,6 @@ def source_stages(query: LogicalQuery, native: dict, query_id: str, max_workers:
 
 def _plan_ingest(statement, query, ctx, task_id, query_id, max_num_tasks, rows_per_segment, start) -> TaskPlan:
     fault = _validate_ingest(statement, query)
-    arrays.check_array_ingest(query, ctx)
     cluster_by = _cluster_columns(statement, query)
     outputs = [n for n, _ in query.output]
     types = dict(query.output)
@@ -413,10 +417,11 @@ def _plan_ingest(statement, query, ctx, task_id, query_id, max_num_tasks, rows_p
     else:
         stages = leaf_stages(query, native, query_id, max_workers, shuffle, signature)
     n = len(stages)
+    mvd = arrays.mvd_columns(query.output, ctx)
     data_schema = {
         "dataSource": statement.target,
         "timestampSpec": {"column": "__time", "format": "millis", "missingValue": None},
-        "dimensionsSpec": {"dimensions": [_dimension_spec(d, types[d]) for d in dims],
+        "dimensionsSpec": {"dimensions": [_dimension_spec(d, types[d], d in mvd) for d in dims],
                            "dimensionExclusions": ["__time"] + list(metrics), "includeAllDimensions": False,
                            "useSchemaDiscovery": False},
         "metricsSpec": list(metrics.values()),

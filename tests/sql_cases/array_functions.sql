@@ -107,3 +107,47 @@ SELECT ARRAY_LENGTH(ARRAY[1], 2) AS l
 -- name: array_group_by_length
 SELECT ARRAY_LENGTH(STRING_TO_ARRAY(s, ',')) AS l, COUNT(*) AS c FROM cases GROUP BY 1 ORDER BY 1
 -- expect: [{"l": null, "c": 1}, {"l": 1, "c": 8}, {"l": 2, "c": 1}]
+
+-- Whole-array comparison: Druid compares arrays element by element (its array comparator:
+-- NULL elements first, a prefix before a longer array); a NULL array compares as NULL.
+
+-- name: array_equal_literals
+SELECT ARRAY[1, 2] = ARRAY[1, 2] AS e, ARRAY[1, 2] <> ARRAY[1, 2] AS ne, ARRAY['a'] = ARRAY['a', 'b'] AS p,
+       ARRAY[1, NULL] = ARRAY[1, NULL] AS nn, ARRAY[1, 2] = ARRAY[1.0, 2.0] AS widened
+-- expect: [{"e": true, "ne": false, "p": false, "nn": true, "widened": true}]
+
+-- name: array_order_comparison
+SELECT ARRAY[1, 2] < ARRAY[1, 3] AS lt, ARRAY[1] < ARRAY[1, 0] AS prefix, ARRAY[NULL, 5] < ARRAY[0] AS null_first,
+       ARRAY['b'] >= ARRAY['a', 'z'] AS ge
+-- expect: [{"lt": true, "prefix": true, "null_first": true, "ge": true}]
+
+-- name: array_equal_in_where
+SELECT id FROM cases WHERE STRING_TO_ARRAY(s, ',') = ARRAY['x', 'y'] ORDER BY id
+-- task
+-- expect: [{"id": 8}]
+
+-- name: array_not_equal_in_where_skips_null_arrays
+SELECT id FROM cases WHERE STRING_TO_ARRAY(s, ',') <> ARRAY['abc'] AND id < 4 ORDER BY id
+-- expect: [{"id": 2}, {"id": 3}]
+
+-- name: array_equal_in_case
+SELECT id, CASE WHEN ARRAY[n, 1] = ARRAY[1, 1] THEN 'same' WHEN ARRAY[n, 1] IS NULL THEN 'none'
+                ELSE 'other' END AS c
+FROM cases WHERE id < 3 ORDER BY id
+-- expect: [{"id": 0, "c": "same"}, {"id": 1, "c": "other"}, {"id": 2, "c": "other"}]
+
+-- name: array_compare_null_array
+SELECT ARRAY_SLICE(ARRAY[1], 5) = ARRAY[1] AS e
+-- expect: [{"e": null}]
+
+-- name: array_compare_with_scalar
+SELECT ARRAY[1, 2] = 1 AS e
+-- error: 400 invalidInput Cannot apply '=' to arguments of type
+
+-- name: array_compare_string_with_numbers
+SELECT ARRAY['a'] = ARRAY[1] AS e
+-- error: 400 invalidInput Cannot apply '=' to arguments of type
+
+-- name: array_is_null_is_the_whole_array
+SELECT ARRAY[NULL, 1] IS NULL AS n, ARRAY[NULL] IS NOT NULL AS nn, ARRAY_SLICE(ARRAY[1], 5) IS NULL AS sliced
+-- expect: [{"n": false, "nn": true, "sliced": true}]

@@ -52,3 +52,14 @@ SELECT id, SUM(x) AS total FROM cases CROSS JOIN UNNEST(ARRAY[n, n, 1]) AS t(x) 
 -- name: unnest_of_scalar_fails
 SELECT x FROM cases CROSS JOIN UNNEST(n) AS t(x)
 -- error: 400 invalidInput Cannot apply 'UNNEST' to arguments of type 'UNNEST(<BIGINT>)'
+
+-- Druid's unnest rules take one expression without ordinality, so these find no plan and
+-- fail with QueryHandler's generic planning failure (HTTP 501).
+
+-- name: unnest_with_ordinality_refused
+SELECT x, o FROM UNNEST(ARRAY[10, 20]) WITH ORDINALITY AS t(x, o)
+-- error: 501 general Unhandled Query Planning Failure, see broker logs for details
+
+-- name: unnest_two_expressions_refused
+SELECT id, a, b FROM cases CROSS JOIN UNNEST(ARRAY[1, 2], ARRAY['x', 'y']) AS t(a, b)
+-- error: 501 general Unhandled Query Planning Failure, see broker logs for details
