@@ -264,7 +264,7 @@ def scan_datasource(cluster, query: LogicalQuery, check: Callable[[], None] | No
                 continue
         num_rows = meta["numRows"]
         subset = selected is not None and len(selected) < num_rows
-        table = read_datasource_segment(path, query, rows=selected if subset else None)
+        table = read_datasource_segment(path, query, rows=selected if subset else None, meta=meta)
         stats.read += 1
         stats.rows_total += num_rows
         stats.rows_read += table.num_rows

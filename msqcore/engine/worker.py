@@ -307,13 +307,13 @@ def _empty_rows(signature: list[tuple[str, str]]) -> pa.Table:
     return pa.table([pa.array([], arrow_type(t)) for _, t in signature], names=[n for n, _ in signature])
 
 
-def read_datasource_segment(path: str, query: LogicalQuery, rows=None) -> pa.Table:
+def read_datasource_segment(path: str, query: LogicalQuery, rows=None, meta: dict | None = None) -> pa.Table:
     """The query's columns of one segment (only ``rows``, ascending, if given); columns this
-    segment lacks read as null."""
+    segment lacks read as null. ``meta``: the segment's ``read_segment_meta``, if the caller has it."""
     from msqcore.planner import json_functions
     from msqcore.storage import nested
     from msqcore.storage.segment import read_segment, read_segment_meta
-    present = {c["name"] for c in read_segment_meta(path)["columns"]}
+    present = {c["name"] for c in (meta or read_segment_meta(path))["columns"]}
     # COUNT(*) reads no column, but a table without columns cannot carry a row count
     # through concatenation: keep __time.
     wanted = query.source_columns() or ["__time"]
