@@ -18,12 +18,13 @@ from multiprocessing.connection import wait
 
 import pyarrow as pa
 
+from msqcore.engine import memory
 from msqcore.engine import operators as ops
 from msqcore.engine import publish
 from msqcore.engine.launcher import WorkerHandle, WorkerLauncher
 from msqcore.engine.locks import LockManager
 from msqcore.engine.report import ReportState
-from msqcore.engine.shuffle import max_frame_size, sort_memory
+from msqcore.engine.shuffle import max_frame_size
 from msqcore.engine.sorter import KeyStatistics, decode_long_prefix
 from msqcore.engine.worker import IngestSpec, SegmentPartition, StageFile, WorkOrder
 from msqcore.errors import (Canceled, Fault, InsertCannotAllocateSegment, InsertCannotBeEmpty, InsertTimeOutOfBounds,
@@ -45,12 +46,6 @@ log = logging.getLogger("msqcore.engine")
 MAX_PARTITIONS = 25_000
 MAX_WORKERS = 1000
 MAX_INPUT_FILES_PER_WORKER = 10_000
-USABLE_MEMORY_FRACTION = 0.75  # of the machine's memory, shared by the task's workers (spec §5.7)
-
-
-def _machine_memory() -> int:
-    """Physical memory of this machine, which all of a task's worker processes share."""
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 @dataclass
@@ -394,7 +389,6 @@ class Controller:
         says how this machine stands in for a worker's heap). The stage sorts globally by
         target size; it reads its input stage's partitions, each written by all of that
         stage's workers (on one thread, the partition count does not matter)."""
-        from msqcore.engine import memory
         input_workers = self._stage_workers.get(stage.input_stage, 0) if stage.input_stage is not None else 0
         try:
             memory.worker_memory_parameters(
@@ -527,7 +521,6 @@ class Controller:
         if plan.stages[-1].kind in ("scan", "groupByPostShuffle"):
             table = ops.order_limit(table, plan.query)  # the limit stage has done it already
         self.report.stage_phase(plan.stages[-1].number, "FINISHED")
-        names = [n for n, _ in plan.output]
         columns = [json_functions.render_values(table.column(n)) if t == "COMPLEX<json>" else
                    table.column(n).to_pylist() for n, t in plan.output]
         rows = [list(r) for r in zip(*columns)] if columns else []

@@ -15,8 +15,7 @@ import os
 import numpy as np
 import pyarrow as pa
 
-from msqcore.engine.frames import (DEFAULT_MAX_FRAME_SIZE, FrameFileReader, check_max_frame_size, encode_keys,
-                                   read_frames_file)
+from msqcore.engine.frames import DEFAULT_MAX_FRAME_SIZE, FrameFileReader, check_max_frame_size, encode_keys
 from msqcore.engine.sorter import ExternalSorter, KeyStatistics
 from msqcore.errors import InvalidInput
 from msqcore.kernels import _sort as _ks
@@ -35,11 +34,6 @@ def max_frame_size(context: dict) -> int:
     except (TypeError, ValueError):
         raise InvalidInput(f"Invalid value [{value}] for [maxFrameSize]; it must be an integer within "
                            f"[1024, {(1 << 31) - 1}]") from None
-
-
-def sort_memory(frame_size: int) -> int:
-    """Bytes one worker's sort needs at least: its buffer and one merger's frames."""
-    return SORT_BYTES_IN_MEMORY + (MAX_FAN_IN + 1) * frame_size
 
 
 class IngestShuffle:
@@ -84,15 +78,6 @@ def frame_file_stats(path: str) -> tuple[int, int, int]:
     """(rows, bytes, frames) of a frame file, for the shuffle counters."""
     with FrameFileReader(path) as reader:
         return reader.num_rows, os.path.getsize(path), reader.num_frames
-
-
-def read_partition_file(path: str) -> tuple[pa.Table, int]:
-    """One worker's rows of one partition, without the shuffle key columns, and how many
-    frames held them."""
-    batches = list(read_frames_file(path))
-    table = pa.Table.from_batches(batches) if batches else pa.table({})
-    drop = [c for c in ("__bucket", "__boost") if c in table.column_names]
-    return (table.drop_columns(drop) if drop else table), len(batches)
 
 
 def hash_partition_ids(keys: pa.Table, partitions: int) -> np.ndarray:

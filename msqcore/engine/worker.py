@@ -22,9 +22,8 @@ import pyarrow.compute as pc
 
 from msqcore.engine import join
 from msqcore.engine import operators as ops
-from msqcore.engine.counters import ChannelCounter, segment_progress, sort_progress
-from msqcore.engine.shuffle import (IngestShuffle, frame_file_stats, max_frame_size, read_partition_file,
-                                    write_hash_partitions)
+from msqcore.engine.counters import ChannelCounter, sort_progress
+from msqcore.engine.shuffle import IngestShuffle, frame_file_stats, max_frame_size, write_hash_partitions
 from msqcore.errors import Fault, InsertTimeNull, InvalidNullByte, UnknownError
 from msqcore.inputs import formats
 from msqcore.inputs.reader import ParseWarnings, max_parse_exceptions, read_signature, read_split
