@@ -25,7 +25,7 @@ from msqcore.engine.operators import to_base64
 from msqcore.errors import DruidException, InvalidInput
 from msqcore.kernels import jodatime
 from msqcore.kernels.timeparse import format_iso_millis
-from msqcore.planner import json_functions
+from msqcore.planner import arrays, json_functions
 from msqcore.planner.expressions import java_double, native_type, sql_type_name
 from msqcore.planner.tasks import bool_context
 
@@ -168,7 +168,7 @@ def _values(table: pa.Table, output, zone: str, stringify_arrays: bool = True) -
             col = pc.cast(col, pa.bool_())
         elif sql_type == "VARCHAR" and pa.types.is_list(col.type):
             # a multi-value string: one value as itself, several as their JSON array text
-            columns.append([None if not v else v[0] if len(v) == 1 else dumps(v) for v in col.to_pylist()])
+            columns.append([dumps(v) if isinstance(v, list) else v for v in arrays.row_objects(col)])
             continue
         elif sql_type.endswith(" ARRAY"):
             # sqlStringifyArrays (default true): an ARRAY result is its JSON text, else a JSON array

@@ -221,14 +221,14 @@ def test_regex_list_delimiter():
     assert table.column("v").to_pylist() == ["x;y"]  # the default \u0001 is not in the data
 
 
-def test_concat_batches_turns_plain_strings_into_one_value_lists():
-    from msqcore.inputs.reader import concat_batches
+def test_concat_tables_turns_plain_strings_into_one_value_lists():
+    from msqcore.planner.arrays import concat_tables
     lists = pa.table({"t": pa.array([["a", "b"]], pa.list_(pa.string())), "n": [1]})
     plain = pa.table({"t": pa.array(["c", None]), "n": [2, 3]})
-    out = concat_batches([plain, lists])
+    out = concat_tables([plain, lists])
     assert out.schema.field("t").type == pa.list_(pa.string())
     assert out.column("t").to_pylist() == [["c"], None, ["a", "b"]]
-    assert concat_batches([plain, plain]).column("t").to_pylist() == ["c", None, "c", None]
+    assert concat_tables([plain, plain]).column("t").to_pylist() == ["c", None, "c", None]
 
 
 def test_read_signature_keeps_only_the_columns_a_query_reads():

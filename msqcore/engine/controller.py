@@ -31,7 +31,7 @@ from msqcore.errors import (Canceled, Fault, InsertCannotAllocateSegment, Insert
                             NotEnoughMemory, TooManyInputFiles, TooManyPartitions, TooManySegmentsInTimeChunk,
                             TooManyWarnings, TooManyWorkers, UnknownError, WorkerFailed, WorkerRpcFailed)
 from msqcore.inputs.sources import list_files
-from msqcore.planner import json_functions
+from msqcore.planner import arrays, json_functions
 from msqcore.planner.expressions import native_type, sql_type_name
 from msqcore.lookups import LookupStore
 from msqcore.planner.query import ExternalSource, JoinSource, LookupSource, TableSource, UnionSource
@@ -517,12 +517,11 @@ class Controller:
         for result in outputs:
             with pa.memory_map(result["files"][0]) as source:
                 tables.append(pa.ipc.open_file(source).read_all())
-        table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        table = arrays.concat_tables(tables)
         if plan.stages[-1].kind in ("scan", "groupByPostShuffle"):
             table = ops.order_limit(table, plan.query)  # the limit stage has done it already
         self.report.stage_phase(plan.stages[-1].number, "FINISHED")
-        columns = [json_functions.render_values(table.column(n)) if t == "COMPLEX<json>" else
-                   table.column(n).to_pylist() for n, t in plan.output]
+        columns = [_result_values(table.column(n), t) for n, t in plan.output]
         rows = [list(r) for r in zip(*columns)] if columns else []
         self.report.set_results({
             "signature": [{"name": n, "type": native_type(t)} for n, t in plan.output],
@@ -582,3 +581,12 @@ def _partitions_by_chunk(statistics: KeyStatistics, bounds: list[bytes]) -> list
         k = len(list(group))
         out += [(decode_long_prefix(prefix), j, k) for j in range(k)]
     return out
+
+
+def _result_values(col, sql_type: str) -> list:
+    """A result column's values as Druid's report writes them."""
+    if sql_type == "COMPLEX<json>":
+        return json_functions.render_values(col)
+    if sql_type == "VARCHAR" and pa.types.is_list(col.type):
+        return arrays.row_objects(col)  # a multi-value string
+    return col.to_pylist()

@@ -239,11 +239,25 @@ class FrameSchema:
             raise ValueError(f"batch columns {batch.schema.names} differ from {list(self.names)}")
         cols = []
         for i, (arr, ftype) in enumerate(zip(batch.columns, self.types)):
-            if frame_type_of(batch.schema.field(i)) != ftype:
+            have = frame_type_of(batch.schema.field(i))
+            if have is FrameType.STRING and ftype in _STRING_LISTS:
+                from msqcore.planner.arrays import as_lists
+                arr = as_lists(arr)              # a single-valued string is a one-value multi-value string
+            elif have != ftype:
                 raise ValueError(f"column {self.names[i]!r} is {batch.schema.field(i).type}, "
                                  f"expected {ftype.druid_name}")
             cols.append(_normalize(arr, ftype))
         return pa.RecordBatch.from_arrays(cols, schema=self.arrow_schema)
+
+    def widened(self, schema: pa.Schema) -> FrameSchema:
+        """This schema, with each STRING column that ``schema`` has as a list of strings made
+        one: rows of both then fit it (``normalize``). A ``listDelimiter`` column is a
+        multi-value string (a list) only in the files whose values held the delimiter."""
+        if tuple(schema.names) != self.names:
+            return self
+        wide = [frame_type_of(f) for f in schema]
+        types = tuple(w if t is FrameType.STRING and w in _STRING_LISTS else t for t, w in zip(self.types, wide))
+        return self if types == self.types else FrameSchema(self.names, types, self.key)
 
 
 _recent_schemas: list[tuple[pa.Schema, tuple, FrameSchema]] = []

@@ -25,6 +25,7 @@ from typing import Callable
 import numpy as np
 import pyarrow as pa
 
+from msqcore.planner import arrays
 from msqcore.planner.expressions import Call, ColumnRef, Expr, Literal, arrow_type
 from msqcore.planner.query import LogicalQuery
 from msqcore.timeutil import Intervals, intersect_intervals, union_intervals
@@ -274,4 +275,4 @@ def scan_datasource(cluster, query: LogicalQuery, check: Callable[[], None] | No
         columns = query.source_columns()
         empty = pa.table({n: pa.array([], arrow_type(t)) for n, t in query.source.signature if n in columns})
         return empty, stats
-    return (pa.concat_tables(tables) if len(tables) > 1 else tables[0]), stats
+    return arrays.concat_tables(tables), stats

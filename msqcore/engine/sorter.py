@@ -42,6 +42,7 @@ from msqcore.engine.frames import (
     KeySpec,
     check_max_frame_size,
     concat_keys,
+    decode_frame,
     empty_frame,
     encode_keys,
     keyed_source,
@@ -252,6 +253,9 @@ class ExternalSorter:
             for batch in batches:
                 if self._fs is None:
                     self._fs = FrameSchema.for_schema(batch.schema, self.key)
+                wider = self._fs.widened(batch.schema)
+                if wider is not self._fs:
+                    self._widen(wider)
                 if batch.num_rows == 0:
                     self._fs.normalize(batch)       # still check the columns
                     continue
@@ -353,6 +357,23 @@ class ExternalSorter:
         self._buf_bytes = 0
         self._tracker.add_merged(0, 1)
         self._notify()
+
+    def _widen(self, wider: FrameSchema) -> None:
+        """A STRING column turned out multi-valued in a later batch: the rows so far become
+        one-value lists. Buffered rows are spilled, then every run is rewritten in the wider
+        schema; each stays sorted, as a one-value list orders as its string does."""
+        self._spill()
+        for i, path in enumerate(self._runs):
+            out = self._temp_path(f"run-0-{i}-wide")
+            with self._writer(out) as w, FrameFileReader(path) as r:
+                for buf in r.iter_frames():
+                    batch = wider.normalize(decode_frame(buf))
+                    src, _keys = keyed_source(batch, wider)
+                    for frame, n in write_frames(wider, [src], None, None, self.max_frame_size, sorted=True):
+                        w.write(frame, n)
+            self._remove(path)
+            self._runs[i] = out
+        self._fs = wider
 
     # -- finishing --
 

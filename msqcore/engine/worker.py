@@ -206,7 +206,7 @@ def _read_leaf(order: WorkOrder, reporter: Reporter, sink=None) -> pa.Table | No
     def drain() -> None:
         nonlocal pending, pending_rows
         if pending:
-            table = pa.concat_tables(pending) if len(pending) > 1 else pending[0]
+            table = arrays.concat_tables(pending)
             emit(process(table, query))
             pending, pending_rows = [], 0
 
@@ -258,7 +258,7 @@ def _read_leaf(order: WorkOrder, reporter: Reporter, sink=None) -> pa.Table | No
     if not outputs:
         return ops.empty_partials(query) if order.kind == "groupByPreShuffle" else \
             ops.scan(ops.empty_source(query), query)
-    return pa.concat_tables(outputs, promote_options="permissive") if len(outputs) > 1 else outputs[0]
+    return arrays.concat_tables(outputs)
 
 
 def _broadcast_tables(order: WorkOrder, reporter: Reporter) -> list[pa.Table]:
@@ -291,7 +291,7 @@ def _sort_merge_join(order: WorkOrder, reporter: Reporter) -> pa.Table:
         outputs.append(join.join(left, right, clause, check_same_key=limit))
     if not outputs:
         return _empty_rows(_left_signature(source, order.join_index + 1))
-    return pa.concat_tables(outputs) if len(outputs) > 1 else outputs[0]
+    return arrays.concat_tables(outputs)
 
 
 def _left_signature(source, index: int) -> list[tuple[str, str]]:
@@ -337,7 +337,7 @@ def _read_stage_files(files: list[str], reporter: Reporter, channel: str = "inpu
             counter.add(0, table.num_rows, os.path.getsize(path), reader.num_record_batches)
         tables.append(table)
         reporter.flush()
-    return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    return arrays.concat_tables(tables)
 
 
 # --- shuffle outputs -------------------------------------------------------------------------

@@ -146,31 +146,6 @@ def _conform_keeping_lists(table: pa.Table, signature: list[tuple[str, str]]) ->
     return pa.table(columns, names=[n for n, _ in signature])
 
 
-def concat_batches(tables: list[pa.Table]) -> pa.Table:
-    """Batches of one relation, one after another. A VARCHAR column is a multi-value string
-    (``list<string>``) in a batch where some value held the ``listDelimiter`` and plain
-    strings in the others; where batches disagree, the plain ones become one-value lists
-    so that they concatenate (as Druid, a row's value does not depend on its neighbours)."""
-    if len(tables) == 1:
-        return tables[0]
-    fields = {}
-    for t in tables:
-        for f in t.schema:
-            if pa.types.is_list(f.type) and pa.types.is_string(f.type.value_type):
-                fields.setdefault(f.name, f)
-    if fields:
-        tables = [_as_lists(t, fields) for t in tables]
-    return pa.concat_tables(tables)
-
-
-def _as_lists(table: pa.Table, fields: dict[str, pa.Field]) -> pa.Table:
-    from msqcore.planner.arrays import as_lists
-    for i, f in enumerate(table.schema):
-        if f.name in fields and pa.types.is_string(f.type):
-            table = table.set_column(i, fields[f.name], as_lists(table.column(i)))
-    return table
-
-
 def _guarded(batches: Iterator[pa.Table], f: InputFile, kind: str) -> Iterator[pa.Table]:
     """A file the format reader cannot read at all fails the task, naming it."""
     try:

@@ -47,6 +47,37 @@ def as_lists(arr) -> pa.Array:
                                     mask=None if valid.all() else pa.array(~valid))
 
 
+def row_objects(col) -> list:
+    """A multi-value string column's rows as Druid's selectors give them
+    (``DimensionSelector.defaultGetObject``): no value is null, one value is itself, several
+    are their list."""
+    return [None if not v else v[0] if len(v) == 1 else v for v in col.to_pylist()]
+
+
+def concat_tables(tables: list[pa.Table]) -> pa.Table:
+    """Tables of one relation, one after another. A VARCHAR column is a multi-value string
+    (``list<string>``) in a table where some value held the ``listDelimiter`` and plain
+    strings in the others; where tables disagree, the plain ones become one-value lists so
+    that they concatenate (as in Druid, a row's value does not depend on its neighbours)."""
+    if len(tables) == 1:
+        return tables[0]
+    lists = {}
+    for t in tables:
+        for f in t.schema:
+            if pa.types.is_list(f.type) and pa.types.is_string(f.type.value_type):
+                lists.setdefault(f.name, f)
+    if lists:
+        tables = [_with_lists(t, lists) for t in tables]
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+def _with_lists(table: pa.Table, lists: dict[str, pa.Field]) -> pa.Table:
+    for i, f in enumerate(table.schema):
+        if f.name in lists and pa.types.is_string(f.type):
+            table = table.set_column(i, lists[f.name], as_lists(table.column(i)))
+    return table
+
+
 def value_rows(arr: pa.Array) -> tuple[np.ndarray, pa.Array]:
     """A multi-value column as (row of each value, values); a NULL or empty row is one NULL
     value, as Druid's dimension selectors show it."""
