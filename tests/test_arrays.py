@@ -138,6 +138,26 @@ def test_unnest_native_query(server):
     assert client.sql(q) == [{"n": 1, "x": "b"}]
 
 
+def test_array_equality_is_an_equals_filter(server):
+    """Druid plans ``arr = ARRAY[...]`` as an ``equals`` filter whose matchValueType is the
+    array type, and answers it by comparing whole arrays."""
+    client = server.client
+    q = ("SELECT n FROM (SELECT n, STRING_TO_ARRAY(s, ',') AS arr FROM (VALUES (1, 'a,b'), (2, 'b,a'), (3, 'a')) "
+         "AS v(n, s)) WHERE arr = ARRAY['a', 'b'] OR arr <> ARRAY['a']")
+    assert client.sql(q) == [{"n": 1}, {"n": 2}]
+    task = client.submit("REPLACE INTO arr_eq OVERWRITE ALL SELECT TIMESTAMP '2024-01-01' AS __time, n, "
+                         "STRING_TO_ARRAY(s, ',') AS arr FROM (VALUES (1, 'a,b'), (2, 'b,a'), (3, 'a')) AS v(n, s) "
+                         "PARTITIONED BY ALL")
+    assert client.wait(task)["statusCode"] == "SUCCESS"
+    q = "SELECT n FROM arr_eq WHERE arr = ARRAY['a', 'b'] OR arr <> ARRAY['a'] ORDER BY n"
+    native = json.loads(client.sql("EXPLAIN PLAN FOR " + q)[0]["PLAN"])[0]["query"]
+    assert native["filter"] == {"type": "or", "fields": [
+        {"type": "equals", "column": "arr", "matchValueType": "ARRAY<STRING>", "matchValue": ["a", "b"]},
+        {"type": "not", "field": {"type": "equals", "column": "arr", "matchValueType": "ARRAY<STRING>",
+                                  "matchValue": ["a"]}}]}
+    assert client.sql(q) == [{"n": 1}, {"n": 2}]
+
+
 def test_unnest_in_select_task_stage_definition(server):
     rows = _results(server.client, f"SELECT x FROM {EXTERN} CROSS JOIN UNNEST(nums) AS t(x) WHERE x > 1")
     assert sorted(rows) == [[2], [3], [7]]

@@ -271,3 +271,30 @@ def test_reindex_keeps_nested_column(nested):
     rows = _sql(nested, "SELECT id, obj, a, JSON_VALUE(obj, '$.b.c') AS c FROM nested2 ORDER BY id")
     assert rows == [{"id": r["id"], "obj": r["obj"], "a": a, "c": r["obj"]["b"]["c"]}
                     for r, a in zip(ROWS[:3], [1.0, 12.0, 3.7])]
+
+
+def test_native_query_uses_nested_field_virtual_columns(nested):
+    """Druid plans JSON_VALUE of a column at a path as a ``nested-field`` virtual column
+    (NestedFieldVirtualColumn as Jackson writes it), the filter's first, one column per
+    expression, and a comparison with it as an ``equals``/``range`` filter on that column."""
+    q = ("SELECT JSON_VALUE(obj, '$.b.c') AS c, COUNT(*) AS n FROM nested "
+         "WHERE JSON_VALUE(obj, '$.a' RETURNING BIGINT) > 1 AND JSON_VALUE(obj, '$.h[0].k') = '1' GROUP BY 1")
+    native = json.loads(_sql(nested, "EXPLAIN PLAN FOR " + q)[0]["PLAN"])[0]["query"]
+    assert native["virtualColumns"] == [
+        {"type": "nested-field", "columnName": "obj", "outputName": "v0", "expectedType": "LONG",
+         "pathParts": [{"type": "field", "field": "a"}], "processFromRaw": False},
+        {"type": "nested-field", "columnName": "obj", "outputName": "v1", "expectedType": "STRING",
+         "pathParts": [{"type": "field", "field": "h"}, {"type": "arrayElement", "index": 0},
+                       {"type": "field", "field": "k"}], "processFromRaw": False},
+        {"type": "nested-field", "columnName": "obj", "outputName": "v2", "expectedType": "STRING",
+         "pathParts": [{"type": "field", "field": "b"}, {"type": "field", "field": "c"}], "processFromRaw": False}]
+    assert native["filter"] == {"type": "and", "fields": [
+        {"type": "range", "column": "v0", "matchValueType": "LONG", "lower": 1, "lowerOpen": True},
+        {"type": "equals", "column": "v1", "matchValueType": "STRING", "matchValue": "1"}]}
+    assert [d["dimension"] for d in native["dimensions"]] == ["v2"]
+    # the same JSON_VALUE in the filter and the SELECT list is one virtual column
+    q = "SELECT JSON_VALUE(obj, '$.b.c') AS c FROM nested WHERE JSON_VALUE(obj, '$.b.c') IS NOT NULL"
+    native = json.loads(_sql(nested, "EXPLAIN PLAN FOR " + q)[0]["PLAN"])[0]["query"]
+    assert [v["outputName"] for v in native["virtualColumns"]] == ["v0"]
+    assert native["filter"] == {"type": "not", "field": {"type": "null", "column": "v0"}}
+    assert native["columns"] == ["v0"]

@@ -8,6 +8,7 @@ import json
 import re
 
 from msqcore.planner.expressions import PAIR_VALUE_TYPES, Call, ColumnRef, Expr, Literal, native_type
+from msqcore.planner.json_functions import NestedField, parse_path
 from msqcore.planner.query import (ExternalSource, InlineSource, JoinSource, LogicalQuery, LookupSource, QuerySource,
                                    TableSource, UnionSource)
 from msqcore.timeutil import ETERNITY
@@ -75,17 +76,20 @@ def with_unnest(query: LogicalQuery, base: dict) -> dict:
             "unnestFilter": filter_json(u.filter) if u.filter is not None else None}
 
 
-def _query_filter(query: LogicalQuery) -> dict | None:
-    """The query's filter, less the conjuncts the unnest datasource applies (unnestFilter)."""
+def _query_filter(query: LogicalQuery, virtual: list[dict]) -> dict | None:
+    """The query's filter, less the conjuncts the unnest datasource applies (unnestFilter).
+    Druid plans the filter before the projections, so its virtual columns come first."""
     if query.filter is None:
         return None
     if query.unnest is None or query.unnest.filter is None:
-        return filter_json(query.filter)
+        return filter_json(query.filter, virtual)
     moved = {id(c) for c in _conjuncts(query.unnest.filter)}
     rest = [c for c in _conjuncts(query.filter) if id(c) not in moved]
     if not rest:
         return None
-    return filter_json(rest[0]) if len(rest) == 1 else {"type": "and", "fields": [filter_json(c) for c in rest]}
+    if len(rest) == 1:
+        return filter_json(rest[0], virtual)
+    return {"type": "and", "fields": [filter_json(c, virtual) for c in rest]}
 
 
 def _conjuncts(e: Expr) -> list[Expr]:
@@ -94,34 +98,41 @@ def _conjuncts(e: Expr) -> list[Expr]:
     return [e]
 
 
-def filter_json(e: Expr) -> dict:
+def filter_json(e: Expr, virtual: list[dict] | None = None) -> dict:
     """Druid's DimFilter for a boolean expression (an ``expression`` filter when no
-    dedicated filter type fits)."""
+    dedicated filter type fits). ``virtual``: the query's virtual columns, which a filter on
+    JSON_VALUE of a column adds its ``nested-field`` column to."""
+    def column(x: Expr) -> str | None:
+        if isinstance(x, ColumnRef):
+            return x.name
+        if isinstance(x, NestedField) and virtual is not None:
+            return virtual_column_name(x, virtual)
+        return None
+
     if isinstance(e, Call):
-        if e.op == "and":
-            return {"type": "and", "fields": [filter_json(a) for a in e.args]}
-        if e.op == "or":
-            return {"type": "or", "fields": [filter_json(a) for a in e.args]}
+        if e.op in ("and", "or"):
+            return {"type": e.op, "fields": [filter_json(a, virtual) for a in e.args]}
         if e.op == "not":
-            return {"type": "not", "field": filter_json(e.args[0])}
-        if e.op == "isnull" and isinstance(e.args[0], ColumnRef):
-            return {"type": "null", "column": e.args[0].name}
-        if e.op == "notnull" and isinstance(e.args[0], ColumnRef):
-            return {"type": "not", "field": {"type": "null", "column": e.args[0].name}}
+            return {"type": "not", "field": filter_json(e.args[0], virtual)}
+        if e.op in ("isnull", "notnull") and column(e.args[0]) is not None:
+            null = {"type": "null", "column": column(e.args[0])}
+            return null if e.op == "isnull" else {"type": "not", "field": null}
         if e.op in _FLIP and len(e.args) == 2:
             col, lit, op = e.args[0], e.args[1], e.op
-            if isinstance(col, Literal) and isinstance(lit, ColumnRef):
+            if _match_value(col) is not None and not _match_value(lit):
                 col, lit, op = lit, col, _FLIP[op]
-            if isinstance(col, ColumnRef) and isinstance(lit, Literal) and lit.value is not None:
+            name, value = column(col), _match_value(lit)
+            if name is not None and value:
                 vt = native_type(lit.sql_type)
+                equals = {"type": "equals", "column": name, "matchValueType": vt, "matchValue": value[0]}
                 if op == "equal":
-                    return {"type": "equals", "column": col.name, "matchValueType": vt, "matchValue": lit.value}
+                    return equals
                 if op == "not_equal":
-                    return {"type": "not", "field": {"type": "equals", "column": col.name, "matchValueType": vt,
-                                                     "matchValue": lit.value}}
-                side, open_ = _RANGE[op]
-                return {"type": "range", "column": col.name, "matchValueType": vt, side: lit.value,
-                        f"{side}Open": open_}
+                    return {"type": "not", "field": equals}
+                if not isinstance(value[0], list):
+                    side, open_ = _RANGE[op]
+                    return {"type": "range", "column": name, "matchValueType": vt, side: value[0],
+                            f"{side}Open": open_}
         like = re.fullmatch(r"like\(\{0\},'((?:[^'\\]|\\.)*)'\)", e.native_fmt) if e.op == "like" else None
         if like and isinstance(e.args[0], ColumnRef) and "\\" not in like.group(1):
             # a plain pattern (no ESCAPE, nothing escaped): Druid's like filter
@@ -129,33 +140,63 @@ def filter_json(e: Expr) -> dict:
     return {"type": "expression", "expression": e.native()}
 
 
+def _match_value(e: Expr) -> tuple | None:
+    """(value,) of a literal a filter can match: a non-NULL literal or an ARRAY[...] of literals."""
+    if isinstance(e, Literal):
+        return (e.value,) if e.value is not None else None
+    if isinstance(e, Call) and e.op == "array" and all(isinstance(a, Literal) for a in e.args):
+        return ([a.value for a in e.args],)
+    return None
+
+
+def virtual_column(name: str, e: Expr) -> dict:
+    """The virtual column named ``name`` computing ``e``: JSON_VALUE of a column at a path is
+    Druid's ``nested-field`` column (``NestedFieldVirtualColumn`` as Jackson writes it),
+    anything else an ``expression`` column."""
+    if isinstance(e, NestedField):
+        parts = [{"type": "arrayElement", "index": p} if isinstance(p, int) else {"type": "field", "field": p}
+                 for p in parse_path(e.path, "json_value")]
+        return {"type": "nested-field", "columnName": e.column, "outputName": name,
+                "expectedType": native_type(e.sql_type), "pathParts": parts, "processFromRaw": False}
+    return {"type": "expression", "name": name, "expression": e.native(), "outputType": native_type(e.sql_type)}
+
+
+def virtual_column_name(e: Expr, virtual: list[dict]) -> str:
+    """The name of the virtual column computing ``e``, added to ``virtual`` unless it is there
+    (Druid's VirtualColumnRegistry gives one expression one column)."""
+    for v in virtual:
+        name = v.get("outputName", v.get("name"))
+        if v == virtual_column(name, e):
+            return name
+    name = f"v{len(virtual)}"
+    virtual.append(virtual_column(name, e))
+    return name
+
+
 def _intervals() -> dict:
     return {"type": "intervals", "intervals": [ETERNITY]}
 
 
-def name_expressions(columns: list[tuple[str, Expr]], prefix: str) -> tuple[list[dict], list[tuple[str, str]]]:
-    """Expression columns as Druid names them (v0, v1 ... or p0 ...) and the (queryColumn,
-    outputColumn) mappings; plain column references map to themselves."""
+def post_aggregations(columns: list[tuple[str, Expr]]) -> tuple[list[dict], list[tuple[str, str]]]:
+    """A groupBy's SELECT list as Druid's expression post-aggregators (p0, p1 ...) and the
+    (queryColumn, outputColumn) mappings; plain column references map to themselves."""
     named, mappings = [], []
     for name, e in columns:
         if isinstance(e, ColumnRef):
             mappings.append((e.name, name))
         else:
-            q = f"{prefix}{len(named)}"
+            q = f"p{len(named)}"
             named.append({"type": "expression", "name": q, "expression": e.native(),
                           "outputType": native_type(e.sql_type)})
             mappings.append((q, name))
     return named, mappings
 
 
-def project(query: LogicalQuery) -> tuple[list[dict], list[tuple[str, str]]]:
-    """Virtual columns and mappings for a scan's SELECT list."""
-    return name_expressions(query.columns[: len(query.columns) - query.hidden], "v")
-
-
 def scan_query(query: LogicalQuery, context: dict, datasource: dict | None = None,
                order_by: list[tuple] | None = None) -> tuple[dict, list[tuple[str, str]]]:
-    virtual, mappings = project(query)
+    virtual: list[dict] = []
+    filt = _query_filter(query, virtual)
+    mappings = [(_dimension_of(e, virtual), name) for name, e in query.columns[: len(query.columns) - query.hidden]]
     types = {q: native_type(e.sql_type) for (q, _), (_, e) in zip(mappings, query.columns)}
     columns = sorted(types)
     native = {"queryType": "scan", "dataSource": with_unnest(query, datasource or datasource_json(query.source)),
@@ -165,7 +206,6 @@ def scan_query(query: LogicalQuery, context: dict, datasource: dict | None = Non
     native["resultFormat"] = "compactedList"
     if query.limit is not None:
         native["limit"] = query.limit + query.offset
-    filt = _query_filter(query)
     if filt is not None:
         native["filter"] = filt
     native["columns"] = columns
@@ -189,13 +229,9 @@ _TYPED = {"first": "First", "last": "Last", "any": "Any"}
 
 
 def _dimension_of(e: Expr, virtual: list[dict]) -> str:
-    """The column an aggregator reads: a source column, or a new expression virtual column."""
-    if isinstance(e, ColumnRef):
-        return e.name
-    name = f"v{len(virtual)}"
-    virtual.append({"type": "expression", "name": name, "expression": e.native(),
-                    "outputType": native_type(e.sql_type)})
-    return name
+    """The column a projection, dimension or aggregator reads: a source column, or a
+    virtual column."""
+    return e.name if isinstance(e, ColumnRef) else virtual_column_name(e, virtual)
 
 
 def _aggregators_json(a, virtual: list[dict]) -> list[dict]:
@@ -262,28 +298,21 @@ def _filtered(agg: dict, condition) -> dict:
 
 def group_by_query(query: LogicalQuery, context: dict, datasource: dict | None = None
                    ) -> tuple[dict, list[tuple[str, str]]]:
-    virtual = []
-    dims = []
-    for name, e in query.group_by:
-        if isinstance(e, ColumnRef):
-            dim = e.name
-        else:
-            dim = f"v{len(virtual)}"
-            virtual.append({"type": "expression", "name": dim, "expression": e.native(),
-                            "outputType": native_type(e.sql_type)})
-        dims.append({"type": "default", "dimension": dim, "outputName": name, "outputType": native_type(e.sql_type)})
+    virtual: list[dict] = []
+    filt = _query_filter(query, virtual)
+    dims = [{"type": "default", "dimension": _dimension_of(e, virtual), "outputName": name,
+             "outputType": native_type(e.sql_type)} for name, e in query.group_by]
     aggs = [j for a in query.aggregations for j in _aggregators_json(a, virtual)]
     native = {"queryType": "groupBy", "dataSource": with_unnest(query, datasource or datasource_json(query.source)),
               "intervals": _intervals()}
     if virtual:
         native["virtualColumns"] = virtual
-    filt = _query_filter(query)
     if filt is not None:
         native["filter"] = filt
     native["granularity"] = {"type": "all"}
     native["dimensions"] = dims
     native["aggregations"] = aggs
-    post, mappings = name_expressions(query.columns, "p")
+    post, mappings = post_aggregations(query.columns)
     if post:
         native["postAggregations"] = post
     if query.having is not None:
