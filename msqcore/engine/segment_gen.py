@@ -2,15 +2,18 @@
 
 A partition's rows come from every worker's shuffle file, each sorted by the shuffle key
 ([__bucket, CLUSTERED BY..., __boost]), not by the segment's sort order (``__time`` first
-unless ``forceSegmentSortByTime`` is false, then the dimensions). They are re-sorted with
-the external sorter under the ``rowsInMemory`` budget (Druid's maxRowsInMemory: runs are
-persisted every ``rowsInMemory`` rows, then merged), and the sorted frames stream into a
-``SegmentWriter``. Memory is bounded by ``rowsInMemory`` and one column, not by the
-partition's size (a partition holds up to ``rowsPerSegment`` rows, 3,000,000 by default).
+unless ``forceSegmentSortByTime`` is false, then the dimensions). They are re-sorted under
+the ``rowsInMemory`` budget (Druid's maxRowsInMemory: runs are persisted every
+``rowsInMemory`` rows, then merged) and stream into a ``SegmentWriter``: by
+``time_sort.TimeOrderedSort`` when the order starts with ``__time``, else by the external
+sorter. Memory is bounded by ``rowsInMemory`` rows, one column, and 8 bytes of ``__time``
+per row of the partition (a partition holds up to ``rowsPerSegment`` rows, 3,000,000 by
+default), not by the partition's size.
 """
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pyarrow as pa
 
@@ -19,6 +22,7 @@ from msqcore.engine.counters import segment_progress
 from msqcore.engine.frames import read_frames_file
 from msqcore.engine.shuffle import MAX_FAN_IN, SORT_BYTES_IN_MEMORY, max_frame_size
 from msqcore.engine.sorter import ExternalSorter
+from msqcore.engine.time_sort import TimeOrderedSort
 from msqcore.errors import UnknownError
 from msqcore.planner import arrays
 from msqcore.storage.deep import deep_storage_from_spec
@@ -68,20 +72,18 @@ def _write_partition(part, local: str, order, spec, stored: list[str], rows_in_m
     """Sort one partition's rows in segment order and stream them into ``local``; returns
     the rows read."""
     counter = reporter.channel("input0")
-    key = [(c, False) for c in spec.sort_order]
     mvd = arrays.mvd_columns(order.query.output, order.context)  # string arrays stored as multi-value strings
     keep = list(dict.fromkeys(stored + spec.sort_order))
     rows = 0
-    sorter = ExternalSorter(key, os.path.join(order.out_dir, "segment-sort"), rows_in_memory=rows_in_memory,
-                            bytes_in_memory=SORT_BYTES_IN_MEMORY, max_fan_in=MAX_FAN_IN,
-                            max_frame_size=frame_size)
+    sorter = _segment_sorter(spec.sort_order, os.path.join(order.out_dir, "segment-sort"), rows_in_memory,
+                             frame_size)
     try:
         for path in part.files:
             file_rows = frames = 0
             for batch in read_frames_file(path):
                 frames += 1
                 if batch.num_rows:
-                    sorter.add(batch.select([c for c in keep if c in batch.schema.names]))
+                    sorter.add(pa.Table.from_batches([batch.select([c for c in keep if c in batch.schema.names])]))
                     file_rows += batch.num_rows
             counter.add(part.number, file_rows, os.path.getsize(path), frames)
             rows += file_rows
@@ -89,19 +91,18 @@ def _write_partition(part, local: str, order, spec, stored: list[str], rows_in_m
             report()
         if not rows:
             raise UnknownError(f"Partition [{part.number}] has no rows")
-        (sorted_path,) = sorter.finish()
         writer = None
         try:
-            for batch in read_frames_file(sorted_path):
-                if not batch.num_rows:
+            for table in _sorted_tables(sorter):
+                if not table.num_rows:
                     continue
-                table = ops.stored_columns(pa.Table.from_batches([batch]).select(stored), order.query)
+                table = ops.stored_columns(table.select(stored), order.query)
                 table = arrays.as_multi_value(table, mvd)
                 if writer is None:
                     writer = SegmentWriter(local, table.schema, dimensions=spec.dimensions, metrics=spec.metrics,
                                            temp_dir=order.out_dir)
                 writer.append(table)
-                progress["persisted"] += batch.num_rows
+                progress["persisted"] += table.num_rows
                 report()
             writer.finish()
         finally:
@@ -112,3 +113,21 @@ def _write_partition(part, local: str, order, spec, stored: list[str], rows_in_m
         return rows
     finally:
         sorter.close()
+
+
+def _segment_sorter(sort_order: list[str], temp_dir: str, rows_in_memory: int, frame_size: int):
+    """Segments sorted by ``__time`` first (the default) take the persist-and-merge sort of
+    ``time_sort``; others (``forceSegmentSortByTime: false``) the external sorter's byte keys."""
+    if sort_order[0] == "__time":
+        return TimeOrderedSort(sort_order, temp_dir, rows_in_memory, SORT_BYTES_IN_MEMORY)
+    return ExternalSorter([(c, False) for c in sort_order], temp_dir, rows_in_memory=rows_in_memory,
+                          bytes_in_memory=SORT_BYTES_IN_MEMORY, max_fan_in=MAX_FAN_IN, max_frame_size=frame_size)
+
+
+def _sorted_tables(sorter) -> Iterator[pa.Table]:
+    if isinstance(sorter, TimeOrderedSort):
+        yield from sorter.sorted_tables()
+        return
+    (path,) = sorter.finish()
+    for batch in read_frames_file(path):
+        yield pa.Table.from_batches([batch])

@@ -55,20 +55,23 @@ def row_objects(col) -> list:
 
 
 def concat_tables(tables: list[pa.Table]) -> pa.Table:
-    """Tables of one relation, one after another. A VARCHAR column is a multi-value string
-    (``list<string>``) in a table where some value held the ``listDelimiter`` and plain
-    strings in the others; where tables disagree, the plain ones become one-value lists so
-    that they concatenate (as in Druid, a row's value does not depend on its neighbours)."""
+    """Tables of one relation, one after another (see ``same_lists``)."""
     if len(tables) == 1:
         return tables[0]
+    return pa.concat_tables(same_lists(tables), promote_options="permissive")
+
+
+def same_lists(tables: list[pa.Table]) -> list[pa.Table]:
+    """Tables of one relation, made to agree on their multi-value strings. A VARCHAR column
+    is a multi-value string (``list<string>``) in a table where some value held the
+    ``listDelimiter`` and plain strings in the others; where tables disagree, the plain ones
+    become one-value lists (as in Druid, a row's value does not depend on its neighbours)."""
     lists = {}
     for t in tables:
         for f in t.schema:
             if pa.types.is_list(f.type) and pa.types.is_string(f.type.value_type):
                 lists.setdefault(f.name, f)
-    if lists:
-        tables = [_with_lists(t, lists) for t in tables]
-    return pa.concat_tables(tables, promote_options="permissive")
+    return [_with_lists(t, lists) for t in tables] if lists else tables
 
 
 def _with_lists(table: pa.Table, lists: dict[str, pa.Field]) -> pa.Table:

@@ -1,0 +1,163 @@
+"""Segment order for the segment generator when it starts with ``__time`` (the default).
+
+Druid's segment generator persists its in-memory index every ``rowsInMemory`` rows (sorted
+by ``__time``, then by the dimensions) and merges the persisted indexes at the end. This does
+the same with Arrow: every ``rowsInMemory`` rows are sorted by Arrow's multi-column sort,
+which looks at the next column only when the ones before tie (and ``__time``, in
+milliseconds, rarely ties), and persisted as an uncompressed Arrow IPC run. The runs are
+merged by ``__time`` alone, a stable numpy argsort over their ``__time`` columns (8 bytes a
+row), and then each group of rows with the same ``__time`` that comes from more than one run
+is put in order by the other columns. The order is the one the external sorter's byte keys
+give (nulls first, strings by their UTF-8 bytes): a column Arrow cannot sort (a multi-value
+string, an array) is sorted by its frame key bytes. Unlike the external sorter, no row is
+encoded as a frame or given a byte key.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from msqcore.engine.frames import encode_keys
+from msqcore.errors import NotEnoughTemporaryStorage
+from msqcore.planner import arrays
+
+
+class TimeOrderedSort:
+    """Rows added in any order come out of ``sorted_tables`` in ``sort_order`` (whose first
+    column is ``__time``), holding at most ``rows_in_memory`` unsorted rows (or
+    ``bytes_in_memory`` bytes) at a time."""
+
+    def __init__(self, sort_order: list[str], temp_dir: str, rows_in_memory: int, bytes_in_memory: int):
+        if not sort_order or sort_order[0] != "__time":
+            raise ValueError("a TimeOrderedSort sorts by __time first")
+        self.sort_order = sort_order
+        self.rows_in_memory = rows_in_memory
+        self.bytes_in_memory = bytes_in_memory
+        os.makedirs(temp_dir, exist_ok=True)
+        self._dir = tempfile.mkdtemp(prefix="time-sort-", dir=temp_dir)
+        self._buffer: list[pa.Table] = []
+        self._buffer_rows = 0
+        self._buffer_bytes = 0
+        self._runs: list[str] = []
+        self._times: list[np.ndarray] = []  # each run's __time, in its order
+
+    def add(self, table: pa.Table) -> None:
+        self._buffer.append(table)
+        self._buffer_rows += table.num_rows
+        self._buffer_bytes += table.nbytes
+        if self._buffer_rows >= self.rows_in_memory or self._buffer_bytes >= self.bytes_in_memory:
+            self._persist()
+
+    def sorted_tables(self, rows_per_table: int = 65536) -> Iterator[pa.Table]:
+        """The rows in order, ``rows_per_table`` at a time."""
+        if not self._runs:  # everything fits in memory: one sort, no run on disk
+            run = self._sorted_buffer()
+            for start in range(0, run.num_rows, rows_per_table):
+                yield run.slice(start, rows_per_table)
+            return
+        self._persist()
+        runs = arrays.same_lists([self._open(path) for path in self._runs])
+        lengths = np.array([t.num_rows for t in runs], dtype=np.int64)
+        run_of = np.repeat(np.arange(len(runs), dtype=np.int32), lengths)
+        row_of = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        order = np.argsort(np.concatenate(self._times), kind="stable")
+        self._order_ties(runs, run_of, row_of, order)
+        for start in range(0, len(order), rows_per_table):
+            chosen = order[start:start + rows_per_table]
+            yield _gather(runs, run_of[chosen], row_of[chosen])
+
+    def close(self) -> None:
+        self._buffer = []
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    # --- runs ---------------------------------------------------------------------------------
+
+    def _sorted_buffer(self) -> pa.Table:
+        table = arrays.concat_tables(self._buffer) if self._buffer else None
+        self._buffer, self._buffer_rows, self._buffer_bytes = [], 0, 0
+        if table is None:
+            return pa.table({})
+        return table.take(segment_order(table, self.sort_order))
+
+    def _persist(self) -> None:
+        if not self._buffer_rows:
+            return
+        run = self._sorted_buffer()
+        path = os.path.join(self._dir, f"run-{len(self._runs)}.arrow")
+        try:
+            with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, run.schema) as writer:
+                writer.write_table(run)  # one batch: a take from it never concatenates chunks
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise NotEnoughTemporaryStorage(
+                    suggestedMinimumStorage=int(2 * sum(os.path.getsize(p) for p in self._runs) + 2 * run.nbytes),
+                    configuredTemporaryStorage=int(shutil.disk_usage(self._dir).total)) from e
+            raise
+        self._runs.append(path)
+        self._times.append(pc.cast(run.column("__time"), pa.int64()).to_numpy())
+
+    @staticmethod
+    def _open(path: str) -> pa.Table:
+        return pa.ipc.open_file(pa.memory_map(path)).read_all()  # zero-copy views of the file
+
+    def _order_ties(self, runs: list[pa.Table], run_of: np.ndarray, row_of: np.ndarray, order: np.ndarray) -> None:
+        """Put each group of equal ``__time`` that spans runs in order by the other columns
+        (within one run the group is in order already, and the stable argsort keeps it)."""
+        if len(order) < 2:
+            return
+        times = np.concatenate(self._times)[order]
+        starts = np.flatnonzero(np.concatenate([[True], times[1:] != times[:-1]]))
+        ends = np.append(starts[1:], len(order))
+        runs_sorted = run_of[order]
+        spans = (ends - starts > 1) & (np.minimum.reduceat(runs_sorted, starts) != np.maximum.reduceat(runs_sorted,
+                                                                                                    starts))
+        for s, e in zip(starts[spans], ends[spans]):
+            chosen = order[s:e]
+            group = _gather(runs, run_of[chosen], row_of[chosen])
+            order[s:e] = chosen[segment_order(group, self.sort_order)]
+
+
+def segment_order(table: pa.Table, columns: list[str]) -> np.ndarray:
+    """The rows of ``table`` in order by ``columns`` (ascending, nulls first), as the external
+    sorter's byte keys order them."""
+    keys = []
+    for i, name in enumerate(columns):
+        col = table.column(name)
+        if pa.types.is_dictionary(col.type):
+            col = col.cast(col.type.value_type)
+        if not _sortable(col.type) or (pa.types.is_floating(col.type) and pc.any(pc.is_nan(col)).as_py()):
+            # a multi-value string, an array, or NaN (Arrow places NaN with the nulls, the keys
+            # after +inf): by the column's key bytes
+            offsets, data = encode_keys(table.select([name]), [(name, False)])
+            col = pa.chunked_array([pa.Array.from_buffers(pa.large_binary(), table.num_rows,
+                                                          [None, pa.py_buffer(offsets), pa.py_buffer(data)])])
+        keys.append(col)
+    names = [f"k{i}" for i in range(len(keys))]
+    return pc.sort_indices(pa.table(keys, names=names),
+                           sort_keys=[(n, "ascending", "at_start") for n in names]).to_numpy()
+
+
+def _sortable(t: pa.DataType) -> bool:
+    return (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_string(t)
+            or pa.types.is_large_string(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t)
+            or pa.types.is_timestamp(t))
+
+
+def _gather(runs: list[pa.Table], run_of: np.ndarray, row_of: np.ndarray) -> pa.Table:
+    """Rows ``row_of[i]`` of runs ``run_of[i]``, in that order."""
+    pieces, places = [], []
+    for r in np.unique(run_of):
+        at = np.flatnonzero(run_of == r)
+        pieces.append(runs[r].take(pa.array(row_of[at])))
+        places.append(at)
+    table = arrays.concat_tables(pieces)
+    if len(pieces) == 1:
+        return table
+    return table.take(pa.array(np.argsort(np.concatenate(places), kind="stable")))
