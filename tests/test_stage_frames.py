@@ -185,6 +185,10 @@ def test_boolean_and_sketch_columns_cross_the_shuffle(server, facts):
     report = _run(c, f"SELECT n > 300 AS big, COUNT(*) AS c, APPROX_COUNT_DISTINCT(k) AS ks FROM {facts} "
                   "GROUP BY n > 300 ORDER BY big", maxNumTasks=3)
     assert report["results"]["results"] == [[False, 301, 40], [True, 299, 40]]
+    # through a limit stage
+    report = _run(c, f"SELECT n, n > 300 AS big FROM {facts} ORDER BY n DESC LIMIT 2", maxNumTasks=3)
+    assert [s["definition"]["processor"]["type"] for s in report["stages"]] == ["scan", "limit"]
+    assert report["results"]["results"] == [[599, True], [598, True]]
 
 
 @pytest.mark.parametrize("order_by", ["", " ORDER BY n"])

@@ -333,10 +333,8 @@ def _stage_rows_schema(order: WorkOrder) -> pa.Schema:
 
 
 def output_schema(query: LogicalQuery) -> pa.Schema:
-    """The Arrow schema of a scan or groupBy stage's rows (before window functions)."""
-    if query.is_aggregate:
-        return ops.final_aggregate(ops.empty_partials(query), query).schema
-    return ops.scan(ops.empty_source(query), query).schema
+    """The BOOLEAN columns of a scan or groupBy stage's rows (before window functions)."""
+    return _booleans([(n, e.sql_type) for n, e in query.columns])
 
 
 def partials_schema(query: LogicalQuery) -> pa.Schema:
