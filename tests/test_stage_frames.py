@@ -180,15 +180,16 @@ def test_nulls_last_ascending_is_ordered_in_memory(server, facts):
 
 
 def test_boolean_and_sketch_columns_cross_the_shuffle(server, facts):
-    """BOOLEAN outputs (LONG in frames) and hyperUnique partial states (base64 in frames)."""
+    """BOOLEAN values are LONG 1/0 in frames and in the results, as in Druid; hyperUnique
+    partial states cross the hash shuffle as base64 text."""
     c = server.client
     report = _run(c, f"SELECT n > 300 AS big, COUNT(*) AS c, APPROX_COUNT_DISTINCT(k) AS ks FROM {facts} "
                   "GROUP BY n > 300 ORDER BY big", maxNumTasks=3)
-    assert report["results"]["results"] == [[False, 301, 40], [True, 299, 40]]
+    assert report["results"]["results"] == [[0, 301, 40], [1, 299, 40]]
     # through a limit stage
     report = _run(c, f"SELECT n, n > 300 AS big FROM {facts} ORDER BY n DESC LIMIT 2", maxNumTasks=3)
     assert [s["definition"]["processor"]["type"] for s in report["stages"]] == ["scan", "limit"]
-    assert report["results"]["results"] == [[599, True], [598, True]]
+    assert report["results"]["results"] == [[599, 1], [598, 1]]
 
 
 @pytest.mark.parametrize("order_by", ["", " ORDER BY n"])

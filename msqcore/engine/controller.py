@@ -24,7 +24,7 @@ from msqcore.engine import publish
 from msqcore.engine.launcher import WorkerHandle, WorkerLauncher
 from msqcore.engine.locks import LockManager
 from msqcore.engine.report import ReportState
-from msqcore.engine.shuffle import max_frame_size, read_stage_file, restore_types
+from msqcore.engine.shuffle import max_frame_size, read_stage_file
 from msqcore.engine.sorter import KeyStatistics, decode_long_prefix
 from msqcore.engine.worker import IngestSpec, SegmentPartition, StageFile, WorkOrder
 from msqcore.errors import (Canceled, Fault, InsertCannotAllocateSegment, InsertCannotBeEmpty, InsertTimeOutOfBounds,
@@ -515,7 +515,6 @@ class Controller:
         plan = self.plan
         # each worker's frame file (already ordered and cut to OFFSET + LIMIT when the stage sorts)
         table = arrays.concat_tables([read_stage_file(result["files"][0])[0] for result in outputs])
-        table = restore_types(table, pa.schema([(n, pa.bool_()) for n, t in plan.output if t == "BOOLEAN"]))
         if plan.stages[-1].kind in ("scan", "groupByPostShuffle"):
             table = ops.order_limit(table, plan.query)  # the limit stage has done it already
         self.report.stage_phase(plan.stages[-1].number, "FINISHED")

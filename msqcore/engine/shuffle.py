@@ -12,10 +12,9 @@ temp dir (Druid's ``localStorage`` output).
 * ``write_stage_file`` (one partition, ``maxCount`` 1 / ``mix``): a stage's rows as they are;
   a sorted SELECT stage writes its file through the external sorter instead.
 
-Frames hold Druid's types; two Arrow types the stages use are not among them: BOOLEAN
-(``bool``, a LONG in frames, as in Druid) and binary partial states (``hyperUnique``
-collectors, carried as base64 text as COMPLEX outputs already are). ``restore_types`` puts
-them back where the reader knows its input's signature.
+Frames hold Druid's types. BOOLEAN values become LONG 1/0, as in Druid (whose native type
+for BOOLEAN is LONG). Binary partial states (``hyperUnique`` collectors) travel as base64
+text, as COMPLEX outputs already do; ``restore_binary`` decodes them for the post-shuffle stage.
 """
 from __future__ import annotations
 
@@ -23,8 +22,6 @@ import os
 
 import numpy as np
 import pyarrow as pa
-
-import pyarrow.compute as pc
 
 from msqcore.engine.frames import (DEFAULT_MAX_FRAME_SIZE, FrameFileReader, FrameFileWriter, check_max_frame_size,
                                    decode_frame, encode_frames, encode_keys, frame_info)
@@ -148,23 +145,11 @@ def in_transit(table: pa.Table) -> pa.Table:
     return table
 
 
-def restore_types(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """Columns back to the Arrow types of ``schema`` (the input's signature) where frames
-    changed them: BOOLEAN from LONG, binary from base64 text. Other columns are kept."""
+def restore_binary(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """The binary columns of ``schema`` (the input's signature) back from base64 text."""
     for f in schema:
-        if f.name not in table.column_names:
-            continue
-        i = table.column_names.index(f.name)
-        have = table.schema.field(i).type
-        if have == f.type:
-            continue
-        if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type):
-            if pa.types.is_string(have):
+        if (pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)) and f.name in table.column_names:
+            i = table.column_names.index(f.name)
+            if pa.types.is_string(table.schema.field(i).type):
                 table = table.set_column(i, f.name, from_base64(table.column(i)).cast(f.type))
-        elif _is_bool(f.type) and not _is_bool(have) and (pa.types.is_list(f.type) == pa.types.is_list(have)):
-            table = table.set_column(i, f.name, pc.cast(table.column(i), f.type))
     return table
-
-
-def _is_bool(t: pa.DataType) -> bool:
-    return pa.types.is_boolean(t) or (pa.types.is_list(t) and pa.types.is_boolean(t.value_type))

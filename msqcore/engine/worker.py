@@ -26,7 +26,7 @@ from msqcore.engine import operators as ops
 from msqcore.engine.counters import ChannelCounter, sort_progress
 from msqcore.engine.frames import FrameFileReader, decode_frame
 from msqcore.engine.shuffle import (MAX_FAN_IN, SORT_BYTES_IN_MEMORY, IngestShuffle, frame_file_stats, in_transit,
-                                    max_frame_size, read_stage_file, restore_types, rows_in_memory,
+                                    max_frame_size, read_stage_file, restore_binary, rows_in_memory,
                                     write_hash_partitions, write_stage_file)
 from msqcore.engine.sorter import ExternalSorter
 from msqcore.errors import Fault, InsertTimeNull, InvalidNullByte, UnknownError
@@ -162,11 +162,9 @@ def run_order(order: WorkOrder, reporter: Reporter) -> dict:
     elif order.kind == "groupByPostShuffle":
         # This worker's hash partitions hold whole groups; the controller (or the window
         # stage) orders and limits the union of every worker's rows.
-        partials = _read_stage_files(order.inputs, reporter, "input0", partials_schema(order.query))
-        output = ops.local_limit(ops.final_aggregate(partials, order.query), order.query)
+        output = ops.local_limit(ops.final_aggregate(_read_partials(order, reporter), order.query), order.query)
     elif order.kind in ("limit", "window"):
-        rows = _read_stage_files(order.inputs, reporter, "input0", output_schema(order.query))
-        output = ops.order_limit(rows, order.query)
+        output = ops.order_limit(_read_stage_files(order.inputs, reporter), order.query)
     elif order.kind == "segmentGenerator":
         return _generate_segments(order, reporter)
     elif order.kind == "sortMergeJoin":
@@ -203,7 +201,6 @@ def _read_leaf(order: WorkOrder, reporter: Reporter, sink=None) -> pa.Table | No
             base = table if base_is_stage else ops.scan(table, reader)
             return stage_process(join.join_all(base, rights, joined), q)
     counter = reporter.channel("input0")
-    stage_rows = _stage_rows_schema(order)
     samples = reporter.__dict__.setdefault("warnings", [])
     batch_rows = 262144  # source rows handed to the stage processor at a time
     outputs: list[pa.Table] = []
@@ -250,7 +247,7 @@ def _read_leaf(order: WorkOrder, reporter: Reporter, sink=None) -> pa.Table | No
         elif isinstance(item, StageFile):  # rows of an earlier stage (a join)
             table, nbytes, frames = read_stage_file(item.path)
             counter.add(0, table.num_rows, nbytes, frames)
-            emit(process(restore_types(table, stage_rows), query))
+            emit(process(table, query))
         elif isinstance(item, str):  # a segment file of a datasource
             table = read_datasource_segment(item, reader)
             counter.add(0, table.num_rows, os.path.getsize(item), 0)
@@ -279,7 +276,7 @@ def _broadcast_tables(order: WorkOrder, reporter: Reporter) -> list[pa.Table]:
             table = ops.run_local(item, clause.right)
         else:
             # a stage's rows (a LIMIT was applied by the input's limit stage)
-            table = _read_stage_files(item, reporter, f"input{i}", output_schema(clause.right)) if item else \
+            table = _read_stage_files(item, reporter, f"input{i}") if item else \
                 ops.scan(ops.empty_source(clause.right), clause.right)
         tables.append(table)
         join.check_broadcast(tables, order.context, source.configured or source.algorithm)
@@ -292,12 +289,11 @@ def _sort_merge_join(order: WorkOrder, reporter: Reporter) -> pa.Table:
     clause = source.joins[order.join_index]
     limit = join.same_key_limit(order.context)
     outputs = []
-    left_signature = _left_signature(source, order.join_index)
     for left_files, right_files in order.inputs:  # one pair per hash partition
-        left = _read_stage_files(left_files, reporter, "input0", _booleans(left_signature)) if left_files else \
-            _empty_rows(left_signature)
-        right = _read_stage_files(right_files, reporter, "input1", _booleans(clause.right.output)) \
-            if right_files else _empty_rows(clause.right.output)
+        left = _read_stage_files(left_files, reporter, "input0") if left_files else \
+            _empty_rows(_left_signature(source, order.join_index))
+        right = _read_stage_files(right_files, reporter, "input1") if right_files else \
+            _empty_rows(clause.right.output)
         outputs.append(join.join(left, right, clause, check_same_key=limit))
     if not outputs:
         return _empty_rows(_left_signature(source, order.join_index + 1))
@@ -314,32 +310,6 @@ def _left_signature(source, index: int) -> list[tuple[str, str]]:
 def _empty_rows(signature: list[tuple[str, str]]) -> pa.Table:
     from msqcore.planner.expressions import arrow_type
     return pa.table([pa.array([], arrow_type(t)) for _, t in signature], names=[n for n, _ in signature])
-
-
-def _booleans(signature: list[tuple[str, str]]) -> pa.Schema:
-    """The BOOLEAN columns of a signature, for ``restore_types`` (COMPLEX columns stay the
-    base64 text the stages pass them as)."""
-    return pa.schema([(n, pa.bool_()) for n, t in signature if t == "BOOLEAN"])
-
-
-def _stage_rows_schema(order: WorkOrder) -> pa.Schema:
-    """The BOOLEAN columns of the earlier stage's rows a leaf stage reads (StageFile items):
-    the join's base rows for a broadcast join, else a sortMerge join's output."""
-    from msqcore.planner.query import JoinSource
-    source = order.query.source
-    if not isinstance(source, JoinSource):
-        return pa.schema([])
-    return _booleans(source.base.output if order.broadcast else _left_signature(source, len(source.joins)))
-
-
-def output_schema(query: LogicalQuery) -> pa.Schema:
-    """The BOOLEAN columns of a scan or groupBy stage's rows (before window functions)."""
-    return _booleans([(n, e.sql_type) for n, e in query.columns])
-
-
-def partials_schema(query: LogicalQuery) -> pa.Schema:
-    """The Arrow schema of a groupByPreShuffle stage's partial states."""
-    return ops.empty_partials(query).schema
 
 
 def read_datasource_segment(path: str, query: LogicalQuery, rows=None, meta: dict | None = None) -> pa.Table:
@@ -363,9 +333,8 @@ def read_datasource_segment(path: str, query: LogicalQuery, rows=None, meta: dic
     return json_functions.add_field_columns(out, reads, fields)
 
 
-def _read_stage_files(files: list[str], reporter: Reporter, channel: str, schema: pa.Schema) -> pa.Table:
-    """Frame files of an earlier stage as one table; ``schema``: the input's Arrow types that
-    frames do not hold (``shuffle.restore_types``)."""
+def _read_stage_files(files: list[str], reporter: Reporter, channel: str = "input0") -> pa.Table:
+    """Frame files of an earlier stage as one table."""
     counter = reporter.channel(channel)
     tables = []
     for path in files:
@@ -373,7 +342,13 @@ def _read_stage_files(files: list[str], reporter: Reporter, channel: str, schema
         counter.add(0, table.num_rows, nbytes, frames)
         tables.append(table)
         reporter.flush()
-    return restore_types(arrays.concat_tables(tables), schema)
+    return arrays.concat_tables(tables)
+
+
+def _read_partials(order: WorkOrder, reporter: Reporter) -> pa.Table:
+    """A groupByPostShuffle stage's input: the partial states of its hash partitions, binary
+    states (HyperLogLog collectors) back from the base64 text they travel as."""
+    return restore_binary(_read_stage_files(order.inputs, reporter), ops.empty_partials(order.query).schema)
 
 
 # --- shuffle outputs -------------------------------------------------------------------------
@@ -440,8 +415,7 @@ def _run_sorted(order: WorkOrder, reporter: Reporter, key: list[tuple[str, bool]
         if order.kind == "scan":
             _read_leaf(order, reporter, sink=add)
         else:
-            add(ops.final_aggregate(_read_stage_files(order.inputs, reporter, "input0", partials_schema(query)),
-                                    query))
+            add(ops.final_aggregate(_read_partials(order, reporter), query))
         if sorter.schema is None:  # no input at all: the file still carries the columns
             sorter.add(ops.scan(ops.empty_source(query), query))
         (path,) = sorter.finish()
@@ -535,11 +509,9 @@ def _run_ingest_shuffle(order: WorkOrder, reporter: Reporter) -> dict:
         if order.kind == "scan":
             _read_leaf(order, reporter, sink=add)
         elif order.kind == "window":
-            add(ops.windows(_read_stage_files(order.inputs, reporter, "input0", output_schema(order.query)),
-                            order.query))
+            add(ops.windows(_read_stage_files(order.inputs, reporter), order.query))
         else:
-            add(ops.final_aggregate(_read_stage_files(order.inputs, reporter, "input0",
-                                                      partials_schema(order.query)), order.query))
+            add(ops.final_aggregate(_read_partials(order, reporter), order.query))
         boundaries = _exchange_statistics(reporter, shuffle.statistics)
         paths = shuffle.finish(boundaries)
         counter = reporter.channel("shuffle")
