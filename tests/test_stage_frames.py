@@ -202,3 +202,14 @@ def test_row_too_large_for_max_frame_size(server, order_by):
     assert error["errorCode"] == "RowTooLarge" and error["maxFrameSize"] == 1024
     assert error["errorMessage"] == ("Encountered row that cannot fit in a single frame (max frame size = 1,024). "
                                      "Reduce your row size or increase the context parameter[maxFrameSize].")
+
+
+def test_an_empty_hash_partition_holds_one_empty_frame(server):
+    c = server.client
+    src = _inline([{"k": "a", "n": 1}], [("k", "string"), ("n", "long")])
+    report = _run(c, f"SELECT k, SUM(n) AS s FROM {src} GROUP BY k", maxNumTasks=3)
+    assert report["results"]["results"] == [["a", 1]]
+    shuffle = report["counters"]["0"]["0"]["shuffle"]
+    assert sorted(shuffle["rows"]) == [0, 1] and shuffle["frames"] == [1, 1]
+    # the post-shuffle stage read both files, the empty one included
+    assert report["counters"]["1"]["0"]["input0"]["frames"] == [2]
