@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from msqcore.engine.frames import (DEFAULT_MAX_FRAME_SIZE, FrameFileReader, FrameFileWriter, check_max_frame_size,
-                                   decode_frame, encode_frames, encode_keys, frame_info)
+                                   encode_frames, encode_keys, frame_info, frames_to_table)
 from msqcore.engine.operators import from_base64, to_base64
 from msqcore.engine.sorter import ExternalSorter, KeyStatistics
 from msqcore.errors import InvalidInput
@@ -130,11 +130,9 @@ def write_stage_file(table: pa.Table, path: str, frame_size: int) -> tuple[int, 
 
 
 def read_stage_file(path: str) -> tuple[pa.Table, int, int]:
-    """A stage's output partition: (rows, bytes, frames)."""
+    """A stage's output partition: (its rows, the file's bytes, its frames)."""
     with FrameFileReader(path) as reader:
-        batches = [decode_frame(buf) for buf in reader.iter_frames()]
-        frames = reader.num_frames
-    return pa.Table.from_batches(batches), os.path.getsize(path), frames
+        return frames_to_table(reader.iter_frames()), os.path.getsize(path), reader.num_frames
 
 
 def in_transit(table: pa.Table) -> pa.Table:
