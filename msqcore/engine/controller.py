@@ -24,7 +24,7 @@ from msqcore.engine import publish
 from msqcore.engine.launcher import WorkerHandle, WorkerLauncher
 from msqcore.engine.locks import LockManager
 from msqcore.engine.report import ReportState
-from msqcore.engine.shuffle import max_frame_size
+from msqcore.engine.shuffle import max_frame_size, read_stage_file
 from msqcore.engine.sorter import KeyStatistics, decode_long_prefix
 from msqcore.engine.worker import IngestSpec, SegmentPartition, StageFile, WorkOrder
 from msqcore.errors import (Canceled, Fault, InsertCannotAllocateSegment, InsertCannotBeEmpty, InsertTimeOutOfBounds,
@@ -513,11 +513,8 @@ class Controller:
 
     def _finish_select(self, outputs: list[dict]) -> None:
         plan = self.plan
-        tables = []
-        for result in outputs:
-            with pa.memory_map(result["files"][0]) as source:
-                tables.append(pa.ipc.open_file(source).read_all())
-        table = arrays.concat_tables(tables)
+        # each worker's frame file (already ordered and cut to OFFSET + LIMIT when the stage sorts)
+        table = arrays.concat_tables([read_stage_file(result["files"][0])[0] for result in outputs])
         if plan.stages[-1].kind in ("scan", "groupByPostShuffle"):
             table = ops.order_limit(table, plan.query)  # the limit stage has done it already
         self.report.stage_phase(plan.stages[-1].number, "FINISHED")

@@ -1,4 +1,6 @@
-"""Shuffle outputs of a stage (spec §5.3, §5.5).
+"""Shuffle outputs of a stage (spec §5.3, §5.5). Every stage output is a frame file
+(``engine/frames.py``), one per output partition, in the worker's directory of the task's
+temp dir (Druid's ``localStorage`` output).
 
 * ``IngestShuffle`` (``targetSize``, the final shuffle of an ingestion): rows sorted by
   [__bucket, CLUSTERED BY..., __boost] with the external sorter, while key statistics are
@@ -7,6 +9,12 @@
 * ``write_hash_partitions`` (``hash``): rows dealt to N files by a hash of their key, for
   the groupBy post-shuffle stage that runs on every worker, and for both inputs of a
   sortMerge join (equal join keys land in the same partition on both sides).
+* ``write_stage_file`` (one partition, ``maxCount`` 1 / ``mix``): a stage's rows as they are;
+  a sorted SELECT stage writes its file through the external sorter instead.
+
+Frames hold Druid's types. BOOLEAN values become LONG 1/0, as in Druid (whose native type
+for BOOLEAN is LONG). Binary partial states (``hyperUnique`` collectors) travel as base64
+text, as COMPLEX outputs already do; ``restore_binary`` decodes them for the post-shuffle stage.
 """
 from __future__ import annotations
 
@@ -15,7 +23,9 @@ import os
 import numpy as np
 import pyarrow as pa
 
-from msqcore.engine.frames import DEFAULT_MAX_FRAME_SIZE, FrameFileReader, check_max_frame_size, encode_keys
+from msqcore.engine.frames import (DEFAULT_MAX_FRAME_SIZE, FrameFileReader, FrameFileWriter, check_max_frame_size,
+                                   encode_frames, encode_keys, frame_info, frames_to_table)
+from msqcore.engine.operators import from_base64, to_base64
 from msqcore.engine.sorter import ExternalSorter, KeyStatistics
 from msqcore.errors import InvalidInput
 from msqcore.kernels import _sort as _ks
@@ -34,6 +44,11 @@ def max_frame_size(context: dict) -> int:
     except (TypeError, ValueError):
         raise InvalidInput(f"Invalid value [{value}] for [maxFrameSize]; it must be an integer within "
                            f"[1024, {(1 << 31) - 1}]") from None
+
+
+def rows_in_memory(context: dict) -> int:
+    """The ``rowsInMemory`` context parameter: the row half of a worker's sort budget."""
+    return int(context.get("rowsInMemory", 100_000))
 
 
 class IngestShuffle:
@@ -89,10 +104,9 @@ def hash_partition_ids(keys: pa.Table, partitions: int) -> np.ndarray:
 
 
 def write_hash_partitions(table: pa.Table, keys: pa.Table, partitions: int, out_dir: str,
-                          write) -> list[tuple[str, int, int, int]]:
-    """Deal the rows to ``partitions`` files by the hash of their ``keys`` (one row each);
-    ``write(table, path)`` writes one file and returns (bytes, frames). Returns (path, rows,
-    bytes, frames) per partition."""
+                          frame_size: int) -> list[tuple[str, int, int, int]]:
+    """Deal the rows to ``partitions`` frame files by the hash of their ``keys`` (one row
+    each). Returns (path, rows, bytes, frames) per partition."""
     ids = hash_partition_ids(keys, partitions)
     order = np.argsort(ids, kind="stable")
     cuts = np.searchsorted(ids[order], np.arange(partitions + 1))
@@ -100,7 +114,40 @@ def write_hash_partitions(table: pa.Table, keys: pa.Table, partitions: int, out_
     out = []
     for p in range(partitions):
         part = grouped.slice(int(cuts[p]), int(cuts[p + 1] - cuts[p]))
-        path = os.path.join(out_dir, f"p{p}.arrow")
-        nbytes, frames = write(part, path)
-        out.append((path, part.num_rows, nbytes, frames))
+        path = os.path.join(out_dir, f"p{p}.frames")
+        out.append((path, *write_stage_file(part, path, frame_size)))
     return out
+
+
+def write_stage_file(table: pa.Table, path: str, frame_size: int) -> tuple[int, int, int]:
+    """One output partition of a stage as a frame file of frames of at most ``frame_size``
+    bytes (a row that does not fit raises ``RowTooLarge``); no rows give one empty frame,
+    which still carries the columns. Returns (rows, bytes, frames)."""
+    with FrameFileWriter(path) as writer:
+        for frame in encode_frames(in_transit(table), max_frame_size=frame_size):
+            writer.write(frame, frame_info(frame).num_rows)
+    return frame_file_stats(path)
+
+
+def read_stage_file(path: str) -> tuple[pa.Table, int, int]:
+    """A stage's output partition: (its rows, the file's bytes, its frames)."""
+    with FrameFileReader(path) as reader:
+        return frames_to_table(reader.iter_frames()), os.path.getsize(path), reader.num_frames
+
+
+def in_transit(table: pa.Table) -> pa.Table:
+    """Binary columns (partial ``hyperUnique`` states) as base64 text, which frames carry."""
+    for i, f in enumerate(table.schema):
+        if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type):
+            table = table.set_column(i, f.name, to_base64(table.column(i)))
+    return table
+
+
+def restore_binary(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """The binary columns of ``schema`` (the input's signature) back from base64 text."""
+    for f in schema:
+        if (pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)) and f.name in table.column_names:
+            i = table.column_names.index(f.name)
+            if pa.types.is_string(table.schema.field(i).type):
+                table = table.set_column(i, f.name, from_base64(table.column(i)).cast(f.type))
+    return table

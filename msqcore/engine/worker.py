@@ -2,11 +2,12 @@
 
 The controller sends one work order per stage (``WorkOrder``) over a pipe; the worker
 answers with live counter snapshots, then ``done`` with the stage result or ``fault``.
-Stage outputs are files in the task's temp dir, one per output partition, read by the
-next stage's workers: Arrow IPC for SELECT and groupBy stages, frame files for the final
-shuffle of an ingestion. That shuffle sorts by key range: the worker sends its key
-statistics (``keyStatistics``) once its input is read, and the controller answers with the
-partition boundaries (``boundaries``) merged from every worker's statistics.
+Stage outputs are frame files in the task's temp dir, one per output partition, read by
+the next stage's workers (``engine/shuffle.py``). A SELECT stage whose rows are ordered
+(ORDER BY, to the controller or a limit stage) writes them through the external sorter.
+The final shuffle of an ingestion sorts by key range: the worker sends its key statistics
+(``keyStatistics``) once its input is read, and the controller answers with the partition
+boundaries (``boundaries``) merged from every worker's statistics.
 """
 from __future__ import annotations
 
@@ -23,7 +24,11 @@ import pyarrow.compute as pc
 from msqcore.engine import join
 from msqcore.engine import operators as ops
 from msqcore.engine.counters import ChannelCounter, sort_progress
-from msqcore.engine.shuffle import IngestShuffle, frame_file_stats, max_frame_size, write_hash_partitions
+from msqcore.engine.frames import FrameFileReader, decode_frame
+from msqcore.engine.shuffle import (MAX_FAN_IN, SORT_BYTES_IN_MEMORY, IngestShuffle, frame_file_stats, in_transit,
+                                    max_frame_size, read_stage_file, restore_binary, rows_in_memory,
+                                    write_hash_partitions, write_stage_file)
+from msqcore.engine.sorter import ExternalSorter
 from msqcore.errors import Fault, InsertTimeNull, InvalidNullByte, UnknownError
 from msqcore.inputs import formats
 from msqcore.inputs.reader import ParseWarnings, max_parse_exceptions, read_signature, read_split
@@ -149,13 +154,15 @@ def run_order(order: WorkOrder, reporter: Reporter) -> dict:
     if order.ingest is not None and (order.kind == "window" or order.kind in ("scan", "groupByPostShuffle")
                                      and order.query.window is None):
         return _run_ingest_shuffle(order, reporter)
+    key = sort_key(order.query)
+    if key and order.kind in ("scan", "groupByPostShuffle") and not order.hash_partitions:
+        return _run_sorted(order, reporter, key)
     if order.kind in ("scan", "groupByPreShuffle"):
         output = _read_leaf(order, reporter)
     elif order.kind == "groupByPostShuffle":
         # This worker's hash partitions hold whole groups; the controller (or the window
         # stage) orders and limits the union of every worker's rows.
-        output = ops.final_aggregate(_read_stage_files(order.inputs, reporter), order.query)
-        output = ops.local_limit(output, order.query)
+        output = ops.local_limit(ops.final_aggregate(_read_partials(order, reporter), order.query), order.query)
     elif order.kind in ("limit", "window"):
         output = ops.order_limit(_read_stage_files(order.inputs, reporter), order.query)
     elif order.kind == "segmentGenerator":
@@ -238,9 +245,8 @@ def _read_leaf(order: WorkOrder, reporter: Reporter, sink=None) -> pa.Table | No
                     reported = len(parse_warnings.samples)
             counter.add_file(order.total_inputs)
         elif isinstance(item, StageFile):  # rows of an earlier stage (a join)
-            with pa.memory_map(item.path) as f:
-                table = pa.ipc.open_file(f).read_all()
-            counter.add(0, table.num_rows, os.path.getsize(item.path), 1)
+            table, nbytes, frames = read_stage_file(item.path)
+            counter.add(0, table.num_rows, nbytes, frames)
             emit(process(table, query))
         elif isinstance(item, str):  # a segment file of a datasource
             table = read_datasource_segment(item, reader)
@@ -328,36 +334,44 @@ def read_datasource_segment(path: str, query: LogicalQuery, rows=None, meta: dic
 
 
 def _read_stage_files(files: list[str], reporter: Reporter, channel: str = "input0") -> pa.Table:
+    """Frame files of an earlier stage as one table."""
     counter = reporter.channel(channel)
     tables = []
     for path in files:
-        with pa.memory_map(path) as source:
-            reader = pa.ipc.open_file(source)
-            table = reader.read_all()
-            counter.add(0, table.num_rows, os.path.getsize(path), reader.num_record_batches)
+        table, nbytes, frames = read_stage_file(path)
+        counter.add(0, table.num_rows, nbytes, frames)
         tables.append(table)
         reporter.flush()
     return arrays.concat_tables(tables)
 
 
+def _read_partials(order: WorkOrder, reporter: Reporter) -> pa.Table:
+    """A groupByPostShuffle stage's input: the partial states of its hash partitions, binary
+    states (HyperLogLog collectors) back from the base64 text they travel as."""
+    return restore_binary(_read_stage_files(order.inputs, reporter), ops.empty_partials(order.query).schema)
+
+
 # --- shuffle outputs -------------------------------------------------------------------------
 
 
-def _write_ipc(table: pa.Table, path: str) -> tuple[int, int]:
-    batches = table.to_batches(max_chunksize=65536) or [pa.RecordBatch.from_pylist([], schema=table.schema)]
-    with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-        for b in batches:
-            writer.write_batch(b)
-    return os.path.getsize(path), len(batches)
+def sort_key(query: LogicalQuery) -> list[tuple[str, bool]] | None:
+    """The ORDER BY as a frame sort key (output columns, descending flags); None without one,
+    before window functions (the window stage orders), or when a NULLS FIRST/LAST differs
+    from the frame order (nulls first ascending, last descending): ``ops.order_limit`` then."""
+    if not query.order_by or query.window is not None:
+        return None
+    if any(nulls_first != (not desc) for _, desc, nulls_first in query.order_by):
+        return None
+    return [(column, desc) for column, desc, _ in query.order_by]
 
 
 def _write_single(output: pa.Table, order: WorkOrder, reporter: Reporter) -> dict:
-    path = os.path.join(order.out_dir, "p0.arrow")
-    nbytes, frames = _write_ipc(output, path)
-    reporter.channel("shuffle").add(0, output.num_rows, nbytes, frames)
-    if order.query.order_by:
-        reporter.counters["sortProgress"] = sort_progress(2, [1, 1], [1, 1], 1)
-    return {"files": {0: path}, "rows": {0: output.num_rows}}
+    path = os.path.join(order.out_dir, "p0.frames")
+    rows, nbytes, frames = write_stage_file(output, path, max_frame_size(order.context))
+    reporter.channel("shuffle").add(0, rows, nbytes, frames)
+    if order.query.order_by:  # ordered in memory (ops.order_limit): one level, one merger
+        reporter.counters["sortProgress"] = sort_progress(1, [1], [1], 1)
+    return {"files": {0: path}}
 
 
 def _write_hashed(output: pa.Table, order: WorkOrder, reporter: Reporter) -> dict:
@@ -367,11 +381,67 @@ def _write_hashed(output: pa.Table, order: WorkOrder, reporter: Reporter) -> dic
         prefix, exprs = order.hash_keys
         renamed = output.rename_columns([prefix + n for n in output.column_names]) if prefix else output
         keys = pa.table([join.key_array(e, renamed) for e in exprs], names=order.hash_columns)
-    parts = write_hash_partitions(output, keys, order.hash_partitions, order.out_dir, _write_ipc)
+    parts = write_hash_partitions(output, keys, order.hash_partitions, order.out_dir, max_frame_size(order.context))
     shuffle = reporter.channel("shuffle")
     for p, (_, rows, nbytes, frames) in enumerate(parts):
         shuffle.add(p, rows, nbytes, frames)
     return {"files": {p: path for p, (path, *_) in enumerate(parts)}}
+
+
+def _run_sorted(order: WorkOrder, reporter: Reporter, key: list[tuple[str, bool]]) -> dict:
+    """A scan or groupBy stage with ORDER BY whose rows go to the controller or a limit stage:
+    its rows sorted by the ORDER BY through the external sorter under ``rowsInMemory``
+    (spills and merge levels as in spec §5.8), cut to OFFSET + LIMIT, in one frame file."""
+    query = order.query
+    remove_nulls = _flag(order.context, "removeNullBytes")
+    frame_size = max_frame_size(order.context)
+
+    def on_progress(progress: dict) -> None:
+        reporter.counters["sortProgress"] = progress
+        reporter.flush()
+
+    sorter = ExternalSorter(key, os.path.join(order.out_dir, "sort"), rows_in_memory=rows_in_memory(order.context),
+                            bytes_in_memory=SORT_BYTES_IN_MEMORY, max_fan_in=MAX_FAN_IN, max_frame_size=frame_size,
+                            output_dir=order.out_dir, output_prefix="p", progress_callback=on_progress)
+
+    def add(output: pa.Table) -> None:
+        output = check_null_bytes(output, remove_nulls)
+        reporter.channel("output").add(0, output.num_rows, output.nbytes, 1 if output.num_rows else 0)
+        sorter.add(in_transit(output))
+        reporter.counters["sortProgress"] = sorter.progress()
+        reporter.flush()
+
+    try:
+        if order.kind == "scan":
+            _read_leaf(order, reporter, sink=add)
+        else:
+            add(ops.final_aggregate(_read_partials(order, reporter), query))
+        if sorter.schema is None:  # no input at all: the file still carries the columns
+            sorter.add(ops.scan(ops.empty_source(query), query))
+        (path,) = sorter.finish()
+        if query.limit is not None:
+            _keep_first(path, query.offset + query.limit, frame_size)
+        reporter.channel("shuffle").add(0, *frame_file_stats(path))
+        reporter.counters["sortProgress"] = sorter.progress()
+        return {"files": {0: path}}
+    finally:
+        sorter.close()
+
+
+def _keep_first(path: str, keep: int, frame_size: int) -> None:
+    """Cut a sorted output file to its first ``keep`` rows (this worker's OFFSET + LIMIT)."""
+    batches = []
+    with FrameFileReader(path) as reader:
+        if reader.num_rows <= keep:
+            return
+        rows = 0
+        for buf in reader.iter_frames():
+            batch = decode_frame(buf)
+            batches.append(batch.slice(0, keep - rows))
+            rows += batches[-1].num_rows
+            if rows >= keep:
+                break
+    write_stage_file(pa.Table.from_batches(batches), path, frame_size)
 
 
 def _flag(context: dict, key: str) -> bool:
@@ -419,8 +489,8 @@ def _run_ingest_shuffle(order: WorkOrder, reporter: Reporter) -> dict:
         reporter.counters["sortProgress"] = progress
         reporter.flush()
 
-    rows_in_memory = int(order.context.get("rowsInMemory", 100_000))
-    shuffle = IngestShuffle(order.out_dir, order.ingest.cluster_by, rows_in_memory, order.ingest.rows_per_segment,
+    shuffle = IngestShuffle(order.out_dir, order.ingest.cluster_by, rows_in_memory(order.context),
+                            order.ingest.rows_per_segment,
                             on_progress, frame_size=max_frame_size(order.context))
 
     multi_valued = False  # shuffleCheckHasMultipleValues: a CLUSTERED BY value had several values
@@ -441,7 +511,7 @@ def _run_ingest_shuffle(order: WorkOrder, reporter: Reporter) -> dict:
         elif order.kind == "window":
             add(ops.windows(_read_stage_files(order.inputs, reporter), order.query))
         else:
-            add(ops.final_aggregate(_read_stage_files(order.inputs, reporter), order.query))
+            add(ops.final_aggregate(_read_partials(order, reporter), order.query))
         boundaries = _exchange_statistics(reporter, shuffle.statistics)
         paths = shuffle.finish(boundaries)
         counter = reporter.channel("shuffle")
