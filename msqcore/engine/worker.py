@@ -455,9 +455,9 @@ def check_null_bytes(table: pa.Table, remove: bool) -> pa.Table:
         if not (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)):
             continue
         column = table.column(i)
-        found = pc.fill_null(pc.match_substring(column, "\x00"), False)
-        if not pc.any(found).as_py():
+        if not _has_nul(column):
             continue
+        found = pc.fill_null(pc.match_substring(column, "\x00"), False)
         if remove:
             table = table.set_column(i, f.name, pc.replace_substring(column, "\x00", ""))
             continue
@@ -465,6 +465,21 @@ def check_null_bytes(table: pa.Table, remove: bool) -> pa.Table:
         value = column[row].as_py()
         raise InvalidNullByte(column=f.name, rowNumber=row + 1, value=value, position=value.index("\x00") + 1)
     return table
+
+
+def _has_nul(column: pa.ChunkedArray) -> bool:
+    """Whether a string column's bytes hold a 0x00: one vectorized pass over each chunk's
+    data (matching the substring row by row costs several times more)."""
+    for chunk in column.chunks:
+        offsets, data = chunk.buffers()[1:3]
+        if data is None:
+            continue
+        width = np.dtype(np.int64 if pa.types.is_large_string(chunk.type) else np.int32)
+        bounds = np.frombuffer(offsets, width, len(chunk) + 1, chunk.offset * width.itemsize)
+        start, stop = int(bounds[0]), int(bounds[-1])
+        if not np.all(np.frombuffer(data, np.uint8, stop - start, start)):
+            return True
+    return False
 
 
 def prepare_ingest(table: pa.Table, spec: IngestSpec) -> tuple[pa.Table, np.ndarray]:
