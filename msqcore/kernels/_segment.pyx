@@ -10,11 +10,14 @@ Everything here works on flat typed buffers; the Python layer owns the file layo
   ids -> sorted-dictionary ids).
 * ``build_inverted_index``: a counting sort of ids into CSR form (offsets[card+1], rows[n]),
   the bitmap-index equivalent.
+* ``row_lists_to_ids``: the ids column back from a column stored as its row lists (the
+  ``rowLists`` layout: per value, its rows delta-coded), checking they are a permutation.
 * ``check_dictionary`` / ``check_inverted_index``: structural (and ordering) checks used by
   reads and by full validation.
 * ``sort_strings``: a multikey quicksort (Bentley & Sedgewick) of string ids by unsigned byte
   order, skipping the bytes a group shares, to sort dictionaries (faster than pyarrow's
   comparison sort on long common prefixes such as URLs).
+* ``gather_strings``: strings in a given order, as new (offsets, data) buffers.
 * ``StringDictionary``: the distinct values of a string column in first-seen order, through an
   open-addressing hash table, as its rows arrive in batches: each row's first-seen id, with
   memory bounded by the cardinality (the streaming segment writer's dictionary).
@@ -253,6 +256,58 @@ def build_inverted_index(const int32_t[::1] ids, Py_ssize_t cardinality):
     return offsets_arr, rows_arr
 
 
+def row_lists_to_ids(const uint32_t[::1] counts, const uint32_t[::1] deltas, Py_ssize_t n):
+    """The ids (int32[n]) of a column stored as row lists: value ``k`` holds ``counts[k]`` rows,
+    given in ``deltas`` as its first row, then the gap from each row to the next.
+
+    Raises ValueError unless the lists are strictly ascending and cover every row exactly once.
+    """
+    cdef:
+        Py_ssize_t card = counts.shape[0]
+        Py_ssize_t k
+        int64_t j = 0
+        int64_t e
+        int64_t total = 0
+        int64_t row
+        Py_ssize_t bad = -1
+        int problem = 0
+        int32_t[::1] out
+        object result
+    if n < 0 or n > INT32_MAX:
+        raise ValueError(f"row count out of range: {n}")
+    if deltas.shape[0] != n:
+        raise ValueError(f"row lists hold {deltas.shape[0]} rows, the column has {n}")
+    for k in range(card):
+        total += counts[k]
+    if total != n:
+        raise ValueError(f"row counts add up to {total}, the column has {n} rows")
+    result = np.full(n, -1, dtype=np.int32)
+    out = result
+    with nogil:
+        for k in range(card):
+            e = j + counts[k]
+            row = -1
+            while j < e:
+                if row < 0:
+                    row = deltas[j]
+                elif deltas[j] == 0:
+                    problem = 1
+                    break
+                else:
+                    row += deltas[j]
+                if row >= n or out[row] >= 0:
+                    problem = 1
+                    break
+                out[row] = <int32_t>k
+                j += 1
+            if problem:
+                bad = k
+                break
+    if problem:
+        raise ValueError(f"the row list of value {bad} is not ascending rows that no other value holds")
+    return result
+
+
 def check_dictionary(const int64_t[::1] offsets, const uint8_t[::1] data, Py_ssize_t first_sorted,
                      bint check_order):
     """Check a dictionary stored as ``offsets[card+1]`` into ``data``.
@@ -459,7 +514,54 @@ def sort_strings(const int64_t[::1] offsets, const uint8_t[::1] data, int32_t[::
             _mkqsort(&offsets[0], base, &order[0], n, 0)
 
 
+def gather_strings(const int64_t[::1] offsets, const uint8_t[::1] data, const int32_t[::1] order):
+    """Strings ``order[0], order[1], ...`` of ``data[offsets[i]:offsets[i+1]]`` as new buffers
+    (offsets int64[len(order) + 1], data uint8), e.g. a dictionary in its sorted order."""
+    cdef:
+        Py_ssize_t n = order.shape[0]
+        Py_ssize_t card = offsets.shape[0] - 1
+        Py_ssize_t i
+        int64_t total = 0
+        int64_t a, b
+        int64_t[::1] out_offsets
+        uint8_t[::1] out_data
+        const uint8_t* src
+        uint8_t* dst
+        uint8_t dummy = 0
+    if card < 0:
+        raise ValueError("offsets must hold at least one entry")
+    for i in range(n):
+        if order[i] < 0 or order[i] >= card:
+            raise ValueError(f"string id {order[i]} is outside the {card} strings")
+        a = offsets[order[i]]
+        b = offsets[order[i] + 1]
+        if a < 0 or b < a or b > data.shape[0]:
+            raise ValueError(f"string {order[i]} is outside the data")
+        total += b - a
+    offsets_arr = np.empty(n + 1, dtype=np.int64)
+    data_arr = np.empty(total, dtype=np.uint8)
+    out_offsets = offsets_arr
+    out_data = data_arr
+    src = &data[0] if data.shape[0] else &dummy
+    dst = &out_data[0] if total else &dummy
+    with nogil:
+        out_offsets[0] = 0
+        for i in range(n):
+            a = offsets[order[i]]
+            b = offsets[order[i] + 1]
+            if b > a:
+                memcpy(dst + out_offsets[i], src + a, <size_t>(b - a))
+            out_offsets[i + 1] = out_offsets[i] + (b - a)
+    return offsets_arr, data_arr
+
+
 # --- StringDictionary: distinct strings in first-seen order, through a hash table ---------------
+
+cdef extern from *:
+    void _prefetch "__builtin_prefetch"(const void*) nogil
+
+DEF _WINDOW = 16
+
 
 cdef inline uint64_t _hash_bytes(const uint8_t* p, int64_t n) noexcept nogil:
     """A 64-bit hash of n bytes, 8 at a time (a multiply-xorshift mix, like wyhash's)."""
@@ -581,7 +683,7 @@ cdef class StringDictionary:
         """First-seen id + 1 of each of the ``len(offsets) - 1`` rows (0 where ``valid`` is 0)."""
         cdef:
             Py_ssize_t n = offsets.shape[0] - 1
-            Py_ssize_t i, slot, mask
+            Py_ssize_t i, j, w, slot, mask
             const uint8_t[::1] ok
             const uint8_t* base = &data[0] if data.shape[0] else NULL
             const uint8_t* p
@@ -591,8 +693,10 @@ cdef class StringDictionary:
             int64_t prev_start = 0
             int64_t prev_length = -1
             int32_t prev_id = 0
+            bint prev_ok = False
             int32_t e
             uint64_t h, v, tag
+            uint64_t hs[_WINDOW]
             int32_t[::1] out
             object result
         if n < 0:
@@ -606,37 +710,59 @@ cdef class StringDictionary:
         result = np.empty(n, dtype=np.int32)
         out = result
         with nogil:
-            for i in range(n):
-                if check_valid and not ok[i]:
-                    out[i] = 0
-                    self.has_null = True
-                    continue
-                start = offsets[i]
-                length = offsets[i + 1] - start
-                p = base + start
-                if length == prev_length and (length == 0 or memcmp(p, base + prev_start, <size_t>length) == 0):
-                    out[i] = prev_id
-                    continue
-                h = _hash_bytes(p, length)
+            # rows go in windows: hash a window's rows and prefetch their slots first, then
+            # probe, so the table's cache misses overlap instead of coming one at a time
+            for j in range(0, n, _WINDOW):
+                w = n - j if n - j < _WINDOW else _WINDOW
                 mask = self.nslots - 1
-                slot = <Py_ssize_t>(h & <uint64_t>mask)
-                tag = h & 0xFFFFFFFF00000000ULL
-                while True:
-                    v = self.slots[slot]
-                    if v == 0:
-                        e = self._insert(p, length, h, slot)
-                        break
-                    if (v & 0xFFFFFFFF00000000ULL) == tag:
-                        e = <int32_t>(v & 0xFFFFFFFFULL) - 1
-                        if self.starts[e + 1] - self.starts[e] == length and \
-                                (length == 0 or memcmp(self.data + self.starts[e], p, <size_t>length) == 0):
+                for i in range(j, j + w):  # hs[i - j] = 0: the same bytes as row i - 1
+                    start = offsets[i]
+                    length = offsets[i + 1] - start
+                    if length == prev_length and (length == 0 or memcmp(base + start, base + prev_start, <size_t>length) == 0):
+                        hs[i - j] = 0
+                    elif check_valid and not ok[i]:
+                        hs[i - j] = 1  # not used
+                    else:
+                        h = _hash_bytes(base + start, length) | 1
+                        hs[i - j] = h
+                        _prefetch(&self.slots[h & <uint64_t>mask])
+                    prev_start, prev_length = start, length
+                for i in range(j, j + w):
+                    if check_valid and not ok[i]:
+                        out[i] = 0
+                        self.has_null = True
+                        prev_ok = False
+                        continue
+                    h = hs[i - j]
+                    if h == 0 and prev_ok:
+                        out[i] = prev_id
+                        continue
+                    start = offsets[i]
+                    length = offsets[i + 1] - start
+                    p = base + start
+                    if h == 0:  # equal to a null row before it
+                        h = _hash_bytes(p, length) | 1
+                    mask = self.nslots - 1
+                    slot = <Py_ssize_t>(h & <uint64_t>mask)
+                    tag = h & 0xFFFFFFFF00000000ULL
+                    while True:
+                        v = self.slots[slot]
+                        if v == 0:
+                            e = self._insert(p, length, h, slot)
                             break
-                    slot = (slot + 1) & mask
-                if e < 0 or (2 * self.card > self.nslots and self._rehash() < 0):
-                    failed = True
+                        if (v & 0xFFFFFFFF00000000ULL) == tag:
+                            e = <int32_t>(v & 0xFFFFFFFFULL) - 1
+                            if self.starts[e + 1] - self.starts[e] == length and \
+                                    (length == 0 or memcmp(self.data + self.starts[e], p, <size_t>length) == 0):
+                                break
+                        slot = (slot + 1) & mask
+                    if e < 0 or (2 * self.card > self.nslots and self._rehash() < 0):
+                        failed = True
+                        break
+                    out[i] = e + 1
+                    prev_ok, prev_id = True, e + 1
+                if failed:
                     break
-                out[i] = e + 1
-                prev_start, prev_length, prev_id = start, length, e + 1
         if failed:
             raise MemoryError("string dictionary out of memory")
         return result

@@ -1,8 +1,8 @@
-"""The columnar segment format, version 2: one file per segment, compressed, memory-mapped.
+"""The columnar segment format, version 3: one file per segment, compressed, memory-mapped.
 
 ``docs/segment-format.md`` describes every byte. In short::
 
-    header   32 bytes  <6sHIIQQ: magic b"MSQSEG", version 2, tocLength, tocCrc32, fileSize, numRows
+    header   32 bytes  <6sHIIQQ: magic b"MSQSEG", version 3, tocLength, tocCrc32, fileSize, numRows
     toc      JSON (UTF-8), space-padded so the first column starts 8-byte aligned
     columns  one block per column (__time, dimensions..., metrics...), 8-aligned, tiling the file
 
@@ -55,7 +55,7 @@ __all__ = [
 ]
 
 MAGIC = b"MSQSEG"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 TIME_COLUMN = "__time"
 
 _HEADER = struct.Struct("<6sHIIQQ")
@@ -310,15 +310,60 @@ def _write_bitmaps(w: _ColumnWriter, index_offsets: np.ndarray, index_rows: np.n
     w.part("bitmaps", bitmaps, STREAM_BLOCK)
 
 
+def _shuffle_blocks(items: np.ndarray) -> np.ndarray:
+    """uint32 items as bytes, each block of ``ROWS_PER_BLOCK`` items laid out byte plane by
+    byte plane (every item's low byte, then every second byte, ...): gaps between rows have
+    mostly zero high bytes, which zstd then packs well. ``_unshuffle_blocks`` undoes it."""
+    out = np.empty(4 * len(items), dtype=np.uint8)
+    for start in range(0, len(items), ROWS_PER_BLOCK):
+        block = items[start:start + ROWS_PER_BLOCK].astype("<u4", copy=False)
+        out[4 * start:4 * (start + len(block))] = block.view(np.uint8).reshape(-1, 4).T.reshape(-1)
+    return out
+
+
+def _unshuffle_blocks(data: np.ndarray) -> np.ndarray:
+    """The uint32 items of whole shuffled blocks (the last one may be short)."""
+    out = np.empty(len(data) // 4, dtype="<u4")
+    step = 4 * ROWS_PER_BLOCK
+    for start in range(0, len(data), step):
+        block = data[start:start + step]
+        out[start // 4:(start + len(block)) // 4] = block.reshape(4, -1).T.copy().view("<u4").reshape(-1)
+    return out
+
+
+def _row_list_deltas(offsets: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The CSR row lists delta-coded: each value's first row as is, then the gap to each next row."""
+    deltas = rows.astype(np.uint32)
+    deltas[1:] -= rows[:-1].astype(np.uint32)
+    starts = offsets[:-1][np.diff(offsets) > 0]
+    deltas[starts] = rows[starts]
+    return deltas
+
+
+def _use_row_lists(card: int, n: int) -> bool:
+    """A string column whose values hold few rows each (more than one value per 10 rows) is
+    stored as its row lists alone: its bitmaps then nearly spell out a permutation of the rows,
+    which the ids would repeat (see docs/segment-format.md, layout ``rowLists``)."""
+    return card * 10 > n
+
+
 def _encode_string(w: _ColumnWriter, column: _StringColumn, bitmaps: bool) -> dict[str, Any]:
     sorted_dict, ids, has_null = column.sorted()
-    card = len(sorted_dict)
+    card, n = len(sorted_dict), len(ids)
     width = _k.id_width(card)
+    extra = {"hasNulls": has_null, "cardinality": card, "idWidth": width, "bitmapIndex": bitmaps}
+    if bitmaps and _use_row_lists(card, n):
+        offsets, rows = _k.build_inverted_index(ids, card)
+        del ids
+        _write_dictionary(w, sorted_dict)
+        w.part("rowCounts", np.diff(offsets).astype("<u4"), ROWS_PER_BLOCK * 4)
+        w.part("rowLists", _shuffle_blocks(_row_list_deltas(offsets, rows)), ROWS_PER_BLOCK * 4)
+        return {**extra, "layout": "rowLists"}
     w.part("ids", _k.pack_ids(ids, width), ROWS_PER_BLOCK * width)
     _write_dictionary(w, sorted_dict)
     if bitmaps:
         _write_bitmaps(w, *_k.build_inverted_index(ids, card))
-    return {"hasNulls": has_null, "cardinality": card, "idWidth": width, "bitmapIndex": bitmaps}
+    return {**extra, "layout": "ids"}
 
 
 class _Spool:
@@ -383,9 +428,9 @@ class _StringColumn:
         rank = np.zeros(card + 1, dtype=np.int32)  # first-seen id + 1 -> sorted id
         rank[order + 1] = np.arange(card, dtype=np.int32) + np.int32(has_null)
         ids = _k.remap_ids(self.ids.read().to_numpy(zero_copy_only=False), rank)
-        values = pa.Array.from_buffers(pa.large_string(), card, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
-        sorted_dict = values.take(pa.array(order))
-        del values, offsets, data
+        offsets, data = _k.gather_strings(offsets, data, order)
+        sorted_dict = pa.Array.from_buffers(pa.large_string(), card, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+        del offsets, data
         if has_null:
             sorted_dict = pa.concat_arrays([pa.array([""], pa.large_string()), sorted_dict])
         return sorted_dict, ids, has_null
@@ -826,6 +871,12 @@ def _expected_parts(c: dict[str, Any], n: int) -> dict[str, int | None]:
         if kind == "STRING" and not c.get("multiValue"):
             if nulls and card == 0:
                 raise ValueError("a column with nulls needs a null dictionary entry")
+            if c["layout"] == "rowLists":
+                if not c["bitmapIndex"]:
+                    raise ValueError("a rowLists column is its bitmap index")
+                return {**dictionary, "rowCounts": 4 * card, "rowLists": 4 * n}
+            if c["layout"] != "ids":
+                raise ValueError(f"unknown layout {c['layout']!r}")
             return {"ids": n * width, **dictionary, **bitmaps}
         m = c["numElements"]
         return {"rowLengths": 4 * n, **validity, "ids": m * width, **dictionary, **bitmaps}
@@ -1058,7 +1109,17 @@ class _Segment:
             raise self.corrupt(f"column {col['name']!r}: bad dictionary ({e})") from None
         return arr
 
+    def row_counts(self, col: dict[str, Any]) -> np.ndarray:
+        return self.part(col, "rowCounts").view("<u4")
+
     def ids(self, col: dict[str, Any], rows: np.ndarray | None = None) -> np.ndarray:
+        if col.get("layout") == "rowLists":  # the ids are the row lists inverted
+            try:
+                ids = _k.row_lists_to_ids(self.row_counts(col), _unshuffle_blocks(self.part(col, "rowLists")),
+                                          self.num_rows)
+            except ValueError as e:
+                raise self.corrupt(f"column {col['name']!r}: {e}") from None
+            return ids if rows is None else ids[rows]
         width = col["idWidth"]
         if rows is None:
             packed = self.part(col, "ids")
@@ -1256,7 +1317,9 @@ def validate_segment(path: str, *, full: bool = False) -> None:
             kind = col["type"]
             if kind == "STRING" or kind == "ARRAY<STRING>":
                 seg.dictionary(col, check_order=True)
-                if col["bitmapIndex"]:
+                if col.get("layout") == "rowLists":
+                    seg.ids(col)  # checks the lists are ascending and cover each row once
+                elif col["bitmapIndex"]:
                     _check_bitmaps(seg, col)
                 else:
                     seg.ids(col)
@@ -1302,6 +1365,7 @@ class BitmapIndex:
     """The bitmap index of one STRING column: its sorted dictionary and a Roaring bitmap per value.
 
     Bitmaps are read (and decompressed) one at a time, from the memory-mapped file, when asked for.
+    A ``rowLists`` column stores each value's rows instead; its bitmaps are serialized from them.
     """
 
     def __init__(self, seg: _Segment, col: dict[str, Any]):
@@ -1309,7 +1373,15 @@ class BitmapIndex:
         self._col = col
         self.num_rows = seg.num_rows
         self.dictionary: pa.Array = seg.dictionary(col)
-        self.byte_offsets = seg.bitmap_offsets(col)
+        self._row_lists = col.get("layout") == "rowLists"
+        if self._row_lists:  # entry offsets of each value's rows in the rowLists part
+            self.byte_offsets = np.zeros(self.cardinality + 1, dtype=np.int64)
+            np.cumsum(seg.row_counts(col), out=self.byte_offsets[1:])
+            if self.byte_offsets[-1] != self.num_rows:
+                raise seg.corrupt(f"column {col['name']!r}: row counts add up to {self.byte_offsets[-1]}, "
+                                  f"not {self.num_rows}")
+        else:
+            self.byte_offsets = seg.bitmap_offsets(col)
         self._blocks: dict[int, np.ndarray] = {}  # a few decompressed blocks of the bitmaps part
         self._lock = threading.Lock()
 
@@ -1326,41 +1398,57 @@ class BitmapIndex:
         ids = pc.index_in(wanted, value_set=self.dictionary, skip_nulls=False).drop_null()
         return np.unique(ids.to_numpy().astype(np.int64))
 
-    def _bitmap_bytes(self, value_id: int) -> np.ndarray:
-        lo, hi = int(self.byte_offsets[value_id]), int(self.byte_offsets[value_id + 1])
-        bs = self._col["parts"]["bitmaps"]["blockSize"]
-        if hi <= lo:
-            return np.zeros(0, dtype=np.uint8)
-        first, last = lo // bs, (hi - 1) // bs
-        chunks = []
-        for b in range(first, last + 1):  # neighbouring values share blocks: keep a few decompressed
-            block = self._blocks.get(b)
-            if block is None:
-                block = self._seg.read_blocks(self._col, "bitmaps", b, b + 1)
-                with self._lock:  # indexes are shared between query threads
-                    if len(self._blocks) >= 8:
-                        self._blocks.pop(next(iter(self._blocks)))
-                    self._blocks[b] = block
-            chunks.append(block)
+    def _block(self, part: str, b: int) -> np.ndarray:
+        block = self._blocks.get(b)
+        if block is None:
+            block = self._seg.read_blocks(self._col, part, b, b + 1)
+            if self._row_lists:
+                block = _unshuffle_blocks(block)
+            with self._lock:  # indexes are shared between query threads
+                if len(self._blocks) >= 8:
+                    self._blocks.pop(next(iter(self._blocks)))
+                self._blocks[b] = block
+        return block
+
+    def _span(self, part: str, lo: int, hi: int, per_block: int) -> np.ndarray:
+        """Items ``[lo, hi)`` of a part whose blocks hold ``per_block`` items, from cached blocks
+        (neighbouring values share blocks)."""
+        first, last = lo // per_block, (hi - 1) // per_block
+        chunks = [self._block(part, b) for b in range(first, last + 1)]
         data = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
-        return data[lo - first * bs:hi - first * bs]
+        return data[lo - first * per_block:hi - first * per_block]
+
+    def _value_rows(self, value_id: int) -> np.ndarray:
+        lo, hi = int(self.byte_offsets[value_id]), int(self.byte_offsets[value_id + 1])
+        if self._row_lists:
+            if hi <= lo:
+                return np.zeros(0, dtype=np.int32)
+            rows = np.cumsum(self._span("rowLists", lo, hi, ROWS_PER_BLOCK), dtype=np.int64)
+            if rows[-1] >= self.num_rows or (len(rows) > 1 and np.any(rows[1:] <= rows[:-1])):
+                raise self._seg.corrupt(f"column {self._col['name']!r}: the rows of value {value_id} "
+                                        "are not ascending rows of the segment")
+            return rows.astype(np.int32)
+        data = self._span("bitmaps", lo, hi, self._col["parts"]["bitmaps"]["blockSize"]) if hi > lo \
+            else np.zeros(0, dtype=np.uint8)
+        try:
+            _, rows = _rb.decode_bitmaps(data, np.array([0, hi - lo], dtype=np.int64),
+                                         np.zeros(1, dtype=np.int64), max(self.num_rows, 1))
+        except ValueError as e:
+            raise self._seg.corrupt(f"column {self._col['name']!r}: {e}") from None
+        return rows.view(np.int32)
 
     def bitmap(self, value_id: int) -> bytes:
         """The serialized (portable Roaring) bitmap of the rows holding dictionary entry ``value_id``."""
-        return self._bitmap_bytes(value_id).tobytes()
+        if self._row_lists:
+            return _rb.serialize(self._value_rows(value_id).view(np.uint32))
+        lo, hi = int(self.byte_offsets[value_id]), int(self.byte_offsets[value_id + 1])
+        if hi <= lo:
+            return b""
+        return self._span("bitmaps", lo, hi, self._col["parts"]["bitmaps"]["blockSize"]).tobytes()
 
     def rows(self, value_ids) -> np.ndarray:
         """Ascending rows (int32) holding any of the dictionary entries ``value_ids``."""
-        parts = []
-        for i in value_ids:
-            lo, hi = int(self.byte_offsets[i]), int(self.byte_offsets[i + 1])
-            data = self._bitmap_bytes(i)
-            try:
-                _, rows = _rb.decode_bitmaps(data, np.array([0, hi - lo], dtype=np.int64),
-                                             np.zeros(1, dtype=np.int64), max(self.num_rows, 1))
-            except ValueError as e:
-                raise self._seg.corrupt(f"column {self._col['name']!r}: {e}") from None
-            parts.append(rows.view(np.int32))
+        parts = [self._value_rows(int(i)) for i in value_ids]
         if not parts:
             return np.zeros(0, dtype=np.int32)
         return parts[0] if len(parts) == 1 else np.unique(np.concatenate(parts))
