@@ -7,7 +7,8 @@ scans against DuckDB over the same rows in Parquet (pytest-benchmark).
   on, pyarrow's default) on the same 1M-row wiki-like table, sorted as the segment generator
   sorts it (``__time``, then the dimensions); the file size ratio is printed too; and the same
   segment streamed through a ``SegmentWriter`` in 65,536-row batches with spools on disk, as
-  the segment generator writes it;
+  the segment generator writes it; and the one-shot build with ``threads=2`` (against the
+  Parquet writer on one thread: not like for like, reported apart);
 * scan: ``channel, COUNT(*) GROUP BY channel`` and ``COUNT(*), SUM(added) WHERE channel = …``
   over 5M rows (five 1M-row segments, one per time chunk) through the read + aggregate
   kernel path (``read_segment(dictionary=True)`` + ``bincount``; the bitmap index + a
@@ -100,6 +101,17 @@ def test_build_segment(benchmark, build_data, tmp_path):
     _sizes["segment_low_card_bitmaps"] = write_segment(path, table, dimensions=dims, metrics=METRICS,
                                                        bitmap_indexes=low)
     _sizes["high_card"] = len(strings) - len(low)
+
+
+def test_build_segment_two_threads(benchmark, build_data, tmp_path):
+    """The same segment with ``threads=2`` (two columns hashed and encoded at a time): against
+    the Parquet writer on one thread, so not like for like; the bytes are the same."""
+    table, dims = build_data
+    path = str(tmp_path / "wiki.seg")
+    size = benchmark.pedantic(write_segment, args=(path, table),
+                              kwargs={"dimensions": dims, "metrics": METRICS, "threads": 2}, rounds=3, warmup_rounds=1)
+    assert "segment" not in _sizes or size == _sizes["segment"]
+    _record("build_segment_two_threads", benchmark)
 
 
 def _write_streamed(path: str, table: pa.Table, dims: list[str], temp_dir: str) -> int:
@@ -201,6 +213,8 @@ def ratios(request):
     write = out.write_line if out is not None else print
     write("")
     pairs = [("build", "build_parquet", "build_segment", "pyarrow Parquet writer"),
+             ("build, write_segment(threads=2) vs Parquet on 1 thread", "build_parquet", "build_segment_two_threads",
+              "pyarrow Parquet writer"),
              ("build streamed (SegmentWriter, 65,536-row batches)", "build_parquet", "build_segment_streamed",
               "pyarrow Parquet writer"),
              ("GROUP BY channel", "group_duckdb", "group_segments", "DuckDB on Parquet"),

@@ -1089,3 +1089,22 @@ def test_string_dictionary_runs_nulls_and_empty_strings_across_windows():
         part = arr.slice(start, (5, 35, len(values))[(0, 5, 40).index(start)])
         ids = dictionary.encode(*segment._string_buffers(part), valid[start:start + len(part)])
         assert ids.tolist() == [0 if v is None else seen.setdefault(v, len(seen)) + 1 for v in part.to_pylist()]
+
+
+def test_two_threads_write_the_same_bytes(tmp_path):
+    n = 70_000
+    rng = np.random.default_rng(4)
+    table = _table(__time=_times(n), low=pa.array(np.array(["a", "b", None], object)[rng.integers(0, 3, n)]),
+                   high=pa.array([f"u{i}" for i in rng.integers(0, n, n)]),
+                   tags=pa.array([["x", "y"][: i % 3] for i in range(n)], pa.list_(pa.string())),
+                   m=pa.array(rng.random(n)))
+    kwargs = {"dimensions": ["low", "high", "tags"], "metrics": ["m"]}
+    one, two, streamed = tmp_path / "one.seg", tmp_path / "two.seg", tmp_path / "streamed.seg"
+    write_segment(str(one), table, **kwargs)
+    write_segment(str(two), table, threads=2, **kwargs)
+    with segment.SegmentWriter(str(streamed), table.schema, temp_dir=str(tmp_path), threads=2, **kwargs) as w:
+        for batch in table.to_batches(max_chunksize=20_000):
+            w.append(batch)
+        w.finish()
+    assert one.read_bytes() == two.read_bytes() == streamed.read_bytes()
+    assert read_segment(str(two)).equals(table)

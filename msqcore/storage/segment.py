@@ -30,6 +30,7 @@ import tempfile
 import threading
 import zlib
 from collections.abc import Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -603,14 +604,18 @@ class SegmentWriter:
 
     ``rollup`` merges adjacent rows with equal ``__time`` and dimensions, across batches too
     (the last key of a batch waits for the next one); a rolled-up metric is stored as its
-    kind's type (a longSum is a LONG). See ``write_segment`` for the other arguments.
+    kind's type (a longSum is a LONG). ``threads`` > 1 hashes (``append``) and encodes
+    (``finish``) that many columns at a time, each column into its own buffer, written in
+    column order: the same bytes; with ``temp_dir`` up to ``threads`` encoded columns are then
+    in memory at once. See ``write_segment`` for the other arguments.
     """
 
     def __init__(self, path: str, schema: pa.Schema, *, dimensions: Sequence[str], metrics: Sequence[str] = (),
                  rollup: Mapping[str, str] | None = None, compression: str = "zstd",
                  compression_level: int | None = None, bitmap_indexes: Collection[str] | None = None,
-                 temp_dir: str | None = None, chunk_rows: int = ROWS_PER_BLOCK):
+                 temp_dir: str | None = None, chunk_rows: int = ROWS_PER_BLOCK, threads: int = 1):
         self.path = path
+        self.threads = max(1, int(threads))
         self.dimensions = list(dimensions)
         self.metrics = list(metrics)
         self.names = _check_columns(schema, self.dimensions, self.metrics)
@@ -676,8 +681,13 @@ class SegmentWriter:
             if not final:  # equal keys may go on in the next batch
                 self._carry = table.slice(table.num_rows - 1)
                 table = table.slice(0, table.num_rows - 1)
-        for name, column in zip(self.names, self._columns):
-            column.add(_combine(table.column(name)))
+        if self.threads == 1:
+            for name, column in zip(self.names, self._columns):
+                column.add(_combine(table.column(name)))
+        else:  # the string columns' hashing releases the GIL
+            with ThreadPoolExecutor(self.threads) as pool:
+                list(pool.map(lambda name, column: column.add(_combine(table.column(name))),
+                              self.names, self._columns))
         self.num_rows += table.num_rows
 
     def _with_bitmaps(self, name: str) -> bool:
@@ -705,40 +715,56 @@ class SegmentWriter:
                 body.close()
 
     def _encode_columns(self, body) -> list[dict[str, Any]]:
+        """Encode every column into ``body``, in column order; ``threads`` columns at a time
+        (their kernels and codecs release the GIL), each into its own buffer first."""
         entries: list[dict[str, Any]] = []
         self.min_time = self.max_time = None
-        for i, (name, kind, field) in enumerate(zip(self.names, self.kinds, self.schema)):
-            column, self._columns[i] = self._columns[i], None  # freed once encoded
-            w = _ColumnWriter(self.codec, body)
-            arr = column.read() if isinstance(column, _Spool) else None  # one column in memory at a time
-            if kind == "LONG":
-                extra = _encode_long(w, arr)
-            elif kind in _NUMERIC:
-                extra = {"hasNulls": _encode_numeric(w, arr, kind)}
-            elif kind == "STRING" and arr is not None:
-                extra = _encode_string_list(w, arr, self._with_bitmaps(name))
-            elif kind == "STRING":
-                extra = _encode_string(w, column, self._with_bitmaps(name))
-            elif kind == "ARRAY<STRING>":
-                extra = _encode_string_list(w, arr, self._with_bitmaps(name))
-                extra.pop("multiValue")
-            elif kind in _ARRAY_NUMERIC:
-                extra = _encode_numeric_list(w, arr, kind)
-            elif kind == "COMPLEX<json>":  # raw JSON plus typed field columns (storage/nested.py)
-                extra = nested.encode(w, arr, _encode_complex)
-            else:
-                extra = _encode_complex(w, arr)
-            if name == TIME_COLUMN and len(arr):
-                self.min_time, self.max_time = pc.min(arr).as_py(), pc.max(arr).as_py()
-            del arr, column
-            entry: dict[str, Any] = {"name": name, "type": kind, "offset": 0, "length": w.pos, "crc32": w.crc}
-            entry.update(extra)
-            field_md = _meta_to_json(field.metadata)
-            if field_md:
-                entry["fieldMetadata"] = field_md
-            entry["parts"] = w.parts
-            entries.append(entry)
+        if self.threads == 1:
+            for i in range(len(self.names)):
+                entries.append(self._encode_column(i, body))
+            return entries
+        with ThreadPoolExecutor(self.threads) as pool:
+            for group in range(0, len(self.names), self.threads):
+                outs = [[] for _ in range(min(self.threads, len(self.names) - group))]
+                done = pool.map(self._encode_column, range(group, group + len(outs)), outs)
+                for entry, out in zip(list(done), outs):
+                    entries.append(entry)
+                    for chunk in out:
+                        body.append(chunk) if isinstance(body, list) else body.write(chunk)
         return entries
+
+    def _encode_column(self, i: int, out) -> dict[str, Any]:
+        name, kind, field = self.names[i], self.kinds[i], self.schema.field(i)
+        column, self._columns[i] = self._columns[i], None  # freed once encoded
+        w = _ColumnWriter(self.codec, out)
+        arr = column.read() if isinstance(column, _Spool) else None  # one column in memory at a time
+        if kind == "LONG":
+            extra = _encode_long(w, arr)
+        elif kind in _NUMERIC:
+            extra = {"hasNulls": _encode_numeric(w, arr, kind)}
+        elif kind == "STRING" and arr is not None:
+            extra = _encode_string_list(w, arr, self._with_bitmaps(name))
+        elif kind == "STRING":
+            extra = _encode_string(w, column, self._with_bitmaps(name))
+        elif kind == "ARRAY<STRING>":
+            extra = _encode_string_list(w, arr, self._with_bitmaps(name))
+            extra.pop("multiValue")
+        elif kind in _ARRAY_NUMERIC:
+            extra = _encode_numeric_list(w, arr, kind)
+        elif kind == "COMPLEX<json>":  # raw JSON plus typed field columns (storage/nested.py)
+            extra = nested.encode(w, arr, _encode_complex)
+        else:
+            extra = _encode_complex(w, arr)
+        if name == TIME_COLUMN and len(arr):
+            self.min_time, self.max_time = pc.min(arr).as_py(), pc.max(arr).as_py()
+        del arr, column
+        entry: dict[str, Any] = {"name": name, "type": kind, "offset": 0, "length": w.pos, "crc32": w.crc}
+        entry.update(extra)
+        field_md = _meta_to_json(field.metadata)
+        if field_md:
+            entry["fieldMetadata"] = field_md
+        entry["parts"] = w.parts
+        return entry
 
     def _write_file(self, entries: list[dict[str, Any]], body) -> int:
         n = self.num_rows
@@ -820,7 +846,8 @@ class SegmentWriter:
 
 def write_segment(path: str, table: pa.Table, *, dimensions: list[str], metrics: Sequence[str] = (),
                   rollup: Mapping[str, str] | None = None, compression: str = "zstd",
-                  compression_level: int | None = None, bitmap_indexes: Collection[str] | None = None) -> int:
+                  compression_level: int | None = None, bitmap_indexes: Collection[str] | None = None,
+                  threads: int = 1) -> int:
     """Write ``table`` as one segment file at ``path``; return the file size in bytes.
 
     Columns are stored in the order ``__time, *dimensions, *metrics`` (other table columns are
@@ -830,11 +857,12 @@ def write_segment(path: str, table: pa.Table, *, dimensions: list[str], metrics:
     ``"lz4"``. ``bitmap_indexes`` names the string columns that get a bitmap index (default:
     all, Druid's ``createBitmapIndex: true``); the others store only dictionary and ids. The
     file is written under a temporary name in the same directory, fsynced, then renamed over
-    ``path``. This is ``SegmentWriter``'s one-shot case.
+    ``path``. ``threads`` > 1 hashes and encodes that many columns at a time (same bytes).
+    This is ``SegmentWriter``'s one-shot case.
     """
     writer = SegmentWriter(path, table.schema, dimensions=dimensions, metrics=metrics, rollup=rollup,
                            compression=compression, compression_level=compression_level,
-                           bitmap_indexes=bitmap_indexes, chunk_rows=max(1, table.num_rows))
+                           bitmap_indexes=bitmap_indexes, chunk_rows=max(1, table.num_rows), threads=threads)
     writer.append(table)
     return writer.finish()
 
