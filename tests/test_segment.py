@@ -1070,14 +1070,6 @@ def test_row_lists_to_ids_kernel():
         k.row_lists_to_ids(np.array([1, 1], np.uint32), np.array([0, 1, 2], np.uint32), 3)
 
 
-def test_gather_strings_kernel():
-    offsets, data = np.array([0, 1, 1, 4], np.int64), np.frombuffer(b"abcd", np.uint8)
-    got_offsets, got_data = k.gather_strings(offsets, data, np.array([2, 1, 0, 2], np.int32))
-    assert got_offsets.tolist() == [0, 3, 3, 4, 7] and got_data.tobytes() == b"bcdabcd"
-    with pytest.raises(ValueError, match="outside"):
-        k.gather_strings(offsets, data, np.array([3], np.int32))
-
-
 def test_string_dictionary_runs_nulls_and_empty_strings_across_windows():
     # the kernel hashes rows 16 at a time; runs, nulls and "" (whose bytes equal a null's) cross windows
     values = ([None, "", ""] + ["a"] * 20 + [None] * 17 + [""] * 3 + ["b", None, "b"] + ["", None] * 9)

@@ -17,7 +17,6 @@ Everything here works on flat typed buffers; the Python layer owns the file layo
 * ``sort_strings``: a multikey quicksort (Bentley & Sedgewick) of string ids by unsigned byte
   order, 8 bytes at a time with the bytes cached next to the ids (Sinha & Zobel's caching), to
   sort dictionaries (faster than pyarrow's comparison sort on long common prefixes such as URLs).
-* ``gather_strings``: strings in a given order, as new (offsets, data) buffers.
 * ``StringDictionary``: the distinct values of a string column in first-seen order, through an
   open-addressing hash table, as its rows arrive in batches: each row's first-seen id, with
   memory bounded by the cardinality (the streaming segment writer's dictionary).
@@ -530,47 +529,6 @@ def sort_strings(const int64_t[::1] offsets, const uint8_t[::1] data, int32_t[::
             for i in range(n):
                 keys[i] = _key8(&offsets[0], base, order[i], 0)
             _mkqsort8(&offsets[0], base, &order[0], &keys[0], n, 0)
-
-
-def gather_strings(const int64_t[::1] offsets, const uint8_t[::1] data, const int32_t[::1] order):
-    """Strings ``order[0], order[1], ...`` of ``data[offsets[i]:offsets[i+1]]`` as new buffers
-    (offsets int64[len(order) + 1], data uint8), e.g. a dictionary in its sorted order."""
-    cdef:
-        Py_ssize_t n = order.shape[0]
-        Py_ssize_t card = offsets.shape[0] - 1
-        Py_ssize_t i
-        int64_t total = 0
-        int64_t a, b
-        int64_t[::1] out_offsets
-        uint8_t[::1] out_data
-        const uint8_t* src
-        uint8_t* dst
-        uint8_t dummy = 0
-    if card < 0:
-        raise ValueError("offsets must hold at least one entry")
-    for i in range(n):
-        if order[i] < 0 or order[i] >= card:
-            raise ValueError(f"string id {order[i]} is outside the {card} strings")
-        a = offsets[order[i]]
-        b = offsets[order[i] + 1]
-        if a < 0 or b < a or b > data.shape[0]:
-            raise ValueError(f"string {order[i]} is outside the data")
-        total += b - a
-    offsets_arr = np.empty(n + 1, dtype=np.int64)
-    data_arr = np.empty(total, dtype=np.uint8)
-    out_offsets = offsets_arr
-    out_data = data_arr
-    src = &data[0] if data.shape[0] else &dummy
-    dst = &out_data[0] if total else &dummy
-    with nogil:
-        out_offsets[0] = 0
-        for i in range(n):
-            a = offsets[order[i]]
-            b = offsets[order[i] + 1]
-            if b > a:
-                memcpy(dst + out_offsets[i], src + a, <size_t>(b - a))
-            out_offsets[i + 1] = out_offsets[i] + (b - a)
-    return offsets_arr, data_arr
 
 
 # --- StringDictionary: distinct strings in first-seen order, through a hash table ---------------

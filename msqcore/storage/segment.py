@@ -429,9 +429,9 @@ class _StringColumn:
         rank = np.zeros(card + 1, dtype=np.int32)  # first-seen id + 1 -> sorted id
         rank[order + 1] = np.arange(card, dtype=np.int32) + np.int32(has_null)
         ids = _k.remap_ids(self.ids.read().to_numpy(zero_copy_only=False), rank)
-        offsets, data = _k.gather_strings(offsets, data, order)
-        sorted_dict = pa.Array.from_buffers(pa.large_string(), card, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
-        del offsets, data
+        values = pa.Array.from_buffers(pa.large_string(), card, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+        sorted_dict = values.take(pa.array(order))
+        del values, offsets, data
         if has_null:
             sorted_dict = pa.concat_arrays([pa.array([""], pa.large_string()), sorted_dict])
         return sorted_dict, ids, has_null
