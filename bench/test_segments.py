@@ -3,11 +3,13 @@ scans against DuckDB over the same rows in Parquet (pytest-benchmark).
 
     python -m pytest -p no:cacheprovider bench/test_segments.py --benchmark-only -s
 
-* build: ``write_segment`` vs ``pyarrow.parquet.write_table(compression="zstd")`` (dictionary
+* build: alternating pairs of ``write_segment`` and the Parquet writer, each pair's ratio
+  printed (the steadiest number on a shared machine); and ``write_segment`` vs ``pyarrow.parquet.write_table(compression="zstd")`` (dictionary
   on, pyarrow's default) on the same 1M-row wiki-like table, sorted as the segment generator
   sorts it (``__time``, then the dimensions); the file size ratio is printed too; and the same
   segment streamed through a ``SegmentWriter`` in 65,536-row batches with spools on disk, as
-  the segment generator writes it;
+  the segment generator writes it; and the one-shot build with ``threads=2`` (against the
+  Parquet writer on one thread: not like for like, reported apart);
 * scan: ``channel, COUNT(*) GROUP BY channel`` and ``COUNT(*), SUM(added) WHERE channel = …``
   over 5M rows (five 1M-row segments, one per time chunk) through the read + aggregate
   kernel path (``read_segment(dictionary=True)`` + ``bincount``; the bitmap index + a
@@ -20,6 +22,7 @@ means msqcore is faster).
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 import pyarrow as pa
@@ -37,6 +40,7 @@ FILTER_VALUE = "#de.wikipedia"
 METRICS = ["added", "deleted", "delta", "commentLength", "deltaBucket"]
 _means: dict[str, float] = {}
 _sizes: dict[str, int] = {}
+_pairs: list[float] = []  # Parquet time / segment time, one per alternating round
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -100,6 +104,34 @@ def test_build_segment(benchmark, build_data, tmp_path):
     _sizes["segment_low_card_bitmaps"] = write_segment(path, table, dimensions=dims, metrics=METRICS,
                                                        bitmap_indexes=low)
     _sizes["high_card"] = len(strings) - len(low)
+
+
+def test_build_segment_two_threads(benchmark, build_data, tmp_path):
+    """The same segment with ``threads=2`` (two columns hashed and encoded at a time): against
+    the Parquet writer on one thread, so not like for like; the bytes are the same."""
+    table, dims = build_data
+    path = str(tmp_path / "wiki.seg")
+    size = benchmark.pedantic(write_segment, args=(path, table),
+                              kwargs={"dimensions": dims, "metrics": METRICS, "threads": 2}, rounds=3, warmup_rounds=1)
+    assert "segment" not in _sizes or size == _sizes["segment"]
+    _record("build_segment_two_threads", benchmark)
+
+
+def test_build_alternating(benchmark, build_data, tmp_path):
+    """Builds alternating with the Parquet writer, one pair per round, so both see the same load
+    of a shared machine: the ratio of each pair (Parquet time / segment time) is kept."""
+    table, dims = build_data
+    seg, parquet = str(tmp_path / "wiki.seg"), str(tmp_path / "wiki.parquet")
+
+    def pair() -> None:
+        t0 = time.perf_counter()
+        write_segment(seg, table, dimensions=dims, metrics=METRICS)
+        t1 = time.perf_counter()
+        pq.write_table(table, parquet, compression="zstd")
+        _pairs.append((time.perf_counter() - t1) / (t1 - t0))
+
+    benchmark.pedantic(pair, rounds=5, warmup_rounds=1)
+    del _pairs[:-5]  # the warmup's pair goes
 
 
 def _write_streamed(path: str, table: pa.Table, dims: list[str], temp_dir: str) -> int:
@@ -201,6 +233,8 @@ def ratios(request):
     write = out.write_line if out is not None else print
     write("")
     pairs = [("build", "build_parquet", "build_segment", "pyarrow Parquet writer"),
+             ("build, write_segment(threads=2) vs Parquet on 1 thread", "build_parquet", "build_segment_two_threads",
+              "pyarrow Parquet writer"),
              ("build streamed (SegmentWriter, 65,536-row batches)", "build_parquet", "build_segment_streamed",
               "pyarrow Parquet writer"),
              ("GROUP BY channel", "group_duckdb", "group_segments", "DuckDB on Parquet"),
@@ -209,6 +243,9 @@ def ratios(request):
         if {peer, ours} <= _means.keys():
             write(f"{label}: msqcore {_means[ours] * 1000:.1f} ms, {peer_name} {_means[peer] * 1000:.1f} ms "
                   f"-> speed {_means[peer] / _means[ours]:.2f}x")
+    if _pairs:
+        write(f"build, alternating with the Parquet writer ({len(_pairs)} pairs): speed "
+              f"{', '.join(f'{r:.2f}x' for r in _pairs)}; median {float(np.median(_pairs)):.2f}x")
     if {"segment", "parquet"} <= _sizes.keys():
         write(f"size: segment {_sizes['segment'] / 2**20:.1f} MiB, Parquet {_sizes['parquet'] / 2**20:.1f} MiB "
               f"-> {_sizes['segment'] / _sizes['parquet']:.2f}x the Parquet size")

@@ -228,7 +228,8 @@ def test_segment_uses_minimal_id_width(tmp_path, cardinality, width):
     path = tmp_path / f"w{cardinality}.seg"
     n = max(cardinality, 1000)
     values = pa.array([f"{i % cardinality:08d}" for i in range(n)])
-    write_segment(str(path), _table(__time=_times(n), d=values), dimensions=["d"])
+    # without a bitmap index: with one, so many values per row would be stored as row lists
+    write_segment(str(path), _table(__time=_times(n), d=values), dimensions=["d"], bitmap_indexes=[])
     col = _col(path, "d")
     assert (col["cardinality"], col["idWidth"]) == (cardinality, width)
     assert col["parts"]["ids"]["size"] == n * width
@@ -250,7 +251,7 @@ def test_header_and_column_order(tmp_path):
     write_segment(str(path), table, dimensions=["b", "a"], metrics=["m"])
     raw = path.read_bytes()
     magic, version, toc_len, _crc, file_size, num_rows = struct.unpack_from("<6sHIIQQ", raw)
-    assert (magic, version, file_size, num_rows) == (b"MSQSEG", 2, len(raw), 2)
+    assert (magic, version, file_size, num_rows) == (b"MSQSEG", 3, len(raw), 2)
     toc = _toc(path)
     assert [c["name"] for c in toc["columns"]] == ["__time", "b", "a", "m"]  # extra is dropped
     assert [c["type"] for c in toc["columns"]] == ["LONG", "STRING", "LONG", "DOUBLE"]
@@ -269,7 +270,9 @@ def test_header_and_column_order(tmp_path):
     assert table_[0] == 0 and 16 + table_[1] == part["stored"]
     block = raw[t["offset"] + 16:t["offset"] + 16 + int(table_[1])]
     assert list(pa.Codec("zstd").decompress(block, 2, asbytes=True)) == [0, 10]
-    assert list(_col(path, "b")["parts"]) == ["ids", "dictLengths", "dictData", "bitmapLengths", "bitmaps"]
+    # two distinct values in two rows: stored as their row lists, no ids (layout rowLists)
+    assert _col(path, "b")["layout"] == "rowLists"
+    assert list(_col(path, "b")["parts"]) == ["dictLengths", "dictData", "rowCounts", "rowLists"]
     assert read_segment(str(path)).column_names == ["__time", "b", "a", "m"]
 
 
@@ -535,6 +538,7 @@ def test_validate_full_catches_wrong_inverted_index(tmp_path, monkeypatch):
         return offsets, np.array([1, 2, 0], np.int32)  # well-formed bitmaps, wrong rows
 
     monkeypatch.setattr(segment._k, "build_inverted_index", wrong)
+    monkeypatch.setattr(segment, "_use_row_lists", lambda card, n: False)  # ids and Roaring bitmaps
     write_segment(str(path), _table(__time=_times(3), d=pa.array(["a", "b", "a"])), dimensions=["d"])
     monkeypatch.undo()
     validate_segment(str(path))
@@ -653,14 +657,14 @@ def test_round_trip_property(tmp_path_factory, data):
         _assert_index(path, column, table.column(column).combine_chunks())
 
 
-# --- format version 2: compression, selective reads, column kinds, rollup -------------------------
+# --- format version 2 and 3: compression, selective reads, column kinds, rollup -------------------------
 
 
 def test_unknown_version_is_refused(sample):
     raw = bytearray(sample.read_bytes())
-    struct.pack_into("<H", raw, 6, 1)  # a version 1 file
+    struct.pack_into("<H", raw, 6, 2)  # a version 2 file (no rowLists layout)
     sample.write_bytes(bytes(raw))
-    with pytest.raises(SegmentCorruptError, match=r"unsupported format version 1 \(this reader knows 2\)"):
+    with pytest.raises(SegmentCorruptError, match=r"unsupported format version 2 \(this reader knows 3\)"):
         read_segment(str(sample))
 
 
@@ -954,3 +958,145 @@ def test_list_and_complex_round_trip_property(tmp_path_factory, data):
     for i, value in enumerate(index.dictionary.to_pylist()):
         want = [r for r, row in enumerate(tags) if row is not None and value in row]
         assert index.rows([i]).tolist() == want
+
+
+# --- format version 3: the rowLists layout (few rows per value: row lists, no ids) -----------------
+
+
+def _row_lists_values(n: int) -> list[str | None]:
+    """n rows with values holding 1, 2 and many rows (one spanning every block), and nulls."""
+    rng = np.random.default_rng(n)
+    values: list[str | None] = [f"u{i:07d}" for i in range(n)]  # one row each
+    for r in rng.choice(n, size=n // 3, replace=False):
+        values[r] = f"u{(r + 1) % n:07d}"  # that value now holds two rows (or moves)
+    for r in range(0, n, 7):
+        values[r] = "common"
+    for r in range(3, n, 11):
+        values[r] = None
+    return values
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 50, 70_000])
+def test_row_lists_round_trip(tmp_path, n):
+    path = tmp_path / "rl.seg"
+    values = _row_lists_values(n)
+    table = _table(__time=_times(n), d=pa.array(values, pa.string()))
+    write_segment(str(path), table, dimensions=["d"])
+    col = _col(path, "d")
+    assert col["layout"] == "rowLists" and "ids" not in col["parts"] and col["bitmapIndex"]
+    validate_segment(str(path), full=True)
+    assert read_segment(str(path)).equals(table)
+    rows = np.unique(np.random.default_rng(1).integers(0, n, min(n, 500)))
+    assert read_segment(str(path), ["d"], rows=rows).column(0).to_pylist() == [values[r] for r in rows]
+    dictionary = read_segment(str(path), ["d"], dictionary=True).column(0)
+    assert dictionary.to_pylist() == values
+    # every value's bitmap is the Roaring bitmap pyroaring builds from its rows
+    _assert_index(path, "d", table.column("d").combine_chunks())
+
+
+def test_row_lists_one_value_and_all_null(tmp_path):
+    path = tmp_path / "one.seg"
+    table = _table(__time=_times(5), a=pa.array(["x"] * 5), b=pa.array([None] * 5, pa.string()))
+    write_segment(str(path), table, dimensions=["a", "b"])
+    assert _col(path, "a")["layout"] == "rowLists" and _col(path, "b")["layout"] == "rowLists"
+    validate_segment(str(path), full=True)
+    assert read_segment(str(path)).equals(table)
+    index = string_value_index(str(path), "b")
+    assert index.dictionary.to_pylist() == [None]
+    assert index.rows(index.lookup([None])).tolist() == [0, 1, 2, 3, 4]
+    assert BitMap.deserialize(index.bitmap(0)) == BitMap(range(5))
+
+
+def test_empty_segment_and_many_rows_per_value_keep_ids(tmp_path):
+    path = tmp_path / "ids.seg"
+    write_segment(str(path), _table(__time=_times(0), d=pa.array([], pa.string())), dimensions=["d"])
+    assert _col(path, "d")["layout"] == "ids"
+    assert read_segment(str(path)).num_rows == 0
+    table = _table(__time=_times(100), d=pa.array([f"v{i % 10}" for i in range(100)]))
+    write_segment(str(path), table, dimensions=["d"])  # 10 values in 100 rows: ids and Roaring bitmaps
+    assert list(_col(path, "d")["parts"]) == ["ids", "dictLengths", "dictData", "bitmapLengths", "bitmaps"]
+    assert _col(path, "d")["layout"] == "ids"
+    validate_segment(str(path), full=True)
+
+
+def test_row_lists_are_delta_coded_byte_planes(tmp_path):
+    path = tmp_path / "bytes.seg"
+    # sorted dictionary: "a" rows [1, 3], "b" rows [0, 4, 300], "c" row [2]
+    values = ["b", "a", "c", "a", "b"] + [f"z{i:03d}" for i in range(295)] + ["b"]
+    write_segment(str(path), _table(__time=_times(len(values)), d=pa.array(values)), dimensions=["d"])
+    col = _col(path, "d")
+    with segment._open(str(path)) as seg:
+        assert seg.part(col, "rowCounts").view("<u4")[:3].tolist() == [2, 3, 1]
+        planes = seg.part(col, "rowLists").reshape(4, -1)  # one block: low bytes, then second bytes, ...
+    deltas = planes.T.copy().view("<u4").reshape(-1)
+    assert deltas[:6].tolist() == [1, 2, 0, 4, 296, 2]
+    assert planes[1, 4] == 1 and planes[0, 4] == 296 - 256  # 296 = 0x128
+
+
+def test_row_lists_corruption_is_caught(tmp_path, monkeypatch):
+    path = tmp_path / "bad.seg"
+    real = segment._row_list_deltas
+
+    def doubled(offsets, rows):
+        deltas = real(offsets, rows)
+        deltas[1] = deltas[0]  # value 0's second row repeats... a row another value holds
+        return deltas
+
+    monkeypatch.setattr(segment, "_row_list_deltas", doubled)
+    write_segment(str(path), _table(__time=_times(4), d=pa.array(["a", "b", "a", "c"])), dimensions=["d"])
+    monkeypatch.undo()
+    validate_segment(str(path))
+    with pytest.raises(SegmentCorruptError, match="not ascending rows that no other value holds"):
+        validate_segment(str(path), full=True)
+    with pytest.raises(SegmentCorruptError, match="row list"):
+        read_segment(str(path))
+
+
+def test_row_lists_without_bitmap_index_is_refused(tmp_path):
+    path = tmp_path / "nobitmaps.seg"
+    write_segment(str(path), _table(__time=_times(3), d=pa.array(["a", "b", "c"])), dimensions=["d"],
+                  bitmap_indexes=[])
+    assert _col(path, "d")["layout"] == "ids"  # no bitmap index: the ids are the column
+
+
+def test_row_lists_to_ids_kernel():
+    counts = np.array([2, 0, 1], np.uint32)
+    np.testing.assert_array_equal(k.row_lists_to_ids(counts, np.array([0, 2, 1], np.uint32), 3), [0, 2, 0])
+    assert k.row_lists_to_ids(np.zeros(0, np.uint32), np.zeros(0, np.uint32), 0).tolist() == []
+    for deltas in ([0, 0, 1], [0, 3, 1], [1, 1, 1]):  # a zero gap, a row past the end, a row twice
+        with pytest.raises(ValueError, match="not ascending rows"):
+            k.row_lists_to_ids(counts, np.array(deltas, np.uint32), 3)
+    with pytest.raises(ValueError, match="add up to"):
+        k.row_lists_to_ids(np.array([1, 1], np.uint32), np.array([0, 1, 2], np.uint32), 3)
+
+
+def test_string_dictionary_runs_nulls_and_empty_strings_across_windows():
+    # the kernel hashes rows 16 at a time; runs, nulls and "" (whose bytes equal a null's) cross windows
+    values = ([None, "", ""] + ["a"] * 20 + [None] * 17 + [""] * 3 + ["b", None, "b"] + ["", None] * 9)
+    arr = pa.array(values, pa.string())
+    dictionary = k.StringDictionary()
+    valid = np.array([v is not None for v in values], np.uint8)
+    seen: dict[str, int] = {}
+    for start in (0, 5, 40):  # three batches
+        part = arr.slice(start, (5, 35, len(values))[(0, 5, 40).index(start)])
+        ids = dictionary.encode(*segment._string_buffers(part), valid[start:start + len(part)])
+        assert ids.tolist() == [0 if v is None else seen.setdefault(v, len(seen)) + 1 for v in part.to_pylist()]
+
+
+def test_two_threads_write_the_same_bytes(tmp_path):
+    n = 70_000
+    rng = np.random.default_rng(4)
+    table = _table(__time=_times(n), low=pa.array(np.array(["a", "b", None], object)[rng.integers(0, 3, n)]),
+                   high=pa.array([f"u{i}" for i in rng.integers(0, n, n)]),
+                   tags=pa.array([["x", "y"][: i % 3] for i in range(n)], pa.list_(pa.string())),
+                   m=pa.array(rng.random(n)))
+    kwargs = {"dimensions": ["low", "high", "tags"], "metrics": ["m"]}
+    one, two, streamed = tmp_path / "one.seg", tmp_path / "two.seg", tmp_path / "streamed.seg"
+    write_segment(str(one), table, **kwargs)
+    write_segment(str(two), table, threads=2, **kwargs)
+    with segment.SegmentWriter(str(streamed), table.schema, temp_dir=str(tmp_path), threads=2, **kwargs) as w:
+        for batch in table.to_batches(max_chunksize=20_000):
+            w.append(batch)
+        w.finish()
+    assert one.read_bytes() == two.read_bytes() == streamed.read_bytes()
+    assert read_segment(str(two)).equals(table)

@@ -1,8 +1,8 @@
-"""The columnar segment format, version 2: one file per segment, compressed, memory-mapped.
+"""The columnar segment format, version 3: one file per segment, compressed, memory-mapped.
 
 ``docs/segment-format.md`` describes every byte. In short::
 
-    header   32 bytes  <6sHIIQQ: magic b"MSQSEG", version 2, tocLength, tocCrc32, fileSize, numRows
+    header   32 bytes  <6sHIIQQ: magic b"MSQSEG", version 3, tocLength, tocCrc32, fileSize, numRows
     toc      JSON (UTF-8), space-padded so the first column starts 8-byte aligned
     columns  one block per column (__time, dimensions..., metrics...), 8-aligned, tiling the file
 
@@ -30,6 +30,7 @@ import tempfile
 import threading
 import zlib
 from collections.abc import Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -55,7 +56,7 @@ __all__ = [
 ]
 
 MAGIC = b"MSQSEG"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 TIME_COLUMN = "__time"
 
 _HEADER = struct.Struct("<6sHIIQQ")
@@ -310,15 +311,60 @@ def _write_bitmaps(w: _ColumnWriter, index_offsets: np.ndarray, index_rows: np.n
     w.part("bitmaps", bitmaps, STREAM_BLOCK)
 
 
+def _shuffle_blocks(items: np.ndarray) -> np.ndarray:
+    """uint32 items as bytes, each block of ``ROWS_PER_BLOCK`` items laid out byte plane by
+    byte plane (every item's low byte, then every second byte, ...): gaps between rows have
+    mostly zero high bytes, which zstd then packs well. ``_unshuffle_blocks`` undoes it."""
+    out = np.empty(4 * len(items), dtype=np.uint8)
+    for start in range(0, len(items), ROWS_PER_BLOCK):
+        block = items[start:start + ROWS_PER_BLOCK].astype("<u4", copy=False)
+        out[4 * start:4 * (start + len(block))] = block.view(np.uint8).reshape(-1, 4).T.reshape(-1)
+    return out
+
+
+def _unshuffle_blocks(data: np.ndarray) -> np.ndarray:
+    """The uint32 items of whole shuffled blocks (the last one may be short)."""
+    out = np.empty(len(data) // 4, dtype="<u4")
+    step = 4 * ROWS_PER_BLOCK
+    for start in range(0, len(data), step):
+        block = data[start:start + step]
+        out[start // 4:(start + len(block)) // 4] = block.reshape(4, -1).T.copy().view("<u4").reshape(-1)
+    return out
+
+
+def _row_list_deltas(offsets: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The CSR row lists delta-coded: each value's first row as is, then the gap to each next row."""
+    deltas = rows.astype(np.uint32)
+    deltas[1:] -= rows[:-1].astype(np.uint32)
+    starts = offsets[:-1][np.diff(offsets) > 0]
+    deltas[starts] = rows[starts]
+    return deltas
+
+
+def _use_row_lists(card: int, n: int) -> bool:
+    """A string column whose values hold few rows each (more than one value per 10 rows) is
+    stored as its row lists alone: its bitmaps then nearly spell out a permutation of the rows,
+    which the ids would repeat (see docs/segment-format.md, layout ``rowLists``)."""
+    return card * 10 > n
+
+
 def _encode_string(w: _ColumnWriter, column: _StringColumn, bitmaps: bool) -> dict[str, Any]:
     sorted_dict, ids, has_null = column.sorted()
-    card = len(sorted_dict)
+    card, n = len(sorted_dict), len(ids)
     width = _k.id_width(card)
+    extra = {"hasNulls": has_null, "cardinality": card, "idWidth": width, "bitmapIndex": bitmaps}
+    if bitmaps and _use_row_lists(card, n):
+        offsets, rows = _k.build_inverted_index(ids, card)
+        del ids
+        _write_dictionary(w, sorted_dict)
+        w.part("rowCounts", np.diff(offsets).astype("<u4"), ROWS_PER_BLOCK * 4)
+        w.part("rowLists", _shuffle_blocks(_row_list_deltas(offsets, rows)), ROWS_PER_BLOCK * 4)
+        return {**extra, "layout": "rowLists"}
     w.part("ids", _k.pack_ids(ids, width), ROWS_PER_BLOCK * width)
     _write_dictionary(w, sorted_dict)
     if bitmaps:
         _write_bitmaps(w, *_k.build_inverted_index(ids, card))
-    return {"hasNulls": has_null, "cardinality": card, "idWidth": width, "bitmapIndex": bitmaps}
+    return {**extra, "layout": "ids"}
 
 
 class _Spool:
@@ -558,14 +604,18 @@ class SegmentWriter:
 
     ``rollup`` merges adjacent rows with equal ``__time`` and dimensions, across batches too
     (the last key of a batch waits for the next one); a rolled-up metric is stored as its
-    kind's type (a longSum is a LONG). See ``write_segment`` for the other arguments.
+    kind's type (a longSum is a LONG). ``threads`` > 1 hashes (``append``) and encodes
+    (``finish``) that many columns at a time, each column into its own buffer, written in
+    column order: the same bytes; with ``temp_dir`` up to ``threads`` encoded columns are then
+    in memory at once. See ``write_segment`` for the other arguments.
     """
 
     def __init__(self, path: str, schema: pa.Schema, *, dimensions: Sequence[str], metrics: Sequence[str] = (),
                  rollup: Mapping[str, str] | None = None, compression: str = "zstd",
                  compression_level: int | None = None, bitmap_indexes: Collection[str] | None = None,
-                 temp_dir: str | None = None, chunk_rows: int = ROWS_PER_BLOCK):
+                 temp_dir: str | None = None, chunk_rows: int = ROWS_PER_BLOCK, threads: int = 1):
         self.path = path
+        self.threads = max(1, int(threads))
         self.dimensions = list(dimensions)
         self.metrics = list(metrics)
         self.names = _check_columns(schema, self.dimensions, self.metrics)
@@ -631,8 +681,13 @@ class SegmentWriter:
             if not final:  # equal keys may go on in the next batch
                 self._carry = table.slice(table.num_rows - 1)
                 table = table.slice(0, table.num_rows - 1)
-        for name, column in zip(self.names, self._columns):
-            column.add(_combine(table.column(name)))
+        if self.threads == 1:
+            for name, column in zip(self.names, self._columns):
+                column.add(_combine(table.column(name)))
+        else:  # the string columns' hashing releases the GIL
+            with ThreadPoolExecutor(self.threads) as pool:
+                list(pool.map(lambda name, column: column.add(_combine(table.column(name))),
+                              self.names, self._columns))
         self.num_rows += table.num_rows
 
     def _with_bitmaps(self, name: str) -> bool:
@@ -660,40 +715,56 @@ class SegmentWriter:
                 body.close()
 
     def _encode_columns(self, body) -> list[dict[str, Any]]:
+        """Encode every column into ``body``, in column order; ``threads`` columns at a time
+        (their kernels and codecs release the GIL), each into its own buffer first."""
         entries: list[dict[str, Any]] = []
         self.min_time = self.max_time = None
-        for i, (name, kind, field) in enumerate(zip(self.names, self.kinds, self.schema)):
-            column, self._columns[i] = self._columns[i], None  # freed once encoded
-            w = _ColumnWriter(self.codec, body)
-            arr = column.read() if isinstance(column, _Spool) else None  # one column in memory at a time
-            if kind == "LONG":
-                extra = _encode_long(w, arr)
-            elif kind in _NUMERIC:
-                extra = {"hasNulls": _encode_numeric(w, arr, kind)}
-            elif kind == "STRING" and arr is not None:
-                extra = _encode_string_list(w, arr, self._with_bitmaps(name))
-            elif kind == "STRING":
-                extra = _encode_string(w, column, self._with_bitmaps(name))
-            elif kind == "ARRAY<STRING>":
-                extra = _encode_string_list(w, arr, self._with_bitmaps(name))
-                extra.pop("multiValue")
-            elif kind in _ARRAY_NUMERIC:
-                extra = _encode_numeric_list(w, arr, kind)
-            elif kind == "COMPLEX<json>":  # raw JSON plus typed field columns (storage/nested.py)
-                extra = nested.encode(w, arr, _encode_complex)
-            else:
-                extra = _encode_complex(w, arr)
-            if name == TIME_COLUMN and len(arr):
-                self.min_time, self.max_time = pc.min(arr).as_py(), pc.max(arr).as_py()
-            del arr, column
-            entry: dict[str, Any] = {"name": name, "type": kind, "offset": 0, "length": w.pos, "crc32": w.crc}
-            entry.update(extra)
-            field_md = _meta_to_json(field.metadata)
-            if field_md:
-                entry["fieldMetadata"] = field_md
-            entry["parts"] = w.parts
-            entries.append(entry)
+        if self.threads == 1:
+            for i in range(len(self.names)):
+                entries.append(self._encode_column(i, body))
+            return entries
+        with ThreadPoolExecutor(self.threads) as pool:
+            for group in range(0, len(self.names), self.threads):
+                outs = [[] for _ in range(min(self.threads, len(self.names) - group))]
+                done = pool.map(self._encode_column, range(group, group + len(outs)), outs)
+                for entry, out in zip(list(done), outs):
+                    entries.append(entry)
+                    for chunk in out:
+                        body.append(chunk) if isinstance(body, list) else body.write(chunk)
         return entries
+
+    def _encode_column(self, i: int, out) -> dict[str, Any]:
+        name, kind, field = self.names[i], self.kinds[i], self.schema.field(i)
+        column, self._columns[i] = self._columns[i], None  # freed once encoded
+        w = _ColumnWriter(self.codec, out)
+        arr = column.read() if isinstance(column, _Spool) else None  # one column in memory at a time
+        if kind == "LONG":
+            extra = _encode_long(w, arr)
+        elif kind in _NUMERIC:
+            extra = {"hasNulls": _encode_numeric(w, arr, kind)}
+        elif kind == "STRING" and arr is not None:
+            extra = _encode_string_list(w, arr, self._with_bitmaps(name))
+        elif kind == "STRING":
+            extra = _encode_string(w, column, self._with_bitmaps(name))
+        elif kind == "ARRAY<STRING>":
+            extra = _encode_string_list(w, arr, self._with_bitmaps(name))
+            extra.pop("multiValue")
+        elif kind in _ARRAY_NUMERIC:
+            extra = _encode_numeric_list(w, arr, kind)
+        elif kind == "COMPLEX<json>":  # raw JSON plus typed field columns (storage/nested.py)
+            extra = nested.encode(w, arr, _encode_complex)
+        else:
+            extra = _encode_complex(w, arr)
+        if name == TIME_COLUMN and len(arr):
+            self.min_time, self.max_time = pc.min(arr).as_py(), pc.max(arr).as_py()
+        del arr, column
+        entry: dict[str, Any] = {"name": name, "type": kind, "offset": 0, "length": w.pos, "crc32": w.crc}
+        entry.update(extra)
+        field_md = _meta_to_json(field.metadata)
+        if field_md:
+            entry["fieldMetadata"] = field_md
+        entry["parts"] = w.parts
+        return entry
 
     def _write_file(self, entries: list[dict[str, Any]], body) -> int:
         n = self.num_rows
@@ -775,7 +846,8 @@ class SegmentWriter:
 
 def write_segment(path: str, table: pa.Table, *, dimensions: list[str], metrics: Sequence[str] = (),
                   rollup: Mapping[str, str] | None = None, compression: str = "zstd",
-                  compression_level: int | None = None, bitmap_indexes: Collection[str] | None = None) -> int:
+                  compression_level: int | None = None, bitmap_indexes: Collection[str] | None = None,
+                  threads: int = 1) -> int:
     """Write ``table`` as one segment file at ``path``; return the file size in bytes.
 
     Columns are stored in the order ``__time, *dimensions, *metrics`` (other table columns are
@@ -785,11 +857,12 @@ def write_segment(path: str, table: pa.Table, *, dimensions: list[str], metrics:
     ``"lz4"``. ``bitmap_indexes`` names the string columns that get a bitmap index (default:
     all, Druid's ``createBitmapIndex: true``); the others store only dictionary and ids. The
     file is written under a temporary name in the same directory, fsynced, then renamed over
-    ``path``. This is ``SegmentWriter``'s one-shot case.
+    ``path``. ``threads`` > 1 hashes and encodes that many columns at a time (same bytes).
+    This is ``SegmentWriter``'s one-shot case.
     """
     writer = SegmentWriter(path, table.schema, dimensions=dimensions, metrics=metrics, rollup=rollup,
                            compression=compression, compression_level=compression_level,
-                           bitmap_indexes=bitmap_indexes, chunk_rows=max(1, table.num_rows))
+                           bitmap_indexes=bitmap_indexes, chunk_rows=max(1, table.num_rows), threads=threads)
     writer.append(table)
     return writer.finish()
 
@@ -826,6 +899,12 @@ def _expected_parts(c: dict[str, Any], n: int) -> dict[str, int | None]:
         if kind == "STRING" and not c.get("multiValue"):
             if nulls and card == 0:
                 raise ValueError("a column with nulls needs a null dictionary entry")
+            if c["layout"] == "rowLists":
+                if not c["bitmapIndex"]:
+                    raise ValueError("a rowLists column is its bitmap index")
+                return {**dictionary, "rowCounts": 4 * card, "rowLists": 4 * n}
+            if c["layout"] != "ids":
+                raise ValueError(f"unknown layout {c['layout']!r}")
             return {"ids": n * width, **dictionary, **bitmaps}
         m = c["numElements"]
         return {"rowLengths": 4 * n, **validity, "ids": m * width, **dictionary, **bitmaps}
@@ -1058,7 +1137,17 @@ class _Segment:
             raise self.corrupt(f"column {col['name']!r}: bad dictionary ({e})") from None
         return arr
 
+    def row_counts(self, col: dict[str, Any]) -> np.ndarray:
+        return self.part(col, "rowCounts").view("<u4")
+
     def ids(self, col: dict[str, Any], rows: np.ndarray | None = None) -> np.ndarray:
+        if col.get("layout") == "rowLists":  # the ids are the row lists inverted
+            try:
+                ids = _k.row_lists_to_ids(self.row_counts(col), _unshuffle_blocks(self.part(col, "rowLists")),
+                                          self.num_rows)
+            except ValueError as e:
+                raise self.corrupt(f"column {col['name']!r}: {e}") from None
+            return ids if rows is None else ids[rows]
         width = col["idWidth"]
         if rows is None:
             packed = self.part(col, "ids")
@@ -1256,7 +1345,9 @@ def validate_segment(path: str, *, full: bool = False) -> None:
             kind = col["type"]
             if kind == "STRING" or kind == "ARRAY<STRING>":
                 seg.dictionary(col, check_order=True)
-                if col["bitmapIndex"]:
+                if col.get("layout") == "rowLists":
+                    seg.ids(col)  # checks the lists are ascending and cover each row once
+                elif col["bitmapIndex"]:
                     _check_bitmaps(seg, col)
                 else:
                     seg.ids(col)
@@ -1302,6 +1393,7 @@ class BitmapIndex:
     """The bitmap index of one STRING column: its sorted dictionary and a Roaring bitmap per value.
 
     Bitmaps are read (and decompressed) one at a time, from the memory-mapped file, when asked for.
+    A ``rowLists`` column stores each value's rows instead; its bitmaps are serialized from them.
     """
 
     def __init__(self, seg: _Segment, col: dict[str, Any]):
@@ -1309,7 +1401,15 @@ class BitmapIndex:
         self._col = col
         self.num_rows = seg.num_rows
         self.dictionary: pa.Array = seg.dictionary(col)
-        self.byte_offsets = seg.bitmap_offsets(col)
+        self._row_lists = col.get("layout") == "rowLists"
+        if self._row_lists:  # entry offsets of each value's rows in the rowLists part
+            self.byte_offsets = np.zeros(self.cardinality + 1, dtype=np.int64)
+            np.cumsum(seg.row_counts(col), out=self.byte_offsets[1:])
+            if self.byte_offsets[-1] != self.num_rows:
+                raise seg.corrupt(f"column {col['name']!r}: row counts add up to {self.byte_offsets[-1]}, "
+                                  f"not {self.num_rows}")
+        else:
+            self.byte_offsets = seg.bitmap_offsets(col)
         self._blocks: dict[int, np.ndarray] = {}  # a few decompressed blocks of the bitmaps part
         self._lock = threading.Lock()
 
@@ -1326,41 +1426,57 @@ class BitmapIndex:
         ids = pc.index_in(wanted, value_set=self.dictionary, skip_nulls=False).drop_null()
         return np.unique(ids.to_numpy().astype(np.int64))
 
-    def _bitmap_bytes(self, value_id: int) -> np.ndarray:
-        lo, hi = int(self.byte_offsets[value_id]), int(self.byte_offsets[value_id + 1])
-        bs = self._col["parts"]["bitmaps"]["blockSize"]
-        if hi <= lo:
-            return np.zeros(0, dtype=np.uint8)
-        first, last = lo // bs, (hi - 1) // bs
-        chunks = []
-        for b in range(first, last + 1):  # neighbouring values share blocks: keep a few decompressed
-            block = self._blocks.get(b)
-            if block is None:
-                block = self._seg.read_blocks(self._col, "bitmaps", b, b + 1)
-                with self._lock:  # indexes are shared between query threads
-                    if len(self._blocks) >= 8:
-                        self._blocks.pop(next(iter(self._blocks)))
-                    self._blocks[b] = block
-            chunks.append(block)
+    def _block(self, part: str, b: int) -> np.ndarray:
+        block = self._blocks.get(b)
+        if block is None:
+            block = self._seg.read_blocks(self._col, part, b, b + 1)
+            if self._row_lists:
+                block = _unshuffle_blocks(block)
+            with self._lock:  # indexes are shared between query threads
+                if len(self._blocks) >= 8:
+                    self._blocks.pop(next(iter(self._blocks)))
+                self._blocks[b] = block
+        return block
+
+    def _span(self, part: str, lo: int, hi: int, per_block: int) -> np.ndarray:
+        """Items ``[lo, hi)`` of a part whose blocks hold ``per_block`` items, from cached blocks
+        (neighbouring values share blocks)."""
+        first, last = lo // per_block, (hi - 1) // per_block
+        chunks = [self._block(part, b) for b in range(first, last + 1)]
         data = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
-        return data[lo - first * bs:hi - first * bs]
+        return data[lo - first * per_block:hi - first * per_block]
+
+    def _value_rows(self, value_id: int) -> np.ndarray:
+        lo, hi = int(self.byte_offsets[value_id]), int(self.byte_offsets[value_id + 1])
+        if self._row_lists:
+            if hi <= lo:
+                return np.zeros(0, dtype=np.int32)
+            rows = np.cumsum(self._span("rowLists", lo, hi, ROWS_PER_BLOCK), dtype=np.int64)
+            if rows[-1] >= self.num_rows or (len(rows) > 1 and np.any(rows[1:] <= rows[:-1])):
+                raise self._seg.corrupt(f"column {self._col['name']!r}: the rows of value {value_id} "
+                                        "are not ascending rows of the segment")
+            return rows.astype(np.int32)
+        data = self._span("bitmaps", lo, hi, self._col["parts"]["bitmaps"]["blockSize"]) if hi > lo \
+            else np.zeros(0, dtype=np.uint8)
+        try:
+            _, rows = _rb.decode_bitmaps(data, np.array([0, hi - lo], dtype=np.int64),
+                                         np.zeros(1, dtype=np.int64), max(self.num_rows, 1))
+        except ValueError as e:
+            raise self._seg.corrupt(f"column {self._col['name']!r}: {e}") from None
+        return rows.view(np.int32)
 
     def bitmap(self, value_id: int) -> bytes:
         """The serialized (portable Roaring) bitmap of the rows holding dictionary entry ``value_id``."""
-        return self._bitmap_bytes(value_id).tobytes()
+        if self._row_lists:
+            return _rb.serialize(self._value_rows(value_id).view(np.uint32))
+        lo, hi = int(self.byte_offsets[value_id]), int(self.byte_offsets[value_id + 1])
+        if hi <= lo:
+            return b""
+        return self._span("bitmaps", lo, hi, self._col["parts"]["bitmaps"]["blockSize"]).tobytes()
 
     def rows(self, value_ids) -> np.ndarray:
         """Ascending rows (int32) holding any of the dictionary entries ``value_ids``."""
-        parts = []
-        for i in value_ids:
-            lo, hi = int(self.byte_offsets[i]), int(self.byte_offsets[i + 1])
-            data = self._bitmap_bytes(i)
-            try:
-                _, rows = _rb.decode_bitmaps(data, np.array([0, hi - lo], dtype=np.int64),
-                                             np.zeros(1, dtype=np.int64), max(self.num_rows, 1))
-            except ValueError as e:
-                raise self._seg.corrupt(f"column {self._col['name']!r}: {e}") from None
-            parts.append(rows.view(np.int32))
+        parts = [self._value_rows(int(i)) for i in value_ids]
         if not parts:
             return np.zeros(0, dtype=np.int32)
         return parts[0] if len(parts) == 1 else np.unique(np.concatenate(parts))
