@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import os
 import struct
+import zlib
 
 import numpy as np
 import pyarrow as pa
@@ -350,7 +351,9 @@ def test_meta(tmp_path):
         "dimensions": ["d", "n"],
         "metrics": ["x", "f"],
         "dimensionsSpec": [{"type": "string", "name": "d", "multiValueHandling": "SORTED_ARRAY",
-                            "createBitmapIndex": True}, {"type": "long", "name": "n"}],
+                            "createBitmapIndex": True},
+                           {"type": "long", "name": "n", "multiValueHandling": "SORTED_ARRAY",
+                            "createBitmapIndex": False}],
         "metricsSpec": [],
         "rollup": False,
         "size": size,
@@ -660,12 +663,33 @@ def test_round_trip_property(tmp_path_factory, data):
 # --- format version 2 and 3: compression, selective reads, column kinds, rollup -------------------------
 
 
-def test_unknown_version_is_refused(sample):
+@pytest.mark.parametrize("version", [1, 4])
+def test_unknown_version_is_refused(sample, version):
     raw = bytearray(sample.read_bytes())
-    struct.pack_into("<H", raw, 6, 2)  # a version 2 file (no rowLists layout)
+    struct.pack_into("<H", raw, 6, version)
     sample.write_bytes(bytes(raw))
-    with pytest.raises(SegmentCorruptError, match=r"unsupported format version 2 \(this reader knows 3\)"):
+    with pytest.raises(SegmentCorruptError, match=rf"unsupported format version {version} \(this reader knows 2, 3\)"):
         read_segment(str(sample))
+
+
+def test_version_2_segments_stay_readable(tmp_path):
+    """A version 2 file is a version 3 file without the rowLists layout (few values per
+    row here: every string column keeps its ids)."""
+    path = tmp_path / "v2.seg"
+    table = pa.table({"__time": np.arange(1000, dtype=np.int64), "d": [("a", "b", None)[i % 3] for i in range(1000)],
+                      "m": np.arange(1000, dtype=np.int64)})
+    write_segment(str(path), table, dimensions=["d"], metrics=["m"])
+    raw = bytearray(path.read_bytes())
+    toc_len = struct.unpack_from("<I", raw, 8)[0]
+    toc = bytes(raw[32:32 + toc_len]).replace(b'"version":3', b'"version":2')
+    raw[32:32 + toc_len] = toc
+    struct.pack_into("<HII", raw, 6, 2, toc_len, zlib.crc32(toc))
+    path.write_bytes(bytes(raw))
+    assert read_segment(str(path)).equals(table)
+    index = segment.string_value_index(str(path), "d")
+    assert index._col.get("layout") != "rowLists"
+    b = index.dictionary.to_pylist().index("b")
+    assert index.rows([b]).tolist() == list(range(1, 1000, 3))
 
 
 @pytest.mark.parametrize("compression", ["zstd", "lz4"])
@@ -802,7 +826,9 @@ def test_json_column(tmp_path):
     write_segment(str(path), table, dimensions=["doc"])
     out = read_segment(str(path))
     assert out.equals(table) and out.schema.equals(table.schema, check_metadata=True)
-    assert read_segment_meta(str(path))["dimensionsSpec"] == [{"type": "json", "name": "doc"}]
+    assert read_segment_meta(str(path))["dimensionsSpec"] == [  # Druid's NestedDataColumnSchema
+        {"type": "json", "name": "doc", "formatVersion": 5, "multiValueHandling": "SORTED_ARRAY",
+         "createBitmapIndex": True}]
     with pytest.raises(TypeError, match="COMPLEX<json>, which needs JSON text"):
         write_segment(str(path), _with_type(_table(__time=_times(1), doc=pa.array([b"{}"])), "doc", "COMPLEX<json>"),
                       dimensions=["doc"])

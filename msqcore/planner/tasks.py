@@ -30,6 +30,7 @@ from msqcore.planner.overwrite import overwrite_intervals
 from msqcore.planner.query import (Catalog, ExternalSource, JoinSource, LogicalQuery, LookupSource, QuerySource,
                                    UnionSource, compile_query, leaf_sources)
 from msqcore.planner.statement import DIALECT, Statement, split_statement
+from msqcore.storage.segment import dimension_schema
 from msqcore.timeutil import (ETERNITY, ETERNITY_END, ETERNITY_START, GRANULARITIES, Granularity, granularity,
                               interval_text, now_millis)
 
@@ -223,17 +224,7 @@ def _cluster_columns(statement: Statement, query: LogicalQuery) -> list[str]:
 
 
 def _dimension_spec(name: str, sql_type: str, multi_value: bool) -> dict:
-    t = native_type(sql_type)
-    if multi_value:  # arrayIngestMode=mvd: a string array as a multi-value string, order kept
-        return {"type": "string", "name": name, "multiValueHandling": "ARRAY", "createBitmapIndex": True}
-    if t.startswith("ARRAY<"):  # arrayIngestMode=array: an auto column cast to the array type
-        return {"type": "auto", "name": name, "castToType": t}
-    if t == "COMPLEX<json>":  # Druid's NestedDataColumnSchema
-        return {"type": "json", "name": name, "formatVersion": 5, "multiValueHandling": "SORTED_ARRAY",
-                "createBitmapIndex": True}
-    if t == "STRING":
-        return {"type": "string", "name": name, "multiValueHandling": "SORTED_ARRAY", "createBitmapIndex": True}
-    return {"type": t.lower(), "name": name, "multiValueHandling": "SORTED_ARRAY", "createBitmapIndex": False}
+    return dimension_schema(name, native_type(sql_type), keep_order=multi_value)
 
 
 def _sql_context(ctx: dict, statement: Statement, replace: list[tuple[int, int]] | None = None) -> dict:

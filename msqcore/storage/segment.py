@@ -57,6 +57,9 @@ __all__ = [
 
 MAGIC = b"MSQSEG"
 FORMAT_VERSION = 3
+# Version 2 files hold only layouts version 3 still has (version 3 added rowLists): segments
+# written before stay readable.
+READABLE_VERSIONS = (2, 3)
 TIME_COLUMN = "__time"
 
 _HEADER = struct.Struct("<6sHIIQQ")
@@ -140,19 +143,21 @@ def _is_string_list(typ: pa.DataType) -> bool:
         (pa.types.is_string(typ.value_type) or pa.types.is_large_string(typ.value_type))
 
 
-def _dimension_schema(name: str, c: dict[str, Any]) -> dict[str, Any]:
-    """The dimension schema Druid's segment generator would record for the column (spec §1.9)."""
-    kind = c["type"]
-    if kind == "STRING":
+def dimension_schema(name: str, druid_type: str, *, bitmap_index: bool = True, keep_order: bool = False) -> dict:
+    """The dimension schema Druid's segment generator records for a column (spec §1.9), as
+    Jackson writes it: what a task's payload shows and what a segment keeps. ``keep_order``: a
+    string array stored as a multi-value string in row order (``arrayIngestMode: mvd``)."""
+    if keep_order:
+        return {"type": "string", "name": name, "multiValueHandling": "ARRAY", "createBitmapIndex": True}
+    if druid_type.startswith("ARRAY<"):  # arrayIngestMode=array: an auto column cast to the array type
+        return {"type": "auto", "name": name, "castToType": druid_type}
+    if druid_type == "COMPLEX<json>":  # Druid's NestedDataColumnSchema
+        return {"type": "json", "name": name, "formatVersion": 5, "multiValueHandling": "SORTED_ARRAY",
+                "createBitmapIndex": True}
+    if druid_type == "STRING":
         return {"type": "string", "name": name, "multiValueHandling": "SORTED_ARRAY",
-                "createBitmapIndex": c["bitmapIndex"]}
-    if kind in _NUMERIC:
-        return {"type": kind.lower(), "name": name}
-    if kind == "COMPLEX<json>":
-        return {"type": "json", "name": name}
-    if kind.startswith("ARRAY<"):
-        return {"type": "auto", "name": name, "castToType": kind}
-    return {"type": kind, "name": name}  # other COMPLEX<...>
+                "createBitmapIndex": bitmap_index}
+    return {"type": druid_type.lower(), "name": name, "multiValueHandling": "SORTED_ARRAY", "createBitmapIndex": False}
 
 
 def _meta_to_json(md: Mapping[bytes, bytes] | None) -> dict[str, str] | None:
@@ -777,7 +782,9 @@ class SegmentWriter:
             "numRows": n,
             "dimensions": dimensions,
             "metrics": metrics,
-            "dimensionsSpec": [_dimension_schema(d, by_name[d]) for d in dimensions],
+            "dimensionsSpec": [
+                dimension_schema(d, by_name[d]["type"], bitmap_index=by_name[d].get("bitmapIndex", True))
+                for d in dimensions],
             "metricsSpec": [{"type": rollup[m], "name": m, "fieldName": m} for m in metrics] if rollup else [],
             "rollup": rollup is not None,
             "minTime": self.min_time,
@@ -950,8 +957,9 @@ class _Segment:
         magic, version, toc_len, toc_crc, file_size, num_rows = _HEADER.unpack(self.buf[:HEADER_SIZE])
         if magic != MAGIC:
             raise self.corrupt(f"bad magic {magic!r}, expected {MAGIC!r}")
-        if version != FORMAT_VERSION:
-            raise self.corrupt(f"unsupported format version {version} (this reader knows {FORMAT_VERSION})")
+        if version not in READABLE_VERSIONS:
+            known = ", ".join(map(str, READABLE_VERSIONS))
+            raise self.corrupt(f"unsupported format version {version} (this reader knows {known})")
         if file_size != self.size:
             what = "truncated" if self.size < file_size else "trailing bytes"
             raise self.corrupt(f"{what}: header says {file_size} bytes, file has {self.size}")
@@ -967,7 +975,7 @@ class _Segment:
         if toc is None:
             try:
                 toc = json.loads(bytes(toc_bytes).decode("utf-8"))
-                self._check_toc(toc, num_rows, HEADER_SIZE + toc_len)
+                self._check_toc(toc, version, num_rows, HEADER_SIZE + toc_len)
             except SegmentCorruptError:
                 raise
             except (ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
@@ -981,7 +989,11 @@ class _Segment:
         self.codec = pa.Codec(toc["compression"])
         self.columns: dict[str, dict[str, Any]] = {c["name"]: c for c in toc["columns"]}
 
-    def _check_toc(self, toc: dict[str, Any], num_rows: int, data_start: int) -> None:
+    def _check_toc(self, toc: dict[str, Any], version: int, num_rows: int, data_start: int) -> None:
+        if toc["version"] != version:
+            raise self.corrupt(f"version mismatch: header {version}, table of contents {toc['version']}")
+        if version < 3 and any(c.get("layout") == "rowLists" for c in toc["columns"]):
+            raise self.corrupt("a version 2 segment with a rowLists column")
         if toc["numRows"] != num_rows:
             raise self.corrupt(f"row count mismatch: header {num_rows}, table of contents {toc['numRows']}")
         if toc["compression"] not in CODECS:
