@@ -294,6 +294,189 @@ cdef extern from *:
     uint64_t msq_hash_end(msq_hash* h) noexcept nogil
 
 
+# Sort keys of the common key columns (LONG, DOUBLE, FLOAT, STRING without 0x00 bytes, any
+# of them nullable), a block of rows at a time: (1) every column's position in every row
+# from the row sizes, (2) the strings, row by row, each copied as 32 bytes at once when it
+# is short (the bytes past its end belong to later columns or rows, written after it),
+# (3) the fixed columns, one branch-free loop per column.
+cdef extern from *:
+    """
+    enum { MSQ_KL = 0, MSQ_KD = 1, MSQ_KF = 2, MSQ_KS = 3, MSQ_KB = 512 };
+    typedef struct {
+        int op;                  /* MSQ_KL (LONG), MSQ_KD (DOUBLE), MSQ_KF (FLOAT), MSQ_KS (STRING) */
+        uint8_t x;               /* 0x00 ascending, 0xFF descending (every byte inverted) */
+        uint64_t mask;           /* x in all 8 bytes */
+        const uint8_t *validity; /* NULL: no nulls */
+        int64_t vbit;
+        const uint8_t *values;   /* fixed: row 0's value */
+        const uint8_t *offsets;  /* STRING: row 0's int32 offset */
+        const uint8_t *data;
+        int64_t data_len;        /* bytes readable at ``data`` (over-reads stay below) */
+    } msq_kcol;
+    static inline int msq_kvalid(const msq_kcol *c, int64_t i) {
+        int64_t b = c->vbit + i;
+        return c->validity == NULL || ((c->validity[b >> 3] >> (b & 7)) & 1);
+    }
+    static inline int64_t msq_ld32(const uint8_t *p) { int32_t v; memcpy(&v, p, 4); return v; }
+    static inline int64_t msq_kwidth(const msq_kcol *c) { return c->op == MSQ_KF ? 5 : 9; }
+    /* offs[j + 1] = offs[j] + the key bytes of row i0 + j (offs[0] is given): one pass per
+       column, the null-free ones without a dependency between rows */
+    static void msq_key_sizes(const msq_kcol *cols, int nk, int64_t i0, int64_t n, int64_t *__restrict offs) {
+        int64_t j, fixed = 0, o0 = offs[0], run, b;
+        int k;
+        for (k = 0; k < nk; k++)
+            if (cols[k].op != MSQ_KS && cols[k].validity == NULL) fixed += msq_kwidth(&cols[k]);
+        for (j = 0; j < n; j++) offs[j + 1] = o0 + fixed * (j + 1);
+        for (k = 0; k < nk; k++) {
+            const msq_kcol *c = &cols[k];
+            const uint8_t *o = c->offsets + 4 * i0;
+            if (c->op == MSQ_KS && c->validity == NULL) {
+                b = msq_ld32(o);
+                for (j = 0; j < n; j++) offs[j + 1] += 3 * (j + 1) + msq_ld32(o + 4 * (j + 1)) - b;
+            } else if (c->op == MSQ_KS) {
+                for (j = 0, run = 0; j < n; j++) {
+                    run += msq_kvalid(c, i0 + j) ? 3 + msq_ld32(o + 4 * (j + 1)) - msq_ld32(o + 4 * j) : 1;
+                    offs[j + 1] += run;
+                }
+            } else if (c->validity != NULL) {
+                for (j = 0, run = 0; j < n; j++) {
+                    run += msq_kvalid(c, i0 + j) ? msq_kwidth(c) : 1;
+                    offs[j + 1] += run;
+                }
+            }
+        }
+    }
+    static inline uint64_t msq_kdouble(const uint8_t *p) {
+        double d; uint64_t bits;
+        memcpy(&d, p, 8);
+        if (d != d) bits = 0x7FF8000000000000ULL;
+        else if (d == 0.0) bits = 0;
+        else memcpy(&bits, &d, 8);
+        return (bits >> 63) ? ~bits : bits | 0x8000000000000000ULL;
+    }
+    static inline uint32_t msq_kfloat(const uint8_t *p) {
+        float f; uint32_t bits;
+        memcpy(&f, p, 4);
+        if (f != f) bits = 0x7FC00000U;
+        else if (f == 0.0f) bits = 0;
+        else memcpy(&bits, &f, 4);
+        return (bits >> 31) ? ~bits : bits | 0x80000000U;
+    }
+    static inline void msq_kput(uint8_t *p, uint64_t a, uint64_t m) { a ^= m; memcpy(p, &a, 8); }
+    static inline uint64_t msq_kget(const uint8_t *p) { uint64_t a; memcpy(&a, p, 8); return a; }
+    /* One string value at ``p`` (its position, ``at``, in ``out`` of ``out_len`` bytes). */
+    static inline void msq_kstring(const msq_kcol *c, int64_t i, uint8_t *out, int64_t at, int64_t out_len) {
+        uint8_t *p = out + at, *d = p + 1, x = c->x;
+        int64_t s, ln, q;
+        const uint8_t *src;
+        if (!msq_kvalid(c, i)) { p[0] = x; return; }
+        s = msq_ld32(c->offsets + 4 * i);
+        ln = msq_ld32(c->offsets + 4 * i + 4) - s;
+        src = c->data + s;
+        p[0] = 0x01 ^ x;
+        if (ln <= 32 && s + 32 <= c->data_len && at + 33 <= out_len) {
+            uint64_t a = msq_kget(src), b = msq_kget(src + 8), e = msq_kget(src + 16), f = msq_kget(src + 24);
+            msq_kput(d, a, c->mask); msq_kput(d + 8, b, c->mask);
+            msq_kput(d + 16, e, c->mask); msq_kput(d + 24, f, c->mask);
+        } else if (x) {
+            for (q = 0; q < ln; q++) d[q] = (uint8_t)~src[q];
+        } else {
+            memcpy(d, src, (size_t)ln);
+        }
+        d[ln] = x;
+        d[ln + 1] = x;
+    }
+    /* Keys of rows i0..i0+n-1 into out[0..out_len): row j's key is
+       [starts[j] - starts[0], starts[j + 1] - starts[0]). ``scratch`` holds (nk + 1) *
+       MSQ_KB int64. Returns 0, or -1 when a row's bytes disagree with ``starts`` (a sizing
+       bug, not bad input). */
+    static int msq_key_write(const msq_kcol *cols, int nk, int64_t i0, int64_t n, uint8_t *__restrict out,
+                             int64_t out_len, const int64_t *starts, int64_t *__restrict scratch) {
+        int64_t *cur = scratch, *pos, j, j0, nb, i, base = starts[0];
+        int k, strings = 0;
+        for (k = 0; k < nk; k++) strings += cols[k].op == MSQ_KS;
+        for (j0 = 0; j0 < n; j0 += MSQ_KB) {
+            nb = n - j0 < MSQ_KB ? n - j0 : MSQ_KB;
+            for (j = 0; j < nb; j++) cur[j] = starts[j0 + j] - base;
+            for (k = 0; k < nk; k++) {          /* (1) positions */
+                const msq_kcol *c = &cols[k];
+                int64_t w = msq_kwidth(c);
+                pos = scratch + MSQ_KB * (k + 1);
+                if (c->op == MSQ_KS) {
+                    const uint8_t *o = c->offsets + 4 * (i0 + j0);
+                    for (j = 0; j < nb; j++) {
+                        pos[j] = cur[j];
+                        cur[j] += msq_kvalid(c, i0 + j0 + j) ? 3 + msq_ld32(o + 4 * j + 4) - msq_ld32(o + 4 * j) : 1;
+                    }
+                } else if (c->validity == NULL) {
+                    for (j = 0; j < nb; j++) { pos[j] = cur[j]; cur[j] += w; }
+                } else {
+                    for (j = 0; j < nb; j++) { pos[j] = cur[j]; cur[j] += msq_kvalid(c, i0 + j0 + j) ? w : 1; }
+                }
+            }
+            for (j = 0; j < nb; j++)
+                if (cur[j] != starts[j0 + j + 1] - base) return -1;
+            if (strings == 1) {                  /* (2) strings, in row order */
+                for (k = 0; cols[k].op != MSQ_KS; k++) {}
+                pos = scratch + MSQ_KB * (k + 1);
+                for (j = 0; j < nb; j++) msq_kstring(&cols[k], i0 + j0 + j, out, pos[j], out_len);
+            } else if (strings > 1) {
+                for (j = 0; j < nb; j++)
+                    for (k = 0; k < nk; k++)
+                        if (cols[k].op == MSQ_KS)
+                            msq_kstring(&cols[k], i0 + j0 + j, out, scratch[MSQ_KB * (k + 1) + j], out_len);
+            }
+            for (k = 0; k < nk; k++) {          /* (3) fixed columns */
+                const msq_kcol *c = &cols[k];
+                const uint8_t *v = c->values;
+                uint8_t m1 = 0x01 ^ c->x, x = c->x;
+                uint64_t mask = c->mask;
+                pos = scratch + MSQ_KB * (k + 1);
+                if (c->op == MSQ_KS) continue;
+                for (j = 0; j < nb; j++) {
+                    uint8_t *p = out + pos[j];
+                    uint64_t u;
+                    uint32_t u4;
+                    i = i0 + j0 + j;
+                    if (c->validity != NULL && !msq_kvalid(c, i)) { p[0] = x; continue; }
+                    p[0] = m1;
+                    if (c->op == MSQ_KL) {
+                        u = __builtin_bswap64(msq_kget(v + 8 * i) ^ 0x8000000000000000ULL) ^ mask;
+                        memcpy(p + 1, &u, 8);
+                    } else if (c->op == MSQ_KD) {
+                        u = __builtin_bswap64(msq_kdouble(v + 8 * i)) ^ mask;
+                        memcpy(p + 1, &u, 8);
+                    } else {
+                        u4 = __builtin_bswap32(msq_kfloat(v + 4 * i)) ^ (uint32_t)mask;
+                        memcpy(p + 1, &u4, 4);
+                    }
+                }
+            }
+        }
+        return 0;
+    }
+    """
+    enum:
+        MSQ_KL
+        MSQ_KD
+        MSQ_KF
+        MSQ_KS
+        MSQ_KB
+    ctypedef struct msq_kcol:
+        int op
+        uint8_t x
+        uint64_t mask
+        const uint8_t* validity
+        int64_t vbit
+        const uint8_t* values
+        const uint8_t* offsets
+        const uint8_t* data
+        int64_t data_len
+    void msq_key_sizes(const msq_kcol* cols, int nk, int64_t i0, int64_t n, int64_t* offs) noexcept nogil
+    int msq_key_write(const msq_kcol* cols, int nk, int64_t i0, int64_t n, uint8_t* out, int64_t out_len,
+                      const int64_t* starts, int64_t* scratch) noexcept nogil
+
+
 cdef object pool_empty(Py_ssize_t n, object dtype):
     """An uninitialized 1-d numpy array in Arrow's memory pool, which reuses freed pages
     (large glibc blocks come back as fresh memory that page-faults on every first write)."""
@@ -915,6 +1098,38 @@ cdef inline bint plain_strings(const ColView* c, int64_t i0, int64_t n) noexcept
     return e <= s or memchr(c.data + s, 0, <size_t>(e - s)) == NULL
 
 
+cdef bint key_plan(const ColView* cols, const int32_t* kc, const uint8_t* kd, Py_ssize_t nk,
+                   int64_t num_rows, int64_t i0, int64_t n, msq_kcol* out) noexcept nogil:
+    """Fill ``out[k]`` for the row-at-a-time key writer (``msq_key_write``) over rows
+    i0..i0+n-1 of a source of ``num_rows`` rows; False when a key column is not one of its
+    kinds (a list, large offsets, or a string with a 0x00 byte in those rows)."""
+    cdef Py_ssize_t k
+    cdef const ColView* c
+    cdef msq_kcol* o
+    for k in range(nk):
+        c = &cols[kc[k]]
+        o = &out[k]
+        if c.type == FT_LONG:
+            o.op = MSQ_KL
+        elif c.type == FT_DOUBLE:
+            o.op = MSQ_KD
+        elif c.type == FT_FLOAT:
+            o.op = MSQ_KF
+        elif c.type == FT_STRING and not c.large and plain_strings(c, i0, n):
+            o.op = MSQ_KS
+            o.data_len = ld_off(c.offsets, False, num_rows)
+        else:
+            return False
+        o.x = 0xFF if kd[k] else 0x00
+        o.mask = 0xFFFFFFFFFFFFFFFFULL if kd[k] else 0
+        o.validity = c.validity
+        o.vbit = c.vbit
+        o.values = c.values
+        o.offsets = c.offsets
+        o.data = c.data
+    return True
+
+
 cdef void add_key_sizes(const ColView* c, int64_t n, bint plain, int64_t* lens) noexcept nogil:
     """lens[i] += the bytes of row i's key in column ``c`` (``plain``: see ``plain_strings``)."""
     cdef int64_t i, w, prev, cur
@@ -1025,9 +1240,10 @@ def encode_keys(FrameSource src, const int32_t[::1] columns, const uint8_t[::1] 
     """Sort-key bytes of every row of ``src`` for the key ``columns`` (indexes into ``src``).
 
     Returns ``(offsets int64[n + 1], data uint8[...])``. A descending column's bytes are
-    inverted, so plain unsigned byte order of the keys is the SQL order. Sizes are summed
-    column by column; the bytes are written a block of rows at a time, column by column,
-    so each column's loop is specialized and the block stays in cache.
+    inverted, so plain unsigned byte order of the keys is the SQL order. The common column
+    kinds (``key_plan``) are sized and written a row at a time by ``msq_key_sizes`` /
+    ``msq_key_write``; otherwise sizes are summed column by column and the bytes written a
+    block of rows at a time, column by column, so each column's loop is specialized.
     """
     cdef:
         Py_ssize_t n = src.num_rows
@@ -1041,6 +1257,9 @@ def encode_keys(FrameSource src, const int32_t[::1] columns, const uint8_t[::1] 
         uint8_t* dst
         const ColView** views = NULL
         bint* plain = NULL
+        msq_kcol* kp = NULL
+        int64_t* scratch = NULL
+        bint fast = False
         bint bad = False
     if descending.shape[0] != nk:
         raise ValueError("columns and descending differ in length")
@@ -1055,24 +1274,32 @@ def encode_keys(FrameSource src, const int32_t[::1] columns, const uint8_t[::1] 
         views = <const ColView**>malloc(sizeof(ColView*) * (nk + 1))
         plain = <bint*>malloc(sizeof(bint) * (nk + 1))
         cur = <int64_t*>malloc(sizeof(int64_t) * KEY_BLOCK)
-        if views == NULL or plain == NULL or cur == NULL:
+        kp = <msq_kcol*>malloc(sizeof(msq_kcol) * (nk + 1))
+        scratch = <int64_t*>malloc(sizeof(int64_t) * MSQ_KB * (nk + 1))
+        if views == NULL or plain == NULL or cur == NULL or kp == NULL or scratch == NULL:
             raise MemoryError()
         for k in range(nk):
             views[k] = &src.cols[columns[k]]
         with nogil:
-            for k in range(nk):
-                plain[k] = plain_strings(views[k], 0, n)
-                add_key_sizes(views[k], n, plain[k], offs + 1)
-            for i in range(n):
-                offs[i + 1] += offs[i]
+            fast = nk > 0 and key_plan(src.cols, &columns[0], &descending[0], nk, n, 0, n, kp)
+            if fast:
+                msq_key_sizes(kp, <int>nk, 0, n, offs)
+            else:
+                for k in range(nk):
+                    plain[k] = plain_strings(views[k], 0, n)
+                    add_key_sizes(views[k], n, plain[k], offs + 1)
+                for i in range(n):
+                    offs[i + 1] += offs[i]
             total = offs[n]
         data_arr = pool_empty(total, dtype=np.uint8)
         if total > 0:
             out = data_arr
             dst = &out[0]
             with nogil:
+                if fast:
+                    bad = msq_key_write(kp, <int>nk, 0, n, dst, total, offs, scratch) != 0
                 i0 = 0
-                while i0 < n and not bad:
+                while i0 < n and not bad and not fast:
                     nb = min(<Py_ssize_t>KEY_BLOCK, n - i0)
                     memcpy(cur, offs + i0, sizeof(int64_t) * nb)
                     for k in range(nk):
@@ -1085,6 +1312,8 @@ def encode_keys(FrameSource src, const int32_t[::1] columns, const uint8_t[::1] 
         free(views)
         free(plain)
         free(cur)
+        free(kp)
+        free(scratch)
     if bad:
         raise RuntimeError("key sizing and writing disagree")
     return offsets_arr, data_arr
@@ -1094,7 +1323,8 @@ def key_offsets(FrameSource src, const int32_t[::1] columns):
     """The offsets (int64[n + 1]) ``encode_keys`` would give, without writing the key bytes.
 
     A source whose key column points at these offsets (and no data) has *lazy* keys:
-    ``gather_frame`` encodes them straight into the frame it writes.
+    ``gather_frame`` encodes them straight into the frame it writes. (Directions do not
+    change sizes: the plan is made ascending.)
     """
     cdef:
         Py_ssize_t n = src.num_rows
@@ -1102,23 +1332,37 @@ def key_offsets(FrameSource src, const int32_t[::1] columns):
         Py_ssize_t i, k
         int64_t[::1] offs
         const ColView* v
+        msq_kcol* kp = NULL
+        uint8_t* kd = NULL
     for k in range(nk):
         if columns[k] < 0 or columns[k] >= src.num_columns:
             raise IndexError(f"key column {columns[k]} out of range")
     offsets_arr = pool_empty(n + 1, dtype=np.int64)
     offs = offsets_arr
+    kp = <msq_kcol*>malloc(sizeof(msq_kcol) * (nk + 1))
+    kd = <uint8_t*>malloc(nk + 1)
+    if kp == NULL or kd == NULL:
+        free(kp)
+        free(kd)
+        raise MemoryError()
     with nogil:
         memset(&offs[0], 0, sizeof(int64_t) * (n + 1))
-        for k in range(nk):
-            v = &src.cols[columns[k]]
-            add_key_sizes(v, n, plain_strings(v, 0, n), &offs[1])
-        for i in range(n):
-            offs[i + 1] += offs[i]
+        memset(kd, 0, nk + 1)
+        if nk > 0 and key_plan(src.cols, &columns[0], kd, nk, n, 0, n, kp):
+            msq_key_sizes(kp, <int>nk, 0, n, &offs[0])
+        else:
+            for k in range(nk):
+                v = &src.cols[columns[k]]
+                add_key_sizes(v, n, plain_strings(v, 0, n), &offs[1])
+            for i in range(n):
+                offs[i + 1] += offs[i]
+    free(kp)
+    free(kd)
     return offsets_arr
 
 
 cdef bint write_lazy_keys_contig(const ColView* cols, const ColView* key, const int32_t* kc,
-                                 const uint8_t* kd, Py_ssize_t nk, int64_t i0, int64_t n,
+                                 const uint8_t* kd, Py_ssize_t nk, int64_t num_rows, int64_t i0, int64_t n,
                                  uint8_t** buf) noexcept nogil:
     """The key column of rows i0..i0+n-1 of a lazy-key source, encoded into ``buf[0..1]``.
 
@@ -1128,8 +1372,18 @@ cdef bint write_lazy_keys_contig(const ColView* cols, const ColView* key, const 
     cdef int64_t j, j0, nb, base, e
     cdef Py_ssize_t k
     cdef const ColView* c
+    cdef msq_kcol* kp
+    cdef int r
     rebase(buf[0], key.offsets, key.large, i0, n)
     base = ld_off(key.offsets, key.large, i0)
+    if key.large and nk > 0:
+        kp = <msq_kcol*>malloc(sizeof(msq_kcol) * nk + sizeof(int64_t) * MSQ_KB * (nk + 1))
+        if kp != NULL and key_plan(cols, kc, kd, nk, num_rows, i0, n, kp):
+            r = msq_key_write(kp, <int>nk, i0, n, buf[1], ld_off(key.offsets, True, i0 + n) - base,
+                              <const int64_t*>key.offsets + i0, <int64_t*>(kp + nk))
+            free(kp)
+            return r == 0
+        free(kp)
     j0 = 0
     while j0 < n:
         nb = min(<int64_t>KEY_BLOCK, n - j0)
@@ -1751,7 +2005,7 @@ def gather_frame(bytes schema, list sources, const int32_t[::1] source_ids, cons
                     if types[c] == FT_KEY and lazy:
                         if contig:
                             key_bad = not write_lazy_keys_contig(views[sp[0]], &views[sp[0]][c], kc, kd,
-                                                                 nk, rp[0], n, bptr + b)
+                                                                 nk, nrows[sp[0]], rp[0], n, bptr + b)
                         else:
                             key_bad = not write_lazy_keys(views, c, kc, kd, nk, sp, rp, n, bptr + b)
                     elif contig and contig_ok(&views[sp[0]][c]):
