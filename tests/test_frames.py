@@ -514,6 +514,40 @@ def test_keys_across_blocks_match_reference():
     assert b"".join(frame_keys(f)[1].tobytes() for f in frames) == kdata.tobytes()
 
 
+@pytest.mark.parametrize("desc", [(False, False, False, False, False), (True, False, True, True, False),
+                                  (True, True, True, True, True)])
+def test_row_block_key_writer_matches_reference(desc):
+    """The block key writer (nullable LONG/DOUBLE/FLOAT and 0x00-free STRING columns):
+    several blocks of rows, strings around its 32-byte copy (empty to 40 bytes), two string
+    columns, a string last (its copies end at the buffer's end), sliced inputs (bit and
+    offset offsets), in encode_keys and written straight into frames."""
+    n = 3000
+    rng = np.random.default_rng(11)
+    vals = rng.integers(-(1 << 62), 1 << 62, n)
+    def strings(seed):
+        r = np.random.default_rng(seed)
+        return [None if r.random() < 0.1 else "".join(chr(0x61 + int(c)) for c in r.integers(0, 3, r.integers(0, 41)))
+                for _ in range(n)]
+    table = pa.table({
+        "a": pa.array([None if i % 7 == 0 else int(v) for i, v in enumerate(vals)], pa.int64()),
+        "s": pa.array(strings(1)),
+        "d": pa.array([None if i % 11 == 0 else float(v) / 3 for i, v in enumerate(vals)], pa.float64()),
+        "f": pa.array([None if i % 13 == 0 else float(v % 1000) - 500.5 for i, v in enumerate(vals)], pa.float32()),
+        "t": pa.array(strings(2)),
+    })
+    types = [T.LONG, T.STRING, T.DOUBLE, T.FLOAT, T.STRING]
+    key = list(zip(table.column_names, desc))
+    for t in (table, table.slice(5, n - 17)):
+        offsets, kdata = encode_keys(t, key)
+        assert key_list(offsets, kdata) == [ref_key(r, types, list(desc)) for r in _rows(t, t.column_names)]
+        frames = encode_frames(t, key, 4096)
+        assert b"".join(frame_keys(f)[1].tobytes() for f in frames) == kdata.tobytes()
+        assert pa.Table.from_batches([decode_frame(f) for f in frames]).equals(t.combine_chunks())
+    null_free = table.drop_null()
+    offsets, kdata = encode_keys(null_free, key)
+    assert key_list(offsets, kdata) == [ref_key(r, types, list(desc)) for r in _rows(null_free, null_free.column_names)]
+
+
 def test_lazy_and_eager_key_sources_are_not_mixed():
     table = pa.table({"a": pa.array([3, 1, 2], pa.int64())})
     fs = F.FrameSchema.for_schema(table.schema, [("a", False)])
