@@ -9,8 +9,8 @@
   frame (a ``pa.Buffer`` from Arrow's pool), as many as fit in ``max_frame_size`` bytes.
   Encoding a batch (lazy keys encoded straight into the frame), spilling a sorted buffer
   and writing merged output are all this one gather.
-* ``batch_from_frame``: a frame as an Arrow RecordBatch over its own buffers, through the
-  Arrow C data interface.
+* ``decode``: a frame as an Arrow RecordBatch over its own buffers, through the Arrow C
+  data interface.
 * ``frame_layout`` / ``check_frame``: header parsing with the cheap checks, and the O(n)
   checks of every offset, the checksum (XXH3-64) and the key order.
 * ``key_prefix_lengths``: how many bytes of each key the first ``m`` key columns take (the
@@ -23,7 +23,7 @@ goes through ``memcpy``, so nothing needs to be aligned.
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t, uintptr_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memchr, memcmp, memcpy, memset
-from cpython.ref cimport Py_DECREF, Py_INCREF, PyObject
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 
 import numpy as np
 import pyarrow as pa
@@ -2066,21 +2066,20 @@ cdef extern from *:
 
 
 cdef struct DecodeBlock:
-    PyObject* owner         # what keeps the frame's bytes alive
+    Py_buffer view          # the frame's bytes, exported for as long as Arrow uses them
     # then: ArrowArray[na], ArrowArray*[children], const void*[3 * na]
 
 
 cdef void release_batch(ArrowArray* a) noexcept with gil:
-    """Arrow is done with a decoded batch: drop the frame and the structs' block.
+    """Arrow is done with a decoded batch: release the frame's buffer and the structs' block.
 
     ``a`` may be Arrow's own copy of the root struct (the importer moves it), so the block
     is found through ``private_data``.
     """
     cdef DecodeBlock* block = <DecodeBlock*>a.private_data
-    cdef PyObject* owner = block.owner
     a.release = NULL
+    PyBuffer_Release(&block.view)
     free(block)
-    Py_DECREF(<object>owner)
 
 
 cdef void release_child(ArrowArray* a) noexcept nogil:
@@ -2102,35 +2101,50 @@ cdef void set_array(ArrowArray* a, int64_t n, int64_t nbuf, const void** bufs, i
         bufs[0] = NULL
 
 
-def batch_from_frame(buf, int64_t n, list types, list directory, object schema):
-    """A RecordBatch of ``schema`` whose buffers are the frame's own (no copy, no per-column
-    Python calls): one ArrowArray per column, imported through the C data interface.
+def decode(buf, schema_of):
+    """A RecordBatch over the frame's own buffers (no copy, no per-column Python calls), after
+    the cheap checks of ``frame_layout``: one ArrowArray per column, imported through the
+    Arrow C data interface. The batch keeps ``buf`` exported (alive, unresizable).
 
-    ``n``, ``types`` and ``directory`` come from ``frame_layout(buf)``, whose checks make
-    every buffer Arrow will read lie inside the frame. The batch keeps ``buf`` alive.
+    ``schema_of(names, types, key)`` gives the Arrow schema of a schema section; it is
+    called once per distinct section (the result is kept with the section's parse).
+    Raises ValueError for a bad frame.
     """
     cdef:
-        object view = u8(buf)             # holds the buffer export while Arrow uses it
-        const uint8_t[::1] mv = view
-        const uint8_t* base = &mv[0]
-        Py_ssize_t ncols = len(types), nlists = 0, c, b = 0, li = 0, na
+        DecodeBlock* block
+        Py_buffer view
+        const uint8_t* base
+        Section sec
+        int64_t n
+        int flags
+        Py_ssize_t dpos, ncols, nlists, c, b = 0, li = 0, na
         int t
         int64_t m
-        DecodeBlock* block
         ArrowArray* arrays
         ArrowArray** ptrs
         const void** bufs
         ArrowArray* a
         ArrowArray* ch
         const void** ab
-    for t in types:
-        if not (is_fixed(t) or t == FT_STRING):
-            nlists += 1
+    PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
+    try:
+        base = <const uint8_t*>view.buf
+        sec = parse_layout(base, view.len, &n, &flags, &dpos)
+        schema = sec.arrow_schema
+        if schema is None:
+            schema = sec.arrow_schema = schema_of(sec.names, sec.types, sec.key)
+    except BaseException:
+        PyBuffer_Release(&view)
+        raise
+    ncols = sec.ncols
+    nlists = sec.nlists
     na = 1 + ncols + nlists
     block = <DecodeBlock*>malloc(sizeof(DecodeBlock) + sizeof(ArrowArray) * na
                                  + sizeof(ArrowArray*) * (ncols + nlists) + sizeof(void*) * 3 * na)
     if block == NULL:
+        PyBuffer_Release(&view)
         raise MemoryError()
+    block.view = view
     arrays = <ArrowArray*>(block + 1)
     ptrs = <ArrowArray**>(arrays + na)
     bufs = <const void**>(ptrs + ncols + nlists)
@@ -2138,54 +2152,67 @@ def batch_from_frame(buf, int64_t n, list types, list directory, object schema):
     arrays[0].n_children = ncols
     arrays[0].children = ptrs
     for c in range(ncols):
-        t = types[c]
+        t = sec.tcodes[c]
         a = &arrays[1 + c]
         ptrs[c] = a
         ab = bufs + 3 * (1 + c)
-        ab[0] = base + <int64_t>directory[b][0]
+        ab[0] = base + dir_off(base, dpos, b)
         if is_fixed(t):
-            ab[1] = base + <int64_t>directory[b + 1][0]
-            set_array(a, n, 2, ab, directory[b][1])
+            ab[1] = base + dir_off(base, dpos, b + 1)
+            set_array(a, n, 2, ab, dir_len(base, dpos, b))
         elif t == FT_STRING:
-            ab[1] = base + <int64_t>directory[b + 1][0]
-            ab[2] = base + <int64_t>directory[b + 2][0]
-            set_array(a, n, 3, ab, directory[b][1])
+            ab[1] = base + dir_off(base, dpos, b + 1)
+            ab[2] = base + dir_off(base, dpos, b + 2)
+            set_array(a, n, 3, ab, dir_len(base, dpos, b))
         else:
-            ab[1] = base + <int64_t>directory[b + 1][0]
-            set_array(a, n, 2, ab, directory[b][1])
-            m = ld_off(base + <int64_t>directory[b + 1][0], False, n)      # elements
+            ab[1] = base + dir_off(base, dpos, b + 1)
+            set_array(a, n, 2, ab, dir_len(base, dpos, b))
+            m = ld_off(base + dir_off(base, dpos, b + 1), False, n)      # elements
             ch = &arrays[1 + ncols + li]
             ptrs[ncols + li] = ch
             a.n_children = 1
             a.children = &ptrs[ncols + li]
             ab = bufs + 3 * (1 + ncols + li)
-            ab[0] = base + <int64_t>directory[b + 2][0]
-            ab[1] = base + <int64_t>directory[b + 3][0]
+            ab[0] = base + dir_off(base, dpos, b + 2)
+            ab[1] = base + dir_off(base, dpos, b + 3)
             if is_fixed_list(t):
-                set_array(ch, m, 2, ab, directory[b + 2][1])
+                set_array(ch, m, 2, ab, dir_len(base, dpos, b + 2))
             else:
-                ab[2] = base + <int64_t>directory[b + 4][0]
-                set_array(ch, m, 3, ab, directory[b + 2][1])
+                ab[2] = base + dir_off(base, dpos, b + 4)
+                set_array(ch, m, 3, ab, dir_len(base, dpos, b + 2))
             li += 1
         b += type_buffers(t)
-    Py_INCREF(view)
-    block.owner = <PyObject*>view
     arrays[0].private_data = <void*>block
     arrays[0].release = release_batch
     # Arrow takes the struct over, and releases it even when the import fails
-    return pa.RecordBatch._import_from_c(<uintptr_t>arrays, schema)
+    return _import_batch(<uintptr_t>arrays, schema)
+
+
+_import_batch = pa.RecordBatch._import_from_c
 
 
 # --- parsing and validation ----------------------------------------------------------------------
 
-_sections: dict = {}       # schema section bytes -> its parse (the frames of a stream share one)
+cdef class Section:
+    """The parse of a frame's schema section (shared by the frames of a stream)."""
+    cdef readonly bytes raw
+    cdef readonly tuple key, types, colflags, names
+    cdef readonly Py_ssize_t ncols, nlists
+    cdef Py_ssize_t col_buffers         # buffers of the columns (the key's not included)
+    cdef bytes tcodes                   # one type byte per column
+    cdef public object arrow_schema     # set by ``decode``
 
 
-cdef tuple _parse_section(bytes schema, Py_ssize_t ncols):
-    """``(key, types, colflags, names, buffers)`` of a frame's schema section for ``ncols``
-    columns (the section parses for one column count only); raises ValueError."""
+_sections: dict = {}       # schema section bytes -> its Section
+cdef Section _last_section = None
+
+
+cdef Section _parse_section(bytes schema, Py_ssize_t ncols):
+    """The parse of a frame's schema section for ``ncols`` columns (the section parses for
+    one column count only); raises ValueError."""
     cdef const uint8_t* p = <const uint8_t*><char*>schema
-    cdef Py_ssize_t pos = 0, end = len(schema), i, nk, b, t, expected = 0
+    cdef Py_ssize_t pos = 0, end = len(schema), i, nk, b, t, expected = 0, nlists = 0
+    cdef Section sec
     if pos + 4 > end:
         raise ValueError("schema section is truncated")
     nk = ld_u16(p + pos)
@@ -2221,26 +2248,45 @@ cdef tuple _parse_section(bytes schema, Py_ssize_t ncols):
             raise ValueError("column name is not UTF-8") from None
         pos += 4 + b
         expected += type_buffers(t)
+        if not (is_fixed(t) or t == FT_STRING):
+            nlists += 1
     if pos != end:
         raise ValueError("schema section has trailing bytes")
-    return tuple(key), tuple(types), tuple(colflags), tuple(names), expected
+    sec = Section.__new__(Section)
+    sec.raw = schema
+    sec.key = tuple(key)
+    sec.types = tuple(types)
+    sec.colflags = tuple(colflags)
+    sec.names = tuple(names)
+    sec.ncols = ncols
+    sec.nlists = nlists
+    sec.col_buffers = expected
+    sec.tcodes = bytes(types)
+    sec.arrow_schema = None
+    return sec
 
 
-def frame_layout(buf):
-    """Parse a frame's header, schema and buffer directory, with the cheap checks.
+cdef inline int64_t dir_off(const uint8_t* p, Py_ssize_t dpos, Py_ssize_t b) noexcept nogil:
+    return ld_u32(p + dpos + 8 * b)
 
-    Returns ``(num_rows, flags, types, column_flags, names, key, directory, schema)`` where
-    ``key`` is ``[(column_index, descending)]``, ``directory`` is ``[(offset, length)]`` per
-    buffer and ``schema`` the raw schema section. Raises ValueError describing the problem.
+
+cdef inline int64_t dir_len(const uint8_t* p, Py_ssize_t dpos, Py_ssize_t b) noexcept nogil:
+    return ld_u32(p + dpos + 8 * b + 4)
+
+
+cdef Section parse_layout(const uint8_t* p, Py_ssize_t size, int64_t* n_out, int* flags_out,
+                          Py_ssize_t* dpos_out):
+    """Header, schema section and buffer directory of a frame, with the cheap checks.
+
+    Returns the section's parse; sets the row count, the flags and where the directory
+    starts (entries: u32 offset, u32 length). Raises ValueError describing the problem.
     """
-    cdef const uint8_t[::1] mv = u8(buf)
-    cdef const uint8_t* p
-    cdef Py_ssize_t size = mv.shape[0]
-    cdef Py_ssize_t pos, end, i, nk, ncols, nbuf, expected, b, t
+    global _last_section
+    cdef Py_ssize_t pos, i, ncols, nbuf, expected, b, t
     cdef int64_t n, flags, frame_len, slen, prev, off, ln, m, data_start
+    cdef Section sec
     if size < HDR:
         raise ValueError(f"frame of {size} bytes is shorter than its header")
-    p = &mv[0]
     if memcmp(p, b"MSQF", 4) != 0:
         raise ValueError("bad frame magic")
     if ld_u16(p + 4) != VERSION:
@@ -2261,82 +2307,108 @@ def frame_layout(buf):
     nbuf = ld_u32(p + 24)
     if HDR + slen > size:
         raise ValueError("schema section runs past the end of the frame")
-    schema = bytes(mv[HDR:HDR + slen])
-    parsed = _sections.get(schema)
-    if parsed is None:
-        parsed = _parse_section(schema, ncols)
-        if len(_sections) >= 256:
-            _sections.clear()
-        _sections[schema] = parsed
-    key, types, colflags, names, expected = parsed
-    if len(types) != ncols:
-        raise ValueError(f"frame has {ncols} columns, its schema section {len(types)}")
-    if (len(key) > 0) != bool(flags & F_HAS_KEY):
+    sec = _last_section
+    if sec is None or len(sec.raw) != slen or memcmp(<const char*>sec.raw, p + HDR, slen) != 0:
+        schema = (<const char*>p)[HDR:HDR + slen]
+        sec = _sections.get(schema)
+        if sec is None:
+            sec = _parse_section(schema, ncols)
+            if len(_sections) >= 256:
+                _sections.clear()
+            _sections[schema] = sec
+        _last_section = sec
+    if sec.ncols != ncols:
+        raise ValueError(f"frame has {ncols} columns, its schema section {sec.ncols}")
+    if (len(sec.key) > 0) != bool(flags & F_HAS_KEY):
         raise ValueError("key columns and the key flag disagree")
-    key, types, colflags, names = list(key), list(types), list(colflags), list(names)
-    if flags & F_HAS_KEY:
-        expected += 2
+    expected = sec.col_buffers + (2 if flags & F_HAS_KEY else 0)
     if nbuf != expected:
         raise ValueError(f"frame has {nbuf} buffers, its schema needs {expected}")
     pos = HDR + pad8(slen)
     data_start = pos + pad8(8 * nbuf)
     if data_start > size:
         raise ValueError("buffer directory runs past the end of the frame")
-    directory = []
     prev = data_start
     for b in range(nbuf):
-        off = ld_u32(p + pos + 8 * b)
-        ln = ld_u32(p + pos + 8 * b + 4)
+        off = dir_off(p, pos, b)
+        ln = dir_len(p, pos, b)
         if off % 8 or off < prev or off + ln > size:
             raise ValueError(f"buffer {b} at [{off}, {off + ln}) is misplaced")
         prev = off + ln
-        directory.append((off, ln))
     # buffer lengths against the row count, and first/last offsets
     b = 0
     for i in range(ncols + (1 if flags & F_HAS_KEY else 0)):
-        t = types[i] if i < ncols else FT_KEY
+        t = sec.tcodes[i] if i < ncols else FT_KEY
         if t == FT_KEY:
-            _check_offsets_ends(p, directory[b], directory[b + 1], n, "key")
+            _check_offsets_ends(p, pos, b, n, -1, 0)
         else:
-            if directory[b][1] not in (0, (n + 7) // 8):
-                raise ValueError(f"column {i}: validity has {directory[b][1]} bytes for {n} rows")
+            if dir_len(p, pos, b) != 0 and dir_len(p, pos, b) != (n + 7) // 8:
+                raise ValueError(f"column {i}: validity has {dir_len(p, pos, b)} bytes for {n} rows")
             if is_fixed(t):
-                if directory[b + 1][1] != n * type_width(t):
-                    raise ValueError(f"column {i}: {directory[b + 1][1]} value bytes for {n} rows")
+                if dir_len(p, pos, b + 1) != n * type_width(t):
+                    raise ValueError(f"column {i}: {dir_len(p, pos, b + 1)} value bytes for {n} rows")
             elif t == FT_STRING:
-                _check_offsets_ends(p, directory[b + 1], directory[b + 2], n, f"column {i}")
+                _check_offsets_ends(p, pos, b + 1, n, i, 0)
             else:
-                m = _check_list_offsets(p, directory[b + 1], n, f"column {i}")
-                if directory[b + 2][1] not in (0, (m + 7) // 8):
-                    raise ValueError(f"column {i}: element validity has {directory[b + 2][1]} bytes for {m} elements")
+                m = _check_list_offsets(p, pos, b + 1, n, i)
+                if dir_len(p, pos, b + 2) != 0 and dir_len(p, pos, b + 2) != (m + 7) // 8:
+                    raise ValueError(f"column {i}: element validity has {dir_len(p, pos, b + 2)} bytes for {m} elements")
                 if is_fixed_list(t):
-                    if directory[b + 3][1] != m * type_width(t):
-                        raise ValueError(f"column {i}: {directory[b + 3][1]} element bytes for {m} elements")
+                    if dir_len(p, pos, b + 3) != m * type_width(t):
+                        raise ValueError(f"column {i}: {dir_len(p, pos, b + 3)} element bytes for {m} elements")
                 else:
-                    _check_offsets_ends(p, directory[b + 3], directory[b + 4], m, f"column {i} elements")
+                    _check_offsets_ends(p, pos, b + 3, m, i, 1)
         b += type_buffers(t)
-    return n, flags, types, colflags, names, key, directory, schema
+    n_out[0] = n
+    flags_out[0] = <int>flags
+    dpos_out[0] = pos
+    return sec
 
 
-cdef int _check_offsets_ends(const uint8_t* p, tuple obuf, tuple dbuf, int64_t n, str what) except -1:
+def frame_layout(buf):
+    """Parse a frame's header, schema and buffer directory, with the cheap checks.
+
+    Returns ``(num_rows, flags, types, column_flags, names, key, directory, schema)`` where
+    ``key`` is ``[(column_index, descending)]``, ``directory`` is ``[(offset, length)]`` per
+    buffer and ``schema`` the raw schema section. Raises ValueError describing the problem.
+    """
+    cdef const uint8_t[::1] mv = u8(buf)
+    cdef const uint8_t* p = &mv[0] if mv.shape[0] > 0 else <const uint8_t*>b""
+    cdef int64_t n
+    cdef int flags
+    cdef Py_ssize_t dpos, b, nbuf
+    cdef Section sec = parse_layout(p, mv.shape[0], &n, &flags, &dpos)
+    nbuf = sec.col_buffers + (2 if flags & F_HAS_KEY else 0)
+    directory = [(dir_off(p, dpos, b), dir_len(p, dpos, b)) for b in range(nbuf)]
+    return (n, flags, list(sec.types), list(sec.colflags), list(sec.names), list(sec.key), directory, sec.raw)
+
+
+cdef str _what(Py_ssize_t col, bint elements):
+    return "key" if col < 0 else f"column {col} elements" if elements else f"column {col}"
+
+
+cdef int _check_offsets_ends(const uint8_t* p, Py_ssize_t dpos, Py_ssize_t ob, int64_t n,
+                             Py_ssize_t col, bint elements) except -1:
+    """Offsets buffer ``ob`` (then its data buffer) holds n + 1 entries from 0 to the data's length."""
     cdef int64_t first, last
-    if obuf[1] != 4 * (n + 1):
-        raise ValueError(f"{what}: {obuf[1]} offset bytes for {n} entries")
-    first = ld_off(p + <int64_t>obuf[0], False, 0)
-    last = ld_off(p + <int64_t>obuf[0], False, n)
-    if first != 0 or last != dbuf[1]:
-        raise ValueError(f"{what}: offsets span [{first}, {last}], data has {dbuf[1]} bytes")
+    if dir_len(p, dpos, ob) != 4 * (n + 1):
+        raise ValueError(f"{_what(col, elements)}: {dir_len(p, dpos, ob)} offset bytes for {n} entries")
+    first = ld_off(p + dir_off(p, dpos, ob), False, 0)
+    last = ld_off(p + dir_off(p, dpos, ob), False, n)
+    if first != 0 or last != dir_len(p, dpos, ob + 1):
+        raise ValueError(f"{_what(col, elements)}: offsets span [{first}, {last}], data has {dir_len(p, dpos, ob + 1)} bytes")
     return 0
 
 
-cdef int64_t _check_list_offsets(const uint8_t* p, tuple obuf, int64_t n, str what) except -1:
+cdef int64_t _check_list_offsets(const uint8_t* p, Py_ssize_t dpos, Py_ssize_t ob, int64_t n,
+                                 Py_ssize_t col) except -1:
     cdef int64_t first, last
-    if obuf[1] != 4 * (n + 1):
-        raise ValueError(f"{what}: {obuf[1]} offset bytes for {n} entries")
-    first = ld_off(p + <int64_t>obuf[0], False, 0)
-    last = ld_off(p + <int64_t>obuf[0], False, n)
+    if dir_len(p, dpos, ob) != 4 * (n + 1):
+        raise ValueError(f"column {col}: {dir_len(p, dpos, ob)} offset bytes for {n} entries")
+    first = ld_off(p + dir_off(p, dpos, ob), False, 0)
+    last = ld_off(p + dir_off(p, dpos, ob), False, n)
     if first != 0 or last < 0:
-        raise ValueError(f"{what}: list offsets span [{first}, {last}]")
+        raise ValueError(f"column {col}: list offsets span [{first}, {last}]")
     return last
 
 
