@@ -1099,10 +1099,12 @@ cdef inline bint plain_strings(const ColView* c, int64_t i0, int64_t n) noexcept
 
 
 cdef bint key_plan(const ColView* cols, const int32_t* kc, const uint8_t* kd, Py_ssize_t nk,
-                   int64_t num_rows, int64_t i0, int64_t n, msq_kcol* out) noexcept nogil:
-    """Fill ``out[k]`` for the row-at-a-time key writer (``msq_key_write``) over rows
-    i0..i0+n-1 of a source of ``num_rows`` rows; False when a key column is not one of its
-    kinds (a list, large offsets, or a string with a 0x00 byte in those rows)."""
+                   int64_t num_rows, int64_t i0, int64_t n, bint check_plain, msq_kcol* out) noexcept nogil:
+    """Fill ``out[k]`` for the block key writer (``msq_key_write``) over rows i0..i0+n-1 of
+    a source of ``num_rows`` rows; False when a key column is not one of its kinds (a list,
+    large offsets, or, with ``check_plain``, a string with a 0x00 byte in those rows).
+    Without ``check_plain`` the writer finds such a string itself: its escaped size
+    disagrees with the key offsets (see ``write_lazy_keys_contig``)."""
     cdef Py_ssize_t k
     cdef const ColView* c
     cdef msq_kcol* o
@@ -1115,7 +1117,7 @@ cdef bint key_plan(const ColView* cols, const int32_t* kc, const uint8_t* kd, Py
             o.op = MSQ_KD
         elif c.type == FT_FLOAT:
             o.op = MSQ_KF
-        elif c.type == FT_STRING and not c.large and plain_strings(c, i0, n):
+        elif c.type == FT_STRING and not c.large and (not check_plain or plain_strings(c, i0, n)):
             o.op = MSQ_KS
             o.data_len = ld_off(c.offsets, False, num_rows)
         else:
@@ -1281,7 +1283,7 @@ def encode_keys(FrameSource src, const int32_t[::1] columns, const uint8_t[::1] 
         for k in range(nk):
             views[k] = &src.cols[columns[k]]
         with nogil:
-            fast = nk > 0 and key_plan(src.cols, &columns[0], &descending[0], nk, n, 0, n, kp)
+            fast = nk > 0 and key_plan(src.cols, &columns[0], &descending[0], nk, n, 0, n, True, kp)
             if fast:
                 msq_key_sizes(kp, <int>nk, 0, n, offs)
             else:
@@ -1348,7 +1350,7 @@ def key_offsets(FrameSource src, const int32_t[::1] columns):
     with nogil:
         memset(&offs[0], 0, sizeof(int64_t) * (n + 1))
         memset(kd, 0, nk + 1)
-        if nk > 0 and key_plan(src.cols, &columns[0], kd, nk, n, 0, n, kp):
+        if nk > 0 and key_plan(src.cols, &columns[0], kd, nk, n, 0, n, True, kp):
             msq_key_sizes(kp, <int>nk, 0, n, &offs[0])
         else:
             for k in range(nk):
@@ -1377,13 +1379,17 @@ cdef bint write_lazy_keys_contig(const ColView* cols, const ColView* key, const 
     rebase(buf[0], key.offsets, key.large, i0, n)
     base = ld_off(key.offsets, key.large, i0)
     if key.large and nk > 0:
+        # the sizes in key.offsets count the escapes of strings with 0x00 bytes, so such a
+        # string's row disagrees with the block writer's unescaped size: the writer stops
+        # and the general one below writes the frame's keys over again
         kp = <msq_kcol*>malloc(sizeof(msq_kcol) * nk + sizeof(int64_t) * MSQ_KB * (nk + 1))
-        if kp != NULL and key_plan(cols, kc, kd, nk, num_rows, i0, n, kp):
+        r = -1
+        if kp != NULL and key_plan(cols, kc, kd, nk, num_rows, i0, n, False, kp):
             r = msq_key_write(kp, <int>nk, i0, n, buf[1], ld_off(key.offsets, True, i0 + n) - base,
                               <const int64_t*>key.offsets + i0, <int64_t*>(kp + nk))
-            free(kp)
-            return r == 0
         free(kp)
+        if r == 0:
+            return True
     j0 = 0
     while j0 < n:
         nb = min(<int64_t>KEY_BLOCK, n - j0)
