@@ -546,6 +546,27 @@ def test_row_block_key_writer_matches_reference(desc):
     null_free = table.drop_null()
     offsets, kdata = encode_keys(null_free, key)
     assert key_list(offsets, kdata) == [ref_key(r, types, list(desc)) for r in _rows(null_free, null_free.column_names)]
+    # no nulls and at most one string (positions from each row's start and end): the string
+    # first, in the middle, last, or none
+    for names in (["s", "a", "d"], ["a", "s", "f", "d"], ["d", "f", "t"], ["a", "f"]):
+        sub = null_free.select(names)
+        subtypes = [types[table.column_names.index(c)] for c in names]
+        subdesc = [desc[table.column_names.index(c)] for c in names]
+        subkey = list(zip(names, subdesc))
+        offsets, kdata = encode_keys(sub, subkey)
+        assert key_list(offsets, kdata) == [ref_key(r, subtypes, subdesc) for r in _rows(sub, names)]
+        frames = encode_frames(sub, subkey, 4096)
+        assert b"".join(frame_keys(f)[1].tobytes() for f in frames) == kdata.tobytes()
+    # a string with 0x00 bytes in some frames only: those frames' keys go to the general writer
+    zeros = pa.table({"a": null_free.column("a"),
+                      "s": pa.array([v + "\x00" if 900 <= i < 950 else v
+                                     for i, v in enumerate(null_free.column("s").to_pylist())])})
+    zkey = [("a", desc[0]), ("s", desc[1])]
+    offsets, kdata = encode_keys(zeros, zkey)
+    assert key_list(offsets, kdata) == [ref_key(r, [T.LONG, T.STRING], list(desc[:2])) for r in _rows(zeros, ["a", "s"])]
+    frames = encode_frames(zeros, zkey, 4096)
+    assert len(frames) > 3
+    assert b"".join(frame_keys(f)[1].tobytes() for f in frames) == kdata.tobytes()
 
 
 def test_lazy_and_eager_key_sources_are_not_mixed():

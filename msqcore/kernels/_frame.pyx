@@ -386,6 +386,70 @@ cdef extern from *:
         d[ln] = x;
         d[ln + 1] = x;
     }
+    /* ``msq_key_write`` when no column has nulls and at most one is a STRING: every column's
+       position follows from the row's start (columns before the string) or end (after it),
+       so the passes need no position arrays. Returns 1 when a row's size disagrees. */
+    static int msq_key_write_direct(const msq_kcol *cols, int nk, int64_t i0, int64_t n, uint8_t *__restrict out,
+                                    int64_t out_len, const int64_t *starts) {
+        int64_t j, j0, nb, i, base = starts[0], fixed = 0, pre = 0, at;
+        int k, s = -1;
+        for (k = 0; k < nk; k++) {
+            if (cols[k].op == MSQ_KS) s = k;
+            else fixed += msq_kwidth(&cols[k]);
+        }
+        for (j0 = 0; j0 < n; j0 += MSQ_KB) {
+            nb = n - j0 < MSQ_KB ? n - j0 : MSQ_KB;
+            if (s >= 0) {
+                const msq_kcol *c = &cols[s];
+                const uint8_t *o = c->offsets + 4 * (i0 + j0);
+                for (k = 0, pre = 0; k < s; k++) pre += msq_kwidth(&cols[k]);
+                for (j = 0; j < nb; j++)
+                    if (starts[j0 + j + 1] - starts[j0 + j] != fixed + 3 + msq_ld32(o + 4 * j + 4) - msq_ld32(o + 4 * j))
+                        return 1;
+                for (j = 0; j < nb; j++) msq_kstring(c, i0 + j0 + j, out, starts[j0 + j] - base + pre, out_len);
+            } else {
+                for (j = 0; j < nb; j++)
+                    if (starts[j0 + j + 1] - starts[j0 + j] != fixed) return 1;
+            }
+            for (k = 0, pre = 0; k < nk; k++) {
+                const msq_kcol *c = &cols[k];
+                const uint8_t *v = c->values;
+                const int64_t *st;
+                uint8_t m1 = 0x01 ^ c->x;
+                uint64_t mask = c->mask, u;
+                uint32_t u4;
+                int64_t w = msq_kwidth(c);
+                if (k == s) { pre = 0; continue; }
+                /* before the string: from the row's start; after it: back from the row's end */
+                if (s < 0 || k < s) { st = starts + j0; at = pre - base; }
+                else { int64_t suf = 0; int q; for (q = k; q < nk; q++) suf += msq_kwidth(&cols[q]); st = starts + j0 + 1; at = -suf - base; }
+                if (c->op == MSQ_KL) {
+                    for (j = 0; j < nb; j++) {
+                        uint8_t *p = out + st[j] + at;
+                        i = i0 + j0 + j;
+                        u = __builtin_bswap64(msq_kget(v + 8 * i) ^ 0x8000000000000000ULL) ^ mask;
+                        p[0] = m1; memcpy(p + 1, &u, 8);
+                    }
+                } else if (c->op == MSQ_KD) {
+                    for (j = 0; j < nb; j++) {
+                        uint8_t *p = out + st[j] + at;
+                        i = i0 + j0 + j;
+                        u = __builtin_bswap64(msq_kdouble(v + 8 * i)) ^ mask;
+                        p[0] = m1; memcpy(p + 1, &u, 8);
+                    }
+                } else {
+                    for (j = 0; j < nb; j++) {
+                        uint8_t *p = out + st[j] + at;
+                        i = i0 + j0 + j;
+                        u4 = __builtin_bswap32(msq_kfloat(v + 4 * i)) ^ (uint32_t)mask;
+                        p[0] = m1; memcpy(p + 1, &u4, 4);
+                    }
+                }
+                pre += w;
+            }
+        }
+        return 0;
+    }
     /* Keys of rows i0..i0+n-1 into out[0..out_len): row j's key is
        [starts[j] - starts[0], starts[j + 1] - starts[0]). ``scratch`` holds (nk + 1) *
        MSQ_KB int64. Returns 0, or -1 when a row's bytes disagree with ``starts`` (a sizing
@@ -393,8 +457,13 @@ cdef extern from *:
     static int msq_key_write(const msq_kcol *cols, int nk, int64_t i0, int64_t n, uint8_t *__restrict out,
                              int64_t out_len, const int64_t *starts, int64_t *__restrict scratch) {
         int64_t *cur = scratch, *pos, j, j0, nb, i, base = starts[0];
-        int k, strings = 0;
-        for (k = 0; k < nk; k++) strings += cols[k].op == MSQ_KS;
+        int k, strings = 0, nullable = 0;
+        for (k = 0; k < nk; k++) {
+            strings += cols[k].op == MSQ_KS;
+            nullable += cols[k].validity != NULL;
+        }
+        if (strings <= 1 && nullable == 0)
+            return msq_key_write_direct(cols, nk, i0, n, out, out_len, starts) ? -1 : 0;
         for (j0 = 0; j0 < n; j0 += MSQ_KB) {
             nb = n - j0 < MSQ_KB ? n - j0 : MSQ_KB;
             for (j = 0; j < nb; j++) cur[j] = starts[j0 + j] - base;
