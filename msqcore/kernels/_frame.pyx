@@ -236,6 +236,59 @@ cdef extern from *:
             r += msq_fold(h->acc[2 * i] ^ msq_rd64(s + 11 + 16 * i), h->acc[2 * i + 1] ^ msq_rd64(s + 11 + 16 * i + 8));
         return msq_x3_avalanche(r);
     }
+    /* memcpy(dst, src, len) into the hashed bytes of ``h``, with the hash of the whole
+       blocks it fills computed from the copied registers (one read of the data instead of
+       a copy, then a second pass to hash it). Every byte before ``dst`` must be final. Only
+       with AVX-512F; otherwise a plain memcpy (``msq_hash_upto`` hashes the bytes later). */
+    #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __attribute__((target("avx512f"))) static void msq_copy_run_avx512(uint64_t *acc, uint8_t *dst, const uint8_t *src,
+                                                                        size_t nblocks) {
+        const uint8_t *s = MSQ_SECRET;
+        const __m512i q = _mm512_set1_epi32((int)MSQ_Q1);
+        size_t n, i;
+        __m512i a = _mm512_loadu_si512((const void *)acc), k, d, dk;
+        for (n = 0; n < nblocks; n++) {
+            for (i = 0; i < 16; i++) {
+                d = _mm512_loadu_si512((const void *)(src + n * MSQ_BLOCK + 64 * i));
+                _mm512_storeu_si512((void *)(dst + n * MSQ_BLOCK + 64 * i), d);
+                dk = _mm512_xor_si512(d, _mm512_loadu_si512((const void *)(s + 8 * i)));
+                a = _mm512_add_epi64(_mm512_mul_epu32(dk, _mm512_srli_epi64(dk, 32)),
+                                     _mm512_add_epi64(a, _mm512_shuffle_epi32(d, (_MM_PERM_ENUM)_MM_SHUFFLE(1, 0, 3, 2))));
+            }
+            k = _mm512_xor_si512(_mm512_xor_si512(a, _mm512_srli_epi64(a, 47)), _mm512_loadu_si512((const void *)(s + 128)));
+            a = _mm512_add_epi64(_mm512_mul_epu32(k, q), _mm512_slli_epi64(_mm512_mul_epu32(_mm512_srli_epi64(k, 32), q), 32));
+        }
+        _mm512_storeu_si512((void *)acc, a);
+    }
+    #endif
+    static void msq_copy_hash(msq_hash *h, uint8_t *dst, const uint8_t *src, size_t len) {
+        size_t start, b0, b1, nblocks, head, body;
+    #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+        if (msq_simd < 0) msq_simd_level(-1);
+        if (msq_simd == 2 && h->len > 240 && len >= 4 * MSQ_BLOCK && dst >= h->p) {
+            start = (size_t)(dst - h->p);
+            nblocks = (h->len - 1) / MSQ_BLOCK;          /* the blocks before the tail */
+            b0 = (start + MSQ_BLOCK - 1) / MSQ_BLOCK;
+            b1 = (start + len) / MSQ_BLOCK;
+            if (b1 > nblocks) b1 = nblocks;
+            if (b1 > b0) {
+                head = b0 * MSQ_BLOCK - start;
+                memcpy(dst, src, head);
+                msq_hash_upto(h, b0 * MSQ_BLOCK);
+                if (h->done == b0) {
+                    body = (b1 - b0) * MSQ_BLOCK;
+                    msq_copy_run_avx512(h->acc, dst + head, src + head, b1 - b0);
+                    h->done = b1;
+                    memcpy(dst + head + body, src + head + body, len - head - body);
+                    return;
+                }
+                memcpy(dst + head, src + head, len - head);
+                return;
+            }
+        }
+    #endif
+        memcpy(dst, src, len);
+    }
     static uint64_t msq_xxh3(const uint8_t *p, size_t len) {
         const uint8_t *s = MSQ_SECRET;
         uint64_t acc, end;
@@ -292,6 +345,7 @@ cdef extern from *:
     void msq_hash_begin(msq_hash* h, const uint8_t* p, size_t len) noexcept nogil
     void msq_hash_upto(msq_hash* h, size_t final_bytes) noexcept nogil
     uint64_t msq_hash_end(msq_hash* h) noexcept nogil
+    void msq_copy_hash(msq_hash* h, uint8_t* dst, const uint8_t* src, size_t len) noexcept nogil
 
 
 # Sort keys of the common key columns (LONG, DOUBLE, FLOAT, STRING without 0x00 bytes, any
@@ -1798,15 +1852,16 @@ cdef inline void rebase(uint8_t* dst, const uint8_t* src, bint large, int64_t i0
         st_i32(dst, j, ld_off(src, True, i0 + j) - base)
 
 
-cdef void write_contig(const ColView* v, int64_t i0, int64_t n, uint8_t** buf) noexcept nogil:
-    """``write_column`` for rows i0..i0+n-1 of one source, when ``contig_ok(v)``: bulk copies."""
+cdef void write_contig(const ColView* v, int64_t i0, int64_t n, uint8_t** buf, msq_hash* hs) noexcept nogil:
+    """``write_column`` for rows i0..i0+n-1 of one source, when ``contig_ok(v)``: bulk copies
+    (values and string bytes hashed into ``hs`` as they are copied)."""
     cdef int t = v.type
     cdef int w = type_width(t)
     cdef int64_t e0, e1, d0, d1
     cdef uint8_t* ob
     cdef uint8_t* db
     if is_fixed(t):
-        memcpy(buf[1], v.values + i0 * w, <size_t>(n * w))
+        msq_copy_hash(hs, buf[1], v.values + i0 * w, <size_t>(n * w))
         return
     if t == FT_KEY or t == FT_STRING:
         ob = buf[0] if t == FT_KEY else buf[1]
@@ -1815,7 +1870,7 @@ cdef void write_contig(const ColView* v, int64_t i0, int64_t n, uint8_t** buf) n
         e0 = ld_off(v.offsets, v.large, i0)
         e1 = ld_off(v.offsets, v.large, i0 + n)
         if e1 > e0:
-            memcpy(db, v.data + e0, <size_t>(e1 - e0))
+            msq_copy_hash(hs, db, v.data + e0, <size_t>(e1 - e0))
         return
     rebase(buf[1], v.offsets, v.large, i0, n)
     e0 = ld_off(v.offsets, v.large, i0)
@@ -2084,7 +2139,7 @@ def gather_frame(bytes schema, list sources, const int32_t[::1] source_ids, cons
                         else:
                             key_bad = not write_lazy_keys(views, c, kc, kd, nk, sp, rp, n, bptr + b)
                     elif contig and contig_ok(&views[sp[0]][c]):
-                        write_contig(&views[sp[0]][c], rp[0], n, bptr + b)
+                        write_contig(&views[sp[0]][c], rp[0], n, bptr + b, &hs)
                     else:
                         write_column(views, c, sp, rp, n, bptr + b)
                     b += type_buffers(types[c])
