@@ -242,14 +242,15 @@ cdef extern from *:
        with AVX-512F; otherwise a plain memcpy (``msq_hash_upto`` hashes the bytes later). */
     #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     __attribute__((target("avx512f"))) static void msq_copy_run_avx512(uint64_t *acc, uint8_t *dst, const uint8_t *src,
-                                                                        size_t nblocks) {
+                                                                        size_t nblocks, int rebase, int32_t base) {
         const uint8_t *s = MSQ_SECRET;
-        const __m512i q = _mm512_set1_epi32((int)MSQ_Q1);
+        const __m512i q = _mm512_set1_epi32((int)MSQ_Q1), bv = _mm512_set1_epi32(base);
         size_t n, i;
         __m512i a = _mm512_loadu_si512((const void *)acc), k, d, dk;
         for (n = 0; n < nblocks; n++) {
             for (i = 0; i < 16; i++) {
                 d = _mm512_loadu_si512((const void *)(src + n * MSQ_BLOCK + 64 * i));
+                if (rebase) d = _mm512_sub_epi32(d, bv);
                 _mm512_storeu_si512((void *)(dst + n * MSQ_BLOCK + 64 * i), d);
                 dk = _mm512_xor_si512(d, _mm512_loadu_si512((const void *)(s + 8 * i)));
                 a = _mm512_add_epi64(_mm512_mul_epu32(dk, _mm512_srli_epi64(dk, 32)),
@@ -261,7 +262,8 @@ cdef extern from *:
         _mm512_storeu_si512((void *)acc, a);
     }
     #endif
-    static void msq_copy_hash(msq_hash *h, uint8_t *dst, const uint8_t *src, size_t len) {
+    /* ``rebase``: int32 values, each minus ``base`` (``len`` a multiple of 4) */
+    static void msq_copy_hash_as(msq_hash *h, uint8_t *dst, const uint8_t *src, size_t len, int rebase, int32_t base) {
         size_t start, b0, b1, nblocks, head, body;
     #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
         if (msq_simd < 0) msq_simd_level(-1);
@@ -272,22 +274,25 @@ cdef extern from *:
             b1 = (start + len) / MSQ_BLOCK;
             if (b1 > nblocks) b1 = nblocks;
             if (b1 > b0) {
-                head = b0 * MSQ_BLOCK - start;
-                memcpy(dst, src, head);
+                head = b0 * MSQ_BLOCK - start;       /* a multiple of 8: buffers are 8-aligned */
+                if (rebase) msq_rebase32(dst, src, (int64_t)(head / 4), base); else memcpy(dst, src, head);
                 msq_hash_upto(h, b0 * MSQ_BLOCK);
                 if (h->done == b0) {
                     body = (b1 - b0) * MSQ_BLOCK;
-                    msq_copy_run_avx512(h->acc, dst + head, src + head, b1 - b0);
+                    msq_copy_run_avx512(h->acc, dst + head, src + head, b1 - b0, rebase, base);
                     h->done = b1;
-                    memcpy(dst + head + body, src + head + body, len - head - body);
-                    return;
+                    head += body;
                 }
-                memcpy(dst + head, src + head, len - head);
+                if (rebase) msq_rebase32(dst + head, src + head, (int64_t)((len - head) / 4), base);
+                else memcpy(dst + head, src + head, len - head);
                 return;
             }
         }
     #endif
-        memcpy(dst, src, len);
+        if (rebase) msq_rebase32(dst, src, (int64_t)(len / 4), base); else memcpy(dst, src, len);
+    }
+    static void msq_copy_hash(msq_hash *h, uint8_t *dst, const uint8_t *src, size_t len) {
+        msq_copy_hash_as(h, dst, src, len, 0, 0);
     }
     static uint64_t msq_xxh3(const uint8_t *p, size_t len) {
         const uint8_t *s = MSQ_SECRET;
@@ -346,6 +351,7 @@ cdef extern from *:
     void msq_hash_upto(msq_hash* h, size_t final_bytes) noexcept nogil
     uint64_t msq_hash_end(msq_hash* h) noexcept nogil
     void msq_copy_hash(msq_hash* h, uint8_t* dst, const uint8_t* src, size_t len) noexcept nogil
+    void msq_copy_hash_as(msq_hash* h, uint8_t* dst, const uint8_t* src, size_t len, int rebase, int32_t base) noexcept nogil
 
 
 # Sort keys of the common key columns (LONG, DOUBLE, FLOAT, STRING without 0x00 bytes, any
@@ -1852,6 +1858,15 @@ cdef inline void rebase(uint8_t* dst, const uint8_t* src, bint large, int64_t i0
         st_i32(dst, j, ld_off(src, True, i0 + j) - base)
 
 
+cdef inline void rebase_hashed(uint8_t* dst, const uint8_t* src, bint large, int64_t i0, int64_t n,
+                               msq_hash* hs) noexcept nogil:
+    """``rebase``, int32 offsets hashed into ``hs`` as they are written (``msq_copy_hash_as``)."""
+    if large:
+        rebase(dst, src, large, i0, n)
+    else:
+        msq_copy_hash_as(hs, dst, src + 4 * i0, <size_t>(4 * (n + 1)), 1, <int32_t>ld_off(src, False, i0))
+
+
 cdef void write_contig(const ColView* v, int64_t i0, int64_t n, uint8_t** buf, msq_hash* hs) noexcept nogil:
     """``write_column`` for rows i0..i0+n-1 of one source, when ``contig_ok(v)``: bulk copies
     (values and string bytes hashed into ``hs`` as they are copied)."""
@@ -1866,13 +1881,13 @@ cdef void write_contig(const ColView* v, int64_t i0, int64_t n, uint8_t** buf, m
     if t == FT_KEY or t == FT_STRING:
         ob = buf[0] if t == FT_KEY else buf[1]
         db = buf[1] if t == FT_KEY else buf[2]
-        rebase(ob, v.offsets, v.large, i0, n)
+        rebase_hashed(ob, v.offsets, v.large, i0, n, hs)
         e0 = ld_off(v.offsets, v.large, i0)
         e1 = ld_off(v.offsets, v.large, i0 + n)
         if e1 > e0:
             msq_copy_hash(hs, db, v.data + e0, <size_t>(e1 - e0))
         return
-    rebase(buf[1], v.offsets, v.large, i0, n)
+    rebase_hashed(buf[1], v.offsets, v.large, i0, n, hs)
     e0 = ld_off(v.offsets, v.large, i0)
     e1 = ld_off(v.offsets, v.large, i0 + n)
     if is_fixed_list(t):
