@@ -514,6 +514,61 @@ def test_keys_across_blocks_match_reference():
     assert b"".join(frame_keys(f)[1].tobytes() for f in frames) == kdata.tobytes()
 
 
+@pytest.mark.parametrize("desc", [(False, False, False, False, False), (True, False, True, True, False),
+                                  (True, True, True, True, True)])
+def test_row_block_key_writer_matches_reference(desc):
+    """The block key writer (nullable LONG/DOUBLE/FLOAT and 0x00-free STRING columns):
+    several blocks of rows, strings around its 32-byte copy (empty to 40 bytes), two string
+    columns, a string last (its copies end at the buffer's end), sliced inputs (bit and
+    offset offsets), in encode_keys and written straight into frames."""
+    n = 3000
+    rng = np.random.default_rng(11)
+    vals = rng.integers(-(1 << 62), 1 << 62, n)
+    def strings(seed):
+        r = np.random.default_rng(seed)
+        return [None if r.random() < 0.1 else "".join(chr(0x61 + int(c)) for c in r.integers(0, 3, r.integers(0, 41)))
+                for _ in range(n)]
+    table = pa.table({
+        "a": pa.array([None if i % 7 == 0 else int(v) for i, v in enumerate(vals)], pa.int64()),
+        "s": pa.array(strings(1)),
+        "d": pa.array([None if i % 11 == 0 else float(v) / 3 for i, v in enumerate(vals)], pa.float64()),
+        "f": pa.array([None if i % 13 == 0 else float(v % 1000) - 500.5 for i, v in enumerate(vals)], pa.float32()),
+        "t": pa.array(strings(2)),
+    })
+    types = [T.LONG, T.STRING, T.DOUBLE, T.FLOAT, T.STRING]
+    key = list(zip(table.column_names, desc))
+    for t in (table, table.slice(5, n - 17)):
+        offsets, kdata = encode_keys(t, key)
+        assert key_list(offsets, kdata) == [ref_key(r, types, list(desc)) for r in _rows(t, t.column_names)]
+        frames = encode_frames(t, key, 4096)
+        assert b"".join(frame_keys(f)[1].tobytes() for f in frames) == kdata.tobytes()
+        assert pa.Table.from_batches([decode_frame(f) for f in frames]).equals(t.combine_chunks())
+    null_free = table.drop_null()
+    offsets, kdata = encode_keys(null_free, key)
+    assert key_list(offsets, kdata) == [ref_key(r, types, list(desc)) for r in _rows(null_free, null_free.column_names)]
+    # no nulls and at most one string (positions from each row's start and end): the string
+    # first, in the middle, last, or none
+    for names in (["s", "a", "d"], ["a", "s", "f", "d"], ["d", "f", "t"], ["a", "f"]):
+        sub = null_free.select(names)
+        subtypes = [types[table.column_names.index(c)] for c in names]
+        subdesc = [desc[table.column_names.index(c)] for c in names]
+        subkey = list(zip(names, subdesc))
+        offsets, kdata = encode_keys(sub, subkey)
+        assert key_list(offsets, kdata) == [ref_key(r, subtypes, subdesc) for r in _rows(sub, names)]
+        frames = encode_frames(sub, subkey, 4096)
+        assert b"".join(frame_keys(f)[1].tobytes() for f in frames) == kdata.tobytes()
+    # a string with 0x00 bytes in some frames only: those frames' keys go to the general writer
+    zeros = pa.table({"a": null_free.column("a"),
+                      "s": pa.array([v + "\x00" if 900 <= i < 950 else v
+                                     for i, v in enumerate(null_free.column("s").to_pylist())])})
+    zkey = [("a", desc[0]), ("s", desc[1])]
+    offsets, kdata = encode_keys(zeros, zkey)
+    assert key_list(offsets, kdata) == [ref_key(r, [T.LONG, T.STRING], list(desc[:2])) for r in _rows(zeros, ["a", "s"])]
+    frames = encode_frames(zeros, zkey, 4096)
+    assert len(frames) > 3
+    assert b"".join(frame_keys(f)[1].tobytes() for f in frames) == kdata.tobytes()
+
+
 def test_lazy_and_eager_key_sources_are_not_mixed():
     table = pa.table({"a": pa.array([3, 1, 2], pa.int64())})
     fs = F.FrameSchema.for_schema(table.schema, [("a", False)])
@@ -645,6 +700,29 @@ def test_xxh3_matches_xxhash_package():
                 assert K.xxh3(data) == xxhash.xxh3_64_intdigest(data), (level, n)
     finally:
         K.xxh3_simd()
+
+
+def test_checksum_of_columns_hashed_while_copied():
+    """Big null-free columns are hashed as they are copied (AVX-512), the rest after: the
+    same frames, with the right checksums, under every XXH3 loop."""
+    n = 200_000
+    rng = np.random.default_rng(5)
+    table = pa.table({"a": pa.array(rng.integers(0, 1 << 60, n), pa.int64()),
+                      "s": pa.array([f"v{i % 977}" * (i % 5) for i in range(n)]),
+                      "f": pa.array(rng.random(n).astype(np.float32))})
+    runs = []
+    try:
+        for cap in (0, 1, 2):
+            K.xxh3_simd(cap)
+            frames = [bytes(f) for f in encode_frames(table.slice(3), [("s", False)])]
+            frames += [bytes(f) for f in encode_frames(table.slice(3), [], 1_000_000 - 8)]
+            for f in frames:
+                assert struct.unpack_from("<I", f, 28)[0] == K.xxh3(f[32:]) & 0xFFFFFFFF
+                validate_frame(f, full=True)
+            runs.append(frames)
+    finally:
+        K.xxh3_simd(-1)
+    assert runs[0] == runs[1] == runs[2]
 
 
 def test_checksum_is_low_32_bits_of_xxh3_after_the_header():

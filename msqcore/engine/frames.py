@@ -506,16 +506,15 @@ def decode_frame(buf) -> pa.RecordBatch:
     Runs the cheap checks of ``validate_frame``; frames from untrusted places should get
     ``validate_frame(buf, full=True)`` first. Raises FrameCorruptError.
     """
-    n, _flags, types, _colflags, names, key, directory, section = _layout(buf)
-    schema = _decode_schemas.get(section)
-    if schema is None:                       # the section bytes determine names, types and key
-        if len(_decode_schemas) >= 256:
-            _decode_schemas.clear()
-        schema = _decode_schemas[section] = _schema_from_layout(tuple(names), tuple(types), tuple(key)).arrow_schema
-    return _k.batch_from_frame(buf, n, types, directory, schema)
+    try:
+        return _k.decode(buf, _decode_schema)
+    except ValueError as e:
+        raise FrameCorruptError(str(e)) from None
 
 
-_decode_schemas: dict[bytes, pa.Schema] = {}
+def _decode_schema(names: tuple, types: tuple, key: tuple) -> pa.Schema:
+    """The Arrow schema of a schema section (the kernel keeps it with the section's parse)."""
+    return _schema_from_layout(names, types, key).arrow_schema
 
 
 def validate_frame(buf, *, full: bool = False) -> None:

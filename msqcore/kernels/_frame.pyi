@@ -2,6 +2,8 @@
 
 Use ``msqcore.engine.frames`` rather than calling these directly.
 """
+from collections.abc import Callable
+
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
@@ -80,9 +82,9 @@ def gather_frame(
 ) -> tuple[pa.Buffer | None, int]: ...  # (frame, next row) or (None, start) when one row does not fit
 # source_ids and rows may both be None: the rows [start, end) of the only source, in order
 
-def batch_from_frame(
-    buf: bytes | memoryview | pa.Buffer, n: int, types: list[int], directory: list[tuple[int, int]], schema: pa.Schema
-) -> pa.RecordBatch: ...  # zero-copy, through the Arrow C data interface; n/types/directory from frame_layout
+def decode(
+    buf: bytes | memoryview | pa.Buffer, schema_of: Callable[[tuple[str, ...], tuple[int, ...], tuple[tuple[int, bool], ...]], pa.Schema]
+) -> pa.RecordBatch: ...  # zero-copy, through the Arrow C data interface, after frame_layout's checks; raises ValueError
 
 def frame_layout(
     buf: bytes | memoryview | pa.Buffer,

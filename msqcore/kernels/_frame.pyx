@@ -9,8 +9,8 @@
   frame (a ``pa.Buffer`` from Arrow's pool), as many as fit in ``max_frame_size`` bytes.
   Encoding a batch (lazy keys encoded straight into the frame), spilling a sorted buffer
   and writing merged output are all this one gather.
-* ``batch_from_frame``: a frame as an Arrow RecordBatch over its own buffers, through the
-  Arrow C data interface.
+* ``decode``: a frame as an Arrow RecordBatch over its own buffers, through the Arrow C
+  data interface.
 * ``frame_layout`` / ``check_frame``: header parsing with the cheap checks, and the O(n)
   checks of every offset, the checksum (XXH3-64) and the key order.
 * ``key_prefix_lengths``: how many bytes of each key the first ``m`` key columns take (the
@@ -23,7 +23,7 @@ goes through ``memcpy``, so nothing needs to be aligned.
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t, uintptr_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memchr, memcmp, memcpy, memset
-from cpython.ref cimport Py_DECREF, Py_INCREF, PyObject
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 
 import numpy as np
 import pyarrow as pa
@@ -236,6 +236,64 @@ cdef extern from *:
             r += msq_fold(h->acc[2 * i] ^ msq_rd64(s + 11 + 16 * i), h->acc[2 * i + 1] ^ msq_rd64(s + 11 + 16 * i + 8));
         return msq_x3_avalanche(r);
     }
+    /* memcpy(dst, src, len) into the hashed bytes of ``h``, with the hash of the whole
+       blocks it fills computed from the copied registers (one read of the data instead of
+       a copy, then a second pass to hash it). Every byte before ``dst`` must be final. Only
+       with AVX-512F; otherwise a plain memcpy (``msq_hash_upto`` hashes the bytes later). */
+    #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __attribute__((target("avx512f"))) static void msq_copy_run_avx512(uint64_t *acc, uint8_t *dst, const uint8_t *src,
+                                                                        size_t nblocks, int rebase, int32_t base) {
+        const uint8_t *s = MSQ_SECRET;
+        const __m512i q = _mm512_set1_epi32((int)MSQ_Q1), bv = _mm512_set1_epi32(base);
+        size_t n, i;
+        __m512i a = _mm512_loadu_si512((const void *)acc), k, d, dk;
+        for (n = 0; n < nblocks; n++) {
+            for (i = 0; i < 16; i++) {
+                d = _mm512_loadu_si512((const void *)(src + n * MSQ_BLOCK + 64 * i));
+                if (rebase) d = _mm512_sub_epi32(d, bv);
+                _mm512_storeu_si512((void *)(dst + n * MSQ_BLOCK + 64 * i), d);
+                dk = _mm512_xor_si512(d, _mm512_loadu_si512((const void *)(s + 8 * i)));
+                a = _mm512_add_epi64(_mm512_mul_epu32(dk, _mm512_srli_epi64(dk, 32)),
+                                     _mm512_add_epi64(a, _mm512_shuffle_epi32(d, (_MM_PERM_ENUM)_MM_SHUFFLE(1, 0, 3, 2))));
+            }
+            k = _mm512_xor_si512(_mm512_xor_si512(a, _mm512_srli_epi64(a, 47)), _mm512_loadu_si512((const void *)(s + 128)));
+            a = _mm512_add_epi64(_mm512_mul_epu32(k, q), _mm512_slli_epi64(_mm512_mul_epu32(_mm512_srli_epi64(k, 32), q), 32));
+        }
+        _mm512_storeu_si512((void *)acc, a);
+    }
+    #endif
+    /* ``rebase``: int32 values, each minus ``base`` (``len`` a multiple of 4) */
+    static void msq_copy_hash_as(msq_hash *h, uint8_t *dst, const uint8_t *src, size_t len, int rebase, int32_t base) {
+        size_t start, b0, b1, nblocks, head, body;
+    #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+        if (msq_simd < 0) msq_simd_level(-1);
+        if (msq_simd == 2 && h->len > 240 && len >= 4 * MSQ_BLOCK && dst >= h->p) {
+            start = (size_t)(dst - h->p);
+            nblocks = (h->len - 1) / MSQ_BLOCK;          /* the blocks before the tail */
+            b0 = (start + MSQ_BLOCK - 1) / MSQ_BLOCK;
+            b1 = (start + len) / MSQ_BLOCK;
+            if (b1 > nblocks) b1 = nblocks;
+            if (b1 > b0) {
+                head = b0 * MSQ_BLOCK - start;       /* a multiple of 8: buffers are 8-aligned */
+                if (rebase) msq_rebase32(dst, src, (int64_t)(head / 4), base); else memcpy(dst, src, head);
+                msq_hash_upto(h, b0 * MSQ_BLOCK);
+                if (h->done == b0) {
+                    body = (b1 - b0) * MSQ_BLOCK;
+                    msq_copy_run_avx512(h->acc, dst + head, src + head, b1 - b0, rebase, base);
+                    h->done = b1;
+                    head += body;
+                }
+                if (rebase) msq_rebase32(dst + head, src + head, (int64_t)((len - head) / 4), base);
+                else memcpy(dst + head, src + head, len - head);
+                return;
+            }
+        }
+    #endif
+        if (rebase) msq_rebase32(dst, src, (int64_t)(len / 4), base); else memcpy(dst, src, len);
+    }
+    static void msq_copy_hash(msq_hash *h, uint8_t *dst, const uint8_t *src, size_t len) {
+        msq_copy_hash_as(h, dst, src, len, 0, 0);
+    }
     static uint64_t msq_xxh3(const uint8_t *p, size_t len) {
         const uint8_t *s = MSQ_SECRET;
         uint64_t acc, end;
@@ -292,6 +350,260 @@ cdef extern from *:
     void msq_hash_begin(msq_hash* h, const uint8_t* p, size_t len) noexcept nogil
     void msq_hash_upto(msq_hash* h, size_t final_bytes) noexcept nogil
     uint64_t msq_hash_end(msq_hash* h) noexcept nogil
+    void msq_copy_hash(msq_hash* h, uint8_t* dst, const uint8_t* src, size_t len) noexcept nogil
+    void msq_copy_hash_as(msq_hash* h, uint8_t* dst, const uint8_t* src, size_t len, int rebase, int32_t base) noexcept nogil
+
+
+# Sort keys of the common key columns (LONG, DOUBLE, FLOAT, STRING without 0x00 bytes, any
+# of them nullable), a block of rows at a time: (1) every column's position in every row
+# from the row sizes, (2) the strings, row by row, each copied as 32 bytes at once when it
+# is short (the bytes past its end belong to later columns or rows, written after it),
+# (3) the fixed columns, one branch-free loop per column.
+cdef extern from *:
+    """
+    enum { MSQ_KL = 0, MSQ_KD = 1, MSQ_KF = 2, MSQ_KS = 3, MSQ_KB = 512 };
+    typedef struct {
+        int op;                  /* MSQ_KL (LONG), MSQ_KD (DOUBLE), MSQ_KF (FLOAT), MSQ_KS (STRING) */
+        uint8_t x;               /* 0x00 ascending, 0xFF descending (every byte inverted) */
+        uint64_t mask;           /* x in all 8 bytes */
+        const uint8_t *validity; /* NULL: no nulls */
+        int64_t vbit;
+        const uint8_t *values;   /* fixed: row 0's value */
+        const uint8_t *offsets;  /* STRING: row 0's int32 offset */
+        const uint8_t *data;
+        int64_t data_len;        /* bytes readable at ``data`` (over-reads stay below) */
+    } msq_kcol;
+    static inline int msq_kvalid(const msq_kcol *c, int64_t i) {
+        int64_t b = c->vbit + i;
+        return c->validity == NULL || ((c->validity[b >> 3] >> (b & 7)) & 1);
+    }
+    static inline int64_t msq_ld32(const uint8_t *p) { int32_t v; memcpy(&v, p, 4); return v; }
+    static inline int64_t msq_kwidth(const msq_kcol *c) { return c->op == MSQ_KF ? 5 : 9; }
+    /* offs[j + 1] = offs[j] + the key bytes of row i0 + j (offs[0] is given): one pass per
+       column, the null-free ones without a dependency between rows */
+    static void msq_key_sizes(const msq_kcol *cols, int nk, int64_t i0, int64_t n, int64_t *__restrict offs) {
+        int64_t j, fixed = 0, o0 = offs[0], run, b;
+        int k;
+        for (k = 0; k < nk; k++)
+            if (cols[k].op != MSQ_KS && cols[k].validity == NULL) fixed += msq_kwidth(&cols[k]);
+        for (j = 0; j < n; j++) offs[j + 1] = o0 + fixed * (j + 1);
+        for (k = 0; k < nk; k++) {
+            const msq_kcol *c = &cols[k];
+            const uint8_t *o = c->offsets + 4 * i0;
+            if (c->op == MSQ_KS && c->validity == NULL) {
+                b = msq_ld32(o);
+                for (j = 0; j < n; j++) offs[j + 1] += 3 * (j + 1) + msq_ld32(o + 4 * (j + 1)) - b;
+            } else if (c->op == MSQ_KS) {
+                for (j = 0, run = 0; j < n; j++) {
+                    run += msq_kvalid(c, i0 + j) ? 3 + msq_ld32(o + 4 * (j + 1)) - msq_ld32(o + 4 * j) : 1;
+                    offs[j + 1] += run;
+                }
+            } else if (c->validity != NULL) {
+                for (j = 0, run = 0; j < n; j++) {
+                    run += msq_kvalid(c, i0 + j) ? msq_kwidth(c) : 1;
+                    offs[j + 1] += run;
+                }
+            }
+        }
+    }
+    static inline uint64_t msq_kdouble(const uint8_t *p) {
+        double d; uint64_t bits;
+        memcpy(&d, p, 8);
+        if (d != d) bits = 0x7FF8000000000000ULL;
+        else if (d == 0.0) bits = 0;
+        else memcpy(&bits, &d, 8);
+        return (bits >> 63) ? ~bits : bits | 0x8000000000000000ULL;
+    }
+    static inline uint32_t msq_kfloat(const uint8_t *p) {
+        float f; uint32_t bits;
+        memcpy(&f, p, 4);
+        if (f != f) bits = 0x7FC00000U;
+        else if (f == 0.0f) bits = 0;
+        else memcpy(&bits, &f, 4);
+        return (bits >> 31) ? ~bits : bits | 0x80000000U;
+    }
+    static inline void msq_kput(uint8_t *p, uint64_t a, uint64_t m) { a ^= m; memcpy(p, &a, 8); }
+    static inline uint64_t msq_kget(const uint8_t *p) { uint64_t a; memcpy(&a, p, 8); return a; }
+    /* One string value at ``p`` (its position, ``at``, in ``out`` of ``out_len`` bytes). */
+    static inline void msq_kstring(const msq_kcol *c, int64_t i, uint8_t *out, int64_t at, int64_t out_len) {
+        uint8_t *p = out + at, *d = p + 1, x = c->x;
+        int64_t s, ln, q;
+        const uint8_t *src;
+        if (!msq_kvalid(c, i)) { p[0] = x; return; }
+        s = msq_ld32(c->offsets + 4 * i);
+        ln = msq_ld32(c->offsets + 4 * i + 4) - s;
+        src = c->data + s;
+        p[0] = 0x01 ^ x;
+        if (ln <= 32 && s + 32 <= c->data_len && at + 33 <= out_len) {
+            uint64_t a = msq_kget(src), b = msq_kget(src + 8), e = msq_kget(src + 16), f = msq_kget(src + 24);
+            msq_kput(d, a, c->mask); msq_kput(d + 8, b, c->mask);
+            msq_kput(d + 16, e, c->mask); msq_kput(d + 24, f, c->mask);
+        } else if (x) {
+            for (q = 0; q < ln; q++) d[q] = (uint8_t)~src[q];
+        } else {
+            memcpy(d, src, (size_t)ln);
+        }
+        d[ln] = x;
+        d[ln + 1] = x;
+    }
+    /* ``msq_key_write`` when no column has nulls and at most one is a STRING: every column's
+       position follows from the row's start (columns before the string) or end (after it),
+       so the passes need no position arrays. Returns 1 when a row's size disagrees. */
+    static int msq_key_write_direct(const msq_kcol *cols, int nk, int64_t i0, int64_t n, uint8_t *__restrict out,
+                                    int64_t out_len, const int64_t *starts) {
+        int64_t j, j0, nb, i, base = starts[0], fixed = 0, pre = 0, at;
+        int k, s = -1;
+        for (k = 0; k < nk; k++) {
+            if (cols[k].op == MSQ_KS) s = k;
+            else fixed += msq_kwidth(&cols[k]);
+        }
+        for (j0 = 0; j0 < n; j0 += MSQ_KB) {
+            nb = n - j0 < MSQ_KB ? n - j0 : MSQ_KB;
+            if (s >= 0) {
+                const msq_kcol *c = &cols[s];
+                const uint8_t *o = c->offsets + 4 * (i0 + j0);
+                for (k = 0, pre = 0; k < s; k++) pre += msq_kwidth(&cols[k]);
+                for (j = 0; j < nb; j++)
+                    if (starts[j0 + j + 1] - starts[j0 + j] != fixed + 3 + msq_ld32(o + 4 * j + 4) - msq_ld32(o + 4 * j))
+                        return 1;
+                for (j = 0; j < nb; j++) msq_kstring(c, i0 + j0 + j, out, starts[j0 + j] - base + pre, out_len);
+            } else {
+                for (j = 0; j < nb; j++)
+                    if (starts[j0 + j + 1] - starts[j0 + j] != fixed) return 1;
+            }
+            for (k = 0, pre = 0; k < nk; k++) {
+                const msq_kcol *c = &cols[k];
+                const uint8_t *v = c->values;
+                const int64_t *st;
+                uint8_t m1 = 0x01 ^ c->x;
+                uint64_t mask = c->mask, u;
+                uint32_t u4;
+                int64_t w = msq_kwidth(c);
+                if (k == s) { pre = 0; continue; }
+                /* before the string: from the row's start; after it: back from the row's end */
+                if (s < 0 || k < s) { st = starts + j0; at = pre - base; }
+                else { int64_t suf = 0; int q; for (q = k; q < nk; q++) suf += msq_kwidth(&cols[q]); st = starts + j0 + 1; at = -suf - base; }
+                if (c->op == MSQ_KL) {
+                    for (j = 0; j < nb; j++) {
+                        uint8_t *p = out + st[j] + at;
+                        i = i0 + j0 + j;
+                        u = __builtin_bswap64(msq_kget(v + 8 * i) ^ 0x8000000000000000ULL) ^ mask;
+                        p[0] = m1; memcpy(p + 1, &u, 8);
+                    }
+                } else if (c->op == MSQ_KD) {
+                    for (j = 0; j < nb; j++) {
+                        uint8_t *p = out + st[j] + at;
+                        i = i0 + j0 + j;
+                        u = __builtin_bswap64(msq_kdouble(v + 8 * i)) ^ mask;
+                        p[0] = m1; memcpy(p + 1, &u, 8);
+                    }
+                } else {
+                    for (j = 0; j < nb; j++) {
+                        uint8_t *p = out + st[j] + at;
+                        i = i0 + j0 + j;
+                        u4 = __builtin_bswap32(msq_kfloat(v + 4 * i)) ^ (uint32_t)mask;
+                        p[0] = m1; memcpy(p + 1, &u4, 4);
+                    }
+                }
+                pre += w;
+            }
+        }
+        return 0;
+    }
+    /* Keys of rows i0..i0+n-1 into out[0..out_len): row j's key is
+       [starts[j] - starts[0], starts[j + 1] - starts[0]). ``scratch`` holds (nk + 1) *
+       MSQ_KB int64. Returns 0, or -1 when a row's bytes disagree with ``starts`` (a sizing
+       bug, not bad input). */
+    static int msq_key_write(const msq_kcol *cols, int nk, int64_t i0, int64_t n, uint8_t *__restrict out,
+                             int64_t out_len, const int64_t *starts, int64_t *__restrict scratch) {
+        int64_t *cur = scratch, *pos, j, j0, nb, i, base = starts[0];
+        int k, strings = 0, nullable = 0;
+        for (k = 0; k < nk; k++) {
+            strings += cols[k].op == MSQ_KS;
+            nullable += cols[k].validity != NULL;
+        }
+        if (strings <= 1 && nullable == 0)
+            return msq_key_write_direct(cols, nk, i0, n, out, out_len, starts) ? -1 : 0;
+        for (j0 = 0; j0 < n; j0 += MSQ_KB) {
+            nb = n - j0 < MSQ_KB ? n - j0 : MSQ_KB;
+            for (j = 0; j < nb; j++) cur[j] = starts[j0 + j] - base;
+            for (k = 0; k < nk; k++) {          /* (1) positions */
+                const msq_kcol *c = &cols[k];
+                int64_t w = msq_kwidth(c);
+                pos = scratch + MSQ_KB * (k + 1);
+                if (c->op == MSQ_KS) {
+                    const uint8_t *o = c->offsets + 4 * (i0 + j0);
+                    for (j = 0; j < nb; j++) {
+                        pos[j] = cur[j];
+                        cur[j] += msq_kvalid(c, i0 + j0 + j) ? 3 + msq_ld32(o + 4 * j + 4) - msq_ld32(o + 4 * j) : 1;
+                    }
+                } else if (c->validity == NULL) {
+                    for (j = 0; j < nb; j++) { pos[j] = cur[j]; cur[j] += w; }
+                } else {
+                    for (j = 0; j < nb; j++) { pos[j] = cur[j]; cur[j] += msq_kvalid(c, i0 + j0 + j) ? w : 1; }
+                }
+            }
+            for (j = 0; j < nb; j++)
+                if (cur[j] != starts[j0 + j + 1] - base) return -1;
+            if (strings == 1) {                  /* (2) strings, in row order */
+                for (k = 0; cols[k].op != MSQ_KS; k++) {}
+                pos = scratch + MSQ_KB * (k + 1);
+                for (j = 0; j < nb; j++) msq_kstring(&cols[k], i0 + j0 + j, out, pos[j], out_len);
+            } else if (strings > 1) {
+                for (j = 0; j < nb; j++)
+                    for (k = 0; k < nk; k++)
+                        if (cols[k].op == MSQ_KS)
+                            msq_kstring(&cols[k], i0 + j0 + j, out, scratch[MSQ_KB * (k + 1) + j], out_len);
+            }
+            for (k = 0; k < nk; k++) {          /* (3) fixed columns */
+                const msq_kcol *c = &cols[k];
+                const uint8_t *v = c->values;
+                uint8_t m1 = 0x01 ^ c->x, x = c->x;
+                uint64_t mask = c->mask;
+                pos = scratch + MSQ_KB * (k + 1);
+                if (c->op == MSQ_KS) continue;
+                for (j = 0; j < nb; j++) {
+                    uint8_t *p = out + pos[j];
+                    uint64_t u;
+                    uint32_t u4;
+                    i = i0 + j0 + j;
+                    if (c->validity != NULL && !msq_kvalid(c, i)) { p[0] = x; continue; }
+                    p[0] = m1;
+                    if (c->op == MSQ_KL) {
+                        u = __builtin_bswap64(msq_kget(v + 8 * i) ^ 0x8000000000000000ULL) ^ mask;
+                        memcpy(p + 1, &u, 8);
+                    } else if (c->op == MSQ_KD) {
+                        u = __builtin_bswap64(msq_kdouble(v + 8 * i)) ^ mask;
+                        memcpy(p + 1, &u, 8);
+                    } else {
+                        u4 = __builtin_bswap32(msq_kfloat(v + 4 * i)) ^ (uint32_t)mask;
+                        memcpy(p + 1, &u4, 4);
+                    }
+                }
+            }
+        }
+        return 0;
+    }
+    """
+    enum:
+        MSQ_KL
+        MSQ_KD
+        MSQ_KF
+        MSQ_KS
+        MSQ_KB
+    ctypedef struct msq_kcol:
+        int op
+        uint8_t x
+        uint64_t mask
+        const uint8_t* validity
+        int64_t vbit
+        const uint8_t* values
+        const uint8_t* offsets
+        const uint8_t* data
+        int64_t data_len
+    void msq_key_sizes(const msq_kcol* cols, int nk, int64_t i0, int64_t n, int64_t* offs) noexcept nogil
+    int msq_key_write(const msq_kcol* cols, int nk, int64_t i0, int64_t n, uint8_t* out, int64_t out_len,
+                      const int64_t* starts, int64_t* scratch) noexcept nogil
 
 
 cdef object pool_empty(Py_ssize_t n, object dtype):
@@ -915,6 +1227,40 @@ cdef inline bint plain_strings(const ColView* c, int64_t i0, int64_t n) noexcept
     return e <= s or memchr(c.data + s, 0, <size_t>(e - s)) == NULL
 
 
+cdef bint key_plan(const ColView* cols, const int32_t* kc, const uint8_t* kd, Py_ssize_t nk,
+                   int64_t num_rows, int64_t i0, int64_t n, bint check_plain, msq_kcol* out) noexcept nogil:
+    """Fill ``out[k]`` for the block key writer (``msq_key_write``) over rows i0..i0+n-1 of
+    a source of ``num_rows`` rows; False when a key column is not one of its kinds (a list,
+    large offsets, or, with ``check_plain``, a string with a 0x00 byte in those rows).
+    Without ``check_plain`` the writer finds such a string itself: its escaped size
+    disagrees with the key offsets (see ``write_lazy_keys_contig``)."""
+    cdef Py_ssize_t k
+    cdef const ColView* c
+    cdef msq_kcol* o
+    for k in range(nk):
+        c = &cols[kc[k]]
+        o = &out[k]
+        if c.type == FT_LONG:
+            o.op = MSQ_KL
+        elif c.type == FT_DOUBLE:
+            o.op = MSQ_KD
+        elif c.type == FT_FLOAT:
+            o.op = MSQ_KF
+        elif c.type == FT_STRING and not c.large and (not check_plain or plain_strings(c, i0, n)):
+            o.op = MSQ_KS
+            o.data_len = ld_off(c.offsets, False, num_rows)
+        else:
+            return False
+        o.x = 0xFF if kd[k] else 0x00
+        o.mask = 0xFFFFFFFFFFFFFFFFULL if kd[k] else 0
+        o.validity = c.validity
+        o.vbit = c.vbit
+        o.values = c.values
+        o.offsets = c.offsets
+        o.data = c.data
+    return True
+
+
 cdef void add_key_sizes(const ColView* c, int64_t n, bint plain, int64_t* lens) noexcept nogil:
     """lens[i] += the bytes of row i's key in column ``c`` (``plain``: see ``plain_strings``)."""
     cdef int64_t i, w, prev, cur
@@ -1025,9 +1371,10 @@ def encode_keys(FrameSource src, const int32_t[::1] columns, const uint8_t[::1] 
     """Sort-key bytes of every row of ``src`` for the key ``columns`` (indexes into ``src``).
 
     Returns ``(offsets int64[n + 1], data uint8[...])``. A descending column's bytes are
-    inverted, so plain unsigned byte order of the keys is the SQL order. Sizes are summed
-    column by column; the bytes are written a block of rows at a time, column by column,
-    so each column's loop is specialized and the block stays in cache.
+    inverted, so plain unsigned byte order of the keys is the SQL order. The common column
+    kinds (``key_plan``) are sized and written a row at a time by ``msq_key_sizes`` /
+    ``msq_key_write``; otherwise sizes are summed column by column and the bytes written a
+    block of rows at a time, column by column, so each column's loop is specialized.
     """
     cdef:
         Py_ssize_t n = src.num_rows
@@ -1041,6 +1388,9 @@ def encode_keys(FrameSource src, const int32_t[::1] columns, const uint8_t[::1] 
         uint8_t* dst
         const ColView** views = NULL
         bint* plain = NULL
+        msq_kcol* kp = NULL
+        int64_t* scratch = NULL
+        bint fast = False
         bint bad = False
     if descending.shape[0] != nk:
         raise ValueError("columns and descending differ in length")
@@ -1055,24 +1405,32 @@ def encode_keys(FrameSource src, const int32_t[::1] columns, const uint8_t[::1] 
         views = <const ColView**>malloc(sizeof(ColView*) * (nk + 1))
         plain = <bint*>malloc(sizeof(bint) * (nk + 1))
         cur = <int64_t*>malloc(sizeof(int64_t) * KEY_BLOCK)
-        if views == NULL or plain == NULL or cur == NULL:
+        kp = <msq_kcol*>malloc(sizeof(msq_kcol) * (nk + 1))
+        scratch = <int64_t*>malloc(sizeof(int64_t) * MSQ_KB * (nk + 1))
+        if views == NULL or plain == NULL or cur == NULL or kp == NULL or scratch == NULL:
             raise MemoryError()
         for k in range(nk):
             views[k] = &src.cols[columns[k]]
         with nogil:
-            for k in range(nk):
-                plain[k] = plain_strings(views[k], 0, n)
-                add_key_sizes(views[k], n, plain[k], offs + 1)
-            for i in range(n):
-                offs[i + 1] += offs[i]
+            fast = nk > 0 and key_plan(src.cols, &columns[0], &descending[0], nk, n, 0, n, True, kp)
+            if fast:
+                msq_key_sizes(kp, <int>nk, 0, n, offs)
+            else:
+                for k in range(nk):
+                    plain[k] = plain_strings(views[k], 0, n)
+                    add_key_sizes(views[k], n, plain[k], offs + 1)
+                for i in range(n):
+                    offs[i + 1] += offs[i]
             total = offs[n]
         data_arr = pool_empty(total, dtype=np.uint8)
         if total > 0:
             out = data_arr
             dst = &out[0]
             with nogil:
+                if fast:
+                    bad = msq_key_write(kp, <int>nk, 0, n, dst, total, offs, scratch) != 0
                 i0 = 0
-                while i0 < n and not bad:
+                while i0 < n and not bad and not fast:
                     nb = min(<Py_ssize_t>KEY_BLOCK, n - i0)
                     memcpy(cur, offs + i0, sizeof(int64_t) * nb)
                     for k in range(nk):
@@ -1085,6 +1443,8 @@ def encode_keys(FrameSource src, const int32_t[::1] columns, const uint8_t[::1] 
         free(views)
         free(plain)
         free(cur)
+        free(kp)
+        free(scratch)
     if bad:
         raise RuntimeError("key sizing and writing disagree")
     return offsets_arr, data_arr
@@ -1094,7 +1454,8 @@ def key_offsets(FrameSource src, const int32_t[::1] columns):
     """The offsets (int64[n + 1]) ``encode_keys`` would give, without writing the key bytes.
 
     A source whose key column points at these offsets (and no data) has *lazy* keys:
-    ``gather_frame`` encodes them straight into the frame it writes.
+    ``gather_frame`` encodes them straight into the frame it writes. (Directions do not
+    change sizes: the plan is made ascending.)
     """
     cdef:
         Py_ssize_t n = src.num_rows
@@ -1102,23 +1463,37 @@ def key_offsets(FrameSource src, const int32_t[::1] columns):
         Py_ssize_t i, k
         int64_t[::1] offs
         const ColView* v
+        msq_kcol* kp = NULL
+        uint8_t* kd = NULL
     for k in range(nk):
         if columns[k] < 0 or columns[k] >= src.num_columns:
             raise IndexError(f"key column {columns[k]} out of range")
     offsets_arr = pool_empty(n + 1, dtype=np.int64)
     offs = offsets_arr
+    kp = <msq_kcol*>malloc(sizeof(msq_kcol) * (nk + 1))
+    kd = <uint8_t*>malloc(nk + 1)
+    if kp == NULL or kd == NULL:
+        free(kp)
+        free(kd)
+        raise MemoryError()
     with nogil:
         memset(&offs[0], 0, sizeof(int64_t) * (n + 1))
-        for k in range(nk):
-            v = &src.cols[columns[k]]
-            add_key_sizes(v, n, plain_strings(v, 0, n), &offs[1])
-        for i in range(n):
-            offs[i + 1] += offs[i]
+        memset(kd, 0, nk + 1)
+        if nk > 0 and key_plan(src.cols, &columns[0], kd, nk, n, 0, n, True, kp):
+            msq_key_sizes(kp, <int>nk, 0, n, &offs[0])
+        else:
+            for k in range(nk):
+                v = &src.cols[columns[k]]
+                add_key_sizes(v, n, plain_strings(v, 0, n), &offs[1])
+            for i in range(n):
+                offs[i + 1] += offs[i]
+    free(kp)
+    free(kd)
     return offsets_arr
 
 
 cdef bint write_lazy_keys_contig(const ColView* cols, const ColView* key, const int32_t* kc,
-                                 const uint8_t* kd, Py_ssize_t nk, int64_t i0, int64_t n,
+                                 const uint8_t* kd, Py_ssize_t nk, int64_t num_rows, int64_t i0, int64_t n,
                                  uint8_t** buf) noexcept nogil:
     """The key column of rows i0..i0+n-1 of a lazy-key source, encoded into ``buf[0..1]``.
 
@@ -1128,8 +1503,22 @@ cdef bint write_lazy_keys_contig(const ColView* cols, const ColView* key, const 
     cdef int64_t j, j0, nb, base, e
     cdef Py_ssize_t k
     cdef const ColView* c
+    cdef msq_kcol* kp
+    cdef int r
     rebase(buf[0], key.offsets, key.large, i0, n)
     base = ld_off(key.offsets, key.large, i0)
+    if key.large and nk > 0:
+        # the sizes in key.offsets count the escapes of strings with 0x00 bytes, so such a
+        # string's row disagrees with the block writer's unescaped size: the writer stops
+        # and the general one below writes the frame's keys over again
+        kp = <msq_kcol*>malloc(sizeof(msq_kcol) * nk + sizeof(int64_t) * MSQ_KB * (nk + 1))
+        r = -1
+        if kp != NULL and key_plan(cols, kc, kd, nk, num_rows, i0, n, False, kp):
+            r = msq_key_write(kp, <int>nk, i0, n, buf[1], ld_off(key.offsets, True, i0 + n) - base,
+                              <const int64_t*>key.offsets + i0, <int64_t*>(kp + nk))
+        free(kp)
+        if r == 0:
+            return True
     j0 = 0
     while j0 < n:
         nb = min(<int64_t>KEY_BLOCK, n - j0)
@@ -1469,26 +1858,36 @@ cdef inline void rebase(uint8_t* dst, const uint8_t* src, bint large, int64_t i0
         st_i32(dst, j, ld_off(src, True, i0 + j) - base)
 
 
-cdef void write_contig(const ColView* v, int64_t i0, int64_t n, uint8_t** buf) noexcept nogil:
-    """``write_column`` for rows i0..i0+n-1 of one source, when ``contig_ok(v)``: bulk copies."""
+cdef inline void rebase_hashed(uint8_t* dst, const uint8_t* src, bint large, int64_t i0, int64_t n,
+                               msq_hash* hs) noexcept nogil:
+    """``rebase``, int32 offsets hashed into ``hs`` as they are written (``msq_copy_hash_as``)."""
+    if large:
+        rebase(dst, src, large, i0, n)
+    else:
+        msq_copy_hash_as(hs, dst, src + 4 * i0, <size_t>(4 * (n + 1)), 1, <int32_t>ld_off(src, False, i0))
+
+
+cdef void write_contig(const ColView* v, int64_t i0, int64_t n, uint8_t** buf, msq_hash* hs) noexcept nogil:
+    """``write_column`` for rows i0..i0+n-1 of one source, when ``contig_ok(v)``: bulk copies
+    (values and string bytes hashed into ``hs`` as they are copied)."""
     cdef int t = v.type
     cdef int w = type_width(t)
     cdef int64_t e0, e1, d0, d1
     cdef uint8_t* ob
     cdef uint8_t* db
     if is_fixed(t):
-        memcpy(buf[1], v.values + i0 * w, <size_t>(n * w))
+        msq_copy_hash(hs, buf[1], v.values + i0 * w, <size_t>(n * w))
         return
     if t == FT_KEY or t == FT_STRING:
         ob = buf[0] if t == FT_KEY else buf[1]
         db = buf[1] if t == FT_KEY else buf[2]
-        rebase(ob, v.offsets, v.large, i0, n)
+        rebase_hashed(ob, v.offsets, v.large, i0, n, hs)
         e0 = ld_off(v.offsets, v.large, i0)
         e1 = ld_off(v.offsets, v.large, i0 + n)
         if e1 > e0:
-            memcpy(db, v.data + e0, <size_t>(e1 - e0))
+            msq_copy_hash(hs, db, v.data + e0, <size_t>(e1 - e0))
         return
-    rebase(buf[1], v.offsets, v.large, i0, n)
+    rebase_hashed(buf[1], v.offsets, v.large, i0, n, hs)
     e0 = ld_off(v.offsets, v.large, i0)
     e1 = ld_off(v.offsets, v.large, i0 + n)
     if is_fixed_list(t):
@@ -1751,11 +2150,11 @@ def gather_frame(bytes schema, list sources, const int32_t[::1] source_ids, cons
                     if types[c] == FT_KEY and lazy:
                         if contig:
                             key_bad = not write_lazy_keys_contig(views[sp[0]], &views[sp[0]][c], kc, kd,
-                                                                 nk, rp[0], n, bptr + b)
+                                                                 nk, nrows[sp[0]], rp[0], n, bptr + b)
                         else:
                             key_bad = not write_lazy_keys(views, c, kc, kd, nk, sp, rp, n, bptr + b)
                     elif contig and contig_ok(&views[sp[0]][c]):
-                        write_contig(&views[sp[0]][c], rp[0], n, bptr + b)
+                        write_contig(&views[sp[0]][c], rp[0], n, bptr + b, &hs)
                     else:
                         write_column(views, c, sp, rp, n, bptr + b)
                     b += type_buffers(types[c])
@@ -1812,21 +2211,20 @@ cdef extern from *:
 
 
 cdef struct DecodeBlock:
-    PyObject* owner         # what keeps the frame's bytes alive
+    Py_buffer view          # the frame's bytes, exported for as long as Arrow uses them
     # then: ArrowArray[na], ArrowArray*[children], const void*[3 * na]
 
 
 cdef void release_batch(ArrowArray* a) noexcept with gil:
-    """Arrow is done with a decoded batch: drop the frame and the structs' block.
+    """Arrow is done with a decoded batch: release the frame's buffer and the structs' block.
 
     ``a`` may be Arrow's own copy of the root struct (the importer moves it), so the block
     is found through ``private_data``.
     """
     cdef DecodeBlock* block = <DecodeBlock*>a.private_data
-    cdef PyObject* owner = block.owner
     a.release = NULL
+    PyBuffer_Release(&block.view)
     free(block)
-    Py_DECREF(<object>owner)
 
 
 cdef void release_child(ArrowArray* a) noexcept nogil:
@@ -1848,35 +2246,50 @@ cdef void set_array(ArrowArray* a, int64_t n, int64_t nbuf, const void** bufs, i
         bufs[0] = NULL
 
 
-def batch_from_frame(buf, int64_t n, list types, list directory, object schema):
-    """A RecordBatch of ``schema`` whose buffers are the frame's own (no copy, no per-column
-    Python calls): one ArrowArray per column, imported through the C data interface.
+def decode(buf, schema_of):
+    """A RecordBatch over the frame's own buffers (no copy, no per-column Python calls), after
+    the cheap checks of ``frame_layout``: one ArrowArray per column, imported through the
+    Arrow C data interface. The batch keeps ``buf`` exported (alive, unresizable).
 
-    ``n``, ``types`` and ``directory`` come from ``frame_layout(buf)``, whose checks make
-    every buffer Arrow will read lie inside the frame. The batch keeps ``buf`` alive.
+    ``schema_of(names, types, key)`` gives the Arrow schema of a schema section; it is
+    called once per distinct section (the result is kept with the section's parse).
+    Raises ValueError for a bad frame.
     """
     cdef:
-        object view = u8(buf)             # holds the buffer export while Arrow uses it
-        const uint8_t[::1] mv = view
-        const uint8_t* base = &mv[0]
-        Py_ssize_t ncols = len(types), nlists = 0, c, b = 0, li = 0, na
+        DecodeBlock* block
+        Py_buffer view
+        const uint8_t* base
+        Section sec
+        int64_t n
+        int flags
+        Py_ssize_t dpos, ncols, nlists, c, b = 0, li = 0, na
         int t
         int64_t m
-        DecodeBlock* block
         ArrowArray* arrays
         ArrowArray** ptrs
         const void** bufs
         ArrowArray* a
         ArrowArray* ch
         const void** ab
-    for t in types:
-        if not (is_fixed(t) or t == FT_STRING):
-            nlists += 1
+    PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
+    try:
+        base = <const uint8_t*>view.buf
+        sec = parse_layout(base, view.len, &n, &flags, &dpos)
+        schema = sec.arrow_schema
+        if schema is None:
+            schema = sec.arrow_schema = schema_of(sec.names, sec.types, sec.key)
+    except BaseException:
+        PyBuffer_Release(&view)
+        raise
+    ncols = sec.ncols
+    nlists = sec.nlists
     na = 1 + ncols + nlists
     block = <DecodeBlock*>malloc(sizeof(DecodeBlock) + sizeof(ArrowArray) * na
                                  + sizeof(ArrowArray*) * (ncols + nlists) + sizeof(void*) * 3 * na)
     if block == NULL:
+        PyBuffer_Release(&view)
         raise MemoryError()
+    block.view = view
     arrays = <ArrowArray*>(block + 1)
     ptrs = <ArrowArray**>(arrays + na)
     bufs = <const void**>(ptrs + ncols + nlists)
@@ -1884,54 +2297,67 @@ def batch_from_frame(buf, int64_t n, list types, list directory, object schema):
     arrays[0].n_children = ncols
     arrays[0].children = ptrs
     for c in range(ncols):
-        t = types[c]
+        t = sec.tcodes[c]
         a = &arrays[1 + c]
         ptrs[c] = a
         ab = bufs + 3 * (1 + c)
-        ab[0] = base + <int64_t>directory[b][0]
+        ab[0] = base + dir_off(base, dpos, b)
         if is_fixed(t):
-            ab[1] = base + <int64_t>directory[b + 1][0]
-            set_array(a, n, 2, ab, directory[b][1])
+            ab[1] = base + dir_off(base, dpos, b + 1)
+            set_array(a, n, 2, ab, dir_len(base, dpos, b))
         elif t == FT_STRING:
-            ab[1] = base + <int64_t>directory[b + 1][0]
-            ab[2] = base + <int64_t>directory[b + 2][0]
-            set_array(a, n, 3, ab, directory[b][1])
+            ab[1] = base + dir_off(base, dpos, b + 1)
+            ab[2] = base + dir_off(base, dpos, b + 2)
+            set_array(a, n, 3, ab, dir_len(base, dpos, b))
         else:
-            ab[1] = base + <int64_t>directory[b + 1][0]
-            set_array(a, n, 2, ab, directory[b][1])
-            m = ld_off(base + <int64_t>directory[b + 1][0], False, n)      # elements
+            ab[1] = base + dir_off(base, dpos, b + 1)
+            set_array(a, n, 2, ab, dir_len(base, dpos, b))
+            m = ld_off(base + dir_off(base, dpos, b + 1), False, n)      # elements
             ch = &arrays[1 + ncols + li]
             ptrs[ncols + li] = ch
             a.n_children = 1
             a.children = &ptrs[ncols + li]
             ab = bufs + 3 * (1 + ncols + li)
-            ab[0] = base + <int64_t>directory[b + 2][0]
-            ab[1] = base + <int64_t>directory[b + 3][0]
+            ab[0] = base + dir_off(base, dpos, b + 2)
+            ab[1] = base + dir_off(base, dpos, b + 3)
             if is_fixed_list(t):
-                set_array(ch, m, 2, ab, directory[b + 2][1])
+                set_array(ch, m, 2, ab, dir_len(base, dpos, b + 2))
             else:
-                ab[2] = base + <int64_t>directory[b + 4][0]
-                set_array(ch, m, 3, ab, directory[b + 2][1])
+                ab[2] = base + dir_off(base, dpos, b + 4)
+                set_array(ch, m, 3, ab, dir_len(base, dpos, b + 2))
             li += 1
         b += type_buffers(t)
-    Py_INCREF(view)
-    block.owner = <PyObject*>view
     arrays[0].private_data = <void*>block
     arrays[0].release = release_batch
     # Arrow takes the struct over, and releases it even when the import fails
-    return pa.RecordBatch._import_from_c(<uintptr_t>arrays, schema)
+    return _import_batch(<uintptr_t>arrays, schema)
+
+
+_import_batch = pa.RecordBatch._import_from_c
 
 
 # --- parsing and validation ----------------------------------------------------------------------
 
-_sections: dict = {}       # schema section bytes -> its parse (the frames of a stream share one)
+cdef class Section:
+    """The parse of a frame's schema section (shared by the frames of a stream)."""
+    cdef readonly bytes raw
+    cdef readonly tuple key, types, colflags, names
+    cdef readonly Py_ssize_t ncols, nlists
+    cdef Py_ssize_t col_buffers         # buffers of the columns (the key's not included)
+    cdef bytes tcodes                   # one type byte per column
+    cdef public object arrow_schema     # set by ``decode``
 
 
-cdef tuple _parse_section(bytes schema, Py_ssize_t ncols):
-    """``(key, types, colflags, names, buffers)`` of a frame's schema section for ``ncols``
-    columns (the section parses for one column count only); raises ValueError."""
+_sections: dict = {}       # schema section bytes -> its Section
+cdef Section _last_section = None
+
+
+cdef Section _parse_section(bytes schema, Py_ssize_t ncols):
+    """The parse of a frame's schema section for ``ncols`` columns (the section parses for
+    one column count only); raises ValueError."""
     cdef const uint8_t* p = <const uint8_t*><char*>schema
-    cdef Py_ssize_t pos = 0, end = len(schema), i, nk, b, t, expected = 0
+    cdef Py_ssize_t pos = 0, end = len(schema), i, nk, b, t, expected = 0, nlists = 0
+    cdef Section sec
     if pos + 4 > end:
         raise ValueError("schema section is truncated")
     nk = ld_u16(p + pos)
@@ -1967,26 +2393,45 @@ cdef tuple _parse_section(bytes schema, Py_ssize_t ncols):
             raise ValueError("column name is not UTF-8") from None
         pos += 4 + b
         expected += type_buffers(t)
+        if not (is_fixed(t) or t == FT_STRING):
+            nlists += 1
     if pos != end:
         raise ValueError("schema section has trailing bytes")
-    return tuple(key), tuple(types), tuple(colflags), tuple(names), expected
+    sec = Section.__new__(Section)
+    sec.raw = schema
+    sec.key = tuple(key)
+    sec.types = tuple(types)
+    sec.colflags = tuple(colflags)
+    sec.names = tuple(names)
+    sec.ncols = ncols
+    sec.nlists = nlists
+    sec.col_buffers = expected
+    sec.tcodes = bytes(types)
+    sec.arrow_schema = None
+    return sec
 
 
-def frame_layout(buf):
-    """Parse a frame's header, schema and buffer directory, with the cheap checks.
+cdef inline int64_t dir_off(const uint8_t* p, Py_ssize_t dpos, Py_ssize_t b) noexcept nogil:
+    return ld_u32(p + dpos + 8 * b)
 
-    Returns ``(num_rows, flags, types, column_flags, names, key, directory, schema)`` where
-    ``key`` is ``[(column_index, descending)]``, ``directory`` is ``[(offset, length)]`` per
-    buffer and ``schema`` the raw schema section. Raises ValueError describing the problem.
+
+cdef inline int64_t dir_len(const uint8_t* p, Py_ssize_t dpos, Py_ssize_t b) noexcept nogil:
+    return ld_u32(p + dpos + 8 * b + 4)
+
+
+cdef Section parse_layout(const uint8_t* p, Py_ssize_t size, int64_t* n_out, int* flags_out,
+                          Py_ssize_t* dpos_out):
+    """Header, schema section and buffer directory of a frame, with the cheap checks.
+
+    Returns the section's parse; sets the row count, the flags and where the directory
+    starts (entries: u32 offset, u32 length). Raises ValueError describing the problem.
     """
-    cdef const uint8_t[::1] mv = u8(buf)
-    cdef const uint8_t* p
-    cdef Py_ssize_t size = mv.shape[0]
-    cdef Py_ssize_t pos, end, i, nk, ncols, nbuf, expected, b, t
+    global _last_section
+    cdef Py_ssize_t pos, i, ncols, nbuf, expected, b, t
     cdef int64_t n, flags, frame_len, slen, prev, off, ln, m, data_start
+    cdef Section sec
     if size < HDR:
         raise ValueError(f"frame of {size} bytes is shorter than its header")
-    p = &mv[0]
     if memcmp(p, b"MSQF", 4) != 0:
         raise ValueError("bad frame magic")
     if ld_u16(p + 4) != VERSION:
@@ -2007,82 +2452,108 @@ def frame_layout(buf):
     nbuf = ld_u32(p + 24)
     if HDR + slen > size:
         raise ValueError("schema section runs past the end of the frame")
-    schema = bytes(mv[HDR:HDR + slen])
-    parsed = _sections.get(schema)
-    if parsed is None:
-        parsed = _parse_section(schema, ncols)
-        if len(_sections) >= 256:
-            _sections.clear()
-        _sections[schema] = parsed
-    key, types, colflags, names, expected = parsed
-    if len(types) != ncols:
-        raise ValueError(f"frame has {ncols} columns, its schema section {len(types)}")
-    if (len(key) > 0) != bool(flags & F_HAS_KEY):
+    sec = _last_section
+    if sec is None or len(sec.raw) != slen or memcmp(<const char*>sec.raw, p + HDR, slen) != 0:
+        schema = (<const char*>p)[HDR:HDR + slen]
+        sec = _sections.get(schema)
+        if sec is None:
+            sec = _parse_section(schema, ncols)
+            if len(_sections) >= 256:
+                _sections.clear()
+            _sections[schema] = sec
+        _last_section = sec
+    if sec.ncols != ncols:
+        raise ValueError(f"frame has {ncols} columns, its schema section {sec.ncols}")
+    if (len(sec.key) > 0) != bool(flags & F_HAS_KEY):
         raise ValueError("key columns and the key flag disagree")
-    key, types, colflags, names = list(key), list(types), list(colflags), list(names)
-    if flags & F_HAS_KEY:
-        expected += 2
+    expected = sec.col_buffers + (2 if flags & F_HAS_KEY else 0)
     if nbuf != expected:
         raise ValueError(f"frame has {nbuf} buffers, its schema needs {expected}")
     pos = HDR + pad8(slen)
     data_start = pos + pad8(8 * nbuf)
     if data_start > size:
         raise ValueError("buffer directory runs past the end of the frame")
-    directory = []
     prev = data_start
     for b in range(nbuf):
-        off = ld_u32(p + pos + 8 * b)
-        ln = ld_u32(p + pos + 8 * b + 4)
+        off = dir_off(p, pos, b)
+        ln = dir_len(p, pos, b)
         if off % 8 or off < prev or off + ln > size:
             raise ValueError(f"buffer {b} at [{off}, {off + ln}) is misplaced")
         prev = off + ln
-        directory.append((off, ln))
     # buffer lengths against the row count, and first/last offsets
     b = 0
     for i in range(ncols + (1 if flags & F_HAS_KEY else 0)):
-        t = types[i] if i < ncols else FT_KEY
+        t = sec.tcodes[i] if i < ncols else FT_KEY
         if t == FT_KEY:
-            _check_offsets_ends(p, directory[b], directory[b + 1], n, "key")
+            _check_offsets_ends(p, pos, b, n, -1, 0)
         else:
-            if directory[b][1] not in (0, (n + 7) // 8):
-                raise ValueError(f"column {i}: validity has {directory[b][1]} bytes for {n} rows")
+            if dir_len(p, pos, b) != 0 and dir_len(p, pos, b) != (n + 7) // 8:
+                raise ValueError(f"column {i}: validity has {dir_len(p, pos, b)} bytes for {n} rows")
             if is_fixed(t):
-                if directory[b + 1][1] != n * type_width(t):
-                    raise ValueError(f"column {i}: {directory[b + 1][1]} value bytes for {n} rows")
+                if dir_len(p, pos, b + 1) != n * type_width(t):
+                    raise ValueError(f"column {i}: {dir_len(p, pos, b + 1)} value bytes for {n} rows")
             elif t == FT_STRING:
-                _check_offsets_ends(p, directory[b + 1], directory[b + 2], n, f"column {i}")
+                _check_offsets_ends(p, pos, b + 1, n, i, 0)
             else:
-                m = _check_list_offsets(p, directory[b + 1], n, f"column {i}")
-                if directory[b + 2][1] not in (0, (m + 7) // 8):
-                    raise ValueError(f"column {i}: element validity has {directory[b + 2][1]} bytes for {m} elements")
+                m = _check_list_offsets(p, pos, b + 1, n, i)
+                if dir_len(p, pos, b + 2) != 0 and dir_len(p, pos, b + 2) != (m + 7) // 8:
+                    raise ValueError(f"column {i}: element validity has {dir_len(p, pos, b + 2)} bytes for {m} elements")
                 if is_fixed_list(t):
-                    if directory[b + 3][1] != m * type_width(t):
-                        raise ValueError(f"column {i}: {directory[b + 3][1]} element bytes for {m} elements")
+                    if dir_len(p, pos, b + 3) != m * type_width(t):
+                        raise ValueError(f"column {i}: {dir_len(p, pos, b + 3)} element bytes for {m} elements")
                 else:
-                    _check_offsets_ends(p, directory[b + 3], directory[b + 4], m, f"column {i} elements")
+                    _check_offsets_ends(p, pos, b + 3, m, i, 1)
         b += type_buffers(t)
-    return n, flags, types, colflags, names, key, directory, schema
+    n_out[0] = n
+    flags_out[0] = <int>flags
+    dpos_out[0] = pos
+    return sec
 
 
-cdef int _check_offsets_ends(const uint8_t* p, tuple obuf, tuple dbuf, int64_t n, str what) except -1:
+def frame_layout(buf):
+    """Parse a frame's header, schema and buffer directory, with the cheap checks.
+
+    Returns ``(num_rows, flags, types, column_flags, names, key, directory, schema)`` where
+    ``key`` is ``[(column_index, descending)]``, ``directory`` is ``[(offset, length)]`` per
+    buffer and ``schema`` the raw schema section. Raises ValueError describing the problem.
+    """
+    cdef const uint8_t[::1] mv = u8(buf)
+    cdef const uint8_t* p = &mv[0] if mv.shape[0] > 0 else <const uint8_t*>b""
+    cdef int64_t n
+    cdef int flags
+    cdef Py_ssize_t dpos, b, nbuf
+    cdef Section sec = parse_layout(p, mv.shape[0], &n, &flags, &dpos)
+    nbuf = sec.col_buffers + (2 if flags & F_HAS_KEY else 0)
+    directory = [(dir_off(p, dpos, b), dir_len(p, dpos, b)) for b in range(nbuf)]
+    return (n, flags, list(sec.types), list(sec.colflags), list(sec.names), list(sec.key), directory, sec.raw)
+
+
+cdef str _what(Py_ssize_t col, bint elements):
+    return "key" if col < 0 else f"column {col} elements" if elements else f"column {col}"
+
+
+cdef int _check_offsets_ends(const uint8_t* p, Py_ssize_t dpos, Py_ssize_t ob, int64_t n,
+                             Py_ssize_t col, bint elements) except -1:
+    """Offsets buffer ``ob`` (then its data buffer) holds n + 1 entries from 0 to the data's length."""
     cdef int64_t first, last
-    if obuf[1] != 4 * (n + 1):
-        raise ValueError(f"{what}: {obuf[1]} offset bytes for {n} entries")
-    first = ld_off(p + <int64_t>obuf[0], False, 0)
-    last = ld_off(p + <int64_t>obuf[0], False, n)
-    if first != 0 or last != dbuf[1]:
-        raise ValueError(f"{what}: offsets span [{first}, {last}], data has {dbuf[1]} bytes")
+    if dir_len(p, dpos, ob) != 4 * (n + 1):
+        raise ValueError(f"{_what(col, elements)}: {dir_len(p, dpos, ob)} offset bytes for {n} entries")
+    first = ld_off(p + dir_off(p, dpos, ob), False, 0)
+    last = ld_off(p + dir_off(p, dpos, ob), False, n)
+    if first != 0 or last != dir_len(p, dpos, ob + 1):
+        raise ValueError(f"{_what(col, elements)}: offsets span [{first}, {last}], data has {dir_len(p, dpos, ob + 1)} bytes")
     return 0
 
 
-cdef int64_t _check_list_offsets(const uint8_t* p, tuple obuf, int64_t n, str what) except -1:
+cdef int64_t _check_list_offsets(const uint8_t* p, Py_ssize_t dpos, Py_ssize_t ob, int64_t n,
+                                 Py_ssize_t col) except -1:
     cdef int64_t first, last
-    if obuf[1] != 4 * (n + 1):
-        raise ValueError(f"{what}: {obuf[1]} offset bytes for {n} entries")
-    first = ld_off(p + <int64_t>obuf[0], False, 0)
-    last = ld_off(p + <int64_t>obuf[0], False, n)
+    if dir_len(p, dpos, ob) != 4 * (n + 1):
+        raise ValueError(f"column {col}: {dir_len(p, dpos, ob)} offset bytes for {n} entries")
+    first = ld_off(p + dir_off(p, dpos, ob), False, 0)
+    last = ld_off(p + dir_off(p, dpos, ob), False, n)
     if first != 0 or last < 0:
-        raise ValueError(f"{what}: list offsets span [{first}, {last}]")
+        raise ValueError(f"column {col}: list offsets span [{first}, {last}]")
     return last
 
 
