@@ -30,6 +30,9 @@ from msqcore.storage.segment import SegmentWriter
 from msqcore.timeutil import interval_text
 
 DEFAULT_ROWS_IN_MEMORY = 100_000
+# Columns a segment writer hashes and encodes at once (its kernels and zstd release the GIL):
+# when the other workers are done, the last segment generator gets the idle cores.
+WRITER_THREADS = 2
 
 
 def generate_segments(order, reporter) -> dict:
@@ -100,7 +103,7 @@ def _write_partition(part, local: str, order, spec, stored: list[str], rows_in_m
                 table = arrays.as_multi_value(table, mvd)
                 if writer is None:
                     writer = SegmentWriter(local, table.schema, dimensions=spec.dimensions, metrics=spec.metrics,
-                                           temp_dir=order.out_dir)
+                                           temp_dir=order.out_dir, threads=WRITER_THREADS)
                 writer.append(table)
                 progress["persisted"] += table.num_rows
                 report()
