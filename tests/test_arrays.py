@@ -227,6 +227,13 @@ def test_insert_arrays_mvd_mode(server):
     assert dims == [{"type": "string", "name": "tags", "multiValueHandling": "ARRAY", "createBitmapIndex": True},
                     {"type": "string", "name": "m", "multiValueHandling": "SORTED_ARRAY", "createBitmapIndex": True}]
     assert {"name": "tags", "type": "ARRAY<STRING>"} in stages[0]["definition"]["signature"]
+    # the segment records the same dimension schemas as the payload
+    from pathlib import Path
+    from msqcore.storage.segment import read_segment_meta
+    for segment in client.get("/druid/coordinator/v1/metadata/datasources/mvd/segments?full"):
+        path = Path(segment["loadSpec"]["path"])
+        path = path if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())[0]
+        assert read_segment_meta(str(path))["dimensionsSpec"] == dims
     columns = client.sql("SELECT COLUMN_NAME, DATA_TYPE FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_NAME = 'mvd'")
     assert [c["DATA_TYPE"] for c in columns] == ["TIMESTAMP", "VARCHAR", "VARCHAR"]
     assert client.sql("SELECT tags, m FROM mvd ORDER BY __time") == [

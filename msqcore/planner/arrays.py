@@ -380,11 +380,14 @@ def has_multiple_values(table: pa.Table, columns: list[str], query) -> bool:
 
 
 def as_multi_value(table: pa.Table, names: list[str]) -> pa.Table:
-    """``names`` stored as multi-value strings: their fields lose the ``ARRAY<STRING>`` tag."""
+    """``names`` stored as multi-value strings in row order: their fields lose the
+    ``ARRAY<STRING>`` tag and say ``multiValueHandling: ARRAY``."""
+    from msqcore.storage.segment import KEEP_ORDER_KEY
     for name in names:
         if name in table.column_names:
             i = table.column_names.index(name)
-            table = table.set_column(i, pa.field(name, table.schema.field(i).type), table.column(i))
+            field = pa.field(name, table.schema.field(i).type, metadata={KEEP_ORDER_KEY: b"ARRAY"})
+            table = table.set_column(i, field, table.column(i))
     return table
 
 

@@ -71,6 +71,9 @@ ROWS_PER_BLOCK = 1 << 16  # rows per block of fixed-width parts (values, ids, va
 STREAM_BLOCK = 1 << 18  # bytes per block of variable-length parts (dictionary, bitmaps)
 CODECS = ("zstd", "lz4")
 DRUID_TYPE_KEY = b"druid_type"
+# Field metadata of a multi-value string whose values keep their row order (``arrayIngestMode:
+# mvd``, Druid's ``multiValueHandling: ARRAY``) rather than being sorted within each row.
+KEEP_ORDER_KEY = b"druid_multiValueHandling"
 
 _NUMERIC = {
     # type -> (on-disk dtype, arrow type)
@@ -783,7 +786,8 @@ class SegmentWriter:
             "dimensions": dimensions,
             "metrics": metrics,
             "dimensionsSpec": [
-                dimension_schema(d, by_name[d]["type"], bitmap_index=by_name[d].get("bitmapIndex", True))
+                dimension_schema(d, by_name[d]["type"], bitmap_index=by_name[d].get("bitmapIndex", True),
+                                 keep_order=by_name[d].get("fieldMetadata", {}).get(KEEP_ORDER_KEY.decode()) == "ARRAY")
                 for d in dimensions],
             "metricsSpec": [{"type": rollup[m], "name": m, "fieldName": m} for m in metrics] if rollup else [],
             "rollup": rollup is not None,
