@@ -67,8 +67,9 @@ class TimeOrderedSort:
         lengths = np.array([t.num_rows for t in runs], dtype=np.int64)
         run_of = np.repeat(np.arange(len(runs), dtype=np.int32), lengths)
         row_of = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        order = np.argsort(np.concatenate(self._times), kind="stable")
-        self._order_ties(runs, run_of, row_of, order)
+        times = np.concatenate(self._times)
+        order = np.argsort(times, kind="stable")
+        self._order_ties(runs, run_of, row_of, times[order], order)
         for start in range(0, len(order), rows_per_table):
             chosen = order[start:start + rows_per_table]
             yield _gather(runs, run_of[chosen], row_of[chosen])
@@ -107,12 +108,13 @@ class TimeOrderedSort:
     def _open(path: str) -> pa.Table:
         return pa.ipc.open_file(pa.memory_map(path)).read_all()  # zero-copy views of the file
 
-    def _order_ties(self, runs: list[pa.Table], run_of: np.ndarray, row_of: np.ndarray, order: np.ndarray) -> None:
+    def _order_ties(self, runs: list[pa.Table], run_of: np.ndarray, row_of: np.ndarray, times: np.ndarray,
+                    order: np.ndarray) -> None:
         """Put each group of equal ``__time`` that spans runs in order by the other columns
-        (within one run the group is in order already, and the stable argsort keeps it)."""
+        (within one run the group is in order already, and the stable argsort keeps it).
+        ``times``: the rows' ``__time`` in ``order``."""
         if len(order) < 2:
             return
-        times = np.concatenate(self._times)[order]
         starts = np.flatnonzero(np.concatenate([[True], times[1:] != times[:-1]]))
         ends = np.append(starts[1:], len(order))
         runs_sorted = run_of[order]
