@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
 
@@ -36,7 +37,13 @@ WRITER_THREADS = 2
 
 
 def generate_segments(order, reporter) -> dict:
-    """Write, push and describe one segment per partition of ``order`` (a WorkOrder)."""
+    """Write, push and describe one segment per partition of ``order`` (a WorkOrder).
+
+    Partitions are pipelined two deep: while one partition's writer encodes its columns
+    and the segment is pushed (in a background thread: the kernels, zstd and file copies
+    release the GIL), the next partition is read and sorted. The 7 day partitions of a week
+    split 4 to 3 between two workers, so without this the worker with more partitions runs
+    alone on one core at the end; with it, that worker's two threads take the idle core."""
     deep = deep_storage_from_spec(order.deep_storage)
     spec = order.ingest
     rows_in_memory = int(order.context.get("rowsInMemory", DEFAULT_ROWS_IN_MEMORY))
@@ -49,31 +56,54 @@ def generate_segments(order, reporter) -> dict:
             progress["processed"], progress["persisted"], progress["merged"], progress["pushed"])
         reporter.flush()
 
-    segments = []
-    for part in order.partitions:
-        local = os.path.join(order.out_dir, f"segment_{part.number}.seg")
-        rows = _write_partition(part, local, order, spec, stored, rows_in_memory, frame_size, reporter,
-                                progress, report)
+    def finish_and_push(part, writer, local: str) -> dict:
+        try:
+            writer.finish()
+        finally:
+            writer.close()
         size = os.path.getsize(local)
         interval = interval_text(*part.interval)
         load_spec = deep.push(local, part.datasource, interval, part.version, part.partition_num)
         os.remove(local)
-        progress["pushed"] += rows
         identifier = f"{part.datasource}_{interval.replace('/', '_')}_{part.version}" + \
             (f"_{part.partition_num}" if part.partition_num else "")
-        segments.append({"dataSource": part.datasource, "interval": interval, "version": part.version,
-                         "loadSpec": load_spec, "dimensions": ",".join(spec.dimensions),
-                         "metrics": ",".join(spec.metrics),
-                         "shardSpec": part.shard_spec, "binaryVersion": 9, "size": size, "identifier": identifier,
-                         "_partition": part.number})
-        report()
+        return {"dataSource": part.datasource, "interval": interval, "version": part.version,
+                "loadSpec": load_spec, "dimensions": ",".join(spec.dimensions),
+                "metrics": ",".join(spec.metrics),
+                "shardSpec": part.shard_spec, "binaryVersion": 9, "size": size, "identifier": identifier,
+                "_partition": part.number}
+
+    segments = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="segment-finish") as pool:
+        pending = None  # (future, rows) of the partition being finished
+
+        def collect() -> None:
+            future, rows = pending
+            segments.append(future.result())
+            progress["merged"] += rows
+            progress["pushed"] += rows
+            report()
+
+        try:
+            for part in order.partitions:
+                local = os.path.join(order.out_dir, f"segment_{part.number}.seg")
+                writer, rows = _sort_partition(part, local, order, spec, stored, rows_in_memory, frame_size,
+                                               reporter, progress, report)
+                if pending is not None:
+                    collect()
+                pending = pool.submit(finish_and_push, part, writer, local), rows
+            if pending is not None:
+                collect()
+        finally:
+            if pending is not None:
+                pending[0].cancel()  # on an error, no new work; a running finish ends with the pool
     return {"segments": segments}
 
 
-def _write_partition(part, local: str, order, spec, stored: list[str], rows_in_memory: int, frame_size: int,
-                     reporter, progress: dict, report) -> int:
-    """Sort one partition's rows in segment order and stream them into ``local``; returns
-    the rows read."""
+def _sort_partition(part, local: str, order, spec, stored: list[str], rows_in_memory: int, frame_size: int,
+                    reporter, progress: dict, report) -> tuple[SegmentWriter, int]:
+    """Sort one partition's rows in segment order and stream them into a ``SegmentWriter``
+    on ``local``; returns the writer (not finished yet) and the rows read."""
     counter = reporter.channel("input0")
     mvd = arrays.mvd_columns(order.query.output, order.context)  # string arrays stored as multi-value strings
     keep = list(dict.fromkeys(stored + spec.sort_order))
@@ -107,13 +137,11 @@ def _write_partition(part, local: str, order, spec, stored: list[str], rows_in_m
                 writer.append(table)
                 progress["persisted"] += table.num_rows
                 report()
-            writer.finish()
-        finally:
+        except BaseException:
             if writer is not None:
                 writer.close()
-        progress["merged"] += rows
-        report()
-        return rows
+            raise
+        return writer, rows
     finally:
         sorter.close()
 
