@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 
 from msqcore.engine.frames import encode_keys
 from msqcore.errors import NotEnoughTemporaryStorage
+from msqcore.kernels._gather import gather
 from msqcore.planner import arrays
 
 
@@ -153,13 +154,24 @@ def _sortable(t: pa.DataType) -> bool:
 
 
 def _gather(runs: list[pa.Table], run_of: np.ndarray, row_of: np.ndarray) -> pa.Table:
-    """Rows ``row_of[i]`` of runs ``run_of[i]``, in that order."""
-    pieces, places = [], []
-    for r in np.unique(run_of):
-        at = np.flatnonzero(run_of == r)
-        pieces.append(runs[r].take(pa.array(row_of[at])))
-        places.append(at)
-    table = arrays.concat_tables(pieces)
-    if len(pieces) == 1:
-        return table
-    return table.take(pa.array(np.argsort(np.concatenate(places), kind="stable")))
+    """Rows ``row_of[i]`` of runs ``run_of[i]``, in that order: each column copied once by
+    the ``gather`` kernel, or (a type it does not handle) taken from each run and
+    interleaved."""
+    present = np.unique(run_of)
+    if len(present) == 1:
+        return runs[present[0]].take(pa.array(row_of))
+    run_of = np.ascontiguousarray(run_of, dtype=np.int32)
+    row_of = np.ascontiguousarray(row_of, dtype=np.int64)
+    places = interleave = None
+    columns = []
+    for i, field in enumerate(runs[0].schema):
+        sources = [c.chunk(0) if c.num_chunks == 1 else c.combine_chunks() for c in (run.column(i) for run in runs)]
+        col = gather(sources, run_of, row_of)
+        if col is None:
+            if interleave is None:
+                places = [np.flatnonzero(run_of == r) for r in present]
+                interleave = pa.array(np.argsort(np.concatenate(places), kind="stable"))
+            col = pa.concat_arrays([sources[r].take(pa.array(row_of[at])) for r, at in zip(present, places)])
+            col = col.take(interleave)
+        columns.append(col)
+    return pa.Table.from_arrays(columns, schema=runs[0].schema)
