@@ -29,7 +29,6 @@ extensions = [
     Extension(
         path[:-4].replace(os.sep, "."),
         [path],
-        include_dirs=["csrc"],
         define_macros=macros,
         extra_compile_args=["-O3"],
     )
