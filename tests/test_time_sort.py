@@ -1,6 +1,8 @@
 """time_sort.TimeOrderedSort gives the external sorter's order, whatever the runs."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -8,6 +10,7 @@ import pytest
 from msqcore.engine.frames import MULTI_VALUE_METADATA, read_frames_file
 from msqcore.engine.sorter import ExternalSorter
 from msqcore.engine.time_sort import TimeOrderedSort
+from msqcore.errors import NotEnoughTemporaryStorage
 from msqcore.kernels._gather import gather
 
 ORDER = ["__time", "s", "tags", "x"]
@@ -113,3 +116,19 @@ def test_gather_declines_other_types():
     for arr in (pa.array([True, None]), pa.array([["a"], None], pa.list_(pa.string())),
                 pa.array(["a", "b"]).dictionary_encode()):
         assert gather([arr, arr], np.array([0, 1], np.int32), np.array([1, 0], np.int64)) is None
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
+def test_full_disk_is_not_enough_temporary_storage(tmp_path):
+    """A run written where the disk is full (the run's path leads to /dev/full, whose writes
+    fail with ENOSPC) fails with Druid's NotEnoughTemporaryStorageFault, not an OSError."""
+    sort = TimeOrderedSort(ORDER, str(tmp_path), 10, 1 << 30)
+    try:
+        os.symlink("/dev/full", os.path.join(sort._dir, "run-0.arrow"))
+        with pytest.raises(NotEnoughTemporaryStorage) as e:
+            sort.add(_batch(np.random.default_rng(0), 20))
+        assert e.value.to_json()["errorCode"] == "NotEnoughTemporaryStorageFault"
+        assert e.value.fields["configuredTemporaryStorage"] > 0
+    finally:
+        sort.close()
+    assert os.listdir(tmp_path) == []
