@@ -555,3 +555,24 @@ def test_sort_property(tmp_path, n, budget, fan_in, desc):
         (path,) = sorter.finish()
         got = pa.Table.from_batches(list(read_frames_file(path)))
     assert got.column("row").to_pylist() == _expected(table, key, [T.STRING, T.LONG])
+
+
+# --- the in-memory ORDER BY agrees with the sorter ------------------------------------------------
+
+
+@pytest.mark.parametrize("descending", [False, True])
+def test_order_by_in_memory_orders_nan_as_the_sorter(tmp_path, descending):
+    """``ops.sort_indices`` (ORDER BY ... LIMIT in memory) and the external sorter give one
+    order for doubles with NULL, NaN, ±Infinity: NaN above +Infinity (Java's Double.compare),
+    NULL first ascending and last descending."""
+    from msqcore.engine.operators import sort_indices
+    values = [1.5, float("nan"), None, float("inf"), -1.0, float("-inf"), None, float("nan"), 0.5]
+    table = pa.table({"d": pa.array(values, pa.float64()), "row": pa.array(range(len(values)), pa.int64())})
+    with ExternalSorter([("d", descending), ("row", False)], str(tmp_path), rows_in_memory=4) as sorter:
+        sorter.add(table)
+        (path,) = sorter.finish()
+        by_sorter = pa.Table.from_batches(list(read_frames_file(path))).column("row").to_pylist()
+    by_memory = table.take(sort_indices(table, [("d", descending), ("row", False)])).column("row").to_pylist()
+    assert by_memory == by_sorter
+    nan_rows = [1, 7]
+    assert (by_memory[:2] == nan_rows) if descending else (by_memory[-2:] == nan_rows)

@@ -164,15 +164,19 @@ def sort_keys(order_by) -> list[tuple[str, str, str]]:
 
 def sort_indices(table: pa.Table, order_by) -> pa.Array:
     """Row order for ``order_by`` (see ``sort_keys``); ARRAY and multi-value columns order
-    element by element, as Druid orders them."""
-    keys = sort_keys(order_by)
-    lists = [c for c, _, _ in keys if pa.types.is_list(table.schema.field(c).type)]
-    if lists:
-        table = table.select([c for c, _, _ in keys])
-        for c in lists:
-            i = table.column_names.index(c)
-            table = table.set_column(i, c, arrays.sort_keys(table.column(i).combine_chunks()))
-    return pc.sort_indices(table, sort_keys=keys)
+    element by element, as Druid orders them, and NaN is greater than +Infinity (Java's
+    ``Double.compare``, as the frame keys order it; Arrow's sort puts NaN next to the nulls)."""
+    columns, keys = [], []
+    for column, direction, nulls in sort_keys(order_by):
+        col = table.column(column)
+        if pa.types.is_list(col.type):
+            col = arrays.sort_keys(col.combine_chunks())
+        elif pa.types.is_floating(col.type) and pc.any(pc.is_nan(col)).as_py():
+            columns.append(pc.is_nan(col))  # false, then true (NaN); null rows stay null
+            keys.append((f"k{len(keys)}", direction, nulls))
+        columns.append(col)
+        keys.append((f"k{len(keys)}", direction, nulls))
+    return pc.sort_indices(pa.table(columns, names=[k for k, _, _ in keys]), sort_keys=keys)
 
 
 def order_limit(table: pa.Table, query: LogicalQuery) -> pa.Table:
