@@ -75,7 +75,7 @@ def test_needs_time_first(tmp_path):
 
 # --- the gather kernel of the merge ------------------------------------------------------------
 
-GATHER_TYPES = [pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint64(), pa.float32(), pa.float64(),
+GATHER_TYPES = [pa.bool_(), pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint64(), pa.float32(), pa.float64(),
                 pa.timestamp("ms"), pa.string(), pa.large_string(), pa.binary(), pa.large_binary()]
 
 
@@ -85,6 +85,8 @@ def _values(rng: np.random.Generator, typ: pa.DataType, n: int, nulls: bool) -> 
         words = ["", "a", "é😀", "x" * 40, "zz"]
         values = [words[i] if not pa.types.is_binary(typ) and not pa.types.is_large_binary(typ)
                   else words[i].encode() for i in rng.integers(0, len(words), n)]
+    elif pa.types.is_boolean(typ):
+        values = (rng.random(n) < 0.5).tolist()
     else:
         values = rng.integers(0 if pa.types.is_unsigned_integer(typ) else -100, 100, n).tolist()
     if nulls:
@@ -113,7 +115,7 @@ def test_gather_equals_take_from_each_source(typ, nulls):
 
 
 def test_gather_declines_other_types():
-    for arr in (pa.array([True, None]), pa.array([["a"], None], pa.list_(pa.string())),
+    for arr in (pa.array([["a"], None], pa.list_(pa.string())),
                 pa.array(["a", "b"]).dictionary_encode()):
         assert gather([arr, arr], np.array([0, 1], np.int32), np.array([1, 0], np.int64)) is None
 

@@ -4,8 +4,8 @@ The merge step of ``engine/time_sort.py`` takes each output row from one of seve
 runs. Arrow's ``take`` works on one array at a time, so a merge with it takes from every run,
 concatenates the pieces and takes again to interleave them: three copies of every value.
 ``gather`` writes each value straight into the output buffers. It handles fixed-width
-columns (integers, floats, timestamps) and strings/binaries, with nulls; it returns None for
-any other type (booleans, lists, dictionaries), which the caller gathers with ``take``.
+columns (booleans, integers, floats, timestamps) and strings/binaries, with nulls; it returns
+None for any other type (lists, dictionaries), which the caller gathers with ``take``.
 """
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t, uintptr_t
 from libc.stdlib cimport free, malloc
@@ -17,7 +17,7 @@ import pyarrow as pa
 cdef struct Source:
     const uint8_t* validity  # NULL: no nulls
     int64_t bit              # the array's offset: bit of its row 0 in ``validity``
-    const uint8_t* values    # fixed width: row 0's value; strings: the data buffer
+    const uint8_t* values    # fixed width: row 0's value; booleans: the bitmap; strings: the data buffer
     const int32_t* off32     # strings: row 0's offset
     const int64_t* off64     # large strings: row 0's offset
 
@@ -25,6 +25,7 @@ cdef enum:
     FIXED = 0
     STRING = 1
     LARGE_STRING = 2
+    BOOL = 3
 
 INT32_MAX = 2147483647
 
@@ -48,7 +49,9 @@ def gather(list arrays, const int32_t[::1] run_of, const int64_t[::1] row_of):
         int32_t[::1] o32
         int64_t[::1] o64
     typ = arrays[0].type
-    if pa.types.is_string(typ) or pa.types.is_binary(typ):
+    if pa.types.is_boolean(typ):
+        kind = BOOL
+    elif pa.types.is_string(typ) or pa.types.is_binary(typ):
         kind = STRING
     elif pa.types.is_large_string(typ) or pa.types.is_large_binary(typ):
         kind = LARGE_STRING
@@ -72,6 +75,8 @@ def gather(list arrays, const int32_t[::1] run_of, const int64_t[::1] row_of):
             src[s].bit = arr.offset
             if kind == FIXED:
                 src[s].values = _address(bufs[1], arr.offset * width)
+            elif kind == BOOL:
+                src[s].values = _address(bufs[1], 0)  # bit ``bit + row``, as in ``validity``
             else:
                 src[s].off32 = <const int32_t*>_address(bufs[1], arr.offset * 4) if kind == STRING else NULL
                 src[s].off64 = <const int64_t*>_address(bufs[1], arr.offset * 8) if kind == LARGE_STRING else NULL
@@ -91,6 +96,16 @@ def gather(list arrays, const int32_t[::1] run_of, const int64_t[::1] row_of):
             if nulls == 0:
                 validity = None
         vbuf = None if validity is None else pa.py_buffer(validity)
+        if kind == BOOL:
+            data = np.zeros((n + 7) // 8, dtype=np.uint8)
+            out = data
+            with nogil:
+                for i in range(n):
+                    sp = &src[run_of[i]]
+                    r = sp.bit + row_of[i]
+                    if (sp.values[r >> 3] >> (r & 7)) & 1:
+                        out[i >> 3] |= <uint8_t>(1 << (i & 7))
+            return pa.Array.from_buffers(typ, n, [vbuf, pa.py_buffer(data)], null_count=nulls)
         if kind == FIXED:
             data = np.empty(n * width, dtype=np.uint8)
             out = data
