@@ -168,14 +168,16 @@ def test_replace_with_small_rows_in_memory_gives_the_same_datasource(server):
     sql = ("REPLACE INTO DS OVERWRITE ALL SELECT TIME_PARSE(ts) AS __time, ch, page, n, x FROM " + src +
            " PARTITIONED BY DAY CLUSTERED BY ch")
     reports = {}
-    for ds, ctx in (("dflt", {}), ("small", {"rowsInMemory": 1000})):
+    # 3 partitions of about 2,000 rows: "small" finishes each while sorting the next
+    # (segment_gen.PIPELINE_ROWS_IN_MEMORY), "tiny" one after the other
+    for ds, ctx in (("dflt", {}), ("small", {"rowsInMemory": 1000}), ("tiny", {"rowsInMemory": 300})):
         task = c.submit(sql.replace("DS", ds, 1), {"maxNumTasks": 2, **ctx})
         assert c.wait(task)["statusCode"] == "SUCCESS"
         reports[ds] = c.report(task)
-    assert _segments(c, "small") == _segments(c, "dflt")
+    assert _segments(c, "small") == _segments(c, "dflt") == _segments(c, "tiny")
     assert len(_segments(c, "small")) == 3
     query = "SELECT __time, ch, page, n, x FROM {} ORDER BY __time, ch, page, n, x"
-    assert c.sql(query.format("small")) == c.sql(query.format("dflt"))
+    assert c.sql(query.format("small")) == c.sql(query.format("dflt")) == c.sql(query.format("tiny"))
 
     def progress(report):
         stage = next(s for s in report["stages"] if s["definition"]["processor"]["type"] == "segmentGenerator")
@@ -185,7 +187,7 @@ def test_replace_with_small_rows_in_memory_gives_the_same_datasource(server):
                 totals[k] += worker["segmentGenerationProgress"][k]
         return totals
 
-    assert progress(reports["small"]) == progress(reports["dflt"]) == dict.fromkeys(
+    assert progress(reports["small"]) == progress(reports["dflt"]) == progress(reports["tiny"]) == dict.fromkeys(
         ["rowsProcessed", "rowsPersisted", "rowsMerged", "rowsPushed"], 6000)
 
 

@@ -34,16 +34,22 @@ DEFAULT_ROWS_IN_MEMORY = 100_000
 # Columns a segment writer hashes and encodes at once (its kernels and zstd release the GIL):
 # when the other workers are done, the last segment generator gets the idle cores.
 WRITER_THREADS = 2
+# A partition of at most this many times ``rowsInMemory`` rows finishes while the next one is
+# sorted. A writer holds its string dictionaries until it is done (about 0.4 KiB a row on the
+# benchmark's columns), so two big partitions at once would double the stage's memory:
+# 930k-row partitions took a worker from 514 to 916 MiB (bench/test_big_input.py). Tied to
+# rowsInMemory, the user's memory knob for this stage: 300k rows by default.
+PIPELINE_ROWS_IN_MEMORY = 3
 
 
 def generate_segments(order, reporter) -> dict:
     """Write, push and describe one segment per partition of ``order`` (a WorkOrder).
 
-    Partitions are pipelined two deep: while one partition's writer encodes its columns
-    and the segment is pushed (in a background thread: the kernels, zstd and file copies
-    release the GIL), the next partition is read and sorted. The 7 day partitions of a week
-    split 4 to 3 between two workers, so without this the worker with more partitions runs
-    alone on one core at the end; with it, that worker's two threads take the idle core."""
+    Partitions of at most ``PIPELINE_ROWS_IN_MEMORY * rowsInMemory`` rows are pipelined two
+    deep: while one partition's writer encodes its columns and the segment is pushed (in a
+    background thread: the kernels, zstd and file copies release the GIL), the next
+    partition is read and sorted. A lone worker thus uses a second core, and a worker with
+    more partitions than the others (7 day partitions split 4 to 3) takes the core they leave idle."""
     deep = deep_storage_from_spec(order.deep_storage)
     spec = order.ingest
     rows_in_memory = int(order.context.get("rowsInMemory", DEFAULT_ROWS_IN_MEMORY))
@@ -92,6 +98,9 @@ def generate_segments(order, reporter) -> dict:
                 if pending is not None:
                     collect()
                 pending = pool.submit(finish_and_push, part, writer, local), rows
+                if rows > PIPELINE_ROWS_IN_MEMORY * rows_in_memory:  # big dictionaries: nothing beside them
+                    collect()
+                    pending = None
             if pending is not None:
                 collect()
         finally:
