@@ -5,6 +5,8 @@ states of all workers and finishes the values.
 Every row gets a group number once (hash grouping, null keys included); each aggregation
 then reduces its own input per group number and is scattered back into group order, so
 aggregations with different inputs (FILTER, EARLIEST's time order) never need a join.
+When every aggregation is an unfiltered COUNT, SUM, MIN or MAX (a rollup's usual metrics),
+one hash aggregation computes them all at once instead (``_grouped_once``).
 
 Partial states, per aggregation ``a``: count/count_all → ``a`` (int64); sum/min/max/
 any_value → ``a``; avg → ``a:sum`` and ``a:count``; earliest/latest → ``a`` and ``a:time``;
