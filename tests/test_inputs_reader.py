@@ -133,6 +133,19 @@ def test_flat_json_parser_reads_what_python_reads():
     assert rows == expected
 
 
+def test_flat_json_reads_blocks_in_pieces_and_numbers_lines(monkeypatch):
+    # small blocks and pieces: every block carries a line over from the previous read, is
+    # parsed in several pieces, and a bad line later is still reported at its own line
+    monkeypatch.setattr(formats, "BLOCK_SIZE", 1000)
+    monkeypatch.setattr(formats.FlatJson, "MIN_PIECE", 100)
+    rows = [{"ts": "é" * (i % 7) + str(i), "n": i, "x": i / 4, "k": ["a", "日本"][i % 2]} for i in range(600)]
+    lines = [json.dumps(r, ensure_ascii=i % 3 == 0) for i, r in enumerate(rows)]
+    lines.insert(450, '{"ts": ')
+    rows_read, warnings = _read({"type": "inline", "data": "\n".join(lines) + "\n"}, {"type": "json"})
+    assert rows_read == rows
+    assert [w["errorMessage"] for w in warnings.samples] == ['Unable to parse row [{"ts": ] (Record: 451, Line: 451)']
+
+
 @pytest.mark.parametrize("line", [
     b'{"ts": 5}', b'{"n": 1.5}', b'{"n": "5"}', b'{"n": true}', b'{"ts": {"a": 1}}', b'{"ts": "a", "ts": "b"}',
     b'{"t\\u0073": "a"}', b'[1]', b'', b'{"ts": "a"} x', b'{"ts": "\xff"}', b'{"n": 12345678901234567890}',

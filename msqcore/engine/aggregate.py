@@ -5,6 +5,8 @@ states of all workers and finishes the values.
 Every row gets a group number once (hash grouping, null keys included); each aggregation
 then reduces its own input per group number and is scattered back into group order, so
 aggregations with different inputs (FILTER, EARLIEST's time order) never need a join.
+When every aggregation is an unfiltered COUNT, SUM, MIN or MAX (a rollup's usual metrics),
+one hash aggregation computes them all at once instead (``_grouped_once``).
 
 Partial states, per aggregation ``a``: count/count_all → ``a`` (int64); sum/min/max/
 any_value → ``a``; avg → ``a:sum`` and ``a:count``; earliest/latest → ``a`` and ``a:time``;
@@ -46,6 +48,44 @@ def group_ids(keys: pa.Table) -> tuple[pa.Table, np.ndarray]:
         for i, col in arrays_at.items():
             out = out.set_column(i, out.column_names[i], col.take(first))
     return out, gid
+
+
+_ONE_PASS = ("count_all", "count", "sum", "min", "max")
+
+
+def _one_pass(keys: pa.Table, aggregations: list[Aggregation]) -> bool:
+    """Whether one hash aggregation computes every state: grouping keys without arrays,
+    and only unfiltered counts, sums, mins and maxes (the rollup's usual metrics)."""
+    return keys.num_columns > 0 and not any(pa.types.is_list(t) for t in keys.schema.types) and \
+        all(a.kind in _ONE_PASS and a.filter is None for a in aggregations)
+
+
+def _grouped_once(keys: pa.Table, aggs: list, combining: bool = False) -> pa.Table:
+    """``partial`` (or ``combine``) in one Acero group-by: ``aggs`` holds (aggregation, Acero
+    function, input values); the same functions ``_reduce`` applies one at a time, so the
+    states are the same, without the per-row group numbers and one pass per aggregation."""
+    first = keys.column(0)
+    inputs = keys
+    specs = []
+    for i, (agg, how, values) in enumerate(aggs):
+        name = f"__in{i}"
+        if how == "count_all":  # every row counts: any column, nulls included
+            inputs = inputs.append_column(name, first)
+            specs.append((name, "count", pc.CountOptions(mode="all")))
+        else:
+            inputs = inputs.append_column(name, values)
+            specs.append((name, how))
+    grouped = inputs.group_by(keys.column_names, use_threads=False).aggregate(specs)
+    out = grouped.select(keys.column_names)
+    for i, (agg, how, _) in enumerate(aggs):
+        col = grouped.column(f"__in{i}_{'count' if how == 'count_all' else how}")
+        if combining and agg.kind in ("count_all", "count"):
+            col = pc.fill_null(col, 0)
+        elif combining:
+            want = arrow_type(agg.sql_type)
+            col = col if col.type == want else pc.cast(col, want)
+        out = out.append_column(agg.name, col)
+    return out
 
 
 def _scatter(gids: pa.ChunkedArray, values: pa.ChunkedArray, groups: int) -> pa.Array:
@@ -101,6 +141,9 @@ def partial(table: pa.Table, query: LogicalQuery) -> pa.Table:
     keys = pa.table([e.materialize(table) for _, e in query.group_by], names=[n for n, _ in query.group_by]) \
         if query.group_by else table.select([])
     keys, table = _unnest_multi_values(keys, table, query)
+    if _one_pass(keys, query.aggregations):
+        return _grouped_once(keys, [(a, a.kind, None if a.kind == "count_all" else a.arg.materialize(table))
+                                    for a in query.aggregations])
     out, gid = group_ids(keys)
     groups = out.num_rows
     for agg in query.aggregations:
@@ -158,7 +201,11 @@ def combine(partials: pa.Table, query: LogicalQuery) -> pa.Table:
     """Merge partial states (from every worker) and finish: one row per group, columns
     named by the group keys and aggregation names."""
     key_names = [n for n, _ in query.group_by]
-    out, gid = group_ids(partials.select(key_names))
+    keys = partials.select(key_names)
+    if _one_pass(keys, query.aggregations):  # counts add up; sums, mins and maxes fold again
+        return _grouped_once(keys, [(a, "sum" if a.kind in ("count_all", "count") else a.kind, partials.column(a.name))
+                                    for a in query.aggregations], combining=True)
+    out, gid = group_ids(keys)
     groups = out.num_rows
     for agg in query.aggregations:
         out = out.append_column(agg.name, _combine_one(agg, partials, gid, groups))

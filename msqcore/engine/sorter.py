@@ -712,16 +712,24 @@ class KeyStatistics:
             r = rates[ids] if ids is not None else rates[0]
             chosen = np.flatnonzero(self._rng.random(n) < r)
         if len(chosen):
-            starts = offsets[chosen].tolist()
-            ends = offsets[chosen + 1].tolist()
             raw = data.tobytes() if len(chosen) > 256 else None   # slicing bytes beats numpy per key
-            which = ids[chosen].tolist() if ids is not None else [0] * len(chosen)
-            for s, e, j in zip(starts, ends, which):
-                k = raw[s:e] if raw is not None else data[s:e].tobytes()
-                b = buckets[j]
-                b.keys.append(k)
-                b.nbytes += len(k)
-                self._retained_bytes += len(k)
+            cuts = [0, len(chosen)]
+            if len(buckets) > 1:  # the chosen rows bucket by bucket, each in row order
+                which = ids[chosen]
+                by_bucket = np.argsort(which, kind="stable")
+                chosen = chosen[by_bucket]
+                cuts = np.searchsorted(which[by_bucket], np.arange(len(buckets) + 1))
+            starts, ends = offsets[chosen], offsets[chosen + 1]
+            for j, b in enumerate(buckets):
+                lo, hi = int(cuts[j]), int(cuts[j + 1])
+                if lo == hi:
+                    continue
+                s, e = starts[lo:hi].tolist(), ends[lo:hi].tolist()
+                b.keys += [raw[a:z] for a, z in zip(s, e)] if raw is not None else \
+                    [data[a:z].tobytes() for a, z in zip(s, e)]
+                added = int(ends[lo:hi].sum() - starts[lo:hi].sum())
+                b.nbytes += added
+                self._retained_bytes += added
         for b in buckets:
             while len(b.keys) > self._cap(b.count):
                 self._downsample(b)

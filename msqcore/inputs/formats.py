@@ -388,6 +388,7 @@ class LineBlocks:
         self.eof = False
         self.next_line = 1
         self._first = True
+        self._lines: int | None = None
 
     def _fill(self) -> bool:
         chunk = self._read_chunk()
@@ -411,8 +412,13 @@ class LineBlocks:
                 return line.rstrip(b"\r")
 
     def __iter__(self) -> Iterator[tuple[bytes, int]]:
+        for block, first in self.blocks():
+            yield block.whole(), first
+
+    def blocks(self) -> Iterator[tuple[Block, int]]:
+        """Each block as it was read, uncopied (``Block``), with the number of its first line."""
         # A block is the carried-over partial line plus at least block_size new bytes, up
-        # to the last newline, joined in one copy.
+        # to the last newline.
         while True:
             parts = [self.buf] if self.buf else []
             size = want = len(self.buf)
@@ -436,14 +442,26 @@ class LineBlocks:
                 if cut >= 0:
                     break
                 # one line longer than a block: read on
-            if len(parts) == 1 and cut == len(last) - 1:
-                block = last
+            if len(parts) == 1:
+                block = Block(b"", last, 0, cut + 1)
+            elif len(parts) == 2:  # the carried-over line start and one read: join only that line
+                end = last.find(b"\n", 0, cut + 1) + 1 or cut + 1
+                block = Block(parts[0] + last[:end], last, end, cut + 1)
             else:
-                block = b"".join(parts[:-1] + [memoryview(last)[:cut + 1]])
+                block = Block(b"".join(parts[:-1] + [memoryview(last)[:cut + 1]]), b"", 0, 0)
             self.buf = last[cut + 1:]
-            first = self.next_line
-            self.next_line += block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
-            yield block, first
+            self._lines = None
+            yield block, self.next_line
+            # counted here, after the reader's turn, unless it told its row count (``lines``)
+            if self._lines is None:
+                whole = block.whole()
+                self._lines = whole.count(b"\n") + (0 if whole.endswith(b"\n") else 1)
+            self.next_line += self._lines
+
+    def lines(self, n: int) -> None:
+        """The block just yielded holds ``n`` lines (a parser that read one row per line
+        counted them), so that it need not be counted again."""
+        self._lines = n
 
     def _read_chunk(self) -> bytes:
         if self.eof:
@@ -457,6 +475,30 @@ class LineBlocks:
             if chunk.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark is not data
                 chunk = chunk[3:]
         return chunk
+
+
+class Block:
+    """A block of whole lines as read: ``head`` (bytes: the line carried over from the
+    previous read joined with its end), then ``body[start:end]``, not copied. Joining the
+    two (``whole``) would copy the block; a parser that takes pieces need not."""
+
+    __slots__ = ("head", "body", "start", "end", "_whole")
+
+    def __init__(self, head: bytes, body: bytes, start: int, end: int):
+        self.head, self.body, self.start, self.end = head, body, start, end
+        self._whole: bytes | None = None
+
+    def __len__(self) -> int:
+        return len(self.head) + self.end - self.start
+
+    def whole(self) -> bytes:
+        """The block as one bytes object (joined once)."""
+        if self._whole is None:
+            if not self.head and self.start == 0 and self.end == len(self.body):
+                self._whole = self.body
+            else:
+                self._whole = b"".join([self.head, memoryview(self.body)[self.start:self.end]])
+        return self._whole
 
 
 def _split_lines(block: bytes) -> list[str]:
@@ -484,10 +526,14 @@ def read_json(stream, spec: dict, ctx: SplitContext) -> Iterator[pa.Table]:
     types = {n: _FAST_TYPES.get(t, pa.string()) for n, t in wanted}
     declared = dict(wanted)
     flat = FlatJson(wanted) if flattener.trivial and wanted else None
-    for block, first_line in LineBlocks(stream):
+    blocks = LineBlocks(stream, BLOCK_SIZE)
+    for piece, first_line in blocks.blocks():
         table = None
         if flat is not None:
-            table = flat.parse(block)
+            table = flat.parse(piece)
+            if table is not None:  # one row per line, blank lines refused
+                blocks.lines(table.num_rows)
+        block = piece.whole() if table is None else None
         if table is None and flattener.trivial and wanted:
             table = _json_fast(block, types, declared)
         if table is None:
@@ -511,10 +557,14 @@ class FlatJson:
         self.kinds = np.array([self.KINDS.get(t, 0) for _, t in wanted], dtype=np.uint8)
         self.declined = 0 if usable else 2
 
-    def parse(self, block: bytes) -> pa.Table | None:
+    def parse(self, block: Block) -> pa.Table | None:
         if self.declined >= 2:
             return None
-        pieces = _cut_at_newlines(block, min(os.cpu_count() or 1, max(1, len(block) // self.MIN_PIECE)))
+        size = block.end - block.start
+        pieces = [block.head] if block.head else []
+        if size:
+            pieces += _cut_at_newlines(block.body, min(os.cpu_count() or 1, max(1, size // self.MIN_PIECE)),
+                                       block.start, block.end)
         if len(pieces) == 1:
             parsed = [parse_flat(pieces[0], self.names, self.kinds)]
         else:
@@ -527,17 +577,19 @@ class FlatJson:
         return pa.table(columns, names=self.names)
 
 
-def _cut_at_newlines(block: bytes, parts: int) -> list[memoryview]:
+def _cut_at_newlines(block: bytes, parts: int, begin: int = 0, end: int | None = None) -> list[memoryview]:
+    """``block[begin:end]`` (whole lines) in about ``parts`` pieces of whole lines."""
+    end = len(block) if end is None else end
     view = memoryview(block)
-    out, start = [], 0
+    out, start = [], begin
     for k in range(1, parts):
-        cut = block.find(b"\n", len(block) * k // parts)
-        if cut < 0 or cut + 1 >= len(block):
+        cut = block.find(b"\n", begin + (end - begin) * k // parts, end)
+        if cut < 0 or cut + 1 >= end:
             break
         if cut + 1 > start:
             out.append(view[start:cut + 1])
             start = cut + 1
-    out.append(view[start:])
+    out.append(view[start:end])
     return out
 
 
