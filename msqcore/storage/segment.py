@@ -423,7 +423,7 @@ def _mostly_distinct(arr: pa.Array) -> bool:
     counter = _k.StringDictionary()
     counter.encode(*_string_buffers(sample), valid)
     present = int(np.count_nonzero(valid))
-    return present > 0 and counter.cardinality >= 0.9 * present
+    return present > 0 and counter.cardinality >= 0.7 * present
 
 
 class _StringColumn:
