@@ -914,6 +914,8 @@ def test_rollup_vectorized_on_many_rows(tmp_path):
     ["b", "a", "", "ab", "a\x00", "\x00", "é", "z", "\uffff", "😀", "aa", "a"],
     [f"https://en.wikipedia.org/w/index.php?diff={i}" for i in np.random.default_rng(1).permutation(3000)],
     [("x" * (i % 40)) + chr(65 + i % 7) for i in range(2000)],
+    # prefixes of each other across the 8- and 16-byte steps, zero bytes, repeats
+    [("ab" * (i % 13)) + "\x00" * (i % 3) + ("c" if i % 5 == 0 else "") for i in range(700)],
 ])
 def test_sort_strings_matches_byte_order(words):
     arr = pa.array(words)
