@@ -652,8 +652,9 @@ class SegmentWriter:
 
     With ``temp_dir``, memory does not grow with the segment: ``append`` keeps at most
     ``chunk_rows`` rows, then hands each column's slice to its spool, a temporary Arrow file
-    (single-value strings keep only their distinct values in memory and spool one first-seen
-    id per row). ``finish`` then encodes one column at a time, writing compressed parts to a
+    (a single-value string keeps only its distinct values in memory and spools one first-seen
+    id per row, or, when its first rows are nearly all distinct, spools its strings to sort
+    its rows in ``finish``: see ``_StringColumn``). ``finish`` then encodes one column at a time, writing compressed parts to a
     temporary body file, and copies the body behind the header and table of contents. Without
     ``temp_dir`` (``write_segment``, whose table is in memory anyway) the spools and the
     body stay in memory. Both give the same bytes.
