@@ -15,8 +15,8 @@ Everything here works on flat typed buffers; the Python layer owns the file layo
 * ``check_dictionary`` / ``check_inverted_index``: structural (and ordering) checks used by
   reads and by full validation.
 * ``sort_strings``: a multikey quicksort (Bentley & Sedgewick) of string ids by unsigned byte
-  order, 8 bytes at a time with the next 16 bytes and the length cached next to the ids (Sinha &
-  Zobel's caching: one scattered read of the strings every second level), to
+  order, 8 bytes at a time with 16 bytes and the length of each string cached next to the ids
+  (Sinha & Zobel's caching: one scattered read of the strings every second level), to
   sort dictionaries (faster than pyarrow's comparison sort on long common prefixes such as URLs).
 * ``sorted_dictionary_of_rows``: a column's sorted dictionary, ids and inverted index at once by
   sorting its rows (the same multikey quicksort), for columns of mostly distinct values.
