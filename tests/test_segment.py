@@ -914,6 +914,8 @@ def test_rollup_vectorized_on_many_rows(tmp_path):
     ["b", "a", "", "ab", "a\x00", "\x00", "é", "z", "\uffff", "😀", "aa", "a"],
     [f"https://en.wikipedia.org/w/index.php?diff={i}" for i in np.random.default_rng(1).permutation(3000)],
     [("x" * (i % 40)) + chr(65 + i % 7) for i in range(2000)],
+    # prefixes of each other across the 8- and 16-byte steps, zero bytes, repeats
+    [("ab" * (i % 13)) + "\x00" * (i % 3) + ("c" if i % 5 == 0 else "") for i in range(700)],
 ])
 def test_sort_strings_matches_byte_order(words):
     arr = pa.array(words)
@@ -1126,3 +1128,54 @@ def test_two_threads_write_the_same_bytes(tmp_path):
         w.finish()
     assert one.read_bytes() == two.read_bytes() == streamed.read_bytes()
     assert read_segment(str(two)).equals(table)
+
+
+@pytest.mark.parametrize("values", [
+    ["b", None, "a", "", "a", None, "é", "a\x00", "b"] + [f"u{i}" for i in range(40)],
+    [None, None],
+    ["", "", ""],
+    [],
+    [f"https://en.wikipedia.org/w/index.php?diff={i % 997}" for i in range(3000)],  # ties beyond 16 rows
+])
+def test_sorted_dictionary_of_rows_matches_hashing(values):
+    # sorting a column's rows gives what hashing, sorting the distinct values and inverting gives
+    arr = pa.array(values, pa.string())
+    valid = pc.is_valid(arr).to_numpy(zero_copy_only=False).view(np.uint8) if arr.null_count else None
+    offsets, data, ids, index_offsets, index_rows, has_null = k.sorted_dictionary_of_rows(
+        *segment._string_buffers(arr), valid)
+    column = segment._StringColumn()
+    column.dictionary, column.ids = k.StringDictionary(), segment._Spool(pa.int32())
+    column.add(arr)
+    sorted_dict, expected_ids, expected_null, _ = column.sorted()
+    expected_offsets, expected_data = segment._string_buffers(sorted_dict)
+    np.testing.assert_array_equal(offsets, expected_offsets)
+    np.testing.assert_array_equal(data, expected_data)
+    np.testing.assert_array_equal(ids, expected_ids)
+    assert has_null == expected_null
+    expected_index = k.build_inverted_index(expected_ids, len(sorted_dict))
+    np.testing.assert_array_equal(index_offsets, expected_index[0])
+    np.testing.assert_array_equal(index_rows, expected_index[1])
+
+
+def test_mostly_distinct_columns_are_sorted_by_rows_with_the_same_bytes(tmp_path, monkeypatch):
+    # a column whose first rows are nearly all distinct is encoded by sorting its rows; the file is
+    # byte for byte the one the hash table gives, one-shot or streamed in batches, with nulls
+    n = 30_000
+    rng = np.random.default_rng(7)
+    urls = np.array([f"https://x.org/?diff={i % 20_000}" for i in rng.permutation(n)], object)
+    urls[rng.random(n) < 0.05] = None
+    table = _table(__time=_times(n), url=pa.array(urls), low=pa.array(np.array(["a", "b"])[rng.integers(0, 2, n)]))
+    kwargs = {"dimensions": ["url", "low"], "metrics": []}
+    assert segment._mostly_distinct(table.column("url").chunk(0))
+    assert not segment._mostly_distinct(table.column("low").chunk(0))
+    sorted_rows, streamed, hashed = tmp_path / "sorted.seg", tmp_path / "streamed.seg", tmp_path / "hashed.seg"
+    write_segment(str(sorted_rows), table, **kwargs)
+    with segment.SegmentWriter(str(streamed), table.schema, temp_dir=str(tmp_path), **kwargs) as w:
+        for batch in table.to_batches(max_chunksize=7_000):
+            w.append(batch)
+        w.finish()
+    monkeypatch.setattr(segment, "_mostly_distinct", lambda arr: False)
+    write_segment(str(hashed), table, **kwargs)
+    assert sorted_rows.read_bytes() == streamed.read_bytes() == hashed.read_bytes()
+    validate_segment(str(sorted_rows), full=True)
+    assert read_segment(str(sorted_rows)).equals(table)

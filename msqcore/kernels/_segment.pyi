@@ -28,6 +28,12 @@ def sort_strings(
     offsets: npt.NDArray[np.int64], data: npt.NDArray[np.uint8], order: npt.NDArray[np.int32]
 ) -> None: ...  # (const int64_t[::1] offsets, const uint8_t[::1] data, int32_t[::1] order) sorts order in place
 
+def sorted_dictionary_of_rows(
+    offsets: npt.NDArray[np.int64], data: npt.NDArray[np.uint8], valid: npt.NDArray[np.uint8] | None = None
+) -> tuple[
+    npt.NDArray[np.int64], npt.NDArray[np.uint8], npt.NDArray[np.int32], npt.NDArray[np.int64], npt.NDArray[np.int32], bool
+]: ...  # (const int64_t[::1] offsets, const uint8_t[::1] data, valid) -> (dict offsets int64[card + 1], dict data, ids int32[n], index offsets int64[card + 1], index rows int32[n], has_null)
+
 class StringDictionary:
     """Distinct strings in first-seen order through a hash table (memory: the distinct values)."""
 

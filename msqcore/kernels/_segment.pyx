@@ -15,8 +15,11 @@ Everything here works on flat typed buffers; the Python layer owns the file layo
 * ``check_dictionary`` / ``check_inverted_index``: structural (and ordering) checks used by
   reads and by full validation.
 * ``sort_strings``: a multikey quicksort (Bentley & Sedgewick) of string ids by unsigned byte
-  order, 8 bytes at a time with the bytes cached next to the ids (Sinha & Zobel's caching), to
+  order, 8 bytes at a time with 16 bytes and the length of each string cached next to the ids
+  (Sinha & Zobel's caching: one scattered read of the strings every second level), to
   sort dictionaries (faster than pyarrow's comparison sort on long common prefixes such as URLs).
+* ``sorted_dictionary_of_rows``: a column's sorted dictionary, ids and inverted index at once by
+  sorting its rows (the same multikey quicksort), for columns of mostly distinct values.
 * ``StringDictionary``: the distinct values of a string column in first-seen order, through an
   open-addressing hash table, as its rows arrive in batches: each row's first-seen id, with
   memory bounded by the cardinality (the streaming segment writer's dictionary).
@@ -413,6 +416,7 @@ cdef inline int _cmp_from(const int64_t* offsets, const uint8_t* data, int32_t a
 
 cdef extern from *:
     uint64_t _bswap64 "__builtin_bswap64"(uint64_t) nogil
+    void _prefetch "__builtin_prefetch"(const void*) nogil
 
 
 cdef inline uint64_t _key8(const int64_t* offsets, const uint8_t* data, int32_t i, int64_t d) noexcept nogil:
@@ -431,16 +435,30 @@ cdef inline uint64_t _key8(const int64_t* offsets, const uint8_t* data, int32_t 
     return 0
 
 
-cdef void _mkqsort8(const int64_t* offsets, const uint8_t* data, int32_t* v, uint64_t* k, Py_ssize_t n,
-                    int64_t d) noexcept nogil:
+cdef inline void _swap4(int32_t* v, uint64_t* k, uint64_t* k2, int64_t* ln, Py_ssize_t x,
+                        Py_ssize_t y) noexcept nogil:
+    cdef int32_t t = v[x]
+    cdef uint64_t tk = k[x]
+    cdef uint64_t tk2 = k2[x]
+    cdef int64_t tl = ln[x]
+    v[x] = v[y]; v[y] = t
+    k[x] = k[y]; k[y] = tk
+    k2[x] = k2[y]; k2[y] = tk2
+    ln[x] = ln[y]; ln[y] = tl
+
+
+cdef void _mkqsort16(const int64_t* offsets, const uint8_t* data, int32_t* v, uint64_t* k, uint64_t* k2,
+                     int64_t* ln, Py_ssize_t n, int64_t d, bint have2) noexcept nogil:
     """Multikey quicksort on 8 bytes at a time, cached: ``k[i]`` holds bytes ``d..d+7`` of string
-    ``v[i]`` (``_key8``), so partitioning reads a contiguous array instead of the strings. The
-    strings of ``v[0:n]`` are equal in their first ``d`` bytes."""
+    ``v[i]`` (``_key8``) and ``ln[i]`` its length, so partitioning reads contiguous arrays instead
+    of the strings. When ``have2``, ``k2[i]`` holds bytes ``d+8..d+15``: the strings are read
+    16 bytes at a time, one scattered read every second level. The strings of ``v[0:n]`` are
+    equal in their first ``d`` bytes."""
     cdef:
         Py_ssize_t i, j, lt, gt, e
         uint64_t pivot, a, b, m, tk
         int32_t t
-        int64_t la, lb
+        int64_t tl
     while n > 1:
         if n < 16:  # insertion sort on the suffixes
             for i in range(1, n):
@@ -466,42 +484,74 @@ cdef void _mkqsort8(const int64_t* offsets, const uint8_t* data, int32_t* v, uin
         i = 0
         while i <= gt:
             if k[i] < pivot:
-                tk = k[lt]; k[lt] = k[i]; k[i] = tk
-                t = v[lt]; v[lt] = v[i]; v[i] = t
+                _swap4(v, k, k2, ln, lt, i)
                 lt += 1
                 i += 1
             elif k[i] > pivot:
-                tk = k[gt]; k[gt] = k[i]; k[i] = tk
-                t = v[gt]; v[gt] = v[i]; v[i] = t
+                _swap4(v, k, k2, ln, gt, i)
                 gt -= 1
             else:
                 i += 1
-        _mkqsort8(offsets, data, v, k, lt, d)
-        _mkqsort8(offsets, data, v + gt + 1, k + gt + 1, n - gt - 1, d)
+        _mkqsort16(offsets, data, v, k, k2, ln, lt, d, have2)
+        _mkqsort16(offsets, data, v + gt + 1, k + gt + 1, k2 + gt + 1, ln + gt + 1, n - gt - 1, d, have2)
         # the equal part: strings that end within these 8 bytes come first (each is a prefix of
         # the others, zero padded), shortest first; the rest go on at byte d + 8
         v += lt
         k += lt
+        k2 += lt
+        ln += lt
         n = gt - lt + 1
         e = 0
         for i in range(n):
-            if offsets[v[i] + 1] - offsets[v[i]] - d <= 8:
+            if ln[i] - d <= 8:
                 t = v[e]; v[e] = v[i]; v[i] = t
+                tl = ln[e]; ln[e] = ln[i]; ln[i] = tl
+                tk = k2[e]; k2[e] = k2[i]; k2[i] = tk
                 e += 1
         for i in range(1, e):
             t = v[i]
-            la = offsets[t + 1] - offsets[t]
+            tl = ln[i]
             j = i
-            while j > 0 and offsets[v[j - 1] + 1] - offsets[v[j - 1]] > la:
+            while j > 0 and ln[j - 1] > tl:
                 v[j] = v[j - 1]
+                ln[j] = ln[j - 1]
                 j -= 1
             v[j] = t
+            ln[j] = tl
         v += e
         k += e
+        k2 += e
+        ln += e
         n -= e
         d += 8
-        for i in range(n):
-            k[i] = _key8(offsets, data, v[i], d)
+        if have2:
+            memcpy(k, k2, <size_t>n * sizeof(uint64_t))
+        else:
+            for i in range(n):
+                k[i] = _key8(offsets, data, v[i], d)
+                k2[i] = _key8(offsets, data, v[i], d + 8)
+        have2 = not have2
+
+
+cdef int _sort_ids(const int64_t* offsets, const uint8_t* base, int32_t* order, Py_ssize_t n) noexcept nogil:
+    """Sort ``order[0:n]`` by the strings' bytes (``_mkqsort16``); -1 when out of memory."""
+    cdef:
+        Py_ssize_t i
+        uint64_t* keys
+        int32_t r
+    if n < 2:
+        return 0
+    keys = <uint64_t*>malloc(3 * n * sizeof(uint64_t))
+    if keys == NULL:
+        return -1
+    for i in range(n):
+        r = order[i]
+        keys[i] = _key8(offsets, base, r, 0)
+        keys[n + i] = _key8(offsets, base, r, 8)
+        (<int64_t*>keys)[2 * n + i] = offsets[r + 1] - offsets[r]
+    _mkqsort16(offsets, base, order, keys, keys + n, <int64_t*>(keys + 2 * n), n, 0, True)
+    free(keys)
+    return 0
 
 
 def sort_strings(const int64_t[::1] offsets, const uint8_t[::1] data, int32_t[::1] order):
@@ -513,6 +563,7 @@ def sort_strings(const int64_t[::1] offsets, const uint8_t[::1] data, int32_t[::
         Py_ssize_t i
         const uint8_t* base = NULL
         uint8_t dummy = 0
+        int rc = 0
     for i in range(n):
         if order[i] < 0 or order[i] >= card:
             raise ValueError(f"string id {order[i]} is outside the {card} strings")
@@ -522,19 +573,142 @@ def sort_strings(const int64_t[::1] offsets, const uint8_t[::1] data, int32_t[::
         if offsets[i + 1] < offsets[i]:
             raise ValueError(f"string offsets decrease at {i}")
     base = &data[0] if data.shape[0] else &dummy
-    keys_arr = np.empty(n, dtype=np.uint64)
-    cdef uint64_t[::1] keys = keys_arr
     if n > 1:
         with nogil:
-            for i in range(n):
-                keys[i] = _key8(&offsets[0], base, order[i], 0)
-            _mkqsort8(&offsets[0], base, &order[0], &keys[0], n, 0)
+            rc = _sort_ids(&offsets[0], base, &order[0], n)
+    if rc < 0:
+        raise MemoryError("sort_strings: out of memory")
+
+
+cdef int _cmp_int32(const void* a, const void* b) noexcept nogil:
+    cdef int32_t x = (<const int32_t*>a)[0]
+    cdef int32_t y = (<const int32_t*>b)[0]
+    return (x > y) - (x < y)
+
+
+cdef extern from "stdlib.h":
+    void qsort(void* base, size_t nmemb, size_t size, int (*compar)(const void*, const void*) noexcept nogil) nogil
+
+
+def sorted_dictionary_of_rows(const int64_t[::1] offsets, const uint8_t[::1] data, valid=None):
+    """A string column's sorted dictionary, ids and inverted index at once, by sorting its rows
+    (for columns of many distinct values, where hashing them first is wasted work).
+
+    Row ``i`` is ``data[offsets[i]:offsets[i+1]]``, null where ``valid[i]`` is 0. Returns
+    ``(dict_offsets int64[card + 1], dict_data uint8, ids int32[n], index_offsets int64[card + 1],
+    index_rows int32[n], has_null)``: the distinct values strictly sorted by bytes (entry 0 is
+    ``""`` standing for null when a row is null), each row's id, and per entry its rows ascending
+    (``build_inverted_index``'s form), the same as hashing, sorting and inverting would give.
+    """
+    cdef:
+        Py_ssize_t n = offsets.shape[0] - 1
+        Py_ssize_t i, j, g, m = 0, nnull
+        const uint8_t[::1] ok
+        bint check_valid = valid is not None
+        const uint8_t* base
+        uint8_t dummy = 0
+        int32_t* rows
+        int32_t* ids
+        int64_t* doff
+        int64_t* ioff
+        uint8_t* dd
+        int64_t total = 0, s, length, used = 0, prev_start = 0, prev_length = -1
+        int64_t card = 0
+        int32_t t, r
+        int rc = 0
+    if n < 0:
+        raise ValueError("offsets must hold at least one entry")
+    if n > INT32_MAX:
+        raise ValueError(f"too many rows for an int32 row index: {n}")
+    if check_valid:
+        ok = valid
+        if ok.shape[0] != n:
+            raise ValueError(f"valid has {ok.shape[0]} entries for {n} rows")
+    if n and (offsets[0] < 0 or offsets[n] > data.shape[0]):
+        raise ValueError("offsets point outside data")
+    for i in range(n):
+        if offsets[i + 1] < offsets[i]:
+            raise ValueError(f"string offsets decrease at {i}")
+    base = &data[0] if data.shape[0] else &dummy
+    rows_arr = np.empty(n, dtype=np.int32)
+    ids_arr = np.empty(n, dtype=np.int32)
+    cdef int32_t[::1] rows_v = rows_arr
+    cdef int32_t[::1] ids_v = ids_arr
+    rows = &rows_v[0] if n else NULL
+    ids = &ids_v[0] if n else NULL
+    # the null rows first (entry 0), then the others sorted by their strings
+    nnull = 0
+    if check_valid:
+        for i in range(n):
+            if not ok[i]:
+                rows[nnull] = <int32_t>i
+                nnull += 1
+    j = nnull
+    for i in range(n):
+        if not check_valid or ok[i]:
+            rows[j] = <int32_t>i
+            total += offsets[i + 1] - offsets[i]
+            j += 1
+    ioff_arr = np.empty(n + 2, dtype=np.int64)  # at most n + 1 entries (n values and the null)
+    doff_arr = np.empty(n + 2, dtype=np.int64)
+    dd_arr = np.empty(total, dtype=np.uint8)
+    cdef int64_t[::1] ioff_v = ioff_arr
+    cdef int64_t[::1] doff_v = doff_arr
+    cdef uint8_t[::1] dd_v = dd_arr
+    ioff = &ioff_v[0]
+    doff = &doff_v[0]
+    dd = &dd_v[0] if total else &dummy
+    with nogil:
+        rc = _sort_ids(&offsets[0], base, rows + nnull, n - nnull)
+        if rc == 0:
+            ioff[0] = 0
+            doff[0] = 0
+            if nnull:
+                for i in range(nnull):
+                    ids[rows[i]] = 0
+                card = 1
+                ioff[1] = nnull
+                doff[1] = 0
+            # walk the sorted rows: a new entry where a row differs from the entry written last
+            for i in range(nnull, n):
+                r = rows[i]
+                s = offsets[r]
+                length = offsets[r + 1] - s
+                if not (length == prev_length and
+                        (length == 0 or memcmp(base + s, dd + prev_start, <size_t>length) == 0)):
+                    if i > nnull:
+                        ioff[card] = i
+                    if length:
+                        memcpy(dd + used, base + s, <size_t>length)
+                    prev_start, prev_length = used, length
+                    used += length
+                    card += 1
+                    doff[card] = used
+                ids[r] = <int32_t>(card - 1)
+            if n > nnull:
+                ioff[card] = n
+            # equal strings' rows in ascending order (the sort is not stable)
+            for g in range(1 if nnull else 0, card):
+                i = ioff[g]
+                j = ioff[g + 1]
+                if j - i < 2:
+                    continue
+                if j - i <= 16:
+                    for m in range(i + 1, j):
+                        t = rows[m]
+                        s = m
+                        while s > i and rows[s - 1] > t:
+                            rows[s] = rows[s - 1]
+                            s -= 1
+                        rows[s] = t
+                else:
+                    qsort(rows + i, <size_t>(j - i), sizeof(int32_t), _cmp_int32)
+    if rc < 0:
+        raise MemoryError("sorted_dictionary_of_rows: out of memory")
+    return (doff_arr[:card + 1], dd_arr[:used], ids_arr, ioff_arr[:card + 1], rows_arr, nnull > 0)
 
 
 # --- StringDictionary: distinct strings in first-seen order, through a hash table ---------------
-
-cdef extern from *:
-    void _prefetch "__builtin_prefetch"(const void*) nogil
 
 DEF _WINDOW = 16
 

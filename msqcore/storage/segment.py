@@ -357,13 +357,13 @@ def _use_row_lists(card: int, n: int) -> bool:
 
 
 def _encode_string(w: _ColumnWriter, column: _StringColumn, bitmaps: bool) -> dict[str, Any]:
-    sorted_dict, ids, has_null = column.sorted()
+    sorted_dict, ids, has_null, index = column.sorted()
     card, n = len(sorted_dict), len(ids)
     width = _k.id_width(card)
     extra = {"hasNulls": has_null, "cardinality": card, "idWidth": width, "bitmapIndex": bitmaps}
     if bitmaps and _use_row_lists(card, n):
-        offsets, rows = _k.build_inverted_index(ids, card)
-        del ids
+        offsets, rows = index or _k.build_inverted_index(ids, card)
+        del ids, index
         _write_dictionary(w, sorted_dict)
         w.part("rowCounts", np.diff(offsets).astype("<u4"), ROWS_PER_BLOCK * 4)
         w.part("rowLists", _shuffle_blocks(_row_list_deltas(offsets, rows)), ROWS_PER_BLOCK * 4)
@@ -371,7 +371,7 @@ def _encode_string(w: _ColumnWriter, column: _StringColumn, bitmaps: bool) -> di
     w.part("ids", _k.pack_ids(ids, width), ROWS_PER_BLOCK * width)
     _write_dictionary(w, sorted_dict)
     if bitmaps:
-        _write_bitmaps(w, *_k.build_inverted_index(ids, card))
+        _write_bitmaps(w, *(index or _k.build_inverted_index(ids, card)))
     return {**extra, "layout": "ids"}
 
 
@@ -412,22 +412,65 @@ class _Spool:
             self._writer = self._sink = None
 
 
+_DISTINCT_SAMPLE = 4096  # rows of a string column's first batch that choose how it is encoded
+
+
+def _mostly_distinct(arr: pa.Array) -> bool:
+    """Whether a string column's first rows are nearly all distinct (a URL or id column): it is
+    then cheaper to sort its rows than to hash them and sort the distinct values after."""
+    sample = arr.slice(0, _DISTINCT_SAMPLE)
+    valid = pc.is_valid(sample).to_numpy(zero_copy_only=False).view(np.uint8)
+    counter = _k.StringDictionary()
+    counter.encode(*_string_buffers(sample), valid)
+    present = int(np.count_nonzero(valid))
+    return present > 0 and counter.cardinality >= 0.7 * present
+
+
 class _StringColumn:
-    """A single-value string column as its rows arrive: its distinct values in first-seen order
-    (the ``StringDictionary`` kernel: memory bounded by the cardinality, not the row count)
-    and each row's first-seen id + 1 (0 for null), spooled. ``sorted`` then remaps the ids
-    through the sorted dictionary."""
+    """A single-value string column as its rows arrive. Its first rows decide how:
+
+    * usually its distinct values in first-seen order (the ``StringDictionary`` kernel: memory
+      bounded by the cardinality, not the row count) and each row's first-seen id + 1 (0 for
+      null), spooled; ``sorted`` then remaps the ids through the sorted dictionary;
+    * when those rows are nearly all distinct (``_mostly_distinct``), the strings themselves,
+      spooled: ``sorted`` sorts the rows (``_k.sorted_dictionary_of_rows``), which gives the
+      dictionary, the ids and the inverted index at once, without a hash table that would hold
+      about every row anyway.
+    """
 
     def __init__(self, path: str | None = None):
-        self.dictionary = _k.StringDictionary()
-        self.ids = _Spool(pa.int32(), path)
+        self.path = path
+        self.dictionary: _k.StringDictionary | None = None
+        self.ids: _Spool | None = None
+        self.strings: _Spool | None = None
 
     def add(self, arr: pa.Array) -> None:
+        if self.dictionary is None and self.strings is None:
+            if _mostly_distinct(arr):
+                self.strings = _Spool(arr.type, self.path)
+            else:
+                self.dictionary, self.ids = _k.StringDictionary(), _Spool(pa.int32(), self.path)
+        if self.strings is not None:
+            self.strings.add(arr)
+            return
         valid = pc.is_valid(arr).to_numpy(zero_copy_only=False).view(np.uint8) if arr.null_count else None
         self.ids.add(pa.array(self.dictionary.encode(*_string_buffers(arr), valid)))
 
-    def sorted(self) -> tuple[pa.Array, np.ndarray, bool]:
-        """(sorted dictionary, null first as "" if any; ids int32; has_null), as ``_sorted_dictionary``."""
+    def sorted(self) -> tuple[pa.Array, np.ndarray, bool, tuple[np.ndarray, np.ndarray] | None]:
+        """(sorted dictionary, null first as "" if any; ids int32; has_null; the inverted index
+        ``(offsets, rows)`` if it came with the sort, else None), as ``_sorted_dictionary``."""
+        if self.strings is not None:
+            arr = self.strings.read()
+            self.strings = None
+            valid = pc.is_valid(arr).to_numpy(zero_copy_only=False).view(np.uint8) if arr.null_count else None
+            offsets, data, ids, index_offsets, index_rows, has_null = _k.sorted_dictionary_of_rows(
+                *_string_buffers(arr), valid)
+            del arr, valid
+            sorted_dict = pa.Array.from_buffers(pa.large_string(), len(offsets) - 1,
+                                                [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+            return sorted_dict, ids, bool(has_null), (index_offsets, index_rows)
+        if self.dictionary is None:  # no rows
+            self.dictionary, self.ids = _k.StringDictionary(), _Spool(pa.int32(), self.path)
         offsets, data = self.dictionary.values()
         has_null = bool(self.dictionary.has_null)
         self.dictionary = None  # free the hash table and the values' first copy before sorting
@@ -442,7 +485,12 @@ class _StringColumn:
         del values, offsets, data
         if has_null:
             sorted_dict = pa.concat_arrays([pa.array([""], pa.large_string()), sorted_dict])
-        return sorted_dict, ids, has_null
+        return sorted_dict, ids, has_null, None
+
+    def close(self) -> None:
+        for spool in (self.ids, self.strings):
+            if spool is not None:
+                spool.close()
 
 
 def _list_parts(arr: pa.Array) -> tuple[np.ndarray, pa.Array, bool]:
@@ -604,8 +652,9 @@ class SegmentWriter:
 
     With ``temp_dir``, memory does not grow with the segment: ``append`` keeps at most
     ``chunk_rows`` rows, then hands each column's slice to its spool, a temporary Arrow file
-    (single-value strings keep only their distinct values in memory and spool one first-seen
-    id per row). ``finish`` then encodes one column at a time, writing compressed parts to a
+    (a single-value string keeps only its distinct values in memory and spools one first-seen
+    id per row, or, when its first rows are nearly all distinct, spools its strings to sort
+    its rows in ``finish``: see ``_StringColumn``). ``finish`` then encodes one column at a time, writing compressed parts to a
     temporary body file, and copies the body behind the header and table of contents. Without
     ``temp_dir`` (``write_segment``, whose table is in memory anyway) the spools and the
     body stay in memory. Both give the same bytes.
@@ -840,7 +889,7 @@ class SegmentWriter:
         """Drop buffered rows and remove the temporary files."""
         for column in self._columns:
             if column is not None:
-                (column if isinstance(column, _Spool) else column.ids).close()
+                column.close()
         self._columns = []
         self._pending = []
         self._carry = None
