@@ -67,6 +67,7 @@ def _general(c: Cluster, sql: str) -> list[dict]:
 GROUPED = [
     "SELECT k1, COUNT(*) AS c, SUM(n) AS s FROM t GROUP BY k1",
     "SELECT k1, k2, COUNT(*) AS c, COUNT(n) AS cn, MIN(n) AS lo, MAX(n) AS hi FROM t GROUP BY 1, 2",
+    "SELECT k1, COUNT(k2) AS c2, COUNT(tags) AS ct, COUNT(d) AS cd FROM t GROUP BY 1",
     "SELECT k2, COUNT(*) AS c FROM t WHERE k1 = 'a' GROUP BY 1 ORDER BY 2 DESC, 1",
     "SELECT k2, COUNT(*) AS c, SUM(n) AS s FROM t WHERE k1 IN ('a', 'é', 'zz') GROUP BY 1",
     "SELECT k1, COUNT(*) AS c FROM t WHERE k1 = 'b' GROUP BY 1",

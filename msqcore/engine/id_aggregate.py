@@ -76,12 +76,16 @@ class SegmentRows:
         self.num_rows = table.num_rows
         self.keys = [_dictionary(table.column(e.name)) for _, e in query.group_by]
         self.values = {}
+        numbers = {a.arg.name for a in query.aggregations if a.kind in ("sum", "min", "max")}
         for agg in query.aggregations:
-            if agg.arg is not None and agg.arg.name not in self.values:
-                col = table.column(agg.arg.name).combine_chunks()
+            name = agg.arg.name if agg.arg is not None else None
+            if name is not None and name not in self.values:
+                col = table.column(name).combine_chunks()
                 valid = None if col.null_count == 0 else pc.is_valid(col).to_numpy(zero_copy_only=False)
-                data = (pc.fill_null(col, 0) if valid is not None else col).to_numpy(zero_copy_only=False)
-                self.values[agg.arg.name] = (data, valid)
+                data = None
+                if name in numbers:  # COUNT needs the validity alone
+                    data = (pc.fill_null(col, 0) if valid is not None else col).to_numpy(zero_copy_only=False)
+                self.values[name] = (data, valid)
 
 
 def _dictionary(col) -> pa.DictionaryArray:
