@@ -34,6 +34,7 @@ class OpenSegment:
         self.num_rows: int = self.seg.num_rows
         self._indexes: dict[str, BitmapIndex] = {}
         self._dictionaries: dict[str, pa.Array] = {}
+        self._lookups: dict[tuple, np.ndarray] = {}
         self._lock = threading.Lock()
 
     def index(self, column: str) -> BitmapIndex:
@@ -44,6 +45,18 @@ class OpenSegment:
             with self._lock:
                 index = self._indexes.setdefault(column, index)
         return index
+
+    def lookup(self, column: str, values: tuple[str, ...]) -> np.ndarray:
+        """``BitmapIndex.lookup`` of sorted ``values``, remembered (a query repeats its literals)."""
+        key = (column, values)
+        ids = self._lookups.get(key)
+        if ids is None:
+            ids = self.index(column).lookup(values)
+            with self._lock:
+                if len(self._lookups) >= 256:
+                    self._lookups.pop(next(iter(self._lookups)))
+                self._lookups[key] = ids
+        return ids
 
     def dictionary(self, col: dict) -> pa.Array:
         """The sorted dictionary of a string column (an index's, when one is open)."""

@@ -326,7 +326,7 @@ class _SegmentReader:
             elif col["type"] == "STRING" and col.get("bitmapIndex", True):
                 opened = opened or OPEN_SEGMENTS.get(path, self.query.source.datasource)
                 index = opened.index(column)
-                ids = index.lookup(sorted(values)) if values else []
+                ids = opened.lookup(column, tuple(sorted(values))) if values else []
                 matches = [(index.dictionary[int(i)].as_py(), index.rows([i])) for i in ids]
                 rows = matches[0][1] if len(matches) == 1 else index.rows(ids)
                 selected = rows if selected is None else np.intersect1d(selected, rows, assume_unique=True)
