@@ -140,3 +140,17 @@ def test_replace_between_two_queries_is_seen(tmp_path):
         assert c.run_sql(sql, {}, None)[1].to_pylist() == _general(c, sql)
     finally:
         c.close()
+
+
+def test_sums_are_exact_and_wrap_like_java_longs():
+    """``bincount`` adds in doubles; the sum of 32-bit halves keeps every bit."""
+    import numpy as np
+
+    from msqcore.engine.id_aggregate import _sum
+    rng = np.random.default_rng(7)
+    for n, lo, hi in [(1000, -2**63, 2**63 - 1), (2_500_000, -10**6, 10**6), (100, 2**62, 2**63 - 1)]:
+        data = rng.integers(lo, hi, n, dtype=np.int64, endpoint=True)
+        groups = rng.integers(0, 7, n)
+        want = np.zeros(7, dtype=np.int64)
+        np.add.at(want, groups, data)  # wraps
+        assert _sum(groups, data, 7).tolist() == want.tolist()

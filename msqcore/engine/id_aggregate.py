@@ -7,7 +7,8 @@ every key string, hashes it, and pays Acero's fixed cost per call. Here each seg
 columns are read as dictionary ids (its sorted dictionary is not expanded), the WHERE clause
 is skipped when the bitmap indexes answered it exactly, and the groups are formed once over
 all segments: each segment's dictionary is mapped to one dictionary of the keys, the keys'
-ids combine into one number per row, and ``np.unique`` numbers the groups. The result is
+ids combine into one number per row, the groups are numbered in the order of their first
+row, and ``bincount`` counts and sums. The result is
 the table ``aggregate.combine`` would give: the groups in the order their first row comes,
 nulls as a group, COUNT as int64, SUM/MIN/MAX as the column's type (a SUM wraps as Java's
 long does), null for a group without a value.
@@ -160,16 +161,19 @@ def _global_ids(keys: list[pa.DictionaryArray]) -> tuple[pa.Array, np.ndarray]:
 def _aggregate(agg, parts: list[SegmentRows], gid: np.ndarray, groups: int) -> pa.Array:
     if agg.kind == "count_all":
         return pa.array(np.bincount(gid, minlength=groups).astype(np.int64))
-    valid = _concat([p.values[agg.arg.name][1] if p.values[agg.arg.name][1] is not None
-                     else np.ones(p.num_rows, dtype=bool) for p in parts], bool)
-    counts = np.bincount(gid[valid], minlength=groups).astype(np.int64)
+    masks = [p.values[agg.arg.name][1] for p in parts]
+    if any(m is not None for m in masks):
+        valid = _concat([np.ones(p.num_rows, dtype=bool) if m is None else m for p, m in zip(parts, masks)], bool)
+        g = gid[valid]
+    else:  # no nulls: no row to drop
+        valid, g = None, gid
+    counts = np.bincount(g, minlength=groups).astype(np.int64)
     if agg.kind == "count":
         return pa.array(counts)
-    data = _concat([p.values[agg.arg.name][0] for p in parts], np.int64)[valid]
-    g = gid[valid]
+    data = _concat([p.values[agg.arg.name][0] for p in parts], np.int64)
+    data = data if valid is None else data[valid]
     if agg.kind == "sum":
-        out = np.zeros(groups, dtype=np.int64)
-        np.add.at(out, g, data)
+        out = _sum(g, data, groups)
     elif agg.kind == "min":
         out = np.full(groups, np.iinfo(np.int64).max, dtype=np.int64)
         np.minimum.at(out, g, data)
@@ -177,6 +181,21 @@ def _aggregate(agg, parts: list[SegmentRows], gid: np.ndarray, groups: int) -> p
         out = np.full(groups, np.iinfo(np.int64).min, dtype=np.int64)
         np.maximum.at(out, g, data)
     return pa.array(out, type=arrow_type(agg.sql_type), mask=counts == 0)
+
+
+_EXACT_ROWS = 1 << 20  # 2^20 terms below 2^32 add up exactly in a double (below 2^52)
+
+
+def _sum(g: np.ndarray, data: np.ndarray, groups: int) -> np.ndarray:
+    """Per group, the int64 sum of ``data`` wrapping as Java's long does. ``bincount`` adds in
+    doubles, so each 2^20-row chunk is summed as its low and high 32-bit halves, which are exact."""
+    out = np.zeros(groups, dtype=np.int64)
+    for lo in range(0, len(data), _EXACT_ROWS):
+        gs, d = g[lo:lo + _EXACT_ROWS], data[lo:lo + _EXACT_ROWS]
+        low = np.bincount(gs, weights=(d & 0xFFFFFFFF).astype(np.float64), minlength=groups).astype(np.uint64)
+        high = np.bincount(gs, weights=(d >> 32).astype(np.float64), minlength=groups).astype(np.int64)
+        out += (high.astype(np.uint64) << np.uint64(32)).view(np.int64) + low.view(np.int64)
+    return out
 
 
 def _concat(arrays: list[np.ndarray], dtype) -> np.ndarray:

@@ -103,7 +103,7 @@ class OpenSegment:
 class OpenSegments:
     """An LRU of ``OpenSegment`` by path, at most ``capacity`` files mapped."""
 
-    def __init__(self, capacity: int = 512):
+    def __init__(self, capacity: int = 256):
         self.capacity = capacity
         self._items: OrderedDict[str, tuple[tuple, OpenSegment, str]] = OrderedDict()
         self._lock = threading.Lock()
