@@ -154,3 +154,25 @@ def test_sums_are_exact_and_wrap_like_java_longs():
         want = np.zeros(7, dtype=np.int64)
         np.add.at(want, groups, data)  # wraps
         assert _sum(groups, data, 7).tolist() == want.tolist()
+
+
+@pytest.mark.parametrize("sql, stops", [
+    ("SELECT k1, k2, n FROM t WHERE k1 = 'a' LIMIT 5", False),  # one day holds them: the others are pruned
+    ("SELECT k1, n FROM t WHERE n > 0 LIMIT 7 OFFSET 3", True),
+    ("SELECT __time, k2 FROM t LIMIT 4", True),
+    ("SELECT 1 AS one FROM t LIMIT 4", True),
+    ("SELECT k1 FROM t WHERE k1 = 'b' AND k2 = 'x1' LIMIT 1000", False),  # fewer rows than the limit
+])
+def test_scan_with_limit_stops_reading_segments(cluster, sql, stops):
+    """A LIMIT without ORDER BY keeps the first rows that pass the filter, in segment order:
+    the scan reads segments (a pool's width at a time) until it has them, and the answer is
+    the full scan's."""
+    from msqcore.engine import scan_pruning
+    query = _compile(cluster, sql)
+    rows = cluster.run_sql(sql, {}, None)[1].to_pylist()
+    assert rows == ops.run_local(_full_table(cluster, query), query).to_pylist()
+    _, stats = scan_datasource(cluster, query)
+    if stops and scan_pruning._WIDTH < stats.segments:
+        assert stats.read + stats.pruned_by_index == scan_pruning._WIDTH
+    else:
+        assert stats.read + stats.pruned_by_index == stats.segments

@@ -188,7 +188,8 @@ def range_excludes(shard_spec: dict, conditions: dict[str, set[str]]) -> bool:
 # --- the scan ------------------------------------------------------------------------------------------
 
 # Segments are read on a few threads: decompression and Arrow's kernels release the GIL.
-_POOL = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="msqcore-scan")
+_WIDTH = max(1, min(4, os.cpu_count() or 1))
+_POOL = ThreadPoolExecutor(max_workers=_WIDTH, thread_name_prefix="msqcore-scan")
 
 
 def scan_datasource(cluster, query: LogicalQuery, check: Callable[[], None] | None = None
@@ -197,7 +198,20 @@ def scan_datasource(cluster, query: LogicalQuery, check: Callable[[], None] | No
 
     ``check`` runs before each segment (the SQL endpoint's cancel and timeout checkpoint).
     """
-    tables, stats = _scan(cluster, query, check)
+    live, stats, conditions = _live_segments(cluster, query, check)
+    need = _rows_needed(query)
+    if need is None:
+        tables = _read_all(_SegmentReader(cluster, query, conditions, check), live, stats)
+    else:  # a LIMIT without ORDER BY: the first rows that pass the filter, in segment order
+        from msqcore.engine.operators import apply_filter
+        exact = _answered_by_indexes(query)
+
+        def then(table: pa.Table, answered: bool) -> tuple[pa.Table, int]:
+            return table, table.num_rows if exact and answered else apply_filter(table, query).num_rows
+
+        reader = _SegmentReader(cluster, query, conditions, check, then, concat=True)
+        parts = _read_all(reader, live, stats, enough=lambda parts: sum(n for _, n in parts) >= need)
+        tables = [table for table, _ in parts]
     if not tables:
         columns = query.source_columns()
         empty = pa.table({n: pa.array([], arrow_type(t)) for n, t in query.source.signature if n in columns})
@@ -215,7 +229,7 @@ def aggregate_datasource(cluster, query: LogicalQuery, check: Callable[[], None]
     live, stats, conditions = _live_segments(cluster, query, check)
     if not id_aggregate.eligible(query, [cluster._meta(s.payload) for s in live]):
         return None
-    exact = query.filter is None or all(_string_eq(c) is not None for c in _conjuncts(query.filter))
+    exact = _answered_by_indexes(query)
 
     def then(table: pa.Table, answered: bool) -> id_aggregate.SegmentRows:
         if not (exact and answered):  # the indexes did not answer the whole WHERE clause
@@ -230,9 +244,19 @@ def aggregate_datasource(cluster, query: LogicalQuery, check: Callable[[], None]
     return id_aggregate.combine(parts, query), stats
 
 
-def _scan(cluster, query: LogicalQuery, check) -> tuple[list[pa.Table], ScanStats]:
-    live, stats, conditions = _live_segments(cluster, query, check)
-    return _read_all(_SegmentReader(cluster, query, conditions, check), live, stats), stats
+def _rows_needed(query: LogicalQuery) -> int | None:
+    """How many rows passing the filter a scan query keeps, when it keeps the first ones:
+    OFFSET + LIMIT without ORDER BY (then the scan can stop reading segments)."""
+    if query.limit is None or query.is_aggregate or query.order_by or query.window is not None \
+            or query.unnest is not None:
+        return None
+    return query.offset + query.limit
+
+
+def _answered_by_indexes(query: LogicalQuery) -> bool:
+    """True when every conjunct of the WHERE clause is a string equality (which a segment's
+    bitmap indexes answer exactly, when it has them)."""
+    return query.filter is None or all(_string_eq(c) is not None for c in _conjuncts(query.filter))
 
 
 def _live_segments(cluster, query: LogicalQuery, check) -> tuple[list, ScanStats, dict[str, set[str]]]:
@@ -259,9 +283,17 @@ def _live_segments(cluster, query: LogicalQuery, check) -> tuple[list, ScanStats
     return live, stats, conditions
 
 
-def _read_all(reader: _SegmentReader, live: list, stats: ScanStats) -> list:
-    """``reader.read`` of each segment, in order, on the pool; what was read counted in ``stats``."""
-    results = list(_POOL.map(reader.read, live)) if len(live) > 1 else [reader.read(s) for s in live]
+def _read_all(reader: _SegmentReader, live: list, stats: ScanStats, enough=None) -> list:
+    """``reader.read`` of each segment, in order, on the pool; what was read counted in ``stats``.
+    With ``enough``, segments are read a pool's width at a time until ``enough(parts so far)``."""
+    if enough is None:
+        results = list(_POOL.map(reader.read, live)) if len(live) > 1 else [reader.read(s) for s in live]
+    else:
+        results = []
+        for i in range(0, len(live), _WIDTH):
+            results += _POOL.map(reader.read, live[i:i + _WIDTH])
+            if enough([part for part, _, _ in results if part is not None]):
+                break
     out = []
     for part, num_rows, rows_read in results:
         if part is None:
@@ -283,7 +315,7 @@ class _SegmentReader:
     says which (the WHERE clause is still evaluated on it afterwards)."""
 
     def __init__(self, cluster, query: LogicalQuery, conditions: dict[str, set[str]], check, then=None,
-                 dictionary: set[str] = frozenset()):
+                 dictionary: set[str] = frozenset(), concat: bool | None = None):
         from msqcore.planner import json_functions
         self.cluster = cluster
         self.then = then  # (rows, whether the indexes answered every condition) → what read returns
@@ -292,8 +324,10 @@ class _SegmentReader:
         self.conditions = conditions
         self.check = check
         # COUNT(*) reads no column, but a table without columns cannot carry a row count
-        # through concatenation: keep __time (``then`` gets each segment's rows on their own).
-        self.wanted = query.source_columns() or ([] if then is not None else ["__time"])
+        # through concatenation: keep __time, unless the tables are not concatenated (by
+        # default, those that go to ``then``).
+        concat = then is None if concat is None else concat
+        self.wanted = query.source_columns() or (["__time"] if concat else [])
         # nested columns read only through JSON_VALUE: engine.worker reads their field columns
         self.nested = bool(json_functions.field_reads(query.source_exprs()))
         self.signature = [(n, t) for n, t in query.source.signature if n in self.wanted]
