@@ -21,7 +21,7 @@ from msqcore.engine.launcher import LocalProcessLauncher, WorkerLauncher
 from msqcore.errors import Canceled, InvalidInput, NotFound
 from msqcore.kill import KillTask
 from msqcore.planner.query import (ExternalSource, InlineSource, JoinSource, LogicalQuery, LookupSource, QuerySource,
-                                   compile_query, leaf_sources)
+                                   TableSource, compile_query, leaf_sources)
 from msqcore.planner.statement import split_statement
 from msqcore.planner.tasks import plan_task
 from msqcore.storage.deep import DeepStorage, LocalDeepStorage
@@ -259,12 +259,25 @@ class Cluster:
         try:
             if hasattr(query, "arms"):  # a top-level UNION ALL: each query in turn
                 return query, query.run(lambda arm: ops.run_local(self._source_table(arm), arm))
+            combined = self._aggregate_datasource(query, handle)
+            if combined is not None:  # grouped on the segments' dictionary ids
+                return query, ops.order_limit(ops.finish_aggregate(combined, query), query)
             source = self._source_table(query)
             if handle is not None:
                 handle.check()
             return query, ops.run_local(source, query)
         finally:
             queries.local.handle = None
+
+    def _aggregate_datasource(self, query: LogicalQuery, handle) -> pa.Table | None:
+        """``scan_pruning.aggregate_datasource`` for a GROUP BY over a datasource; None when it does not apply."""
+        from msqcore.catalog import SystemTables
+        from msqcore.engine.scan_pruning import aggregate_datasource
+        if not (isinstance(query.source, TableSource) and query.is_aggregate) \
+                or SystemTables(self).signature(query.source.datasource) is not None:
+            return None
+        result = aggregate_datasource(self, query, check=handle.check if handle is not None else None)
+        return None if result is None else result[0]
 
     def _source_table(self, query: LogicalQuery) -> pa.Table:
         if isinstance(query.source, InlineSource):

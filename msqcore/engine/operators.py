@@ -53,7 +53,11 @@ def partial_aggregate(table: pa.Table, query: LogicalQuery) -> pa.Table:
 
 def final_aggregate(partials: pa.Table, query: LogicalQuery) -> pa.Table:
     """groupByPostShuffle: combine partial states, then HAVING and the SELECT list."""
-    combined = aggregate.combine(partials, query)
+    return finish_aggregate(aggregate.combine(partials, query), query)
+
+
+def finish_aggregate(combined: pa.Table, query: LogicalQuery) -> pa.Table:
+    """HAVING and the SELECT list over the combined groups (``aggregate.combine``'s table)."""
     if query.having is not None:
         mask = query.having.eval(combined)
         combined = combined.filter(pc.fill_null(mask, False)) if not isinstance(mask, pa.Scalar) else \

@@ -1565,3 +1565,24 @@ def string_value_index(path: str, column: str) -> BitmapIndex:
     except BaseException:
         seg.close()
         raise
+
+
+# --- segments kept open across reads (the SQL endpoint's cache: engine/open_segments.py) ----------
+
+def open_segment(path: str) -> _Segment:
+    """An open, memory-mapped segment with its checked table of contents, for a reader that
+    keeps it across reads (its ``ids``/``numeric``/``decode`` methods read columns). The
+    caller ``close()``s it."""
+    return _Segment(os.fspath(path))
+
+
+def bitmap_index(seg: _Segment, column: str) -> BitmapIndex:
+    """``string_value_index`` of an open segment: the index shares ``seg`` (closing it closes
+    the segment)."""
+    col = seg.column(column)
+    if col["type"] != "STRING":
+        raise ValueError(f"column {column!r} of segment {seg.path!r} is {col['type']}, not STRING")
+    if not col["bitmapIndex"]:
+        raise ValueError(f"column {column!r} of segment {seg.path!r} has no bitmap index "
+                         "(written with createBitmapIndex false)")
+    return BitmapIndex(seg, col)
