@@ -2,11 +2,9 @@
 
 Druid's segment generator persists its in-memory index every ``rowsInMemory`` rows (sorted
 by ``__time``, then by the dimensions) and merges the persisted indexes at the end. This does
-the same with Arrow: the order of every ``rowsInMemory`` rows is found by Arrow's
-multi-column sort, which looks at the next column only when the ones before tie (and
-``__time``, in milliseconds, rarely ties), and the rows are persisted as they came, as an
-uncompressed Arrow IPC run, with their order kept beside them (the merge reads each row
-once, from wherever it is, so sorting the run's rows first would be one more copy). The runs are
+the same with Arrow: every ``rowsInMemory`` rows are sorted by Arrow's multi-column sort,
+which looks at the next column only when the ones before tie (and ``__time``, in
+milliseconds, rarely ties), and persisted as an uncompressed Arrow IPC run. The runs are
 merged by ``__time`` alone, a stable numpy argsort over their ``__time`` columns (8 bytes a
 row), and then each group of rows with the same ``__time`` that comes from more than one run
 is put in order by the other columns. The order is the one the external sorter's byte keys
@@ -50,7 +48,6 @@ class TimeOrderedSort:
         self._buffer_bytes = 0
         self._runs: list[str] = []
         self._times: list[np.ndarray] = []  # each run's __time, in its order
-        self._orders: list[np.ndarray] = []  # each run's rows, in its order
 
     def add(self, table: pa.Table) -> None:
         self._buffer.append(table)
@@ -70,7 +67,7 @@ class TimeOrderedSort:
         runs = arrays.same_lists([self._open(path) for path in self._runs])
         lengths = np.array([t.num_rows for t in runs], dtype=np.int64)
         run_of = np.repeat(np.arange(len(runs), dtype=np.int32), lengths)
-        row_of = np.concatenate(self._orders).astype(np.int64)  # a run's k-th row in order is row_of[k] of it
+        row_of = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
         times = np.concatenate(self._times)
         order = np.argsort(times, kind="stable")
         self._order_ties(runs, run_of, row_of, times[order], order)
@@ -84,24 +81,21 @@ class TimeOrderedSort:
 
     # --- runs ---------------------------------------------------------------------------------
 
-    def _take_buffer(self) -> pa.Table:
-        table = arrays.concat_tables(self._buffer) if self._buffer else pa.table({})
-        self._buffer, self._buffer_rows, self._buffer_bytes = [], 0, 0
-        return table
-
     def _sorted_buffer(self) -> pa.Table:
-        table = self._take_buffer()
-        return table.take(segment_order(table, self.sort_order)) if table.num_columns else table
+        table = arrays.concat_tables(self._buffer) if self._buffer else None
+        self._buffer, self._buffer_rows, self._buffer_bytes = [], 0, 0
+        if table is None:
+            return pa.table({})
+        return table.take(segment_order(table, self.sort_order))
 
     def _persist(self) -> None:
         if not self._buffer_rows:
             return
-        run = self._take_buffer().combine_chunks()  # one batch: the merge reads one array per column
-        order = segment_order(run, self.sort_order)
+        run = self._sorted_buffer()
         path = os.path.join(self._dir, f"run-{len(self._runs)}.arrow")
         try:
             with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, run.schema) as writer:
-                writer.write_table(run)
+                writer.write_table(run)  # one batch: a take from it never concatenates chunks
         except OSError as e:
             if e.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise NotEnoughTemporaryStorage(
@@ -109,8 +103,7 @@ class TimeOrderedSort:
                     configuredTemporaryStorage=int(shutil.disk_usage(self._dir).total)) from e
             raise
         self._runs.append(path)
-        self._orders.append(order.astype(np.int32))
-        self._times.append(pc.cast(run.column("__time"), pa.int64()).to_numpy()[order])
+        self._times.append(pc.cast(run.column("__time"), pa.int64()).to_numpy())
 
     @staticmethod
     def _open(path: str) -> pa.Table:
