@@ -95,17 +95,23 @@ async def error_middleware(request: web.Request, handler):
         return await handler(request)
     except web.HTTPException:
         raise
-    except NotFound as exc:
+    except Exception as exc:  # noqa: BLE001 - every failure gets a Druid-shaped answer
+        return error_response(request, exc)
+
+
+def error_response(request: web.Request, exc: Exception) -> web.Response:
+    """Druid's answer to a request that failed with ``exc`` (call it while handling ``exc``)."""
+    if isinstance(exc, NotFound):
         if request.path.startswith("/druid/indexer/v1/task/"):
             # Druid's TaskResourceFilter answers unknown ids with a plain-text 404.
             return web.Response(status=404, text=exc.message, content_type="text/plain")
         return druid_error(exc)
-    except DruidException as exc:
+    if isinstance(exc, DruidException):
         return druid_error(exc)
-    except Fault as fault:
-        return _fault_response(fault)
-    except Exception as exc:  # noqa: BLE001 - last resort: a Druid-shaped 500
-        log.exception("unexpected error on %s %s", request.method, request.path)
-        body = {"error": "druidException", "errorCode": "internalServerError", "persona": "OPERATOR",
-                "category": "RUNTIME_FAILURE", "errorMessage": f"{type(exc).__name__}: {exc}", "context": {}}
-        return web.json_response(body, status=500, dumps=compact)
+    if isinstance(exc, Fault):
+        return _fault_response(exc)
+    # last resort: a Druid-shaped 500
+    log.exception("unexpected error on %s %s", request.method, request.path)
+    body = {"error": "druidException", "errorCode": "internalServerError", "persona": "OPERATOR",
+            "category": "RUNTIME_FAILURE", "errorMessage": f"{type(exc).__name__}: {exc}", "context": {}}
+    return web.json_response(body, status=500, dumps=compact)

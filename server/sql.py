@@ -30,7 +30,7 @@ from msqcore.planner.expressions import java_double, native_type, sql_type_name
 from msqcore.planner.tasks import bool_context
 
 from .keys import CLUSTER
-from .middlewares import druid_error
+from .middlewares import error_response
 from .common import read_json_body
 
 FORMATS = ("object", "array", "objectLines", "arrayLines", "csv")
@@ -82,8 +82,8 @@ async def sql_query(request: web.Request) -> web.Response:
         effective = _effective_context(query, context)
         text = render(table, logical.output, fmt, header, types, sql_types, _zone(effective),
                       bool_context(effective, "sqlStringifyArrays", True))
-    except DruidException as exc:
-        response = druid_error(exc)
+    except Exception as exc:  # noqa: BLE001 - the error middleware's answer, with the query id
+        response = error_response(request, exc)
         response.headers[QUERY_ID_HEADER] = query_id
         return response
     if header:

@@ -156,17 +156,21 @@ def test_insert_and_replace_are_refused(srv):
     assert e.json()["errorCode"] == "invalidInput"
 
 
-def test_errors_carry_the_query_id(srv):
+@pytest.mark.parametrize("sql, status, message", [
+    ("SELECT nope FROM d", 400, "Column 'nope' not found in any table"),
+    # a fault (answered by the error middleware, as MSQFault.toDruidException())
+    ("SELECT k FROM d INTERSECT SELECT k FROM d", 501, "QueryNotSupported: INTERSECT is not supported"),
+])
+def test_errors_carry_the_query_id(srv, sql, status, message):
     import urllib.error
     import urllib.request
     req = urllib.request.Request(srv.client.base + "/druid/v2/sql", method="POST",
-                                 data=json.dumps({"query": "SELECT nope FROM d",
-                                                  "context": {"sqlQueryId": "bad-1"}}).encode(),
+                                 data=json.dumps({"query": sql, "context": {"sqlQueryId": "bad-1"}}).encode(),
                                  headers={"Content-Type": "application/json"})
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(req, timeout=30)
-    assert e.value.code == 400 and e.value.headers["X-Druid-SQL-Query-Id"] == "bad-1"
-    assert json.loads(e.value.read())["errorMessage"] == "Column 'nope' not found in any table"
+    assert e.value.code == status and e.value.headers["X-Druid-SQL-Query-Id"] == "bad-1"
+    assert json.loads(e.value.read())["errorMessage"] == message
 
 
 def test_cancel_unknown_query_is_404(srv):
