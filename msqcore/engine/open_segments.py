@@ -20,7 +20,6 @@ from collections import OrderedDict
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from msqcore.storage.segment import BitmapIndex, bitmap_index, open_segment
 
@@ -87,17 +86,7 @@ class OpenSegment:
         return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
     def _string(self, col: dict, rows: np.ndarray | None, as_dictionary: bool) -> pa.Array:
-        ids = self.seg.ids(col, rows)
-        values = self.dictionary(col)
-        if as_dictionary:  # as _Segment.decode(dictionary=True) builds it
-            mask = pa.py_buffer(np.packbits(ids != 0, bitorder="little")) if col["hasNulls"] else None
-            indices = pa.Array.from_buffers(pa.int32(), len(ids), [mask, pa.py_buffer(ids)],
-                                            null_count=-1 if mask is not None else 0)
-            return pa.DictionaryArray.from_arrays(indices, pc.fill_null(values, ""), safe=False)
-        try:
-            return values.take(pa.array(ids))
-        except (pa.ArrowInvalid, pa.ArrowCapacityError):  # more than 2 GiB of text
-            return self.seg.dictionary(col, large=True).take(pa.array(ids))
+        return self.seg.strings(col, self.seg.ids(col, rows), self.dictionary(col), as_dictionary)
 
 
 class OpenSegments:

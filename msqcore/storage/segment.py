@@ -1260,25 +1260,28 @@ class _Segment:
                                f"not {col['numElements']} elements")
         return offsets
 
+    def strings(self, col: dict[str, Any], ids: np.ndarray, values: pa.Array, dictionary: bool) -> pa.Array:
+        """A single-value STRING column's rows from their ``ids`` (0 for null) and its
+        dictionary ``values`` (``self.dictionary(col)``): values, or a DictionaryArray."""
+        if dictionary:
+            mask = pa.py_buffer(np.packbits(ids != 0, bitorder="little")) if col["hasNulls"] else None
+            indices = pa.Array.from_buffers(pa.int32(), len(ids), [mask, pa.py_buffer(ids)],
+                                            null_count=-1 if mask is not None else 0)
+            # ids were checked against the cardinality while unpacking
+            return pa.DictionaryArray.from_arrays(indices, pc.fill_null(values, ""), safe=False)
+        try:
+            return values.take(pa.array(ids))
+        except (pa.ArrowInvalid, pa.ArrowCapacityError):
+            # more than 2 GiB of decoded text: pa.string() offsets cannot hold it
+            return self.dictionary(col, large=True).take(pa.array(ids))
+
     def decode(self, col: dict[str, Any], rows: np.ndarray | None = None, dictionary: bool = False) -> pa.Array:
         n = self.num_rows
         kind = col["type"]
         if kind in _NUMERIC:
             return self.numeric(col, kind, "values", "validity", n, rows)
         if kind == "STRING" and not col.get("multiValue"):
-            ids = self.ids(col, rows)
-            values = self.dictionary(col)
-            if dictionary:
-                mask = pa.py_buffer(np.packbits(ids != 0, bitorder="little")) if col["hasNulls"] else None
-                indices = pa.Array.from_buffers(pa.int32(), len(ids), [mask, pa.py_buffer(ids)],
-                                                null_count=-1 if mask is not None else 0)
-                # ids were checked against the cardinality while unpacking
-                return pa.DictionaryArray.from_arrays(indices, pc.fill_null(values, ""), safe=False)
-            try:
-                return values.take(pa.array(ids))
-            except (pa.ArrowInvalid, pa.ArrowCapacityError):
-                # more than 2 GiB of decoded text: pa.string() offsets cannot hold it
-                return self.dictionary(col, large=True).take(pa.array(ids))
+            return self.strings(col, self.ids(col, rows), self.dictionary(col), dictionary)
         arr = self._decode_list_or_complex(col, kind)
         return arr if rows is None else arr.take(pa.array(rows))
 
@@ -1555,13 +1558,7 @@ def string_value_index(path: str, column: str) -> BitmapIndex:
     """
     seg = _Segment(os.fspath(path))
     try:
-        col = seg.column(column)
-        if col["type"] != "STRING":
-            raise ValueError(f"column {column!r} of segment {path!r} is {col['type']}, not STRING")
-        if not col["bitmapIndex"]:
-            raise ValueError(f"column {column!r} of segment {path!r} has no bitmap index "
-                             "(written with createBitmapIndex false)")
-        return BitmapIndex(seg, col)
+        return bitmap_index(seg, column)
     except BaseException:
         seg.close()
         raise
