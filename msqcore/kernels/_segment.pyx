@@ -590,6 +590,21 @@ cdef extern from "stdlib.h":
     void qsort(void* base, size_t nmemb, size_t size, int (*compar)(const void*, const void*) noexcept nogil) nogil
 
 
+cdef int check_rows(const int64_t[::1] offsets, const uint8_t[::1] data, object valid) except -1:
+    """The checks of a string column given as (offsets, data, valid) before a kernel reads it."""
+    cdef Py_ssize_t n = offsets.shape[0] - 1
+    cdef const uint8_t[::1] ok
+    if n < 0:
+        raise ValueError("offsets must hold at least one entry")
+    if valid is not None:
+        ok = valid
+        if ok.shape[0] != n:
+            raise ValueError(f"valid has {ok.shape[0]} entries for {n} rows")
+    if n and (offsets[0] < 0 or offsets[n] > data.shape[0]):
+        raise ValueError("offsets point outside data")
+    return 0
+
+
 def sorted_dictionary_of_rows(const int64_t[::1] offsets, const uint8_t[::1] data, valid=None):
     """A string column's sorted dictionary, ids and inverted index at once, by sorting its rows
     (for columns of many distinct values, where hashing them first is wasted work).
@@ -616,16 +631,11 @@ def sorted_dictionary_of_rows(const int64_t[::1] offsets, const uint8_t[::1] dat
         int64_t card = 0
         int32_t t, r
         int rc = 0
-    if n < 0:
-        raise ValueError("offsets must hold at least one entry")
+    check_rows(offsets, data, valid)
     if n > INT32_MAX:
         raise ValueError(f"too many rows for an int32 row index: {n}")
     if check_valid:
         ok = valid
-        if ok.shape[0] != n:
-            raise ValueError(f"valid has {ok.shape[0]} entries for {n} rows")
-    if n and (offsets[0] < 0 or offsets[n] > data.shape[0]):
-        raise ValueError("offsets point outside data")
     for i in range(n):
         if offsets[i + 1] < offsets[i]:
             raise ValueError(f"string offsets decrease at {i}")
@@ -849,14 +859,9 @@ cdef class StringDictionary:
             uint64_t hs[_WINDOW]
             int32_t[::1] out
             object result
-        if n < 0:
-            raise ValueError("offsets must hold at least one entry")
+        check_rows(offsets, data, valid)
         if check_valid:
             ok = valid
-            if ok.shape[0] != n:
-                raise ValueError(f"valid has {ok.shape[0]} entries for {n} rows")
-        if n and (offsets[0] < 0 or offsets[n] > data.shape[0]):
-            raise ValueError("offsets point outside data")
         result = np.empty(n, dtype=np.int32)
         out = result
         with nogil:
