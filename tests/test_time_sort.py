@@ -118,6 +118,9 @@ def test_gather_declines_other_types():
     for arr in (pa.array([["a"], None], pa.list_(pa.string())),
                 pa.array(["a", "b"]).dictionary_encode()):
         assert gather([arr, arr], np.array([0, 1], np.int32), np.array([1, 0], np.int64)) is None
+    # sources of different types (32- and 64-bit offsets) are declined, not misread
+    assert gather([pa.array(["a", "b"]), pa.array(["c", "d"], pa.large_string())],
+                  np.array([0, 1], np.int32), np.array([1, 0], np.int64)) is None
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")

@@ -37,7 +37,7 @@ WRITER_THREADS = 2
 # A partition of at most this many times ``rowsInMemory`` rows finishes while the next one is
 # sorted. A writer holds its string dictionaries until it is done (about 0.4 KiB a row on the
 # benchmark's columns), so two big partitions at once would double the stage's memory:
-# 930k-row partitions took a worker from 514 to 916 MiB (bench/test_big_input.py). Tied to
+# 930k-row partitions took a worker from 833 to 916 MiB (bench/test_big_input.py). Tied to
 # rowsInMemory, the user's memory knob for this stage: 300k rows by default.
 PIPELINE_ROWS_IN_MEMORY = 3
 

@@ -36,7 +36,8 @@ cdef inline const uint8_t* _address(buf, int64_t skip):
 
 def gather(list arrays, const int32_t[::1] run_of, const int64_t[::1] row_of):
     """Row ``row_of[i]`` of ``arrays[run_of[i]]`` for every i, as one array of their type,
-    or None when the type is not one this kernel handles. Indices are not checked."""
+    or None when the type is not one this kernel handles or the arrays' types differ.
+    Indices are not checked."""
     cdef:
         Py_ssize_t ns = len(arrays), n = run_of.shape[0], i, s
         int kind, width = 0
@@ -63,6 +64,9 @@ def gather(list arrays, const int32_t[::1] run_of, const int64_t[::1] row_of):
             return None
     else:
         return None
+    for arr in arrays:
+        if not arr.type.equals(typ):
+            return None  # the buffers would be read with the wrong layout
     src = <Source*>malloc(max(ns, 1) * sizeof(Source))
     if src == NULL:
         raise MemoryError()
