@@ -350,7 +350,11 @@ class Controller:
         pending = {self.workers[w].connection: w for w in orders}
         while pending:
             self._check_cancel()
-            for conn in wait(list(pending), timeout=0.2):
+            try:
+                ready = wait(list(pending), timeout=0.2)
+            except OSError:  # a pipe closed by kill_worker (a worker task's shutdown): see below
+                ready = []
+            for conn in ready:
                 w = pending[conn]
                 try:
                     kind, _, *rest = conn.recv()
@@ -373,7 +377,7 @@ class Controller:
                 else:
                     raise _StageFailed(Fault.from_json(rest[0]), self.workers[w].id, stage.number, rest[1])
             for conn, w in list(pending.items()):
-                if not self.workers[w].alive() and not conn.poll():
+                if conn.closed or (not self.workers[w].alive() and not conn.poll()):
                     raise _StageFailed(WorkerFailed(workerTaskId=self.workers[w].id,
                                                     errorMsg="worker process exited"),
                                        self.workers[w].id, stage.number, None)

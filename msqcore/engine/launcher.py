@@ -7,6 +7,7 @@ preloaded, so a worker starts in milliseconds and never inherits the server's th
 from __future__ import annotations
 
 import multiprocessing
+import threading
 from abc import ABC, abstractmethod
 from multiprocessing.connection import Connection
 
@@ -44,6 +45,10 @@ class _ProcessHandle(WorkerHandle):
         self.id = worker_id
         self.process = process
         self._conn = conn
+        # kill() comes from HTTP threads (a worker's shutdown) as well as the controller's:
+        # two closes of the pipe would close its fd twice (EBADF, or someone else's new fd),
+        # and two polls would both read the exit code from the forkserver's pipe.
+        self._lock = threading.Lock()
 
     def send(self, message) -> None:
         self._conn.send(message)
@@ -53,25 +58,28 @@ class _ProcessHandle(WorkerHandle):
         return self._conn
 
     def alive(self) -> bool:
-        return self.process.is_alive()
+        with self._lock:
+            return self.process.is_alive()
 
     def kill(self) -> None:
-        if self.process.is_alive():
-            self.process.kill()
-        self.process.join(5)
-        self._conn.close()
+        with self._lock:
+            if self.process.is_alive():
+                self.process.kill()
+            self.process.join(5)
+            self._conn.close()
 
     def stop(self, timeout: float = 5.0) -> None:
-        try:
+        with self._lock:
+            try:
+                if self.process.is_alive():
+                    self._conn.send(None)
+            except (OSError, ValueError):
+                pass
+            self.process.join(timeout)
             if self.process.is_alive():
-                self._conn.send(None)
-        except (OSError, ValueError):
-            pass
-        self.process.join(timeout)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join(5)
-        self._conn.close()
+                self.process.kill()
+                self.process.join(5)
+            self._conn.close()
 
 
 class LocalProcessLauncher(WorkerLauncher):
