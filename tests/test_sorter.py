@@ -211,6 +211,26 @@ def test_empty_partitions_and_descending_nulls(tmp_path):
         assert all(p.schema == parts[0].schema for p in parts)
 
 
+def test_one_penultimate_merger_writes_every_output_file(tmp_path):
+    """Runs that one merger can take: it writes the partition files itself (the empty ones too,
+    each a frame with no rows), and the ultimate level still counts one merger per partition."""
+    table = _table(2_000, seed=3)
+    chunks = [key_list(*encode_keys(pa.table({"chunk": pa.array([c * 86_400_000], pa.int64()), "s": pa.array([None], pa.string()),
+                                              "x": pa.array([None], pa.int64())}), KEY))[0] for c in (0, 1, 2, 9, 10)]
+    chunks[0] = chunks[0][:1] + b"\x00"          # before every key: partition 0 is empty
+    with ExternalSorter(KEY, str(tmp_path), rows_in_memory=500, max_frame_size=4096) as sorter:
+        sorter.add(table)
+        paths = sorter.finish(sorted(chunks))
+        progress = sorter.progress()
+        parts = _read(paths)
+        assert [p.num_rows for p in parts][0] == 0 and [p.num_rows for p in parts][-2:] == [0, 0]
+        assert all(p.schema == table.schema for p in parts)
+        assert pa.concat_tables(parts).column("row").to_pylist() == _expected(table)
+        assert progress["levelToTotalBatches"] == {"0": 4, "1": 1, "2": 6}
+        assert progress["levelToMergedBatches"] == progress["levelToTotalBatches"]
+        assert sorted(os.listdir(sorter._dir)) == sorted(os.path.basename(p) for p in paths)
+
+
 def test_no_input_is_trivially_complete(tmp_path):
     schema = pa.schema([("a", pa.int64())])
     with ExternalSorter([("a", False)], str(tmp_path), schema=schema) as sorter:

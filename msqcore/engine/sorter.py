@@ -16,7 +16,9 @@ Merge levels follow Druid's SuperSorter: without spills one **direct** level wri
 partition from memory; otherwise level 0 is the sorted runs, each further level merges up to
 ``max_fan_in`` runs of the level below, the penultimate level writes partitioned run files
 and the ultimate level writes one file per output partition (at least 3 levels with several
-partitions, 2 with one). The sorting and merging loops are in ``msqcore.kernels._sort``.
+partitions, 2 with one). When the penultimate level is one merger, it writes the output files
+itself and the ultimate level's mergers are counted done (the same counters as Druid's, one
+copy of the data less). The sorting and merging loops are in ``msqcore.kernels._sort``.
 """
 from __future__ import annotations
 
@@ -409,13 +411,18 @@ class ExternalSorter:
         self._tracker.set_total_levels(levels)
         current = list(self._runs)
         self._runs = []
+        outputs = [self._output_path(p) for p in range(nparts)]
+        written = False
         for level in range(1, levels - 1):
             penultimate = level == levels - 2
             per = -(-len(current) // plan[level]) if penultimate else self.max_fan_in
+            # one penultimate merger writes the output files itself: the ultimate level's
+            # mergers then have nothing left to do (no copy of every partition)
+            written = penultimate and len(current) <= per
             nxt = []
             for g, lo in enumerate(range(0, len(current), per)):
                 group = current[lo:lo + per]
-                out = self._temp_path(f"run-{level}-{g}")
+                out = outputs if written else self._temp_path(f"run-{level}-{g}")
                 self._merge([(p, None) for p in group], out, bounds if penultimate else None)
                 for p in group:
                     self._remove(p)
@@ -424,26 +431,26 @@ class ExternalSorter:
                 self._notify()
             current = nxt
         ultimate = levels - 1
-        outputs = []
         for p in range(nparts):
-            path = self._output_path(p)
-            if levels == 2:
-                inputs = [(c, None) for c in current]           # one partition, unpartitioned runs
-            else:
-                inputs = [(c, p) for c in current]
-            if len(inputs) == 1:
-                self._copy_partition(inputs[0][0], inputs[0][1], path)
-            else:
-                self._merge(inputs, path, None)
-            outputs.append(path)
+            if not written:
+                if levels == 2:
+                    inputs = [(c, None) for c in current]           # one partition, unpartitioned runs
+                else:
+                    inputs = [(c, p) for c in current]
+                if len(inputs) == 1:
+                    self._copy_partition(inputs[0][0], inputs[0][1], outputs[p])
+                else:
+                    self._merge(inputs, outputs[p], None)
             self._tracker.add_merged(ultimate, 1)
             self._notify()
-        for c in current:
-            self._remove(c)
+        if not written:
+            for c in current:
+                self._remove(c)
         return outputs
 
-    def _merge(self, inputs: list[tuple[str, int | None]], out: str, bounds: list[bytes] | None) -> None:
-        """k-way merge of sorted frame files (or one partition of each) into ``out``."""
+    def _merge(self, inputs: list[tuple[str, int | None]], out: str | list[str], bounds: list[bytes] | None) -> None:
+        """k-way merge of sorted frame files (or one partition of each) into ``out``: one file
+        (partitioned at ``bounds``), or a list of one file per partition of ``bounds``."""
         fs = self._fs
         k = len(inputs)
         budget = (self.max_frame_size - fs.overhead) * 8
@@ -470,9 +477,20 @@ class ExternalSorter:
                     slots.append(src)
                     merger.set_cursor(i, src, len(slots) - 1, False)
             merger.build()
-            with self._writer(out) as writer:
+            paths = out if isinstance(out, list) else [out]
+            with contextlib.ExitStack() as stack:
+                writer = stack.enter_context(self._writer(paths[0]))
                 part = 0
                 merger.set_boundary(bounds[0] if bounds else None)
+
+                def next_partition() -> None:
+                    nonlocal writer, part
+                    part += 1
+                    if len(paths) == 1:
+                        writer.next_partition()
+                        return
+                    self._end_output(writer)
+                    writer = stack.enter_context(self._writer(paths[part]))
 
                 def emit() -> None:
                     nonlocal slots
@@ -502,17 +520,24 @@ class ExternalSorter:
                             merger.set_cursor(i, src, len(slots) - 1, False)
                     elif reason == _ks.BOUNDARY:
                         emit()
-                        writer.next_partition()
-                        part += 1
+                        next_partition()
                         merger.set_boundary(bounds[part] if part < len(bounds) else None)
                     else:
                         emit()
                         break
-                while bounds and writer.partition < len(bounds):
-                    writer.next_partition()
+                while bounds and part < len(bounds):
+                    next_partition()
+                if len(paths) > 1:
+                    self._end_output(writer)
         finally:
             for r in readers:
                 r.close()
+
+    def _end_output(self, writer: FrameFileWriter) -> None:
+        """Close an output file; an empty partition's file still holds one frame with no rows."""
+        if not writer.frames_written:
+            writer.write(empty_frame(self._fs), 0)
+        writer.close()
 
     def _copy_partition(self, src: str, partition: int | None, out: str) -> None:
         """A merger with one input: its frames are already in order, so move or copy them."""
