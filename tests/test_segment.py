@@ -252,7 +252,7 @@ def test_header_and_column_order(tmp_path):
     write_segment(str(path), table, dimensions=["b", "a"], metrics=["m"])
     raw = path.read_bytes()
     magic, version, toc_len, _crc, file_size, num_rows = struct.unpack_from("<6sHIIQQ", raw)
-    assert (magic, version, file_size, num_rows) == (b"MSQSEG", 3, len(raw), 2)
+    assert (magic, version, file_size, num_rows) == (b"MSQSEG", 4, len(raw), 2)
     toc = _toc(path)
     assert [c["name"] for c in toc["columns"]] == ["__time", "b", "a", "m"]  # extra is dropped
     assert [c["type"] for c in toc["columns"]] == ["LONG", "STRING", "LONG", "DOUBLE"]
@@ -660,31 +660,38 @@ def test_round_trip_property(tmp_path_factory, data):
         _assert_index(path, column, table.column(column).combine_chunks())
 
 
-# --- format version 2 and 3: compression, selective reads, column kinds, rollup -------------------------
+# --- format versions 2 to 4: compression, selective reads, column kinds, rollup -------------------------
 
 
-@pytest.mark.parametrize("version", [1, 4])
+@pytest.mark.parametrize("version", [1, 5])
 def test_unknown_version_is_refused(sample, version):
     raw = bytearray(sample.read_bytes())
     struct.pack_into("<H", raw, 6, version)
     sample.write_bytes(bytes(raw))
-    with pytest.raises(SegmentCorruptError, match=rf"unsupported format version {version} \(this reader knows 2, 3\)"):
+    with pytest.raises(SegmentCorruptError,
+                       match=rf"unsupported format version {version} \(this reader knows 2, 3, 4\)"):
         read_segment(str(sample))
 
 
-def test_version_2_segments_stay_readable(tmp_path):
+def _as_version(path, version: int) -> None:
+    """Relabel a segment written without version 4's byte planes as an older version."""
+    raw = bytearray(path.read_bytes())
+    toc_len = struct.unpack_from("<I", raw, 8)[0]
+    toc = bytes(raw[32:32 + toc_len]).replace(b'"version":4', b'"version":%d' % version)
+    raw[32:32 + toc_len] = toc
+    struct.pack_into("<HII", raw, 6, version, toc_len, zlib.crc32(toc))
+    path.write_bytes(bytes(raw))
+
+
+def test_version_2_segments_stay_readable(tmp_path, monkeypatch):
     """A version 2 file is a version 3 file without the rowLists layout (few values per
     row here: every string column keeps its ids)."""
+    monkeypatch.setattr(segment, "_PLANES_SLACK", 0.0)  # no byte planes, as before version 4
     path = tmp_path / "v2.seg"
     table = pa.table({"__time": np.arange(1000, dtype=np.int64), "d": [("a", "b", None)[i % 3] for i in range(1000)],
                       "m": np.arange(1000, dtype=np.int64)})
     write_segment(str(path), table, dimensions=["d"], metrics=["m"])
-    raw = bytearray(path.read_bytes())
-    toc_len = struct.unpack_from("<I", raw, 8)[0]
-    toc = bytes(raw[32:32 + toc_len]).replace(b'"version":3', b'"version":2')
-    raw[32:32 + toc_len] = toc
-    struct.pack_into("<HII", raw, 6, 2, toc_len, zlib.crc32(toc))
-    path.write_bytes(bytes(raw))
+    _as_version(path, 2)
     assert read_segment(str(path)).equals(table)
     index = segment.string_value_index(str(path), "d")
     assert index._col.get("layout") != "rowLists"
@@ -1179,3 +1186,88 @@ def test_mostly_distinct_columns_are_sorted_by_rows_with_the_same_bytes(tmp_path
     assert sorted_rows.read_bytes() == streamed.read_bytes() == hashed.read_bytes()
     validate_segment(str(sorted_rows), full=True)
     assert read_segment(str(sorted_rows)).equals(table)
+
+
+# --- format version 4: a LONG's values in byte planes under LZ4 ----------------------------------------
+
+
+def _planed_table(n: int) -> pa.Table:
+    """``added``-like longs: mostly small, a few large (4-byte frame of reference), some nulls."""
+    rng = np.random.default_rng(8)
+    added = rng.geometric(0.01, n).astype(np.int64)
+    added[rng.random(n) < 0.01] = 3_000_000
+    return _table(__time=_times(n), d=pa.array([f"v{i % 5}" for i in range(n)]),
+                  added=pa.array(added, mask=rng.random(n) < 0.05))
+
+
+def test_byte_planes_round_trip(tmp_path):
+    path = tmp_path / "p.seg"
+    n = 150_000  # three blocks of values, the last one short
+    table = _planed_table(n)
+    write_segment(str(path), table, dimensions=["d"], metrics=["added"])
+    col = _col(path, "added")
+    assert col["parts"]["values"]["codec"] == "lz4" and col["parts"]["values"]["bytePlanes"] == col["valueWidth"]
+    assert "codec" not in col["parts"]["validity"]
+    validate_segment(str(path), full=True)
+    assert read_segment(str(path)).equals(table)
+    rows = np.array([0, 1, 65_535, 65_536, 100_000, 131_072, n - 1])
+    assert read_segment(str(path), ["added"], rows=rows).column("added").equals(
+        table.column("added").take(pa.array(rows)))
+
+
+def test_byte_planes_only_where_they_pack_well(tmp_path):
+    """Three large values in random order: zstd's entropy coding packs them in about 2 bits a
+    row, LZ4 (no entropy coding) not: they stay items under zstd."""
+    path = tmp_path / "r.seg"
+    rng = np.random.default_rng(1)
+    table = _table(__time=_times(70_000), m=pa.array(rng.choice([-2**62, 5, 2**62], 70_000)))
+    write_segment(str(path), table, dimensions=[], metrics=["m"])
+    assert "bytePlanes" not in _col(path, "m")["parts"]["values"]
+    assert read_segment(str(path)).equals(table)
+
+
+def test_version_3_segments_stay_readable(tmp_path, monkeypatch):
+    monkeypatch.setattr(segment, "_PLANES_SLACK", 0.0)
+    path = tmp_path / "v3.seg"
+    table = _planed_table(10_000)
+    table = table.append_column("u", pa.array([f"user{i}" for i in range(10_000)]))  # rowLists
+    write_segment(str(path), table, dimensions=["d", "u"], metrics=["added"])
+    _as_version(path, 3)
+    validate_segment(str(path), full=True)
+    assert read_segment(str(path)).equals(table.select(["__time", "d", "u", "added"]))
+
+
+def test_byte_planes_in_an_older_version_or_bad_are_refused(tmp_path):
+    path = tmp_path / "p.seg"
+    write_segment(str(path), _planed_table(1_000), dimensions=["d"], metrics=["added"])
+    raw = path.read_bytes()
+    planes = b'"bytePlanes":%d' % _col(path, "added")["parts"]["values"]["bytePlanes"]
+    for old, new, match in [(b'"version":4', b'"version":3', "own codec or byte planes in a version 3"),
+                            (planes, b'"bytePlanes":3', "bad byte planes 3"),
+                            (b'"codec":"lz4"', b'"codec":"lzo"', "unknown compression 'lzo'")]:
+        toc_len = struct.unpack_from("<I", raw, 8)[0]
+        toc = bytes(raw[32:32 + toc_len])
+        assert old in toc
+        toc = toc.replace(old, new)
+        bad = bytearray(raw)
+        bad[32:32 + toc_len] = toc
+        struct.pack_into("<HII", bad, 6, 3 if b"version" in old else 4, toc_len, zlib.crc32(toc))
+        path.write_bytes(bytes(bad))
+        with pytest.raises(SegmentCorruptError, match=match):
+            read_segment(str(path))
+
+
+@pytest.mark.parametrize("width", [2, 4, 8])
+def test_planes_kernel(width):
+    from msqcore.kernels import _planes
+    data = np.random.default_rng(width).integers(0, 256, 10 * width * 7 + 3 * width, dtype=np.uint8)
+    planed = _planes.split(data, width, 10)
+    items = data.reshape(-1, width)
+    assert planed[:10 * width].tolist() == items[:10].T.reshape(-1).tolist()  # first block, plane by plane
+    assert planed[-3 * width:].tolist() == items[-3:].T.reshape(-1).tolist()  # the short last block
+    out = np.empty_like(data)
+    for start in range(0, len(data), 10 * width):
+        _planes.join(planed[start:start + 10 * width], width, out[start:start + 10 * width])
+    assert out.tolist() == data.tolist()
+    with pytest.raises(ValueError):
+        _planes.split(data[:-1], width, 10)
