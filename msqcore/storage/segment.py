@@ -1158,8 +1158,11 @@ class _Segment:
             raise self.corrupt(f"column {col['name']!r}: block table of part {part_name} is inconsistent")
         return p, table, data
 
-    def read_blocks(self, col: dict[str, Any], part_name: str, first: int, last: int) -> np.ndarray:
-        """Uncompressed bytes of blocks ``first..last-1`` of a part, concatenated."""
+    def read_blocks(self, col: dict[str, Any], part_name: str, first: int, last: int,
+                    skip: np.ndarray | None = None) -> np.ndarray:
+        """Uncompressed bytes of blocks ``first..last-1`` of a part, concatenated. Blocks where
+        ``skip`` (a bool per block from ``first``) is set are not decompressed: their bytes
+        are left undefined."""
         p, table, data = self._blocks(col, part_name)
         size, bs = p["size"], p["blockSize"]
         codec = _CODEC[p["codec"]] if "codec" in p else self.codec
@@ -1168,6 +1171,8 @@ class _Segment:
         lo = first * bs
         out = np.empty(max(0, min(size, last * bs) - lo), dtype=np.uint8)
         for b in range(first, last):
+            if skip is not None and skip[b - first]:
+                continue
             want = min(bs, size - b * bs)
             src = self.buf[data + int(table[b]):data + int(table[b + 1])]
             try:
@@ -1204,14 +1209,13 @@ class _Segment:
         per = bs // itemsize
         if not len(rows):
             return np.zeros((0, itemsize), dtype=np.uint8)
-        of_row = rows // per
-        blocks = of_row[np.flatnonzero(np.diff(of_row, prepend=-1))]
-        if blocks[-1] - blocks[0] + 1 == len(blocks):  # a contiguous run of blocks
-            compact = self.read_blocks(col, part_name, int(blocks[0]), int(blocks[-1]) + 1)
-            slot = rows - int(blocks[0]) * per
-        else:
-            compact = np.concatenate([self.read_blocks(col, part_name, int(b), int(b) + 1) for b in blocks])
-            slot = np.searchsorted(blocks, of_row) * per + rows % per
+        first, last = int(rows[0]) // per, int(rows[-1]) // per + 1
+        # the blocks between the first and the last that hold none of the rows stay compressed
+        # (a search per block boundary, not a pass over the rows)
+        bounds = np.searchsorted(rows, np.arange(first, last + 1) * per)
+        empty = bounds[1:] == bounds[:-1]
+        compact = self.read_blocks(col, part_name, first, last, empty if empty.any() else None)
+        slot = rows - first * per if first else rows
         if itemsize in (1, 2, 4, 8):  # one fancy index over whole items, not over byte rows
             return compact.view(f"<u{itemsize}")[slot].view(np.uint8).reshape(-1, itemsize)
         return compact.reshape(-1, itemsize)[slot]
@@ -1315,7 +1319,8 @@ class _Segment:
             indices = pa.Array.from_buffers(pa.int32(), len(ids), [mask, pa.py_buffer(ids)],
                                             null_count=-1 if mask is not None else 0)
             # ids were checked against the cardinality while unpacking
-            return pa.DictionaryArray.from_arrays(indices, pc.fill_null(values, ""), safe=False)
+            values = pc.fill_null(values, "") if values.null_count else values
+            return pa.DictionaryArray.from_arrays(indices, values, safe=False)
         try:
             return values.take(pa.array(ids))
         except (pa.ArrowInvalid, pa.ArrowCapacityError):
