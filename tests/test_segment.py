@@ -720,9 +720,12 @@ def _record_blocks(monkeypatch) -> list[tuple[str, str, int, int]]:
     calls = []
     real = segment._Segment.read_blocks
 
-    def spy(self, col, part_name, first, last):
-        calls.append((col["name"], part_name, first, last))
-        return real(self, col, part_name, first, last)
+    def spy(self, col, part_name, first, last, skip=None):
+        # one call per block decompressed (the blocks ``skip`` names stay compressed)
+        nb = -(-col["parts"][part_name]["size"] // col["parts"][part_name]["blockSize"])
+        calls.extend((col["name"], part_name, b, b + 1) for b in range(first, min(last, nb))
+                     if skip is None or not skip[b - first])
+        return real(self, col, part_name, first, last, skip)
 
     monkeypatch.setattr(segment._Segment, "read_blocks", spy)
     return calls
