@@ -252,7 +252,7 @@ def test_header_and_column_order(tmp_path):
     write_segment(str(path), table, dimensions=["b", "a"], metrics=["m"])
     raw = path.read_bytes()
     magic, version, toc_len, _crc, file_size, num_rows = struct.unpack_from("<6sHIIQQ", raw)
-    assert (magic, version, file_size, num_rows) == (b"MSQSEG", 3, len(raw), 2)
+    assert (magic, version, file_size, num_rows) == (b"MSQSEG", 4, len(raw), 2)
     toc = _toc(path)
     assert [c["name"] for c in toc["columns"]] == ["__time", "b", "a", "m"]  # extra is dropped
     assert [c["type"] for c in toc["columns"]] == ["LONG", "STRING", "LONG", "DOUBLE"]
@@ -660,31 +660,38 @@ def test_round_trip_property(tmp_path_factory, data):
         _assert_index(path, column, table.column(column).combine_chunks())
 
 
-# --- format version 2 and 3: compression, selective reads, column kinds, rollup -------------------------
+# --- format versions 2 to 4: compression, selective reads, column kinds, rollup -------------------------
 
 
-@pytest.mark.parametrize("version", [1, 4])
+@pytest.mark.parametrize("version", [1, 5])
 def test_unknown_version_is_refused(sample, version):
     raw = bytearray(sample.read_bytes())
     struct.pack_into("<H", raw, 6, version)
     sample.write_bytes(bytes(raw))
-    with pytest.raises(SegmentCorruptError, match=rf"unsupported format version {version} \(this reader knows 2, 3\)"):
+    with pytest.raises(SegmentCorruptError,
+                       match=rf"unsupported format version {version} \(this reader knows 2, 3, 4\)"):
         read_segment(str(sample))
 
 
-def test_version_2_segments_stay_readable(tmp_path):
+def _as_version(path, version: int) -> None:
+    """Relabel a segment written without version 4's byte planes as an older version."""
+    raw = bytearray(path.read_bytes())
+    toc_len = struct.unpack_from("<I", raw, 8)[0]
+    toc = bytes(raw[32:32 + toc_len]).replace(b'"version":4', b'"version":%d' % version)
+    raw[32:32 + toc_len] = toc
+    struct.pack_into("<HII", raw, 6, version, toc_len, zlib.crc32(toc))
+    path.write_bytes(bytes(raw))
+
+
+def test_version_2_segments_stay_readable(tmp_path, monkeypatch):
     """A version 2 file is a version 3 file without the rowLists layout (few values per
     row here: every string column keeps its ids)."""
+    monkeypatch.setattr(segment, "_PLANES_SLACK", 0.0)  # no byte planes, as before version 4
     path = tmp_path / "v2.seg"
     table = pa.table({"__time": np.arange(1000, dtype=np.int64), "d": [("a", "b", None)[i % 3] for i in range(1000)],
                       "m": np.arange(1000, dtype=np.int64)})
     write_segment(str(path), table, dimensions=["d"], metrics=["m"])
-    raw = bytearray(path.read_bytes())
-    toc_len = struct.unpack_from("<I", raw, 8)[0]
-    toc = bytes(raw[32:32 + toc_len]).replace(b'"version":3', b'"version":2')
-    raw[32:32 + toc_len] = toc
-    struct.pack_into("<HII", raw, 6, 2, toc_len, zlib.crc32(toc))
-    path.write_bytes(bytes(raw))
+    _as_version(path, 2)
     assert read_segment(str(path)).equals(table)
     index = segment.string_value_index(str(path), "d")
     assert index._col.get("layout") != "rowLists"
@@ -713,9 +720,12 @@ def _record_blocks(monkeypatch) -> list[tuple[str, str, int, int]]:
     calls = []
     real = segment._Segment.read_blocks
 
-    def spy(self, col, part_name, first, last):
-        calls.append((col["name"], part_name, first, last))
-        return real(self, col, part_name, first, last)
+    def spy(self, col, part_name, first, last, skip=None):
+        # one call per block decompressed (the blocks ``skip`` names stay compressed)
+        nb = -(-col["parts"][part_name]["size"] // col["parts"][part_name]["blockSize"])
+        calls.extend((col["name"], part_name, b, b + 1) for b in range(first, min(last, nb))
+                     if skip is None or not skip[b - first])
+        return real(self, col, part_name, first, last, skip)
 
     monkeypatch.setattr(segment._Segment, "read_blocks", spy)
     return calls

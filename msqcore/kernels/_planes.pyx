@@ -1,0 +1,49 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
+"""Byte planes of fixed-width items (``msqcore.storage.segment``).
+
+A block of ``m`` items of ``width`` bytes is stored plane by plane: the ``m`` low bytes,
+then the ``m`` second bytes, ..., then the ``m`` high bytes. Small values then have planes of
+zeros that LZ4 packs nearly as well as zstd packs the items, and LZ4 decompresses several
+times faster. ``split`` lays out every block of an array this way; ``join`` undoes it for
+one block. numpy's transposing copy does the same 10 to 20 times slower.
+"""
+import numpy as np
+
+from libc.stdint cimport uint8_t
+
+
+def split(const uint8_t[::1] data, int width, Py_ssize_t block_items):
+    """``data`` (items of ``width`` bytes) with each block of ``block_items`` items (the last
+    one may be shorter) laid out byte plane by byte plane: uint8[len(data)]."""
+    cdef Py_ssize_t n = data.shape[0]
+    if width < 1 or n % width or block_items < 1:
+        raise ValueError(f"{n} bytes are not items of {width} bytes in blocks of {block_items}")
+    out = np.empty(n, dtype=np.uint8)
+    cdef uint8_t[::1] o = out
+    cdef Py_ssize_t start, m, i, base
+    cdef int k
+    with nogil:
+        start = 0
+        while start < n:
+            m = min(block_items, (n - start) // width)
+            base = start
+            for k in range(width):
+                for i in range(m):
+                    o[base + k * m + i] = data[base + i * width + k]
+            start += m * width
+    return out
+
+
+def join(const uint8_t[::1] planes, int width, uint8_t[::1] out):
+    """One block's byte planes (``split``'s layout) back to its items, written into ``out``
+    (as long as ``planes``)."""
+    cdef Py_ssize_t n = planes.shape[0]
+    if width < 1 or n % width or out.shape[0] != n:
+        raise ValueError(f"{n} bytes of planes are not items of {width} bytes "
+                         f"(out has {out.shape[0]} bytes)")
+    cdef Py_ssize_t m = n // width, i
+    cdef int k
+    with nogil:
+        for k in range(width):
+            for i in range(m):
+                out[i * width + k] = planes[k * m + i]
