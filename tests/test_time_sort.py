@@ -68,6 +68,28 @@ def test_runs_that_disagree_on_multi_value_strings(tmp_path):
     assert list(tmp_path.iterdir()) == []  # its runs are gone
 
 
+def test_many_small_tie_groups_across_runs(tmp_path):
+    """Times in milliseconds: hundreds of 2- and 3-row groups of equal ``__time`` spanning runs,
+    ordered in several batches of at most ``rows_in_memory`` rows (a 930k-row day has thousands)."""
+    rng = np.random.default_rng(5)
+    n = 3000
+    table = pa.table({"__time": pa.array(rng.integers(0, 6000, n)),
+                      "s": pa.array(rng.choice(np.array(["b", "a", None, "é"], dtype=object), n), pa.string()),
+                      "x": pa.array(rng.integers(-2, 2, n).astype(float))})
+    ours = TimeOrderedSort(["__time", "s", "x"], str(tmp_path), 500, 1 << 30)
+    theirs = ExternalSorter([(c, False) for c in ["__time", "s", "x"]], str(tmp_path), rows_in_memory=500)
+    try:
+        for start in range(0, n, 64):
+            ours.add(table.slice(start, 64))
+            theirs.add(table.slice(start, 64))
+        got = pa.concat_tables(list(ours.sorted_tables(rows_per_table=700)))
+        expected = pa.Table.from_batches(list(read_frames_file(theirs.finish()[0])))
+        assert got.to_pylist() == expected.to_pylist()
+    finally:
+        ours.close()
+        theirs.close()
+
+
 def test_needs_time_first(tmp_path):
     with pytest.raises(ValueError):
         TimeOrderedSort(["s", "__time"], str(tmp_path), 10, 1 << 30)
