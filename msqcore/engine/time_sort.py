@@ -11,6 +11,11 @@ is put in order by the other columns. The order is the one the external sorter's
 give (nulls first, strings by their UTF-8 bytes): a column Arrow cannot sort (a multi-value
 string, an array) is sorted by its frame key bytes. Unlike the external sorter, no row is
 encoded as a frame or given a byte key.
+
+The runs are memory-mapped (``mapped_runs``), and the merge reads each from front to back,
+one output table at a time (ties are ordered table by table, near the rows being merged):
+the pages behind the rows taken are given back, so the runs do not pile up in the worker's
+RSS (220 MiB of a 715k-row partition's 249 did, in the 5M-row ingest).
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from msqcore.engine.frames import encode_keys
+from msqcore.engine.mapped_runs import MappedRun
 from msqcore.errors import NotEnoughTemporaryStorage
 from msqcore.kernels._gather import gather
 from msqcore.planner import arrays
@@ -64,16 +70,30 @@ class TimeOrderedSort:
                 yield run.slice(start, rows_per_table)
             return
         self._persist()
-        runs = arrays.same_lists([self._open(path) for path in self._runs])
+        mapped = [MappedRun(path) for path in self._runs]
+        runs = arrays.same_lists([m.table for m in mapped])
         lengths = np.array([t.num_rows for t in runs], dtype=np.int64)
         run_of = np.repeat(np.arange(len(runs), dtype=np.int32), lengths)
         row_of = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
         times = np.concatenate(self._times)
         order = np.argsort(times, kind="stable")
-        self._order_ties(runs, run_of, row_of, times[order], order)
-        for start in range(0, len(order), rows_per_table):
-            chosen = order[start:start + rows_per_table]
-            yield _gather(runs, run_of[chosen], row_of[chosen])
+        times = times[order]
+        start = 0
+        while start < len(order):
+            end = min(start + rows_per_table, len(order))
+            if end < len(order):  # a group of equal __time stays in one table, to be ordered there
+                end = int(np.searchsorted(times, times[end - 1], side="right"))
+            # ordering ties table by table reads only rows near the ones being merged, so
+            # the pages given back behind them are not touched again
+            self._order_ties(runs, run_of, row_of, times[start:end], order[start:end])
+            for at in range(start, end, rows_per_table):
+                chosen = order[at:min(at + rows_per_table, end)]
+                yield _gather(runs, run_of[chosen], row_of[chosen])
+                # each run is read in row order: give back its pages before the rows taken so far
+                last = len(chosen) - 1 - np.unique(run_of[chosen][::-1], return_index=True)[1]
+                for i in last:
+                    mapped[run_of[chosen[i]]].release(int(row_of[chosen[i]]) + 1)
+            start = end
 
     def close(self) -> None:
         self._buffer = []
@@ -104,10 +124,6 @@ class TimeOrderedSort:
             raise
         self._runs.append(path)
         self._times.append(pc.cast(run.column("__time"), pa.int64()).to_numpy())
-
-    @staticmethod
-    def _open(path: str) -> pa.Table:
-        return pa.ipc.open_file(pa.memory_map(path)).read_all()  # zero-copy views of the file
 
     def _order_ties(self, runs: list[pa.Table], run_of: np.ndarray, row_of: np.ndarray, times: np.ndarray,
                     order: np.ndarray) -> None:
