@@ -2,6 +2,10 @@
 (which uses a usable fraction of 0.8 and a ``targetSize`` global sort shuffle)."""
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+
 import pytest
 
 from msqcore.engine.memory import (DEFAULT_FRAME_SIZE, MemoryIntrospector, WorkerMemoryParameters, striped,
@@ -91,3 +95,29 @@ def test_a_leaf_stage_has_no_processors_to_pay_for():
     # the bundle needs 10 MB + 3 frames; ten workers need ten of those over 75 %
     assert fault["suggestedServerMemory"] == -(-(10_000_000 + 3 * 50_000_000) * 10 * 4 // 3)
     assert fault["usableMemory"] == 75_000_000 and fault["serverWorkers"] == 10 and "inputWorkers" not in fault
+
+
+def test_give_back_free_memory_returns_freed_pages_to_the_system():
+    """What a stage freed but the allocators kept (glibc's heap between live blocks, Arrow's
+    pool) leaves the process's RSS. In a child process, so the measure is its own."""
+    script = textwrap.dedent("""
+        import pyarrow as pa
+        from msqcore.engine.memory import give_back_free_memory
+
+        def anon_kib():
+            for line in open("/proc/self/status"):
+                if line.startswith("RssAnon"):
+                    return int(line.split()[1])
+
+        blocks = [bytes(4000) + bytes([i % 256]) for i in range(100_000)]  # ~400 MB from malloc's heap
+        kept = blocks[::64]  # one live block every 256 KB keeps glibc from trimming on its own
+        arrow = [pa.allocate_buffer(1 << 20) for _ in range(100)]
+        del blocks, arrow
+        before = anon_kib()
+        give_back_free_memory()
+        print(before, anon_kib(), len(kept))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    before, after, _ = (int(x) for x in out.split())
+    assert before > 300_000
+    assert after < before - 250_000

@@ -163,3 +163,20 @@ def _not_enough(introspector: MemoryIntrospector, suggested: int, inputs: list[S
                            usableMemory=introspector.memory_per_task(), serverWorkers=introspector.num_tasks,
                            serverThreads=introspector.num_threads, inputWorkers=input_workers,
                            maxConcurrentStages=max_concurrent_stages)
+
+
+def give_back_free_memory() -> None:
+    """Return to the system what a finished stage freed. Arrow's allocator (mimalloc or
+    jemalloc) and glibc's malloc keep freed pages for reuse, so a worker would otherwise
+    hold its last stage's peak while it runs the next one."""
+    import ctypes
+    import ctypes.util
+
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    libc = ctypes.util.find_library("c")
+    if libc:
+        trim = getattr(ctypes.CDLL(libc), "malloc_trim", None)  # glibc only
+        if trim is not None:
+            trim(0)

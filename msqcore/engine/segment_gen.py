@@ -141,8 +141,10 @@ def _sort_partition(part, local: str, order, spec, stored: list[str], rows_in_me
                 table = ops.stored_columns(table.select(stored), order.query)
                 table = arrays.as_multi_value(table, mvd)
                 if writer is None:
+                    # a big partition's columns one at a time: two at once held two sets of strings
+                    threads = WRITER_THREADS if rows <= PIPELINE_ROWS_IN_MEMORY * rows_in_memory else 1
                     writer = SegmentWriter(local, table.schema, dimensions=spec.dimensions, metrics=spec.metrics,
-                                           temp_dir=order.out_dir, threads=WRITER_THREADS)
+                                           temp_dir=order.out_dir, threads=threads)
                 writer.append(table)
                 progress["persisted"] += table.num_rows
                 report()

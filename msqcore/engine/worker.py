@@ -25,6 +25,7 @@ from msqcore.engine import join
 from msqcore.engine import operators as ops
 from msqcore.engine.counters import ChannelCounter, sort_progress
 from msqcore.engine.frames import FrameFileReader, decode_frame
+from msqcore.engine.memory import give_back_free_memory
 from msqcore.engine.shuffle import (MAX_FAN_IN, SORT_BYTES_IN_MEMORY, IngestShuffle, frame_file_stats, in_transit,
                                     max_frame_size, read_stage_file, restore_binary, rows_in_memory,
                                     write_hash_partitions, write_stage_file)
@@ -147,6 +148,8 @@ def worker_main(conn) -> None:
             name = getattr(e, "error_class", "") or type(e).__name__
             conn.send(("fault", order.stage, UnknownError(f"{name}: {e}").to_json(),
                        traceback.format_exc()))
+        finally:
+            give_back_free_memory()
 
 
 def run_order(order: WorkOrder, reporter: Reporter) -> dict:
