@@ -25,6 +25,7 @@ import pyarrow.csv as pcsv
 import pyarrow.json as pjson
 
 from msqcore.errors import InvalidInput
+from msqcore.inputs._csv import line_quotes, plain_longs
 from msqcore.inputs._ndjson import parse_flat
 from msqcore.inputs.flatten import Flattener
 from msqcore.planner.expressions import _cast, arrow_type
@@ -218,16 +219,10 @@ def _cast_safe_long_text(col):
 
 
 def _plain_longs(col):
-    """Text that is all plain decimal longs (the usual CSV column) in one cast; None when
-    some value needs Druid's lenient parse (``3.5``, ``1e3``, ``abc``, ``+5``), which
-    Arrow's cast refuses. Arrow also reads ``0x10`` as 16, which Druid does not."""
-    try:
-        out = pc.cast(col, pa.int64())
-    except pa.ArrowInvalid:
-        return None
-    if pc.any(pc.match_substring(col, "x", ignore_case=True)).as_py():
-        return None
-    return out
+    """Text that is all plain decimal longs (the usual CSV column), parsed in one pass
+    (``_csv.plain_longs``); None when some value needs Druid's lenient parse (``3.5``,
+    ``1e3``, ``abc``, ``+5``, `` 5``, past the long range)."""
+    return plain_longs(col)
 
 
 def _iso_millis(millis):
@@ -697,7 +692,10 @@ def read_delimited(stream, spec: dict, ctx: SplitContext) -> Iterator[pa.Table]:
     list_delimiter = spec.get("listDelimiter") or DEFAULT_LIST_DELIMITER
     list_bytes = list_delimiter.encode()
     for block, first_line in lines:
-        fast = single_char and (not is_csv or _quotes_balanced(block))
+        count, balanced = line_quotes(block)
+        if balanced:
+            lines.lines(count)  # counted here, so LineBlocks need not count them again
+        fast = single_char and (not is_csv or balanced)
         table = _delimited_fast(block, names, wanted, delimiter, is_csv, ctx) if fast else None
         if table is None:
             table = _delimited_lines(block, first_line, names, wanted, delimiter, is_csv, ctx)
@@ -724,20 +722,6 @@ def _split_row(line: str, delimiter: str, is_csv: bool) -> list[str]:
     if is_csv:
         return next(csv.reader([line], delimiter=delimiter, strict=True), [])
     return line.split(delimiter)
-
-
-def _quotes_balanced(block: bytes) -> bool:
-    """Every line has an even number of quotes, so no quoted value runs past its line
-    (Druid parses CSV line by line) and pyarrow's reading is Druid's."""
-    if b'"' not in block:
-        return True
-    arr = np.frombuffer(block, dtype=np.uint8)
-    quotes = np.flatnonzero(arr == 34)
-    ends = np.flatnonzero(arr == 10)
-    # quotes before each line end, then per line; the last line may lack its newline
-    before = np.searchsorted(quotes, ends)
-    per_line = np.diff(np.concatenate(([0], before, [len(quotes)])))
-    return not (per_line & 1).any()
 
 
 def _delimited_fast(block, names, wanted, delimiter, is_csv, ctx) -> pa.Table | None:
