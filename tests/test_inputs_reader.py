@@ -207,6 +207,20 @@ def test_csv_line_numbers_stay_right_over_many_blocks(monkeypatch):
                                                                       "Record: 6001, Line: 6003)"]
 
 
+@pytest.mark.parametrize("sig", [[("ts", "VARCHAR"), ("k", "VARCHAR"), ("n", "BIGINT")], [("absent", "VARCHAR")]])
+def test_csv_blocks_read_in_pieces_read_as_one_block(monkeypatch, sig):
+    # a block is parsed as its carried-over head and the rest of its read, never joined
+    rng = random.Random(3)
+    shapes = ['{i},"a,b",{i}', "{i},x|y|,{i}", "{i},plain,{i}", "{i},too few", '{i},"unterminated,{i}', "{i},x,0x{i}"]
+    data = "ts,k,n\n" + "".join(rng.choice(shapes).format(i=i) + "\n" for i in range(4000))
+    fmt = {"type": "csv", "findColumnsFromHeader": True, "listDelimiter": "|"}
+    whole, w1 = _read({"type": "inline", "data": data}, fmt, sig)
+    monkeypatch.setattr(formats.LineBlocks.__init__, "__defaults__", (1000,))
+    pieces, w2 = _read({"type": "inline", "data": data}, fmt, sig)
+    assert len(whole) == 4000 - w1.count and sorted(map(str, pieces)) == sorted(map(str, whole))
+    assert w2.count == w1.count > 0 and w2.samples == w1.samples
+
+
 @pytest.mark.parametrize("values", [["1", "-0", None, "007", "-9223372036854775808", "9223372036854775807", "0"],
                                     [None, None], []])
 def test_plain_longs_reads_plain_decimals(values):

@@ -691,15 +691,32 @@ def read_delimited(stream, spec: dict, ctx: SplitContext) -> Iterator[pa.Table]:
     single_char = len(delimiter) == 1
     list_delimiter = spec.get("listDelimiter") or DEFAULT_LIST_DELIMITER
     list_bytes = list_delimiter.encode()
-    for block, first_line in lines:
-        count, balanced = line_quotes(block)
-        if balanced:
-            lines.lines(count)  # counted here, so LineBlocks need not count them again
-        fast = single_char and (not is_csv or balanced)
-        table = _delimited_fast(block, names, wanted, delimiter, is_csv, ctx) if fast else None
-        if table is None:
-            table = _delimited_lines(block, first_line, names, wanted, delimiter, is_csv, ctx)
-        if list_bytes in block:
+    for block, first_line in lines.blocks():
+        # The block's two pieces are read apart, so that it is never joined (copied) in one.
+        pieces = [(block.head, 0, len(block.head))] if block.head else []
+        if block.end > block.start:
+            pieces.append((block.body, block.start, block.end))
+        tables, total, listed = [], 0, False
+        for data, start, end in pieces:
+            view = memoryview(data)[start:end]
+            count, balanced = line_quotes(view)
+            total = total + count if balanced and total is not None else None
+            fast = single_char and (not is_csv or balanced)
+            table = _delimited_fast(view, names, wanted, delimiter, is_csv, ctx) if fast else None
+            if table is None:
+                table = _delimited_lines(bytes(view), first_line, names, wanted, delimiter, is_csv, ctx)
+            first_line += count if balanced else view.tobytes().count(b"\n")  # lines of a complete piece
+            listed = listed or data.find(list_bytes, start, end) >= 0
+            tables.append(table)
+        if total is not None:
+            lines.lines(total)  # counted here, so LineBlocks need not count them again
+        if len(tables) == 1:
+            table = tables[0]
+        elif wanted:
+            table = pa.concat_tables(tables)
+        else:  # concatenating tables without columns would lose their row count
+            table = pa.table({"x": pa.nulls(sum(t.num_rows for t in tables))}).select([])
+        if listed:
             table = split_lists(table, list_delimiter)
         yield table
 
