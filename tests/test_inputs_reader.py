@@ -221,6 +221,14 @@ def test_csv_blocks_read_in_pieces_read_as_one_block(monkeypatch, sig):
     assert w2.count == w1.count > 0 and w2.samples == w1.samples
 
 
+@pytest.mark.parametrize("start", [0, 3, 8])
+def test_booleans_read_as_varchar_are_druids_text(start):
+    values = [True, None, False, True, False, None, True, True, False, True, None] * 5
+    col = pa.chunked_array([pa.array(values).slice(start), pa.array([False, True])])
+    out = formats.conform(pa.table({"b": col}), [("b", "VARCHAR")]).column("b")
+    assert out.to_pylist() == [None if v is None else "true" if v else "false" for v in values[start:] + [False, True]]
+
+
 @pytest.mark.parametrize("values", [["1", "-0", None, "007", "-9223372036854775808", "9223372036854775807", "0"],
                                     [None, None], []])
 def test_plain_longs_reads_plain_decimals(values):

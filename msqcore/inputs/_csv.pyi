@@ -13,3 +13,8 @@ def plain_longs(
     col: pa.StringArray | pa.ChunkedArray,  # string (not large_string) values
 ) -> pa.Array | pa.ChunkedArray | None:  # int64, or None when a value needs the lenient parse
     ...
+
+def bool_strings(
+    col: pa.BooleanArray | pa.ChunkedArray,
+) -> pa.StringArray | pa.ChunkedArray:  # "true" / "false", nulls kept
+    ...

@@ -5,11 +5,13 @@
 of quotes (then no quoted value runs past its line, and pyarrow's reading is Druid's,
 which parses CSV line by line). ``plain_longs``: a string column that is all plain decimal
 longs, as int64; None when any value needs Druid's lenient parse (the caller's slow path).
+``bool_strings``: a boolean column as Druid's text (Parquet and ORC booleans read as VARCHAR).
 """
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 cdef extern from *:
     """
@@ -140,3 +142,41 @@ def plain_longs(col):
             chunks.append(out)
         return pa.chunked_array(chunks, pa.int64())
     return _longs_of_chunk(col)
+
+
+cdef void _bool_text(const uint8_t[::1] bits, Py_ssize_t first, Py_ssize_t n, int32_t[::1] offsets,
+                     uint8_t[::1] data) noexcept nogil:
+    cdef Py_ssize_t i, k = 0
+    cdef bint v
+    offsets[0] = 0
+    for i in range(n):
+        v = (bits[(first + i) >> 3] >> ((first + i) & 7)) & 1
+        if v:
+            data[k] = 116; data[k + 1] = 114; data[k + 2] = 117; data[k + 3] = 101  # true
+            k += 4
+        else:
+            data[k] = 102; data[k + 1] = 97; data[k + 2] = 108; data[k + 3] = 115; data[k + 4] = 101  # false
+            k += 5
+        offsets[i + 1] = <int32_t>k
+
+
+def _bool_strings_of_chunk(arr):
+    cdef Py_ssize_t n = len(arr), first = arr.offset
+    if n == 0 or arr.null_count == n:
+        return pa.nulls(n, pa.string())
+    validity = None
+    if arr.null_count:
+        if first % 8:  # a validity bitmap that starts inside a byte: not worth a kernel
+            return pc.if_else(arr, "true", "false")
+        validity = arr.buffers()[0].slice(first // 8)
+    offsets = np.empty(n + 1, np.int32)
+    data = np.empty(5 * n, np.uint8)
+    _bool_text(np.frombuffer(arr.buffers()[1], np.uint8), first, n, offsets, data)
+    return pa.Array.from_buffers(pa.string(), n, [validity, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+def bool_strings(col):
+    """A boolean column (array or chunked) as Druid's text, ``true`` or ``false``; nulls stay null."""
+    if isinstance(col, pa.ChunkedArray):
+        return pa.chunked_array([_bool_strings_of_chunk(c) for c in col.chunks], pa.string())
+    return _bool_strings_of_chunk(col)

@@ -25,7 +25,7 @@ import pyarrow.csv as pcsv
 import pyarrow.json as pjson
 
 from msqcore.errors import InvalidInput
-from msqcore.inputs._csv import line_quotes, plain_longs
+from msqcore.inputs._csv import bool_strings, line_quotes, plain_longs
 from msqcore.inputs._ndjson import parse_flat
 from msqcore.inputs.flatten import Flattener
 from msqcore.planner.expressions import _cast, arrow_type
@@ -194,6 +194,8 @@ def _convert(col, sql_type: str):
                               pa.string()), sql_type)
     if pa.types.is_large_string(t):
         return _cast(pc.cast(col, pa.string()), sql_type)
+    if sql_type == "VARCHAR" and pa.types.is_boolean(t):  # what ``_cast`` writes, in one pass
+        return bool_strings(col)
     if sql_type == "VARCHAR" and (pa.types.is_floating(t) or pa.types.is_integer(t)):
         return pc.cast(col, pa.string())
     if pa.types.is_string(t) and sql_type == "BIGINT":
