@@ -199,7 +199,8 @@ def _convert(col, sql_type: str):
     if sql_type == "VARCHAR" and (pa.types.is_floating(t) or pa.types.is_integer(t)):
         return pc.cast(col, pa.string())
     if pa.types.is_string(t) and sql_type == "BIGINT":
-        fast = _plain_longs(col)
+        # plain decimal longs (the usual CSV column) in one pass; None when a value needs the lenient parse
+        fast = plain_longs(col)
         return fast if fast is not None else _cast(_cast_safe_long_text(col), sql_type)
     return _cast(col, sql_type)
 
@@ -218,13 +219,6 @@ def _cast_safe_long_text(col):
                       pc.or_(pc.greater(length, 19), pc.and_(pc.equal(length, 19),
                                                              pc.greater(digits, _MAX_LONG_DIGITS))))
     return pc.if_else(pc.fill_null(too_big, False), pc.binary_join_element_wise(col, ".0", ""), col)
-
-
-def _plain_longs(col):
-    """Text that is all plain decimal longs (the usual CSV column), parsed in one pass
-    (``_csv.plain_longs``); None when some value needs Druid's lenient parse (``3.5``,
-    ``1e3``, ``abc``, ``+5``, `` 5``, past the long range)."""
-    return plain_longs(col)
 
 
 def _iso_millis(millis):
