@@ -11,6 +11,7 @@ import pytest
 
 from msqcore.errors import CannotParseExternalData, InvalidInput, TooManyWarnings, UnknownError
 from msqcore.inputs import formats
+from msqcore.inputs._csv import line_quotes, plain_longs
 from msqcore.inputs.cloud import java_glob
 from msqcore.inputs.compression import DecompressedStream
 from msqcore.inputs.flatten import compile_jq, compile_path, evaluate
@@ -180,6 +181,66 @@ def test_csv_quoted_and_unquoted_blocks_agree():
     b, w = _read({"type": "inline", "data": quoted}, {"type": "csv", "findColumnsFromHeader": True})
     assert a == b[:2]
     assert w.count == 1 and w.samples[0]["errorMessage"].endswith("(Record: 3, Line: 4)")
+
+
+def test_line_quotes_counts_lines_and_finds_a_quote_pair_split_by_a_newline():
+    # the SSE2 loop takes 16 bytes at a time: random short blocks cross its edges
+    rng = random.Random(7)
+    for _ in range(5000):
+        block = bytes(rng.choice(b'"\na,') for _ in range(rng.randint(0, 70)))
+        lines = block.split(b"\n")
+        balanced = all(line.count(b'"') % 2 == 0 for line in lines)
+        count, ok = line_quotes(block)
+        assert ok == balanced, block
+        if ok:
+            assert count == block.count(b"\n") + (0 if not block or block.endswith(b"\n") else 1)
+
+
+def test_csv_line_numbers_stay_right_over_many_blocks(monkeypatch):
+    monkeypatch.setattr(formats.LineBlocks.__init__, "__defaults__", (4096,))  # many blocks, counted by the kernel
+    rows = "".join(f'"{i}","k",{i}\n' for i in range(3000))
+    data = "ts,k,n\n" + rows + 'bad,"unterminated,1\n' + rows + 'bad,"again,2\n' + rows
+    out, w = _read({"type": "inline", "data": data}, {"type": "csv", "findColumnsFromHeader": True},
+                   [("ts", "VARCHAR"), ("k", "VARCHAR"), ("n", "BIGINT")])
+    assert len(out) == 9000 and out[-1] == {"ts": "2999", "k": "k", "n": 2999} and w.count == 2
+    assert [s["errorMessage"].rsplit("(", 1)[1] for s in w.samples] == ["Record: 3001, Line: 3002)",
+                                                                      "Record: 6001, Line: 6003)"]
+
+
+@pytest.mark.parametrize("sig", [[("ts", "VARCHAR"), ("k", "VARCHAR"), ("n", "BIGINT")], [("absent", "VARCHAR")]])
+def test_csv_blocks_read_in_pieces_read_as_one_block(monkeypatch, sig):
+    # a block is parsed as its carried-over head and the rest of its read, never joined
+    rng = random.Random(3)
+    shapes = ['{i},"a,b",{i}', "{i},x|y|,{i}", "{i},plain,{i}", "{i},too few", '{i},"unterminated,{i}', "{i},x,0x{i}"]
+    data = "ts,k,n\n" + "".join(rng.choice(shapes).format(i=i) + "\n" for i in range(4000))
+    fmt = {"type": "csv", "findColumnsFromHeader": True, "listDelimiter": "|"}
+    whole, w1 = _read({"type": "inline", "data": data}, fmt, sig)
+    monkeypatch.setattr(formats.LineBlocks.__init__, "__defaults__", (1000,))
+    pieces, w2 = _read({"type": "inline", "data": data}, fmt, sig)
+    assert len(whole) == 4000 - w1.count and sorted(map(str, pieces)) == sorted(map(str, whole))
+    assert w2.count == w1.count > 0 and w2.samples == w1.samples
+
+
+@pytest.mark.parametrize("start", [0, 3, 8])
+def test_booleans_read_as_varchar_are_druids_text(start):
+    values = [True, None, False, True, False, None, True, True, False, True, None] * 5
+    col = pa.chunked_array([pa.array(values).slice(start), pa.array([False, True])])
+    out = formats.conform(pa.table({"b": col}), [("b", "VARCHAR")]).column("b")
+    assert out.to_pylist() == [None if v is None else "true" if v else "false" for v in values[start:] + [False, True]]
+
+
+@pytest.mark.parametrize("values", [["1", "-0", None, "007", "-9223372036854775808", "9223372036854775807", "0"],
+                                    [None, None], []])
+def test_plain_longs_reads_plain_decimals(values):
+    assert plain_longs(pa.array(values, pa.string())).to_pylist() == [None if v is None else int(v) for v in values]
+    chunked = pa.chunked_array([pa.array(values, pa.string()).slice(1), pa.array(values, pa.string())], pa.string())
+    assert plain_longs(chunked).to_pylist() == [None if v is None else int(v) for v in chunked.to_pylist()]
+
+
+@pytest.mark.parametrize("bad", ["", "+5", "0x10", " 5", "5 ", "1.0", "-", "1e3", "9223372036854775808",
+                                 "-9223372036854775809", "123456789012345678901"])
+def test_plain_longs_declines_what_needs_the_lenient_parse(bad):
+    assert plain_longs(pa.array(["1", None, bad], pa.string())) is None
 
 
 def _delimited(data: str, fmt: dict, names: list[str]) -> list[pa.Table]:

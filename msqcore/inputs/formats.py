@@ -25,6 +25,7 @@ import pyarrow.csv as pcsv
 import pyarrow.json as pjson
 
 from msqcore.errors import InvalidInput
+from msqcore.inputs._csv import bool_strings, line_quotes, plain_longs
 from msqcore.inputs._ndjson import parse_flat
 from msqcore.inputs.flatten import Flattener
 from msqcore.planner.expressions import _cast, arrow_type
@@ -193,10 +194,13 @@ def _convert(col, sql_type: str):
                               pa.string()), sql_type)
     if pa.types.is_large_string(t):
         return _cast(pc.cast(col, pa.string()), sql_type)
+    if sql_type == "VARCHAR" and pa.types.is_boolean(t):  # what ``_cast`` writes, in one pass
+        return bool_strings(col)
     if sql_type == "VARCHAR" and (pa.types.is_floating(t) or pa.types.is_integer(t)):
         return pc.cast(col, pa.string())
     if pa.types.is_string(t) and sql_type == "BIGINT":
-        fast = _plain_longs(col)
+        # plain decimal longs (the usual CSV column) in one pass; None when a value needs the lenient parse
+        fast = plain_longs(col)
         return fast if fast is not None else _cast(_cast_safe_long_text(col), sql_type)
     return _cast(col, sql_type)
 
@@ -215,19 +219,6 @@ def _cast_safe_long_text(col):
                       pc.or_(pc.greater(length, 19), pc.and_(pc.equal(length, 19),
                                                              pc.greater(digits, _MAX_LONG_DIGITS))))
     return pc.if_else(pc.fill_null(too_big, False), pc.binary_join_element_wise(col, ".0", ""), col)
-
-
-def _plain_longs(col):
-    """Text that is all plain decimal longs (the usual CSV column) in one cast; None when
-    some value needs Druid's lenient parse (``3.5``, ``1e3``, ``abc``, ``+5``), which
-    Arrow's cast refuses. Arrow also reads ``0x10`` as 16, which Druid does not."""
-    try:
-        out = pc.cast(col, pa.int64())
-    except pa.ArrowInvalid:
-        return None
-    if pc.any(pc.match_substring(col, "x", ignore_case=True)).as_py():
-        return None
-    return out
 
 
 def _iso_millis(millis):
@@ -696,12 +687,32 @@ def read_delimited(stream, spec: dict, ctx: SplitContext) -> Iterator[pa.Table]:
     single_char = len(delimiter) == 1
     list_delimiter = spec.get("listDelimiter") or DEFAULT_LIST_DELIMITER
     list_bytes = list_delimiter.encode()
-    for block, first_line in lines:
-        fast = single_char and (not is_csv or _quotes_balanced(block))
-        table = _delimited_fast(block, names, wanted, delimiter, is_csv, ctx) if fast else None
-        if table is None:
-            table = _delimited_lines(block, first_line, names, wanted, delimiter, is_csv, ctx)
-        if list_bytes in block:
+    for block, first_line in lines.blocks():
+        # The block's two pieces are read apart, so that it is never joined (copied) in one.
+        pieces = [(block.head, 0, len(block.head))] if block.head else []
+        if block.end > block.start:
+            pieces.append((block.body, block.start, block.end))
+        tables, total, listed = [], 0, False
+        for data, start, end in pieces:
+            view = memoryview(data)[start:end]
+            count, balanced = line_quotes(view)
+            total = total + count if balanced and total is not None else None
+            fast = single_char and (not is_csv or balanced)
+            table = _delimited_fast(view, names, wanted, delimiter, is_csv, ctx) if fast else None
+            if table is None:
+                table = _delimited_lines(bytes(view), first_line, names, wanted, delimiter, is_csv, ctx)
+            first_line += count if balanced else view.tobytes().count(b"\n")  # lines of a complete piece
+            listed = listed or data.find(list_bytes, start, end) >= 0
+            tables.append(table)
+        if total is not None:
+            lines.lines(total)  # counted here, so LineBlocks need not count them again
+        if len(tables) == 1:
+            table = tables[0]
+        elif wanted:
+            table = pa.concat_tables(tables)
+        else:  # concatenating tables without columns would lose their row count
+            table = pa.table({"x": pa.nulls(sum(t.num_rows for t in tables))}).select([])
+        if listed:
             table = split_lists(table, list_delimiter)
         yield table
 
@@ -724,20 +735,6 @@ def _split_row(line: str, delimiter: str, is_csv: bool) -> list[str]:
     if is_csv:
         return next(csv.reader([line], delimiter=delimiter, strict=True), [])
     return line.split(delimiter)
-
-
-def _quotes_balanced(block: bytes) -> bool:
-    """Every line has an even number of quotes, so no quoted value runs past its line
-    (Druid parses CSV line by line) and pyarrow's reading is Druid's."""
-    if b'"' not in block:
-        return True
-    arr = np.frombuffer(block, dtype=np.uint8)
-    quotes = np.flatnonzero(arr == 34)
-    ends = np.flatnonzero(arr == 10)
-    # quotes before each line end, then per line; the last line may lack its newline
-    before = np.searchsorted(quotes, ends)
-    per_line = np.diff(np.concatenate(([0], before, [len(quotes)])))
-    return not (per_line & 1).any()
 
 
 def _delimited_fast(block, names, wanted, delimiter, is_csv, ctx) -> pa.Table | None:

@@ -1,0 +1,20 @@
+"""Type stub for the Cython module ``msqcore.inputs._csv`` (Cython types in trailing comments).
+
+Used by ``msqcore.inputs.formats`` (``read_delimited`` and ``_convert``).
+"""
+import pyarrow as pa
+
+def line_quotes(
+    block: bytes | memoryview,  # const uint8_t[::1]: whole lines of delimited text
+) -> tuple[int, bool]:  # (lines, every line has an even number of quotes)
+    ...
+
+def plain_longs(
+    col: pa.StringArray | pa.ChunkedArray,  # string (not large_string) values
+) -> pa.Array | pa.ChunkedArray | None:  # int64, or None when a value needs the lenient parse
+    ...
+
+def bool_strings(
+    col: pa.BooleanArray | pa.ChunkedArray,
+) -> pa.StringArray | pa.ChunkedArray:  # "true" / "false", nulls kept
+    ...
