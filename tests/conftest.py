@@ -9,7 +9,9 @@ import socket
 import subprocess
 import sys
 import threading
+import struct
 import time
+import zlib
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -21,6 +23,17 @@ from client import Client
 # Druid's quickstart sample (examples/quickstart/tutorial, Apache-2.0), kept here so a bare
 # clone can run the tests: 39,244 rows of 2015-09-12.
 WIKITICKER = Path(__file__).resolve().parent / "data" / "wikiticker-2015-09-12-sampled.json.gz"
+
+
+def relabel_segment_version(path: Path, version: int) -> None:
+    """Relabel a segment file written without version 4's byte planes as an older version
+    (header and table of contents, with its checksum)."""
+    raw = bytearray(path.read_bytes())
+    toc_len = struct.unpack_from("<I", raw, 8)[0]
+    toc = bytes(raw[32:32 + toc_len]).replace(b'"version":4', b'"version":%d' % version)
+    raw[32:32 + toc_len] = toc
+    struct.pack_into("<HII", raw, 6, version, toc_len, zlib.crc32(toc))
+    path.write_bytes(bytes(raw))
 
 
 def free_port() -> int:

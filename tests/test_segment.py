@@ -4,12 +4,12 @@ from __future__ import annotations
 import math
 import os
 import struct
-import zlib
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from conftest import relabel_segment_version
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyroaring import BitMap
@@ -673,16 +673,6 @@ def test_unknown_version_is_refused(sample, version):
         read_segment(str(sample))
 
 
-def _as_version(path, version: int) -> None:
-    """Relabel a segment written without version 4's byte planes as an older version."""
-    raw = bytearray(path.read_bytes())
-    toc_len = struct.unpack_from("<I", raw, 8)[0]
-    toc = bytes(raw[32:32 + toc_len]).replace(b'"version":4', b'"version":%d' % version)
-    raw[32:32 + toc_len] = toc
-    struct.pack_into("<HII", raw, 6, version, toc_len, zlib.crc32(toc))
-    path.write_bytes(bytes(raw))
-
-
 def test_version_2_segments_stay_readable(tmp_path, monkeypatch):
     """A version 2 file is a version 3 file without the rowLists layout (few values per
     row here: every string column keeps its ids)."""
@@ -691,7 +681,7 @@ def test_version_2_segments_stay_readable(tmp_path, monkeypatch):
     table = pa.table({"__time": np.arange(1000, dtype=np.int64), "d": [("a", "b", None)[i % 3] for i in range(1000)],
                       "m": np.arange(1000, dtype=np.int64)})
     write_segment(str(path), table, dimensions=["d"], metrics=["m"])
-    _as_version(path, 2)
+    relabel_segment_version(path, 2)
     assert read_segment(str(path)).equals(table)
     index = segment.string_value_index(str(path), "d")
     assert index._col.get("layout") != "rowLists"

@@ -8,6 +8,7 @@ import zlib
 import numpy as np
 import pyarrow as pa
 import pytest
+from conftest import relabel_segment_version
 
 from msqcore.errors import SegmentCorruptError
 from msqcore.kernels import _planes
@@ -18,16 +19,6 @@ from msqcore.storage.segment import read_segment, validate_segment, write_segmen
 def _col(path, name) -> dict:
     with segment._open(str(path)) as seg:
         return next(c for c in seg.toc["columns"] if c["name"] == name)
-
-
-def _as_version(path, version: int) -> None:
-    """Relabel a segment written without version 4's byte planes as an older version."""
-    raw = bytearray(path.read_bytes())
-    toc_len = struct.unpack_from("<I", raw, 8)[0]
-    toc = bytes(raw[32:32 + toc_len]).replace(b'"version":4', b'"version":%d' % version)
-    raw[32:32 + toc_len] = toc
-    struct.pack_into("<HII", raw, 6, version, toc_len, zlib.crc32(toc))
-    path.write_bytes(bytes(raw))
 
 
 # --- format version 4: a LONG's values in byte planes under LZ4 ----------------------------------------
@@ -74,7 +65,7 @@ def test_version_3_segments_stay_readable(tmp_path, monkeypatch):
     table = _planed_table(10_000)
     table = table.append_column("u", pa.array([f"user{i}" for i in range(10_000)]))  # rowLists
     write_segment(str(path), table, dimensions=["d", "u"], metrics=["added"])
-    _as_version(path, 3)
+    relabel_segment_version(path, 3)
     validate_segment(str(path), full=True)
     assert read_segment(str(path)).equals(table.select(["__time", "d", "u", "added"]))
 
