@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.ma  # noqa: F401 - pa.array(ndarray) imports it on first use: once in the forkserver, not per worker
 import pyarrow as pa
 import pyarrow.compute as pc
 
