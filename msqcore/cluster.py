@@ -37,7 +37,7 @@ _TYPE_TO_SQL = {"LONG": "BIGINT", "DOUBLE": "DOUBLE", "FLOAT": "FLOAT", "STRING"
 
 
 @functools.lru_cache(maxsize=256)
-def _parsed_statement(sql: str):
+def parsed_statement(sql: str):
     """``run_sql``'s parse of a statement text: (explain, kind, SET settings, the SELECT with its
     virtual tables renamed). Parsing costs more than the rest of planning, and a dashboard sends
     the same texts again and again; the result depends on the text alone (parameters, context
@@ -253,7 +253,7 @@ class Cluster:
     def run_sql(self, sql: str, context: dict | None, parameters: list | None) -> tuple[LogicalQuery, pa.Table]:
         from msqcore.catalog import EXPLAIN_SIGNATURE, SqlCatalog, arrow_table, explain_select
         from msqcore.planner.expressions import ColumnRef
-        explain, kind, settings, select = _parsed_statement(sql)
+        explain, kind, settings, select = parsed_statement(sql)
         if kind == "REPLACE":
             raise InvalidInput("REPLACE operations are not supported by the requested SQL engine [native].  "
                                "Consider using MSQ.")

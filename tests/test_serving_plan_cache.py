@@ -1,5 +1,5 @@
 """What ``Cluster.run_sql`` keeps between queries of the same text: the parsed statement
-(``cluster._parsed_statement``) and a datasource's signature for its current segment list.
+(``cluster.parsed_statement``) and a datasource's signature for its current segment list.
 Neither may hide a change: a REPLACE that adds a column, a drop, new parameters or SET
 values must all show in the next query of the same text. In process, to see the caches."""
 from __future__ import annotations
@@ -66,10 +66,10 @@ def test_cached_tree_is_not_changed_by_planning(cluster):
     for sql in ["SELECT a FROM w UNION ALL SELECT a + 10 FROM w",
                 "SELECT x FROM (SELECT a * 2 AS x FROM w) WHERE x > 2",
                 "SELECT TABLE_NAME FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME = 'w'"]:
-        text = cluster_module._parsed_statement(sql)[3].sql("druid")
+        text = cluster_module.parsed_statement(sql)[3].sql("druid")
         first = cluster.run_sql(sql, {}, None)[1].to_pylist()
         assert cluster.run_sql(sql, {}, None)[1].to_pylist() == first
-        assert cluster_module._parsed_statement(sql)[3].sql("druid") == text
+        assert cluster_module.parsed_statement(sql)[3].sql("druid") == text
 
 
 def test_refusals_hold_on_every_run(cluster):
