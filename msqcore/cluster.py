@@ -36,17 +36,27 @@ _TYPE_TO_SQL = {"LONG": "BIGINT", "DOUBLE": "DOUBLE", "FLOAT": "FLOAT", "STRING"
                 "ARRAY<STRING>": "VARCHAR ARRAY", "ARRAY<LONG>": "BIGINT ARRAY", "ARRAY<DOUBLE>": "DOUBLE ARRAY"}
 
 
-@functools.lru_cache(maxsize=256)
+_CACHED_TEXT_CHARS = 64 * 1024  # a longer text (inline data, huge IN lists) is parsed each time
+
+
 def parsed_statement(sql: str):
     """``run_sql``'s parse of a statement text: (explain, kind, SET settings, the SELECT with its
     virtual tables renamed). Parsing costs more than the rest of planning, and a dashboard sends
     the same texts again and again; the result depends on the text alone (parameters, context
-    and the catalog come in at planning). Errors are not cached."""
+    and the catalog come in at planning). Kept per text (LRU of 256 texts of at most 64 KiB);
+    errors are not kept. The tree is shared: callers must not change it."""
+    return _parse(sql) if len(sql) > _CACHED_TEXT_CHARS else _cached_parse(sql)
+
+
+def _parse(sql: str):
     from msqcore.catalog import rewrite_virtual_tables, split_explain
     explain, text = split_explain(sql)
     statement = split_statement(text)
     select = rewrite_virtual_tables(statement.select) if statement.kind == "SELECT" else None
     return explain, statement.kind, dict(statement.settings), select
+
+
+_cached_parse = functools.lru_cache(maxsize=256)(_parse)
 
 
 @dataclass

@@ -78,3 +78,14 @@ def test_refusals_hold_on_every_run(cluster):
             cluster.run_sql("SELECT FROM WHERE", {}, None)
         with pytest.raises(DruidException, match="REPLACE operations are not supported"):
             cluster.run_sql("REPLACE INTO w OVERWRITE ALL SELECT * FROM w PARTITIONED BY DAY", {}, None)
+
+
+def test_long_text_is_parsed_each_time(cluster):
+    _ingest(cluster, [{"t": "2020-01-01T00:00:00Z", "a": 1}, {"t": "2020-01-02T00:00:00Z", "a": 2}], ["a"])
+    values = ", ".join(str(i) for i in range(2, 20000))  # more than 64 KiB of text
+    sql = f"SELECT COUNT(*) AS c FROM w WHERE a IN ({values})"
+    assert len(sql) > cluster_module._CACHED_TEXT_CHARS
+    size = cluster_module._cached_parse.cache_info().currsize
+    for _ in range(2):
+        assert cluster.run_sql(sql, {}, None)[1].column(0).to_pylist() == [1]
+    assert cluster_module._cached_parse.cache_info().currsize == size
