@@ -7,6 +7,7 @@ over it.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -33,6 +34,29 @@ log = logging.getLogger("msqcore.engine")
 
 _TYPE_TO_SQL = {"LONG": "BIGINT", "DOUBLE": "DOUBLE", "FLOAT": "FLOAT", "STRING": "VARCHAR",
                 "ARRAY<STRING>": "VARCHAR ARRAY", "ARRAY<LONG>": "BIGINT ARRAY", "ARRAY<DOUBLE>": "DOUBLE ARRAY"}
+
+
+_CACHED_TEXT_CHARS = 64 * 1024  # a longer text (inline data, huge IN lists) is parsed each time
+
+
+def parsed_statement(sql: str):
+    """``run_sql``'s parse of a statement text: (explain, kind, SET settings, the SELECT with its
+    virtual tables renamed). Parsing costs more than the rest of planning, and a dashboard sends
+    the same texts again and again; the result depends on the text alone (parameters, context
+    and the catalog come in at planning). Kept per text (LRU of 256 texts of at most 64 KiB);
+    errors are not kept. The tree is shared: callers must not change it."""
+    return _parse(sql) if len(sql) > _CACHED_TEXT_CHARS else _cached_parse(sql)
+
+
+def _parse(sql: str):
+    from msqcore.catalog import rewrite_virtual_tables, split_explain
+    explain, text = split_explain(sql)
+    statement = split_statement(text)
+    select = rewrite_virtual_tables(statement.select) if statement.kind == "SELECT" else None
+    return explain, statement.kind, dict(statement.settings), select
+
+
+_cached_parse = functools.lru_cache(maxsize=256)(_parse)
 
 
 @dataclass
@@ -68,6 +92,7 @@ class Cluster:
         self._native: dict[str, tuple[threading.Event, threading.Thread]] = {}  # kill tasks
         self._lock = threading.Lock()
         self._segment_meta: dict[str, dict] = {}
+        self._signatures: dict[str, tuple[tuple, list]] = {}  # datasource -> (segment ids, signature)
 
     # --- catalog --------------------------------------------------------------------------------
 
@@ -75,12 +100,19 @@ class Cluster:
         segments = self.metadata.data_segments(datasource)
         if not segments:
             return None
+        # the same used segments give the same signature: kept for the last segment list seen
+        key = tuple(s.payload["identifier"] for s in segments)
+        cached = self._signatures.get(datasource)
+        if cached is not None and cached[0] == key:
+            return list(cached[1])
         columns: dict[str, str] = {"__time": "TIMESTAMP"}
         for seg in sorted(segments, key=lambda s: s.version, reverse=True):
             for col in self._meta(seg.payload)["columns"]:
                 if col["name"] != "__time":
                     columns.setdefault(col["name"], _TYPE_TO_SQL.get(col["type"], col["type"]))  # COMPLEX<..> as is
-        return list(columns.items())
+        signature = list(columns.items())
+        self._signatures[datasource] = (key, signature)
+        return list(signature)
 
     def _meta(self, segment: dict) -> dict:
         key = segment["identifier"]
@@ -229,20 +261,18 @@ class Cluster:
     # --- SQL (the Broker) ---------------------------------------------------------------------------
 
     def run_sql(self, sql: str, context: dict | None, parameters: list | None) -> tuple[LogicalQuery, pa.Table]:
-        from msqcore.catalog import (EXPLAIN_SIGNATURE, SqlCatalog, arrow_table, explain_select,
-                                     rewrite_virtual_tables, split_explain)
+        from msqcore.catalog import EXPLAIN_SIGNATURE, SqlCatalog, arrow_table, explain_select
         from msqcore.planner.expressions import ColumnRef
-        explain, sql = split_explain(sql)
-        statement = split_statement(sql)
-        if statement.kind == "REPLACE":
+        explain, kind, settings, select = parsed_statement(sql)
+        if kind == "REPLACE":
             raise InvalidInput("REPLACE operations are not supported by the requested SQL engine [native].  "
                                "Consider using MSQ.")
-        if statement.kind != "SELECT":
-            raise InvalidInput(f"{statement.kind} operations are not supported by requested SQL engine [native], "
+        if kind != "SELECT":
+            raise InvalidInput(f"{kind} operations are not supported by requested SQL engine [native], "
                                "consider using MSQ.")
         ctx = dict(context or {})
-        ctx.update(statement.settings)
-        select = rewrite_virtual_tables(statement.select)
+        ctx.update(settings)
+        select = select.copy()  # the cached tree is shared by every run of this text
         query = compile_query(select, SqlCatalog(self), parameters, dict(ctx, __startTimeMillis=now_millis()),
                               top_level_union=not explain)  # the native engine runs UNION ALL of any queries
         if any(isinstance(s, ExternalSource) for s in leaf_sources(query.source)):

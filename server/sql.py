@@ -122,9 +122,8 @@ def _effective_context(query: str, context: dict) -> dict:
     """The request context with the statement's ``SET k = v;`` entries applied (they win)."""
     if not re.search(r"\bSET\b", query, re.IGNORECASE):
         return context
-    from msqcore.catalog import split_explain
-    from msqcore.planner.statement import split_statement
-    return {**context, **split_statement(split_explain(query)[1]).settings}
+    from msqcore.cluster import parsed_statement
+    return {**context, **parsed_statement(query)[2]}
 
 
 # --- rendering ---------------------------------------------------------------------------------------
