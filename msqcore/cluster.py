@@ -19,6 +19,7 @@ import pyarrow as pa
 from msqcore.engine import operators as ops
 from msqcore.engine.controller import Controller, Services
 from msqcore.engine.launcher import LocalProcessLauncher, WorkerLauncher
+from msqcore.engine.open_segments import OPEN_SEGMENTS
 from msqcore.errors import Canceled, InvalidInput, NotFound
 from msqcore.kill import KillTask
 from msqcore.planner.query import (ExternalSource, InlineSource, JoinSource, LogicalQuery, LookupSource, QuerySource,
@@ -87,7 +88,7 @@ class Cluster:
         for load_spec in self.deep_storage.orphans(self.metadata.load_specs()):
             self.deep_storage.delete(load_spec)
         self.services = Services(self.metadata, self.deep_storage, launcher or LocalProcessLauncher(), temp_root,
-                                 host=config.host, port=config.port)
+                                 host=config.host, port=config.port, on_publish=self._load_published)
         self._running: dict[str, tuple[Controller, threading.Thread]] = {}
         self._native: dict[str, tuple[threading.Event, threading.Thread]] = {}  # kill tasks
         self._lock = threading.Lock()
@@ -119,6 +120,22 @@ class Cluster:
         if key not in self._segment_meta:
             self._segment_meta[key] = read_segment_meta(self.deep_storage.local_path(segment["loadSpec"]))
         return self._segment_meta[key]
+
+    def _load_published(self, datasource: str, segments: list) -> None:
+        """Load a task's published segments for queries, in the background: the task has
+        succeeded already (Druid's historicals load new segments after the publish too)."""
+        def load() -> None:
+            for seg in segments:
+                try:
+                    self._meta(seg.payload)
+                    OPEN_SEGMENTS.load(self.deep_storage.local_path(seg.payload["loadSpec"]), datasource)
+                except Exception:  # noqa: BLE001 - a query opens the segment itself if this could not
+                    log.warning("could not load segment %s", seg.payload.get("identifier"), exc_info=True)
+            # a REPLACE or a drop may have come meanwhile: keep only what is still used
+            OPEN_SEGMENTS.retain(datasource, {self.deep_storage.local_path(s.payload["loadSpec"])
+                                              for s in self.metadata.data_segments(datasource)})
+
+        threading.Thread(target=load, name=f"load-{datasource}", daemon=True).start()
 
     def datasources(self) -> list[str]:
         return sorted({s.payload["dataSource"] for s in self.metadata.used_segments()})

@@ -176,3 +176,27 @@ def test_scan_with_limit_stops_reading_segments(cluster, sql, stops):
         assert stats.read + stats.pruned_by_index == scan_pruning._WIDTH
     else:
         assert stats.read + stats.pruned_by_index == stats.segments
+
+
+def test_published_segments_are_loaded_before_the_first_query(tmp_path):
+    """A task's new segments are opened, with the bitmap indexes of their string columns
+    stored with ids, in the background after the publish (as Druid's historicals load new
+    segments), so the first query does not pay for it; it still answers right."""
+    import time
+    c = Cluster(ClusterConfig(data_dir=str(tmp_path / "var")))
+    try:
+        _ingest(c, _rows(2), table="p")
+        paths = {c.deep_storage.local_path(s.payload["loadSpec"]) for s in c.metadata.data_segments("p")}
+        deadline = time.monotonic() + 30
+        while not paths <= set(OPEN_SEGMENTS.paths()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert paths <= set(OPEN_SEGMENTS.paths())
+        for path in paths:
+            opened = OPEN_SEGMENTS.get(path, "p")
+            while len(opened._indexes) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert {"k1", "k2"} <= set(opened._indexes)  # tags is multi-value: left to the queries
+        sql = "SELECT k2, COUNT(*) AS c, SUM(n) AS s FROM p WHERE k1 = 'a' GROUP BY 1 ORDER BY 1"
+        assert c.run_sql(sql, {}, None)[1].to_pylist() == _general(c, sql)
+    finally:
+        c.close()

@@ -13,6 +13,7 @@ import os
 import shutil
 import threading
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 
@@ -59,6 +60,9 @@ class Services:
     locks: LockManager = field(default_factory=LockManager)
     host: str = "localhost"
     port: int = 8888
+    # called with (datasource, segments) once a task has published them (the server loads
+    # them for its queries); its failure never fails the task
+    on_publish: Callable[[str, list[SegmentRecord]], None] | None = None
 
 
 def _weighted_size(split) -> int | None:
@@ -512,6 +516,11 @@ class Controller:
             self.services.metadata.publish(self.task_id, duration, report, plan.datasource, segments, replace)
             self.final_report = report
             self.status = "SUCCESS"
+        if self.services.on_publish is not None:
+            try:
+                self.services.on_publish(plan.datasource, [s for s in segments if not s.is_tombstone])
+            except Exception:  # noqa: BLE001 - loading for queries is best effort: the query opens them anyway
+                log.warning("loading the published segments of %s failed", self.task_id, exc_info=True)
 
     # --- SELECT ---------------------------------------------------------------------------------
 

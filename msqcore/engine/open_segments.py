@@ -116,6 +116,17 @@ class OpenSegments:
                 self._items.popitem(last=False)
         return opened
 
+    def load(self, path: str, datasource: str) -> None:
+        """Open a newly published segment before its first query, as a Druid historical loads
+        a segment before serving it: the map, the table of contents, and the bitmap indexes of
+        its single-value string columns stored with ids (few values per row, the usual filter
+        and GROUP BY columns; a column stored as row lists would decode all of them)."""
+        opened = self.get(path, datasource)
+        for col in opened.seg.toc["columns"]:
+            if col["type"] == "STRING" and not col.get("multiValue") and "ids" in col["parts"] \
+                    and col.get("bitmapIndex", True):
+                opened.index(col["name"])
+
     def retain(self, datasource: str, paths: set[str]) -> None:
         """Forget the entries of ``datasource`` whose path is not one of ``paths`` (its used segments)."""
         with self._lock:
