@@ -160,6 +160,8 @@ class SqliteMetadataStore(MetadataStore):
         self._db.executescript(_SCHEMA)
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
+        # not the writer's lock, which an open transaction holds: a thread's first read would wait for it
+        self._readers_lock = threading.Lock()
 
     def _tx(self):
         return _Transaction(self._db, self._lock)
@@ -170,7 +172,7 @@ class SqliteMetadataStore(MetadataStore):
             db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
             db.row_factory = sqlite3.Row
             self._local.db = db
-            with self._lock:
+            with self._readers_lock:
                 self._readers.append(db)
         return _Snapshot(db)
 
@@ -239,7 +241,7 @@ class SqliteMetadataStore(MetadataStore):
                 for r in rows]
 
     def close(self):
-        with self._lock:
+        with self._lock, self._readers_lock:
             for db in self._readers:
                 db.close()
             self._db.close()

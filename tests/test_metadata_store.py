@@ -1,0 +1,37 @@
+"""The SQLite metadata store's reads never wait for an open write transaction (WAL): a
+status call must answer while a publish is in progress, also from a thread that has never
+read before."""
+from __future__ import annotations
+
+import threading
+
+from msqcore.storage.metadata import SqliteMetadataStore, TaskRecord
+
+
+def test_a_new_threads_first_read_does_not_wait_for_an_open_transaction(tmp_path):
+    store = SqliteMetadataStore(str(tmp_path / "metadata.db"))
+    store.insert_task(TaskRecord("t1", "query_controller", "wiki", "2026-01-01T00:00:00.000Z", "RUNNING", -1,
+                                 None, {}, None))
+    inside, release = threading.Event(), threading.Event()
+
+    def publish() -> None:  # holds the write transaction open, as a paused publish does
+        with store._tx() as db:
+            db.execute("UPDATE tasks SET status='SUCCESS' WHERE id='t1'")
+            inside.set()
+            release.wait(30)
+
+    writer = threading.Thread(target=publish)
+    writer.start()
+    try:
+        assert inside.wait(30)
+        seen = []
+        reader = threading.Thread(target=lambda: seen.append(store.get_task("t1").status))
+        reader.start()
+        reader.join(10)
+        assert not reader.is_alive(), "the first read of a new thread waited for the writer"
+        assert seen == ["RUNNING"]  # the last committed state
+    finally:
+        release.set()
+        writer.join()
+    assert store.get_task("t1").status == "SUCCESS"
+    store.close()
