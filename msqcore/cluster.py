@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -93,6 +94,8 @@ class Cluster:
         self._native: dict[str, tuple[threading.Event, threading.Thread]] = {}  # kill tasks
         self._lock = threading.Lock()
         self._segment_meta: dict[str, dict] = {}
+        # one thread loads published segments (and keeps one metadata reader connection)
+        self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segment-load")
         self._signatures: dict[str, tuple[tuple, list]] = {}  # datasource -> (segment ids, signature)
 
     # --- catalog --------------------------------------------------------------------------------
@@ -135,7 +138,7 @@ class Cluster:
             OPEN_SEGMENTS.retain(datasource, {self.deep_storage.local_path(s.payload["loadSpec"])
                                               for s in self.metadata.data_segments(datasource)})
 
-        threading.Thread(target=load, name=f"load-{datasource}", daemon=True).start()
+        self._loader.submit(load)
 
     def datasources(self) -> list[str]:
         return sorted({s.payload["dataSource"] for s in self.metadata.used_segments()})
@@ -273,6 +276,7 @@ class Cluster:
             stop.set()
         for _, thread in list(self._running.values()) + list(self._native.values()):
             thread.join(timeout)
+        self._loader.shutdown(wait=True, cancel_futures=True)
         self.metadata.close()
 
     # --- SQL (the Broker) ---------------------------------------------------------------------------
