@@ -90,7 +90,7 @@ def test_byte_planes_in_an_older_version_or_bad_are_refused(tmp_path):
             read_segment(str(path))
 
 
-@pytest.mark.parametrize("width", [2, 4, 8])
+@pytest.mark.parametrize("width", [2, 3, 4, 8])  # 2, 4, 8 are joined as words, the others byte by byte
 def test_planes_kernel(width):
     data = np.random.default_rng(width).integers(0, 256, 10 * width * 7 + 3 * width, dtype=np.uint8)
     planed = _planes.split(data, width, 10)

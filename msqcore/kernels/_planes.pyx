@@ -7,9 +7,11 @@ zeros that LZ4 packs nearly as well as zstd packs the items, and LZ4 decompresse
 times faster. ``split`` lays out every block of an array this way; ``join`` undoes it for
 one block. numpy's transposing copy does the same 10 to 20 times slower.
 """
+import sys
+
 import numpy as np
 
-from libc.stdint cimport uint8_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 
 
 def split(const uint8_t[::1] data, int width, Py_ssize_t block_items):
@@ -41,9 +43,37 @@ def join(const uint8_t[::1] planes, int width, uint8_t[::1] out):
     if width < 1 or n % width or out.shape[0] != n:
         raise ValueError(f"{n} bytes of planes are not items of {width} bytes "
                          f"(out has {out.shape[0]} bytes)")
-    cdef Py_ssize_t m = n // width, i
-    cdef int k
+    if n == 0:
+        return
+    cdef Py_ssize_t m = n // width
+    cdef bint words = _LITTLE_ENDIAN
     with nogil:
-        for k in range(width):
-            for i in range(m):
-                out[i * width + k] = planes[k * m + i]
+        _join(&planes[0], width, m, &out[0], words)
+
+
+# the items are little-endian: whole words are only built on a host of that byte order
+cdef bint _LITTLE_ENDIAN = sys.byteorder == "little"
+
+
+cdef void _join(const uint8_t* p, int width, Py_ssize_t m, uint8_t* o, bint words) noexcept nogil:
+    """Item by item, so that the writes are sequential (plane by plane they were strided):
+    the common widths as whole little-endian words, which the compiler vectorizes."""
+    cdef Py_ssize_t i
+    cdef int k
+    if words and width == 4:
+        for i in range(m):
+            (<uint32_t*>o)[i] = (<uint32_t>p[i] | (<uint32_t>p[m + i] << 8) | (<uint32_t>p[2 * m + i] << 16)
+                                 | (<uint32_t>p[3 * m + i] << 24))
+    elif words and width == 2:
+        for i in range(m):
+            (<uint16_t*>o)[i] = <uint16_t>(p[i] | (p[m + i] << 8))
+    elif words and width == 8:
+        for i in range(m):
+            (<uint64_t*>o)[i] = (<uint64_t>p[i] | (<uint64_t>p[m + i] << 8) | (<uint64_t>p[2 * m + i] << 16)
+                                 | (<uint64_t>p[3 * m + i] << 24) | (<uint64_t>p[4 * m + i] << 32)
+                                 | (<uint64_t>p[5 * m + i] << 40) | (<uint64_t>p[6 * m + i] << 48)
+                                 | (<uint64_t>p[7 * m + i] << 56))
+    else:
+        for i in range(m):
+            for k in range(width):
+                o[i * width + k] = p[k * m + i]
