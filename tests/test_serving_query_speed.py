@@ -142,18 +142,34 @@ def test_replace_between_two_queries_is_seen(tmp_path):
         c.close()
 
 
-def test_sums_are_exact_and_wrap_like_java_longs():
-    """``bincount`` adds in doubles; the sum of 32-bit halves keeps every bit."""
+def test_group_kernels_fold_like_java_longs():
+    """``_groups.fold`` counts the rows with a value and sums (wrapping as Java's long does),
+    or takes the min or max, per group; ``number_groups`` numbers codes by first row."""
     import numpy as np
 
-    from msqcore.engine.id_aggregate import _sum
+    from msqcore.kernels import _groups
     rng = np.random.default_rng(7)
-    for n, lo, hi in [(1000, -2**63, 2**63 - 1), (2_500_000, -10**6, 10**6), (100, 2**62, 2**63 - 1)]:
+    for n, lo, hi in [(1000, -2**63, 2**63 - 1), (250_000, -10**6, 10**6), (100, 2**62, 2**63 - 1), (0, 0, 1)]:
         data = rng.integers(lo, hi, n, dtype=np.int64, endpoint=True)
-        groups = rng.integers(0, 7, n)
-        want = np.zeros(7, dtype=np.int64)
-        np.add.at(want, groups, data)  # wraps
-        assert _sum(groups, data, 7).tolist() == want.tolist()
+        groups = rng.integers(0, 7, n).astype(np.int64)
+        valid = rng.integers(0, 2, n).astype(np.uint8)
+        keep = valid.astype(bool)
+        want = np.zeros(8, dtype=np.int64)  # group 7 never has a row
+        np.add.at(want, groups[keep], data[keep])  # wraps
+        counts, sums = _groups.fold(_groups.SUM, groups, 8, data, valid)
+        assert sums.tolist() == want.tolist()
+        assert counts.tolist() == np.bincount(groups[keep], minlength=8).tolist()
+        for kind, pick in [(_groups.MIN, min), (_groups.MAX, max)]:
+            got = _groups.fold(kind, groups, 8, data)[1].tolist()
+            assert got == [pick(data[groups == g].tolist(), default=0) for g in range(8)]
+        assert _groups.fold(_groups.COUNT, groups, 8)[1] is None
+    code = np.array([5, 2, 5, 0, 2, 9], dtype=np.int64)
+    gid, first = _groups.number_groups(code, 10)
+    assert gid.tolist() == [0, 1, 0, 2, 1, 3] and first.tolist() == [0, 1, 3, 5]
+    with pytest.raises(ValueError):
+        _groups.number_groups(code, 9)
+    with pytest.raises(ValueError):
+        _groups.fold(_groups.SUM, np.array([3], dtype=np.int64), 3, np.array([1], dtype=np.int64))
 
 
 @pytest.mark.parametrize("sql, stops", [

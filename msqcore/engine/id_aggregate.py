@@ -7,7 +7,8 @@ every key string, hashes it, and pays Acero's fixed cost per call. Here each seg
 columns are read as dictionary ids (its sorted dictionary is not expanded), the WHERE clause
 is skipped when the bitmap indexes answered it exactly, and each segment is reduced to its
 groups on the scan's thread (``SegmentRows``): the keys' ids combine into one number per row,
-the groups are numbered in the order of their first row, and ``bincount`` counts and sums.
+the groups are numbered in the order of their first row, and one pass of the ``_groups``
+kernel per aggregation counts and sums.
 ``combine`` then merges the segments' few groups by their key values. The result is the
 table ``aggregate.combine`` would give: the groups in the order their first row comes, nulls
 as a group, COUNT as int64, SUM/MIN/MAX as the column's type (a SUM wraps as Java's long
@@ -21,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from msqcore.kernels import _groups
 from msqcore.planner.expressions import ColumnRef, arrow_type
 from msqcore.planner.query import LogicalQuery
 
@@ -116,13 +118,8 @@ def _number_groups(keys: list[tuple[int, np.ndarray]], n: int) -> tuple[np.ndarr
     else:
         code = np.unique(np.stack([ids for _, ids in keys], axis=1), axis=0, return_inverse=True)[1].reshape(-1)
         space = float(n)
-    if space <= 4 * n + 1024:  # few possible codes: count them out, no sort
-        first = np.full(int(space), n, dtype=np.int64)
-        np.minimum.at(first, code, np.arange(n, dtype=np.int64))
-        first_rows = np.sort(first[first < n])
-        rank = np.zeros(int(space), dtype=np.int64)
-        rank[code[first_rows]] = np.arange(len(first_rows))
-        return rank[code], first_rows
+    if space <= 4 * n + 1024:  # few possible codes: numbered in one pass, no sort
+        return _groups.number_groups(np.ascontiguousarray(code, dtype=np.int64), int(space))
     _, first, inverse = np.unique(code, return_index=True, return_inverse=True)
     order = np.argsort(first, kind="stable")
     rank = np.empty(len(order), dtype=np.int64)
@@ -130,34 +127,20 @@ def _number_groups(keys: list[tuple[int, np.ndarray]], n: int) -> tuple[np.ndarr
     return rank[inverse.reshape(-1)], first[order]
 
 
+_FOLD = {"count_all": _groups.COUNT, "count": _groups.COUNT, "sum": _groups.SUM, "min": _groups.MIN,
+         "max": _groups.MAX}
+
+
 def _reduce(agg, table: pa.Table, gid: np.ndarray, groups: int) -> tuple[np.ndarray, np.ndarray | None]:
     """(per group the count of non-null inputs, per group the SUM/MIN/MAX or None for a COUNT)."""
     if agg.kind == "count_all":
-        return np.bincount(gid, minlength=groups).astype(np.int64), None
+        return _groups.fold(_groups.COUNT, gid, groups)
     col = table.column(agg.arg.name).combine_chunks()
-    if col.null_count:
-        valid = pc.is_valid(col).to_numpy(zero_copy_only=False)
-        g = gid[valid]
-    else:
-        valid, g = None, gid
-    counts = np.bincount(g, minlength=groups).astype(np.int64)
+    valid = pc.is_valid(col).to_numpy(zero_copy_only=False).view(np.uint8) if col.null_count else None
     if agg.kind == "count":
-        return counts, None
-    data = (pc.fill_null(col, 0) if valid is not None else col).to_numpy(zero_copy_only=False).astype(np.int64)
-    data = data if valid is None else data[valid]
-    return counts, _fold(agg.kind, g, data, groups)
-
-
-def _fold(kind: str, g: np.ndarray, data: np.ndarray, groups: int) -> np.ndarray:
-    if kind == "sum":
-        return _sum(g, data, groups)
-    if kind == "min":
-        out = np.full(groups, np.iinfo(np.int64).max, dtype=np.int64)
-        np.minimum.at(out, g, data)
-        return out
-    out = np.full(groups, np.iinfo(np.int64).min, dtype=np.int64)
-    np.maximum.at(out, g, data)
-    return out
+        return _groups.fold(_groups.COUNT, gid, groups, None, valid)
+    data = (pc.fill_null(col, 0) if valid is not None else col).to_numpy(zero_copy_only=False)
+    return _groups.fold(_FOLD[agg.kind], gid, groups, data.astype(np.int64, copy=False), valid)
 
 
 def combine(parts: list[SegmentRows], query: LogicalQuery) -> pa.Table:
@@ -182,13 +165,13 @@ def combine(parts: list[SegmentRows], query: LogicalQuery) -> pa.Table:
     names = [name for name, _ in query.group_by]
     for agg in query.aggregations:
         counts = _concat([p.states[agg.name][0] for p in parts])
-        total = np.zeros(groups, dtype=np.int64)
-        np.add.at(total, gid, counts)
+        total = _groups.fold(_groups.SUM, gid, groups, counts)[1]
         if agg.kind in ("count_all", "count"):
             columns.append(pa.array(total))
         else:
             has = counts > 0  # a segment's group without a value has no state to fold
-            out = _fold(agg.kind, gid[has], _concat([p.states[agg.name][1] for p in parts])[has], groups)
+            states = _concat([p.states[agg.name][1] for p in parts])[has]
+            out = _groups.fold(_FOLD[agg.kind], gid[has], groups, states)[1]
             columns.append(pa.array(out, type=arrow_type(agg.sql_type), mask=total == 0))
         names.append(agg.name)
     return pa.table(columns, names=names)
@@ -196,22 +179,6 @@ def combine(parts: list[SegmentRows], query: LogicalQuery) -> pa.Table:
 
 def _concat(arrays: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(arrays).astype(np.int64, copy=False) if arrays else np.zeros(0, dtype=np.int64)
-
-
-_EXACT_ROWS = 1 << 20  # 2^20 terms below 2^32 add up exactly in a double (below 2^52)
-
-
-def _sum(g: np.ndarray, data: np.ndarray, groups: int) -> np.ndarray:
-    """Per group, the int64 sum of ``data`` wrapping as Java's long does. ``bincount`` adds in
-    doubles, so each 2^20-row chunk is summed as its low and high 32-bit halves, which are exact."""
-    out = np.zeros(groups, dtype=np.int64)
-    for lo in range(0, len(data), _EXACT_ROWS):
-        gs, d = g[lo:lo + _EXACT_ROWS], data[lo:lo + _EXACT_ROWS]
-        low = np.bincount(gs, weights=(d & 0xFFFFFFFF).astype(np.float64), minlength=groups).astype(np.uint64)
-        high = np.bincount(gs, weights=(d >> 32).astype(np.float64), minlength=groups).astype(np.int64)
-        out += (high.astype(np.uint64) << np.uint64(32)).view(np.int64) + low.view(np.int64)
-    return out
-
 
 
 def input_columns(query: LogicalQuery) -> set[str]:
