@@ -13,7 +13,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 
 @dataclass
@@ -145,7 +145,9 @@ CREATE TABLE IF NOT EXISTS config (name TEXT PRIMARY KEY, payload TEXT NOT NULL)
 
 
 class SqliteMetadataStore(MetadataStore):
-    """Writes go through one connection under a lock; reads use a connection per thread.
+    """Writes go through one connection under a lock; each read takes a reader connection
+    from a pool and gives it back after (a connection per thread would keep one open for
+    every thread that ever read: each task's controller thread, say).
 
     In WAL mode a reader sees the last committed state and never waits for a writer, so
     status and segment-list calls answer while a publish transaction is open.
@@ -158,23 +160,27 @@ class SqliteMetadataStore(MetadataStore):
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
-        self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
-        # not the writer's lock, which an open transaction holds: a thread's first read would wait for it
+        self._readers: list[sqlite3.Connection] = []  # every reader connection, for close
+        self._idle: list[sqlite3.Connection] = []  # those no read is using
+        # not the writer's lock, which an open transaction holds: a read would wait for it
         self._readers_lock = threading.Lock()
 
     def _tx(self):
         return _Transaction(self._db, self._lock)
 
     def _read(self):
-        db = getattr(self._local, "db", None)
+        with self._readers_lock:
+            db = self._idle.pop() if self._idle else None
         if db is None:
             db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
             db.row_factory = sqlite3.Row
-            self._local.db = db
             with self._readers_lock:
                 self._readers.append(db)
-        return _Snapshot(db)
+        return _Snapshot(db, self._give_back)
+
+    def _give_back(self, db: sqlite3.Connection) -> None:
+        with self._readers_lock:
+            self._idle.append(db)
 
     def insert_task(self, task: TaskRecord) -> None:
         with self._tx() as db:
@@ -336,8 +342,9 @@ class _Transaction:
 class _Snapshot:
     """A read transaction: one consistent committed state for the statements inside it."""
 
-    def __init__(self, db: sqlite3.Connection):
+    def __init__(self, db: sqlite3.Connection, done: Callable[[sqlite3.Connection], None]):
         self.db = db
+        self.done = done  # takes the connection back once the transaction has ended
 
     def __enter__(self) -> sqlite3.Connection:
         self.db.execute("BEGIN")
@@ -345,6 +352,7 @@ class _Snapshot:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.db.execute("COMMIT")
+        self.done(self.db)
 
 
 def _task(row: Any) -> TaskRecord:
