@@ -33,7 +33,7 @@ import pytest
 pytest.importorskip("pytest_benchmark")
 
 from bench._scale import scale, scaled  # noqa: E402
-from msqcore.engine.frames import decode_frame, encode_frames  # noqa: E402
+from msqcore.engine.frames import decode_frame, encode_frames, frame_info  # noqa: E402
 
 KEY = [("chunk", False), ("page", False), ("x", False)]
 SORT_BUDGET = max(4 << 20, int((64 << 20) * scale()))     # 64 MiB for 10M rows; scaled with them
@@ -173,6 +173,21 @@ def test_arrow_ipc_read_only(benchmark, frame_batches, rounds):
     _record("ipc_read", benchmark)
 
 
+@pytest.mark.informational
+def test_arrow_ipc_read_frame_sized_batches(benchmark, frame_batches, rounds):
+    """IPC reading the same rows cut into batches of the frames' row counts: the per-batch
+    costs side by side (a frame holds at most ``maxFrameSize`` bytes, here 23 frames against
+    the 8 batches of the pair above)."""
+    table = pa.Table.from_batches(frame_batches)
+    counts = [frame_info(f).num_rows for f in _frames_encode(frame_batches)]
+    starts = np.cumsum([0] + counts[:-1])
+    buf = _ipc_write([table.slice(int(a), c).combine_chunks().to_batches()[0] for a, c in zip(starts, counts)])
+    out = benchmark.pedantic(_ipc_read, args=(buf,), rounds=100 * rounds,
+                             iterations=1, warmup_rounds=1)
+    assert len(out) == len(counts) and sum(b.num_rows for b in out) == table.num_rows
+    _record("ipc_read_frame_sized", benchmark)
+
+
 # --- the 10M-row external sort vs pyarrow in memory ------------------------------------------------
 
 # Runs in a child process: ``python -c CHILD <mode> <ipc file> <temp dir> <budget>``; prints
@@ -303,6 +318,9 @@ def test_ratios(capsys):
             print(f"frames encode / Arrow IPC write, no key: {_ratio('frames_encode', 'ipc_write')}")
         if {"frames_decode", "ipc_read"} <= _means.keys():
             print(f"frames decode / Arrow IPC read, no key: {_ratio('frames_decode', 'ipc_read')}")
+        if {"frames_decode", "ipc_read_frame_sized"} <= _means.keys():
+            print("frames decode / Arrow IPC read of batches cut as the frames are: "
+                  f"{_ratio('frames_decode', 'ipc_read_frame_sized')}")
         if {"external_sort", "arrow_sort"} <= _means.keys():
             ours, peer = _sort_reports["msqcore"], _sort_reports["arrow"]
             p = ours["progress"]
