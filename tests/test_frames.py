@@ -789,11 +789,13 @@ def test_gather_interleaves_sources():
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tables(max_rows=60), st.randoms(use_true_random=False), st.sampled_from([1024, 1500, 4096, 1_000_000]),
-       st.sampled_from(["none", "eager", "lazy"]))
-def test_rows_gathered_through_index_arrays_match_the_rows_encoded_in_order(data, rnd, max_frame_size, keys):
+       st.sampled_from(["none", "eager", "lazy"]), st.booleans())
+def test_rows_gathered_through_index_arrays_match_the_rows_encoded_in_order(data, rnd, max_frame_size, keys,
+                                                                           stretches):
     """Rows picked through index arrays from several sources are written one column at a
-    time without a sizing pass (``gather_rows``); the frames must be byte for byte those
-    of the same rows taken first and encoded in order (sized first, bulk copies)."""
+    time without a sizing pass (``gather_rows``), stretches of consecutive rows of a source
+    (a merge's) in bulk; the frames must be byte for byte those of the same rows taken first
+    and encoded in order (sized first, bulk copies)."""
     table, _types = data
     n = table.num_rows
     key = [] if keys == "none" else [(table.column_names[0], rnd.random() < 0.5)]
@@ -809,7 +811,13 @@ def test_rows_gathered_through_index_arrays_match_the_rows_encoded_in_order(data
     else:
         srcs = [F.source_for_batch(b, fs) for b in parts]
     order = list(range(n))
-    rnd.shuffle(order)
+    if stretches:                                # a few pieces of consecutive rows, shuffled
+        cuts2 = sorted({0, n, *(rnd.randint(0, n) for _ in range(3))})
+        pieces = [order[a:b] for a, b in zip(cuts2, cuts2[1:])]
+        rnd.shuffle(pieces)
+        order = [i for piece in pieces for i in piece]
+    else:
+        rnd.shuffle(order)
     starts = np.cumsum([0] + [b.num_rows for b in parts])
     ids = (np.searchsorted(starts, order, side="right") - 1).astype(np.int32)
     rows = np.array(order, dtype=np.int64) - starts[ids]

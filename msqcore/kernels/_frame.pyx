@@ -1848,6 +1848,70 @@ cdef int64_t count_nulls(const ColView** views, Py_ssize_t ns, Py_ssize_t c, con
     return nulls
 
 
+cdef int64_t write_runs(const ColView** views, Py_ssize_t c, const int32_t* src, const int64_t* rows,
+                        const int64_t* starts, int64_t m, uint8_t** buf) noexcept nogil:
+    """``write_column`` for a fixed, string or key column whose rows come in stretches of
+    consecutive rows of one source (stretch k: output rows [starts[k], starts[k + 1])), as
+    a merge's do: a stretch without nulls is copied in bulk (values or bytes), its offsets
+    rebased in one loop. Returns the bytes of a string's or key's data buffer."""
+    cdef int64_t k, j, j0, j1, i, i0, s0, e0, base, pos = 0
+    cdef const ColView* v
+    cdef int t = views[src[0]][c].type
+    cdef int w = type_width(t)
+    cdef uint8_t* vb = NULL
+    cdef uint8_t* ob = NULL
+    cdef uint8_t* db = NULL
+    if t == FT_KEY:
+        ob = buf[0]
+        db = buf[1]
+    else:
+        vb = buf[0]
+        if t == FT_STRING:
+            ob = buf[1]
+            db = buf[2]
+    if ob != NULL:
+        st_i32(ob, 0, 0)
+    for k in range(m):
+        j0 = starts[k]
+        j1 = starts[k + 1]
+        v = &views[src[j0]][c]
+        i0 = rows[j0]
+        if v.validity != NULL:              # row by row, as write_column (keys have no nulls)
+            for j in range(j0, j1):
+                i = i0 + j - j0
+                if is_fixed(t):
+                    if row_valid(v, i):
+                        memcpy(buf[1] + w * j, v.values + w * i, w)
+                        if vb != NULL:
+                            set_bit(vb, j)
+                    else:
+                        memset(buf[1] + w * j, 0, w)
+                    continue
+                if row_valid(v, i):
+                    s0 = ld_off(v.offsets, v.large, i)
+                    e0 = ld_off(v.offsets, v.large, i + 1)
+                    copy_small(db + pos, v.data + s0, e0 - s0)
+                    pos += e0 - s0
+                    if vb != NULL:
+                        set_bit(vb, j)
+                st_i32(ob, j + 1, pos)
+            continue
+        if vb != NULL:
+            for j in range(j0, j1):
+                set_bit(vb, j)
+        if is_fixed(t):
+            memcpy(buf[1] + w * j0, v.values + w * i0, <size_t>(w * (j1 - j0)))
+            continue
+        base = ld_off(v.offsets, v.large, i0)
+        for j in range(j0, j1):
+            st_i32(ob, j + 1, pos + ld_off(v.offsets, v.large, i0 + j - j0 + 1) - base)
+        e0 = ld_off(v.offsets, v.large, i0 + j1 - j0)
+        if e0 > base:
+            memcpy(db + pos, v.data + base, <size_t>(e0 - base))
+        pos += e0 - base
+    return pos
+
+
 cdef inline bint contig_ok(const ColView* v) noexcept nogil:
     """A null-free column whose contiguous rows can be copied in bulk."""
     return v.validity == NULL and v.cvalidity == NULL
@@ -2218,19 +2282,32 @@ cdef object gather_rows(bytes schema, const ColView** views, Py_ssize_t ns, Py_s
     rows' cost bound (which the frame never exceeds), and a string's or key's data buffer
     (its last) gets the size its writer reached; only the null counts are taken before.
     The directory is final only at the end, so the checksum runs over the finished frame.
+    When the rows come in stretches of consecutive rows of a source (a merge's: hundreds of
+    rows long), ``write_runs`` copies each stretch in bulk.
     """
     cdef:
-        int64_t slen = len(schema), cap, pos, data_start, frame_len, last
+        int64_t slen = len(schema), cap, pos, data_start, frame_len, last, j, m = 0
         int64_t sizes[5]
+        int64_t* starts
         Py_ssize_t c, b = 0, k, nb
         int t
-        bint one_pass, key_bad = False
+        bint one_pass, runs, key_bad = False
         uint8_t* p
     cap = frame_overhead(slen, nbuf) + (bits + 7) // 8
     out = pa.allocate_buffer(cap)
     p = <uint8_t*><uintptr_t>out.address
     data_start = HDR + pad8(slen) + pad8(8 * nbuf)
+    starts = <int64_t*>malloc(sizeof(int64_t) * (n + 1))
+    if starts == NULL:
+        raise MemoryError()
     with nogil:
+        # stretches of consecutive rows of one source: a merge's rows come in long ones
+        for j in range(n):
+            if j == 0 or sp[j] != sp[j - 1] or rp[j] != rp[j - 1] + 1:
+                starts[m] = j
+                m += 1
+        starts[m] = n
+        runs = m * 4 <= n
         memset(p, 0, <size_t>data_start)
         pos = data_start
         for c in range(ncv):
@@ -2259,16 +2336,21 @@ cdef object gather_rows(bytes schema, const ColView** views, Py_ssize_t ns, Py_s
                 if t == FT_KEY and kc != NULL:
                     key_bad = not write_lazy_keys(views, c, kc, kd, nk, sp, rp, n, bptr + b)
                     last = ld_off(bptr[b], False, n)
+                elif runs:
+                    last = write_runs(views, c, sp, rp, starts, m, bptr + b)
                 else:
                     last = write_column(views, c, sp, rp, n, bptr + b)
                 boff[b + nb - 1] = pos
                 bsize[b + nb - 1] = last
                 memset(p + pos + last, 0, <size_t>(pad8(last) - last))
                 pos += pad8(last)
+            elif one_pass and runs:
+                write_runs(views, c, sp, rp, starts, m, bptr + b)
             else:
                 write_column(views, c, sp, rp, n, bptr + b)
             b += nb
         frame_len = pos
+    free(starts)
     if frame_len > cap or frame_len > max_frame_size or key_bad:
         # the cost bound is an invariant (docs/frames.md): past it, memory is already overwritten
         raise RuntimeError(f"frame of {frame_len} bytes exceeds the cost bound {min(cap, max_frame_size)}"
