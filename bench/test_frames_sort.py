@@ -7,6 +7,10 @@
   stream write + read of the same batches, with the sort-key column (which frames carry and
   IPC does not) and without it; and, without the key, encoding against IPC writing and
   decoding against IPC reading on their own.
+* **Spill** (issue #8): the ingest shuffle's level-0 spill of a 100,000-row buffer of the
+  wiki data (24 columns, key ``(__bucket, channel, __boost)``): ``ExternalSorter`` add, sort,
+  gather into frames and write the run file, against pyarrow ``sort_indices`` + ``take`` of the
+  same rows (in memory only: no frames, no file).
 * **Sort**: 10 million rows keyed (LONG time chunk, STRING, LONG) through ``ExternalSorter``
   in a 64 MiB budget (it spills sorted runs and merges them over at least two levels), rows
   read back from the output frame files, against pyarrow ``sort_indices`` + ``take`` on the
@@ -28,12 +32,13 @@ import sys
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 pytest.importorskip("pytest_benchmark")
 
 from bench._scale import scale, scaled  # noqa: E402
-from msqcore.engine.frames import decode_frame, encode_frames  # noqa: E402
+from msqcore.engine.frames import decode_frame, encode_frames, frame_info  # noqa: E402
 
 KEY = [("chunk", False), ("page", False), ("x", False)]
 SORT_BUDGET = max(4 << 20, int((64 << 20) * scale()))     # 64 MiB for 10M rows; scaled with them
@@ -173,6 +178,74 @@ def test_arrow_ipc_read_only(benchmark, frame_batches, rounds):
     _record("ipc_read", benchmark)
 
 
+@pytest.mark.informational
+def test_arrow_ipc_read_frame_sized_batches(benchmark, frame_batches, rounds):
+    """IPC reading the same rows cut into batches of the frames' row counts: the per-batch
+    costs side by side (a frame holds at most ``maxFrameSize`` bytes, here 23 frames against
+    the 8 batches of the pair above)."""
+    table = pa.Table.from_batches(frame_batches)
+    counts = [frame_info(f).num_rows for f in _frames_encode(frame_batches)]
+    starts = np.cumsum([0] + counts[:-1])
+    buf = _ipc_write([table.slice(int(a), c).combine_chunks().to_batches()[0] for a, c in zip(starts, counts)])
+    out = benchmark.pedantic(_ipc_read, args=(buf,), rounds=100 * rounds,
+                             iterations=1, warmup_rounds=1)
+    assert len(out) == len(counts) and sum(b.num_rows for b in out) == table.num_rows
+    _record("ipc_read_frame_sized", benchmark)
+
+
+# --- the ingest shuffle's spill (issue #8) vs pyarrow sort + take --------------------------------
+
+
+@pytest.fixture(scope="module")
+def spill_rows():
+    """A ``rowsInMemory`` buffer of the ingest shuffle: 100,000 rows of the wiki data (the 23
+    columns, booleans as LONG, ``__time``), with the shuffle's ``__bucket`` and ``__boost``."""
+    from bench.gen_data import generate_table
+    t = generate_table(scaled(100_000), seed=42)
+    ms = pc.cast(pc.cast(t.column("timestamp"), pa.timestamp("ms", tz="UTC")), pa.int64())
+    cols = {"__time": ms}
+    for name in t.column_names[1:]:
+        c = t.column(name)
+        cols[name] = c.cast(pa.int64()) if pa.types.is_boolean(c.type) else c
+    cols["__bucket"] = pc.multiply(pc.divide(ms, 86_400_000), 86_400_000)
+    cols["__boost"] = pa.array(np.arange(t.num_rows, dtype=np.int64))
+    return pa.table(cols).combine_chunks().to_batches(max_chunksize=8192)
+
+
+SPILL_KEY = [("__bucket", False), ("channel", False), ("__boost", False)]
+
+
+def _spill(batches, tmp):
+    from msqcore.engine.sorter import ExternalSorter
+    n = sum(b.num_rows for b in batches)
+    with ExternalSorter(SPILL_KEY, str(tmp), rows_in_memory=n + 1) as sorter:
+        for b in batches:
+            sorter.add(b)
+        sorter._spill()                          # one level-0 run: sort, gather, write
+        return sorter.runs_spilled
+
+
+def _arrow_sort_take(batches):
+    t = pa.Table.from_batches(batches)              # the same rows sorted, in memory only
+    return t.take(pc.sort_indices(t, [(c, "ascending") for c, _ in SPILL_KEY]))
+
+
+@pytest.mark.informational
+def test_sorter_spill_wiki_rows(benchmark, spill_rows, rounds, tmp_path):
+    runs = benchmark.pedantic(_spill, args=(spill_rows, tmp_path), rounds=5 * rounds, iterations=1,
+                              warmup_rounds=1)
+    assert runs == 1
+    _record("spill", benchmark)
+
+
+@pytest.mark.informational
+def test_arrow_sort_take_wiki_rows(benchmark, spill_rows, rounds):
+    out = benchmark.pedantic(_arrow_sort_take, args=(spill_rows,), rounds=5 * rounds, iterations=1,
+                             warmup_rounds=1)
+    assert out.num_rows == sum(b.num_rows for b in spill_rows)
+    _record("arrow_sort_take", benchmark)
+
+
 # --- the 10M-row external sort vs pyarrow in memory ------------------------------------------------
 
 # Runs in a child process: ``python -c CHILD <mode> <ipc file> <temp dir> <budget>``; prints
@@ -303,6 +376,12 @@ def test_ratios(capsys):
             print(f"frames encode / Arrow IPC write, no key: {_ratio('frames_encode', 'ipc_write')}")
         if {"frames_decode", "ipc_read"} <= _means.keys():
             print(f"frames decode / Arrow IPC read, no key: {_ratio('frames_decode', 'ipc_read')}")
+        if {"frames_decode", "ipc_read_frame_sized"} <= _means.keys():
+            print("frames decode / Arrow IPC read of batches cut as the frames are: "
+                  f"{_ratio('frames_decode', 'ipc_read_frame_sized')}")
+        if {"spill", "arrow_sort_take"} <= _means.keys():
+            print("sorter spill of 100k wiki rows (add, sort, gather, write) / pyarrow sort_indices+take: "
+                  f"{_ratio('spill', 'arrow_sort_take')}")
         if {"external_sort", "arrow_sort"} <= _means.keys():
             ours, peer = _sort_reports["msqcore"], _sort_reports["arrow"]
             p = ours["progress"]

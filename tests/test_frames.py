@@ -787,6 +787,50 @@ def test_gather_interleaves_sources():
         list(F.write_frames(fs, srcs, np.array([1], np.int32), np.array([5]), 4096))
 
 
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tables(max_rows=60), st.randoms(use_true_random=False), st.sampled_from([1024, 1500, 4096, 1_000_000]),
+       st.sampled_from(["none", "eager", "lazy"]), st.booleans())
+def test_rows_gathered_through_index_arrays_match_the_rows_encoded_in_order(data, rnd, max_frame_size, keys,
+                                                                           stretches):
+    """Rows picked through index arrays from several sources are written one column at a
+    time without a sizing pass (``gather_rows``), stretches of consecutive rows of a source
+    (a merge's) in bulk; the frames must be byte for byte those of the same rows taken first
+    and encoded in order (sized first, bulk copies)."""
+    table, _types = data
+    n = table.num_rows
+    key = [] if keys == "none" else [(table.column_names[0], rnd.random() < 0.5)]
+    fs = F.FrameSchema.for_schema(table.schema, key)
+    cuts = sorted({0, n, *(rnd.randint(0, n) for _ in range(2))})
+    parts = [fs.normalize(table.slice(a, b - a).combine_chunks().to_batches()[0]
+                          if b > a else pa.RecordBatch.from_pylist([], schema=fs.arrow_schema))
+             for a, b in zip(cuts, cuts[1:])] or [fs.normalize(pa.RecordBatch.from_pylist([], schema=fs.arrow_schema))]
+    if keys == "lazy":
+        srcs = [F.lazy_keyed_source(b, fs) for b in parts]
+    elif keys == "eager":
+        srcs = [F.keyed_source(b, fs)[0] for b in parts]
+    else:
+        srcs = [F.source_for_batch(b, fs) for b in parts]
+    order = list(range(n))
+    if stretches:                                # a few pieces of consecutive rows, shuffled
+        cuts2 = sorted({0, n, *(rnd.randint(0, n) for _ in range(3))})
+        pieces = [order[a:b] for a, b in zip(cuts2, cuts2[1:])]
+        rnd.shuffle(pieces)
+        order = [i for piece in pieces for i in piece]
+    else:
+        rnd.shuffle(order)
+    starts = np.cumsum([0] + [b.num_rows for b in parts])
+    ids = (np.searchsorted(starts, order, side="right") - 1).astype(np.int32)
+    rows = np.array(order, dtype=np.int64) - starts[ids]
+    try:
+        gathered = [f for f, _ in F.write_frames(fs, srcs, ids, rows, max_frame_size, lazy_keys=keys == "lazy")]
+        taken = encode_frames(table.take(pa.array(order, pa.int64())), key, max_frame_size)
+    except RowTooLarge:
+        return
+    assert [bytes(f) for f in gathered] == [bytes(f) for f in taken]
+    for f in gathered:
+        validate_frame(f, full=True)
+
+
 def test_gather_without_index_arrays_writes_one_source_in_order():
     """``source_ids``/``rows`` None: the only source's rows in order, nullable columns too."""
     t = pa.table({"x": pa.array([5, None, 7, 8], pa.int64()), "s": ["a", None, "ccc", ""],

@@ -593,7 +593,9 @@ class FrameFileWriter:
     def __init__(self, path: str, *, before_write: Callable[[int], None] | None = None):
         self.path = path
         self._before = before_write
-        self._f = open(path, "wb", buffering=1 << 20)  # noqa: SIM115 - closed in close()
+        # unbuffered: frames are about maxFrameSize each, and a buffered writer would first
+        # copy every one into its buffer
+        self._f = open(path, "wb", buffering=0)  # noqa: SIM115 - closed in close()
         self._closed = False
         self._starts = [_FILE_HEADER]
         self._rows = [0]
@@ -602,10 +604,15 @@ class FrameFileWriter:
         self._put(FILE_MAGIC + bytes(8))
 
     def _put(self, data) -> None:
+        n = len(data)
         if self._before is not None:
-            self._before(len(data))
-        self._f.write(data)
-        self._pos += len(data)
+            self._before(n)
+        done = self._f.write(data)
+        if done != n:                            # a short write (a signal, a full disk): go on
+            view = memoryview(data).cast("B")
+            while done < n:
+                done += self._f.write(view[done:])
+        self._pos += n
 
     @property
     def bytes_written(self) -> int:
@@ -652,7 +659,6 @@ class FrameFileWriter:
             footer.append(struct.pack(f"<{p}Q", *self._frames))
             footer.append(_TRAILER.pack(footer_at, _TRAILER_MAGIC))
             self._put(b"".join(footer))
-            self._f.flush()
         finally:
             self._f.close()
 
@@ -679,7 +685,7 @@ class FrameFileWriter:
 
 
 class FrameFileReader:
-    """Reads a frame file's index and its frames (``os.pread``, one ``bytes`` per frame)."""
+    """Reads a frame file's index and its frames (``pread``, one ``pa.Buffer`` per frame)."""
 
     def __init__(self, path: str):
         self.path = path
@@ -733,15 +739,26 @@ class FrameFileReader:
             raise IndexError(f"partition {partition} out of range (file has {self.num_partitions})")
         return self.starts[partition], self.starts[partition + 1]
 
-    def iter_frames(self, partition: int | None = None) -> Iterator[bytes]:
+    def iter_frames(self, partition: int | None = None) -> Iterator[pa.Buffer]:
+        """The frames, each read into a buffer from Arrow's pool (which reuses freed pages)
+        together with the first bytes of the next frame: one ``pread`` per frame."""
         pos, end = self.byte_range(partition)
+        prefix = None
         while pos < end:
             if end - pos < _FRAME_PREFIX.size:
                 raise FrameCorruptError(f"{self.path}: truncated frame at byte {pos}")
-            magic, _v, _f, length = _FRAME_PREFIX.unpack(self._pread(_FRAME_PREFIX.size, pos))
+            if prefix is None:
+                prefix = _FRAME_PREFIX.unpack(self._pread(_FRAME_PREFIX.size, pos))
+            magic, _v, _f, length = prefix
             if magic != _k.MAGIC or length < _k.HEADER_SIZE or pos + length > end:
                 raise FrameCorruptError(f"{self.path}: bad frame at byte {pos}")
-            yield self._pread(length, pos)
+            ahead = _FRAME_PREFIX.size if end - pos - length >= _FRAME_PREFIX.size else 0
+            buf = pa.allocate_buffer(length + ahead)
+            got = os.preadv(self._fd, [buf], pos)
+            if got != length + ahead:
+                raise FrameCorruptError(f"{self.path}: truncated at byte {pos + got}")
+            prefix = _FRAME_PREFIX.unpack_from(buf, length) if ahead else None
+            yield buf.slice(0, length) if ahead else buf
             pos += length
 
     def read_raw(self, partition: int | None = None) -> Iterator[bytes]:

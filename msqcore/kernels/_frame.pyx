@@ -837,8 +837,17 @@ cdef inline int64_t row_cost(const ColView* c, int64_t i) noexcept nogil:
 
 cdef void add_costs(const ColView* c, int64_t n, int64_t* out) noexcept nogil:
     """out[i] += row_cost(c, i) for a variable-size column; tight loops for strings and keys."""
-    cdef int64_t i, base, prev, cur
-    if c.type == FT_KEY or (c.type == FT_STRING and c.validity == NULL):
+    cdef int64_t i, base, prev, cur, bit
+    if c.type == FT_STRING and c.validity != NULL:
+        # a null row costs 33 bits whatever its offsets say (Arrow may leave bytes under it)
+        prev = ld_off(c.offsets, c.large, 0)
+        for i in range(n):
+            cur = ld_off(c.offsets, c.large, i + 1)
+            bit = c.vbit + i
+            out[i] += 33 + ((c.validity[bit >> 3] >> (bit & 7)) & 1) * 8 * (cur - prev)
+            prev = cur
+        return
+    if c.type == FT_KEY or c.type == FT_STRING:
         base = 32 if c.type == FT_KEY else 33          # an int32 offset (+ a validity bit)
         prev = ld_off(c.offsets, c.large, 0)
         if c.large:
@@ -1009,44 +1018,42 @@ cdef class FrameSource:
     def from_frame(buf):
         """Views over a frame (``bytes`` or any buffer), after the cheap header checks."""
         cdef const uint8_t[::1] mv = u8(buf)
-        cdef const uint8_t* base
+        cdef const uint8_t* base = &mv[0] if mv.shape[0] > 0 else <const uint8_t*>b""
         cdef FrameSource src
         cdef ColView* c
-        cdef Py_ssize_t col, b, n
-        cdef int t
-        layout = frame_layout(buf)
-        n = layout[0]
-        flags = layout[1]
-        types = layout[2]
-        directory = layout[6]
-        src = FrameSource(n, len(types), bool(flags & F_HAS_KEY))
+        cdef Section sec
+        cdef Py_ssize_t col, b, ncols, dpos
+        cdef int64_t n
+        cdef int t, flags
+        sec = parse_layout(base, mv.shape[0], &n, &flags, &dpos)
+        ncols = sec.ncols
+        src = FrameSource(n, ncols, bool(flags & F_HAS_KEY))
         src.sorted = bool(flags & F_SORTED)
         src._owners.append(buf)
-        base = &mv[0]
         b = 0
-        for col in range(len(types) + (1 if src.has_key else 0)):
-            t = types[col] if col < len(types) else FT_KEY
+        for col in range(ncols + (1 if src.has_key else 0)):
+            t = sec.tcodes[col] if col < ncols else FT_KEY
             c = &src.cols[col]
             c.type = t
             c.width = type_width(t)
             if t == FT_KEY:
-                c.offsets = base + <int64_t>directory[b][0]
-                c.data = base + <int64_t>directory[b + 1][0]
+                c.offsets = base + dir_off(base, dpos, b)
+                c.data = base + dir_off(base, dpos, b + 1)
             else:
-                c.validity = base + <int64_t>directory[b][0] if directory[b][1] else NULL
+                c.validity = base + dir_off(base, dpos, b) if dir_len(base, dpos, b) else NULL
                 if is_fixed(t):
-                    c.values = base + <int64_t>directory[b + 1][0]
+                    c.values = base + dir_off(base, dpos, b + 1)
                 else:
-                    c.offsets = base + <int64_t>directory[b + 1][0]
+                    c.offsets = base + dir_off(base, dpos, b + 1)
                     if t == FT_STRING:
-                        c.data = base + <int64_t>directory[b + 2][0]
+                        c.data = base + dir_off(base, dpos, b + 2)
                     else:
-                        c.cvalidity = base + <int64_t>directory[b + 2][0] if directory[b + 2][1] else NULL
+                        c.cvalidity = base + dir_off(base, dpos, b + 2) if dir_len(base, dpos, b + 2) else NULL
                         if is_fixed_list(t):
-                            c.cvalues = base + <int64_t>directory[b + 3][0]
+                            c.cvalues = base + dir_off(base, dpos, b + 3)
                         else:
-                            c.coffsets = base + <int64_t>directory[b + 3][0]
-                            c.cdata = base + <int64_t>directory[b + 4][0]
+                            c.coffsets = base + dir_off(base, dpos, b + 3)
+                            c.cdata = base + dir_off(base, dpos, b + 4)
             b += type_buffers(t)
         src._compute_costs()
         return src
@@ -1714,9 +1721,10 @@ cdef void size_column(const ColView** views, Py_ssize_t ns, Py_ssize_t c, const 
                     out.data += b - a
 
 
-cdef void write_column(const ColView** views, Py_ssize_t c, const int32_t* src, const int64_t* rows,
-                       int64_t n, uint8_t** buf) noexcept nogil:
-    """Write column ``c`` of the selected rows into its (zeroed) output buffers ``buf[...]``.
+cdef int64_t write_column(const ColView** views, Py_ssize_t c, const int32_t* src, const int64_t* rows,
+                          int64_t n, uint8_t** buf) noexcept nogil:
+    """Write column ``c`` of the selected rows into its (zeroed) output buffers ``buf[...]``;
+    returns the bytes written into a key's or a string's data buffer (its last).
 
     A NULL bitmap buffer means "no nulls": its bits are not written.
     """
@@ -1735,7 +1743,7 @@ cdef void write_column(const ColView** views, Py_ssize_t c, const int32_t* src, 
             copy_small(buf[1] + pos, v.data + s, e - s)
             pos += e - s
             st_i32(buf[0], j + 1, pos)
-        return
+        return pos
     vb = buf[0]
     if is_fixed(t):
         if w == 8:
@@ -1758,7 +1766,7 @@ cdef void write_column(const ColView** views, Py_ssize_t c, const int32_t* src, 
                         set_bit(vb, j)
                 else:
                     memset(buf[1] + 4 * j, 0, 4)
-        return
+        return 0
     st_i32(buf[1], 0, 0)
     if t == FT_STRING:
         for j in range(n):
@@ -1772,7 +1780,7 @@ cdef void write_column(const ColView** views, Py_ssize_t c, const int32_t* src, 
                 if vb != NULL:
                     set_bit(vb, j)
             st_i32(buf[1], j + 1, pos)
-        return
+        return pos
     if is_fixed_list(t):
         for j in range(n):
             v = &views[src[j]][c]
@@ -1798,7 +1806,7 @@ cdef void write_column(const ColView** views, Py_ssize_t c, const int32_t* src, 
                 if vb != NULL:
                     set_bit(vb, j)
             st_i32(buf[1], j + 1, pos)
-        return
+        return 0
     # string lists
     st_i32(buf[3], 0, 0)
     for j in range(n):
@@ -1821,6 +1829,87 @@ cdef void write_column(const ColView** views, Py_ssize_t c, const int32_t* src, 
             if vb != NULL:
                 set_bit(vb, j)
         st_i32(buf[1], j + 1, pos)
+    return 0
+
+
+cdef int64_t count_nulls(const ColView** views, Py_ssize_t ns, Py_ssize_t c, const int32_t* src,
+                         const int64_t* rows, int64_t n) noexcept nogil:
+    """Null rows of column ``c`` among the selected rows (no pass when no source has nulls)."""
+    cdef int64_t j, nulls = 0
+    cdef bint nullable = False
+    for j in range(ns):
+        if views[j][c].validity != NULL:
+            nullable = True
+    if not nullable:
+        return 0
+    for j in range(n):
+        if not row_valid(&views[src[j]][c], rows[j]):
+            nulls += 1
+    return nulls
+
+
+cdef int64_t write_runs(const ColView** views, Py_ssize_t c, const int32_t* src, const int64_t* rows,
+                        const int64_t* starts, int64_t m, uint8_t** buf) noexcept nogil:
+    """``write_column`` for a fixed, string or key column whose rows come in stretches of
+    consecutive rows of one source (stretch k: output rows [starts[k], starts[k + 1])), as
+    a merge's do: a stretch without nulls is copied in bulk (values or bytes), its offsets
+    rebased in one loop. Returns the bytes of a string's or key's data buffer."""
+    cdef int64_t k, j, j0, j1, i, i0, s0, e0, base, pos = 0
+    cdef const ColView* v
+    cdef int t = views[src[0]][c].type
+    cdef int w = type_width(t)
+    cdef uint8_t* vb = NULL
+    cdef uint8_t* ob = NULL
+    cdef uint8_t* db = NULL
+    if t == FT_KEY:
+        ob = buf[0]
+        db = buf[1]
+    else:
+        vb = buf[0]
+        if t == FT_STRING:
+            ob = buf[1]
+            db = buf[2]
+    if ob != NULL:
+        st_i32(ob, 0, 0)
+    for k in range(m):
+        j0 = starts[k]
+        j1 = starts[k + 1]
+        v = &views[src[j0]][c]
+        i0 = rows[j0]
+        if v.validity != NULL:              # row by row, as write_column (keys have no nulls)
+            for j in range(j0, j1):
+                i = i0 + j - j0
+                if is_fixed(t):
+                    if row_valid(v, i):
+                        memcpy(buf[1] + w * j, v.values + w * i, w)
+                        if vb != NULL:
+                            set_bit(vb, j)
+                    else:
+                        memset(buf[1] + w * j, 0, w)
+                    continue
+                if row_valid(v, i):
+                    s0 = ld_off(v.offsets, v.large, i)
+                    e0 = ld_off(v.offsets, v.large, i + 1)
+                    copy_small(db + pos, v.data + s0, e0 - s0)
+                    pos += e0 - s0
+                    if vb != NULL:
+                        set_bit(vb, j)
+                st_i32(ob, j + 1, pos)
+            continue
+        if vb != NULL:
+            for j in range(j0, j1):
+                set_bit(vb, j)
+        if is_fixed(t):
+            memcpy(buf[1] + w * j0, v.values + w * i0, <size_t>(w * (j1 - j0)))
+            continue
+        base = ld_off(v.offsets, v.large, i0)
+        for j in range(j0, j1):
+            st_i32(ob, j + 1, pos + ld_off(v.offsets, v.large, i0 + j - j0 + 1) - base)
+        e0 = ld_off(v.offsets, v.large, i0 + j1 - j0)
+        if e0 > base:
+            memcpy(db + pos, v.data + base, <size_t>(e0 - base))
+        pos += e0 - base
+    return pos
 
 
 cdef inline bint contig_ok(const ColView* v) noexcept nogil:
@@ -2066,9 +2155,9 @@ def gather_frame(bytes schema, list sources, const int32_t[::1] source_ids, cons
                     if sp[r] < 0 or sp[r] >= ns or rp[r] < 0 or rp[r] >= nrows[sp[r]]:
                         bad = True
                         break
-                    acc += costs[sp[r]][rp[r]]
-                    if acc > budget:
+                    if acc + costs[sp[r]][rp[r]] > budget:
                         break
+                    acc += costs[sp[r]][rp[r]]
                     stop = start + r + 1
             if bad and stop == start:
                 raise IndexError(f"row {rows[stop]} of source {source_ids[stop]} is out of range")
@@ -2087,6 +2176,11 @@ def gather_frame(bytes schema, list sources, const int32_t[::1] source_ids, cons
                     if sp[r] != sp[0] or rp[r] != rp[0] + r:
                         contig = False
                         break
+        if not contig and n > 0:
+            out = gather_rows(schema, views, ns, ncv, types, nbuf, sp, rp, n, acc, max_frame_size, flags,
+                              kc, kd, nk, bsize, boff, bptr, csz)
+            return out, stop
+        with nogil:
             b = 0
             for c in range(ncv):
                 if contig and contig_ok(&views[sp[0]][c]):
@@ -2174,6 +2268,109 @@ def gather_frame(bytes schema, list sources, const int32_t[::1] source_ids, cons
         free(nrows)
         free(dsp)
         free(drp)
+
+
+cdef object gather_rows(bytes schema, const ColView** views, Py_ssize_t ns, Py_ssize_t ncv, const int* types,
+                        Py_ssize_t nbuf, const int32_t* sp, const int64_t* rp, int64_t n, int64_t bits,
+                        int64_t max_frame_size, int flags, const int32_t* kc, const uint8_t* kd, Py_ssize_t nk,
+                        int64_t* bsize, int64_t* boff, uint8_t** bptr, ColSize* csz):
+    """``gather_frame`` for rows picked through index arrays (n > 0 rows costing ``bits``).
+
+    A row's string and key bytes sit at random places of the sources, so sizing every
+    column first and then writing it loads their offsets twice, both times cache misses.
+    Here each column is placed right after the one before, in a frame allocated at the
+    rows' cost bound (which the frame never exceeds), and a string's or key's data buffer
+    (its last) gets the size its writer reached; only the null counts are taken before.
+    The directory is final only at the end, so the checksum runs over the finished frame.
+    When the rows come in stretches of consecutive rows of a source (a merge's: hundreds of
+    rows long), ``write_runs`` copies each stretch in bulk.
+    """
+    cdef:
+        int64_t slen = len(schema), cap, pos, data_start, frame_len, last, j, m = 0
+        int64_t sizes[5]
+        int64_t* starts
+        Py_ssize_t c, b = 0, k, nb
+        int t
+        bint one_pass, runs, key_bad = False
+        uint8_t* p
+    cap = frame_overhead(slen, nbuf) + (bits + 7) // 8
+    out = pa.allocate_buffer(cap)
+    p = <uint8_t*><uintptr_t>out.address
+    data_start = HDR + pad8(slen) + pad8(8 * nbuf)
+    starts = <int64_t*>malloc(sizeof(int64_t) * (n + 1))
+    if starts == NULL:
+        raise MemoryError()
+    with nogil:
+        # stretches of consecutive rows of one source: a merge's rows come in long ones
+        for j in range(n):
+            if j == 0 or sp[j] != sp[j - 1] or rp[j] != rp[j - 1] + 1:
+                starts[m] = j
+                m += 1
+        starts[m] = n
+        runs = m * 4 <= n
+        memset(p, 0, <size_t>data_start)
+        pos = data_start
+        for c in range(ncv):
+            t = types[c]
+            nb = type_buffers(t)
+            one_pass = is_fixed(t) or t == FT_STRING or t == FT_KEY
+            if one_pass:
+                memset(&csz[c], 0, sizeof(ColSize))
+                if t != FT_KEY:
+                    csz[c].nulls = count_nulls(views, ns, c, sp, rp, n)
+            else:
+                size_column(views, ns, c, sp, rp, n, &csz[c])
+            buffer_sizes(t, n, &csz[c], sizes)
+            # every buffer but a string's or key's data is sized: place and zero it
+            for k in range(nb - 1 if one_pass and not is_fixed(t) else nb):
+                boff[b + k] = pos
+                bsize[b + k] = sizes[k]
+                bptr[b + k] = p + pos if sizes[k] > 0 else NULL
+                if t != FT_KEY and (k == 0 or (k == 2 and not one_pass)):      # validity bitmaps
+                    memset(p + pos, 0, <size_t>pad8(sizes[k]))
+                else:
+                    memset(p + pos + sizes[k], 0, <size_t>(pad8(sizes[k]) - sizes[k]))
+                pos += pad8(sizes[k])
+            if one_pass and not is_fixed(t):
+                bptr[b + nb - 1] = p + pos
+                if t == FT_KEY and kc != NULL:
+                    key_bad = not write_lazy_keys(views, c, kc, kd, nk, sp, rp, n, bptr + b)
+                    last = ld_off(bptr[b], False, n)
+                elif runs:
+                    last = write_runs(views, c, sp, rp, starts, m, bptr + b)
+                else:
+                    last = write_column(views, c, sp, rp, n, bptr + b)
+                boff[b + nb - 1] = pos
+                bsize[b + nb - 1] = last
+                memset(p + pos + last, 0, <size_t>(pad8(last) - last))
+                pos += pad8(last)
+            elif one_pass and runs:
+                write_runs(views, c, sp, rp, starts, m, bptr + b)
+            else:
+                write_column(views, c, sp, rp, n, bptr + b)
+            b += nb
+        frame_len = pos
+    free(starts)
+    if frame_len > cap or frame_len > max_frame_size or key_bad:
+        # the cost bound is an invariant (docs/frames.md): past it, memory is already overwritten
+        raise RuntimeError(f"frame of {frame_len} bytes exceeds the cost bound {min(cap, max_frame_size)}"
+                           if not key_bad else "key sizing and writing disagree")
+    memcpy(p + HDR, <const char*>schema, slen)
+    with nogil:
+        memcpy(p, b"MSQF", 4)
+        st_u16(p + 4, VERSION)
+        st_u16(p + 6, <uint16_t>(flags & 3))
+        st_u32(p + 8, <uint32_t>frame_len)
+        st_u32(p + 12, <uint32_t>n)
+        st_u32(p + 16, <uint32_t>(ncv - (1 if flags & F_HAS_KEY else 0)))
+        st_u32(p + 20, <uint32_t>slen)
+        st_u32(p + 24, <uint32_t>nbuf)
+        pos = HDR + pad8(slen)
+        for b in range(nbuf):
+            st_u32(p + pos + 8 * b, <uint32_t>boff[b])
+            st_u32(p + pos + 8 * b + 4, <uint32_t>bsize[b])
+        st_u32(p + 28, frame_checksum(p + HDR, frame_len - HDR))
+    return out if frame_len == cap else out.slice(0, frame_len)
 
 
 # --- decoding: frames -> Arrow, through the Arrow C data interface ----------------------------------
