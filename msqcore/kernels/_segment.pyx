@@ -30,7 +30,7 @@ through a flag and raised after the GIL is re-acquired.
 """
 from libc.stdint cimport INT32_MAX, UINT32_MAX, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
-from libc.string cimport memcmp, memcpy, memset
+from libc.string cimport memcpy, memset
 
 import numpy as np
 
@@ -798,21 +798,49 @@ def sorted_dictionary_of_rows(const int64_t[::1] offsets, const uint8_t[::1] dat
 DEF _WINDOW = 16
 
 
+cdef inline uint64_t _tail8(const uint8_t* p, int64_t n) noexcept nogil:
+    """The last ``min(n, 8)`` bytes of ``p[0:n]`` (n >= 1) in a word, through fixed-size loads
+    (a variable-size ``memcpy`` is a library call); equal bytes give equal words."""
+    cdef uint64_t w = 0
+    cdef uint32_t lo = 0, hi = 0
+    if n >= 8:
+        memcpy(&w, p + n - 8, 8)
+        return w
+    if n >= 4:
+        memcpy(&lo, p, 4)
+        memcpy(&hi, p + n - 4, 4)
+        return lo | (<uint64_t>hi << 32)
+    return p[0] | (<uint64_t>p[n >> 1] << 8) | (<uint64_t>p[n - 1] << 16)
+
+
+cdef inline bint _same_bytes(const uint8_t* a, const uint8_t* b, int64_t n) noexcept nogil:
+    """``a[0:n] == b[0:n]``, a word at a time (these strings are short: ``memcmp``'s call costs more)."""
+    cdef uint64_t x, y
+    cdef int64_t i = 0
+    if n <= 0:
+        return True
+    while i + 8 < n:
+        memcpy(&x, a + i, 8)
+        memcpy(&y, b + i, 8)
+        if x != y:
+            return False
+        i += 8
+    return _tail8(a, n) == _tail8(b, n)
+
+
 cdef inline uint64_t _hash_bytes(const uint8_t* p, int64_t n) noexcept nogil:
     """A 64-bit hash of n bytes, 8 at a time (a multiply-xorshift mix, like wyhash's)."""
     cdef:
         uint64_t h = 0x9E3779B97F4A7C15ULL ^ <uint64_t>n
         uint64_t w
         int64_t i = 0
-    while i + 8 <= n:
+    while i + 8 < n:
         memcpy(&w, p + i, 8)
         h = (h ^ w) * 0xFF51AFD7ED558CCDULL
         h ^= h >> 29
         i += 8
-    if i < n:
-        w = 0
-        memcpy(&w, p + i, <size_t>(n - i))
-        h = (h ^ w) * 0xFF51AFD7ED558CCDULL
+    if n > 0:  # the last 1 to 8 bytes (overlapping the word before: n is in the hash)
+        h = (h ^ _tail8(p, n)) * 0xFF51AFD7ED558CCDULL
         h ^= h >> 29
     h ^= h >> 32
     h *= 0xC4CEB9FE1A85EC53ULL
@@ -948,7 +976,7 @@ cdef class StringDictionary:
                 for i in range(j, j + w):  # hs[i - j] = 0: the same bytes as row i - 1
                     start = offsets[i]
                     length = offsets[i + 1] - start
-                    if length == prev_length and (length == 0 or memcmp(base + start, base + prev_start, <size_t>length) == 0):
+                    if length == prev_length and _same_bytes(base + start, base + prev_start, length):
                         hs[i - j] = 0
                     elif check_valid and not ok[i]:
                         hs[i - j] = 1  # not used
@@ -983,7 +1011,7 @@ cdef class StringDictionary:
                         if (v & 0xFFFFFFFF00000000ULL) == tag:
                             e = <int32_t>(v & 0xFFFFFFFFULL) - 1
                             if self.starts[e + 1] - self.starts[e] == length and \
-                                    (length == 0 or memcmp(self.data + self.starts[e], p, <size_t>length) == 0):
+                                    _same_bytes(self.data + self.starts[e], p, length):
                                 break
                         slot = (slot + 1) & mask
                     if e < 0 or (2 * self.card > self.nslots and self._rehash() < 0):
