@@ -60,6 +60,16 @@ def _generated(kind: str, n: int, seed: int) -> list[bytes]:
         prefixes = [b"p" * 17, b"p" * 24, b"q" * 40]
         return [prefixes[rng.integers(3)] + bytes(rng.integers(0, 3, rng.integers(0, 4)).astype(np.uint8))
                 for _ in range(n)]
+    if kind == "skip":  # a long common part after 16 bytes, which a few strings do not share or end in
+        def one(i):
+            s = b"h" * 16 + b"y" * 20 + str(int(rng.integers(0, 1000))).encode()
+            if i % 97 == 5:
+                return s[:16 + int(rng.integers(1, 30))]
+            if i % 89 == 7:
+                j = 16 + int(rng.integers(0, 20))
+                return s[:j] + bytes([int(rng.integers(0, 256))]) + s[j + 1:]
+            return s
+        return [one(i) for i in range(n)]
     if kind == "zeros":  # strings differing only by trailing zero bytes across the 8-byte steps
         return [b"a" + b"\x00" * int(rng.integers(0, 20)) for _ in range(n)]
     if kind == "non_ascii":
@@ -74,7 +84,7 @@ def _generated(kind: str, n: int, seed: int) -> list[bytes]:
     raise ValueError(kind)
 
 
-KINDS = ["all_equal", "all_distinct", "long_prefix", "zeros", "non_ascii", "bytes", "few"]
+KINDS = ["all_equal", "all_distinct", "long_prefix", "skip", "zeros", "non_ascii", "bytes", "few"]
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 31, 32, 33, 300, 5000])

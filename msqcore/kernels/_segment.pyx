@@ -419,6 +419,37 @@ cdef extern from *:
     uint64_t _bswap64 "__builtin_bswap64"(uint64_t) nogil
     void _prefetch "__builtin_prefetch"(const void*) nogil
     int _clz64 "__builtin_clzll"(uint64_t) nogil
+    int _ctz64 "__builtin_ctzll"(uint64_t) nogil
+
+
+cdef inline uint64_t _tail8(const uint8_t* p, int64_t n) noexcept nogil:
+    """The last ``min(n, 8)`` bytes of ``p[0:n]`` (n >= 1) in a word, through fixed-size loads
+    (a variable-size ``memcpy`` is a library call); equal bytes give equal words."""
+    cdef uint64_t w = 0
+    cdef uint32_t lo = 0, hi = 0
+    if n >= 8:
+        memcpy(&w, p + n - 8, 8)
+        return w
+    if n >= 4:
+        memcpy(&lo, p, 4)
+        memcpy(&hi, p + n - 4, 4)
+        return lo | (<uint64_t>hi << 32)
+    return p[0] | (<uint64_t>p[n >> 1] << 8) | (<uint64_t>p[n - 1] << 16)
+
+
+cdef inline bint _same_bytes(const uint8_t* a, const uint8_t* b, int64_t n) noexcept nogil:
+    """``a[0:n] == b[0:n]``, a word at a time (these strings are short: ``memcmp``'s call costs more)."""
+    cdef uint64_t x, y
+    cdef int64_t i = 0
+    if n <= 0:
+        return True
+    while i + 8 < n:
+        memcpy(&x, a + i, 8)
+        memcpy(&y, b + i, 8)
+        if x != y:
+            return False
+        i += 8
+    return _tail8(a, n) == _tail8(b, n)
 
 
 cdef inline uint64_t _key8(const int64_t* offsets, const uint8_t* data, int32_t i, int64_t d) noexcept nogil:
@@ -438,6 +469,7 @@ cdef inline uint64_t _key8(const int64_t* offsets, const uint8_t* data, int32_t 
 
 
 DEF _SMALL = 32  # ranges this short are insertion sorted
+DEF _SKIP_SAMPLE = 16  # strings sampled for a common part to skip (``_reload``)
 
 
 cdef struct _Sort:
@@ -533,6 +565,70 @@ cdef inline void _scatter(_Sort* s, Py_ssize_t lo, Py_ssize_t n, Py_ssize_t* sta
     memcpy(s.ln + lo, s.tln + lo, <size_t>n * sizeof(uint32_t))
 
 
+cdef int64_t _lcp_from(const uint8_t* a, int64_t la, const uint8_t* b, int64_t lb, int64_t d) noexcept nogil:
+    """How many bytes from ``d`` on two strings of lengths ``la``, ``lb`` (both > d) share."""
+    cdef int64_t i = d, m = la if la < lb else lb
+    cdef uint64_t x, y
+    while i + 8 <= m:
+        memcpy(&x, a + i, 8)
+        memcpy(&y, b + i, 8)
+        if x != y:
+            return i - d + (_ctz64(x ^ y) >> 3)  # little-endian: the lowest differing byte
+        i += 8
+    while i < m and a[i] == b[i]:
+        i += 1
+    return i - d
+
+
+cdef int64_t _reload(_Sort* s, Py_ssize_t lo, Py_ssize_t n, int64_t d) noexcept nogil:
+    """Load ``k`` and ``k2`` of the range's strings (all longer than ``d`` and equal in their
+    first ``d`` bytes) at ``d + m``, and return ``m``: when a sample of the range shares ``m`` >= 8
+    more bytes with its first string (URLs' long common parts), the bytes every string is then
+    checked to share are skipped instead of being sorted 8 at a time, each level a scattered
+    read of every string. ``m`` is 0 when the sample shares less or a string does not."""
+    cdef:
+        Py_ssize_t i, step
+        int64_t m = -1, c, st, length, st0, len0
+        const int64_t* offsets = s.offsets
+        const uint8_t* data = s.data
+    if n >= _SKIP_SAMPLE * 4:
+        st0 = offsets[s.v[lo]]
+        len0 = offsets[s.v[lo] + 1] - st0
+        step = n // _SKIP_SAMPLE
+        i = lo + step
+        while i < lo + n:
+            st = offsets[s.v[i]]
+            c = _lcp_from(data + st0, len0, data + st, offsets[s.v[i] + 1] - st, d)
+            if m < 0 or c < m:
+                m = c
+                if m < 8:
+                    break
+            i += step
+    if m >= 8:
+        for i in range(lo, lo + n):
+            if i + 16 < lo + n:
+                _prefetch(&offsets[s.v[i + 16]])
+            if i + 8 < lo + n:
+                _prefetch(data + offsets[s.v[i + 8]] + d)
+            st = offsets[s.v[i]]
+            length = offsets[s.v[i] + 1] - st
+            if length < d + m or not _same_bytes(data + st + d, data + st0 + d, m):
+                m = 0  # not shared by all: load at d after all
+                break
+            s.k[i] = _key8(offsets, data, s.v[i], d + m)
+            s.k2[i] = _key8(offsets, data, s.v[i], d + m + 8)
+        if m:
+            return m
+    for i in range(lo, lo + n):
+        if i + 16 < lo + n:
+            _prefetch(&offsets[s.v[i + 16]])
+        if i + 8 < lo + n:
+            _prefetch(data + offsets[s.v[i + 8]] + d)
+        s.k[i] = _key8(offsets, data, s.v[i], d)
+        s.k2[i] = _key8(offsets, data, s.v[i], d + 8)
+    return 0
+
+
 cdef void _radix(_Sort* s, Py_ssize_t lo, Py_ssize_t n, int64_t d, bint have2, uint8_t* cls) noexcept nogil:
     """Stable MSD radix sort of positions lo..lo+n-1, whose strings are equal in their first
     ``d`` bytes (``k`` holds bytes d..d+7, ``k2`` the next 8 when ``have2``). Each pass splits
@@ -601,15 +697,10 @@ cdef void _radix(_Sort* s, Py_ssize_t lo, Py_ssize_t n, int64_t d, bint have2, u
         d += 8
         if have2:
             memcpy(s.k + lo, s.k2 + lo, <size_t>n * sizeof(uint64_t))
+            have2 = False
         else:
-            for i in range(lo, lo + n):
-                if i + 16 < lo + n:
-                    _prefetch(&s.offsets[s.v[i + 16]])
-                if i + 8 < lo + n:
-                    _prefetch(s.data + s.offsets[s.v[i + 8]] + d)
-                s.k[i] = _key8(s.offsets, s.data, s.v[i], d)
-                s.k2[i] = _key8(s.offsets, s.data, s.v[i], d + 8)
-        have2 = not have2
+            d += _reload(s, lo, n, d)
+            have2 = True
 
 
 cdef int _sort_ids(const int64_t* offsets, const uint8_t* base, int32_t* order, Py_ssize_t n,
@@ -796,36 +887,6 @@ def sorted_dictionary_of_rows(const int64_t[::1] offsets, const uint8_t[::1] dat
 # --- StringDictionary: distinct strings in first-seen order, through a hash table ---------------
 
 DEF _WINDOW = 16
-
-
-cdef inline uint64_t _tail8(const uint8_t* p, int64_t n) noexcept nogil:
-    """The last ``min(n, 8)`` bytes of ``p[0:n]`` (n >= 1) in a word, through fixed-size loads
-    (a variable-size ``memcpy`` is a library call); equal bytes give equal words."""
-    cdef uint64_t w = 0
-    cdef uint32_t lo = 0, hi = 0
-    if n >= 8:
-        memcpy(&w, p + n - 8, 8)
-        return w
-    if n >= 4:
-        memcpy(&lo, p, 4)
-        memcpy(&hi, p + n - 4, 4)
-        return lo | (<uint64_t>hi << 32)
-    return p[0] | (<uint64_t>p[n >> 1] << 8) | (<uint64_t>p[n - 1] << 16)
-
-
-cdef inline bint _same_bytes(const uint8_t* a, const uint8_t* b, int64_t n) noexcept nogil:
-    """``a[0:n] == b[0:n]``, a word at a time (these strings are short: ``memcmp``'s call costs more)."""
-    cdef uint64_t x, y
-    cdef int64_t i = 0
-    if n <= 0:
-        return True
-    while i + 8 < n:
-        memcpy(&x, a + i, 8)
-        memcpy(&y, b + i, 8)
-        if x != y:
-            return False
-        i += 8
-    return _tail8(a, n) == _tail8(b, n)
 
 
 cdef inline uint64_t _hash_bytes(const uint8_t* p, int64_t n) noexcept nogil:
