@@ -292,7 +292,8 @@ def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     start, end = int(offs[0]), int(offs[-1])
     data = np.frombuffer(bufs[2], dtype=np.uint8, count=end - start, offset=start) if end > start \
         else np.zeros(0, dtype=np.uint8)
-    return offs.astype(np.int64) - start, data
+    offs = offs.astype(np.int64, copy=False)  # no copy of int64 offsets: callers only read them
+    return (offs - start if start else offs), data
 
 
 def _dictionary_buffers(sorted_dict: pa.Array) -> tuple[np.ndarray, np.ndarray]:
