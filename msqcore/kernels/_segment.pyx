@@ -472,97 +472,71 @@ DEF _SMALL = 32  # ranges this short are insertion sorted
 DEF _SKIP_SAMPLE = 16  # strings sampled for a common part to skip (``_reload``)
 
 
+cdef struct _Item:  # one string being sorted, moved as a whole (one write stream per radix bucket)
+    uint64_t k      # bytes d..d+7 of the string (``_key8``)
+    uint64_t k2     # bytes d+8..d+15, where the range's ``have2`` says so
+    int32_t v       # its id
+    uint32_t ln     # its length, or UINT32_MAX for "read the offsets"
+
+
 cdef struct _Sort:
     const int64_t* offsets
     const uint8_t* data
-    int32_t* v      # the string ids being sorted
-    uint64_t* k     # per position: bytes d..d+7 of its string (``_key8``)
-    uint64_t* k2    # bytes d+8..d+15, where the range's ``have2`` says so
-    uint32_t* ln    # its length, or UINT32_MAX for "read the offsets"
-    int32_t* tv     # scratch of the same sizes, for the stable scatter
-    uint64_t* tk
-    uint64_t* tk2
-    uint32_t* tln
+    _Item* a        # the items
+    _Item* t        # scratch of the same size, for the stable scatter
     uint8_t* brk    # NULL, or set to 1 where a position starts a new distinct string
 
 
-cdef inline int64_t _len_at(_Sort* s, Py_ssize_t i) noexcept nogil:
-    if s.ln[i] != UINT32_MAX:
-        return s.ln[i]
-    return s.offsets[s.v[i] + 1] - s.offsets[s.v[i]]
+cdef inline int64_t _len_of(const _Sort* s, const _Item* x) noexcept nogil:
+    if x.ln != UINT32_MAX:
+        return x.ln
+    return s.offsets[x.v + 1] - s.offsets[x.v]
 
 
-cdef inline int _cmp_cached(_Sort* s, int32_t va, uint64_t ka, uint64_t k2a, int64_t la,
-                            int32_t vb, uint64_t kb, uint64_t k2b, int64_t lb, int64_t d,
-                            bint have2) noexcept nogil:
+cdef inline int _cmp_cached(const _Sort* s, const _Item* x, const _Item* y, int64_t d, bint have2) noexcept nogil:
     """Byte order of two strings equal in their first ``d`` bytes, from their cached keys and
     lengths first (a string ending within a key is a prefix of any other of that key)."""
-    if ka != kb:
-        return -1 if ka < kb else 1
+    cdef int64_t la, lb
+    if x.k != y.k:
+        return -1 if x.k < y.k else 1
+    la = _len_of(s, x)
+    lb = _len_of(s, y)
     if la <= d + 8 or lb <= d + 8:
         return (la > lb) - (la < lb)
     if not have2:
-        return _cmp_from(s.offsets, s.data, va, vb, d + 8)
-    if k2a != k2b:
-        return -1 if k2a < k2b else 1
+        return _cmp_from(s.offsets, s.data, x.v, y.v, d + 8)
+    if x.k2 != y.k2:
+        return -1 if x.k2 < y.k2 else 1
     if la <= d + 16 or lb <= d + 16:
         return (la > lb) - (la < lb)
-    return _cmp_from(s.offsets, s.data, va, vb, d + 16)
+    return _cmp_from(s.offsets, s.data, x.v, y.v, d + 16)
 
 
 cdef void _insertion(_Sort* s, Py_ssize_t lo, Py_ssize_t n, int64_t d, bint have2) noexcept nogil:
     """Stable insertion sort of a short range; marks where distinct strings start."""
     cdef:
         Py_ssize_t i, j, e = lo + n
-        int32_t tv
-        uint64_t tk, tk2 = 0
-        uint32_t tl
-        int64_t tlen
+        _Item x
     for i in range(lo + 1, e):
-        tv = s.v[i]
-        tk = s.k[i]
-        if have2:
-            tk2 = s.k2[i]
-        tl = s.ln[i]
-        tlen = _len_at(s, i)
+        x = s.a[i]
         j = i
-        while j > lo and _cmp_cached(s, s.v[j - 1], s.k[j - 1], s.k2[j - 1] if have2 else 0,
-                                     _len_at(s, j - 1), tv, tk, tk2, tlen, d, have2) > 0:
-            s.v[j] = s.v[j - 1]
-            s.k[j] = s.k[j - 1]
-            if have2:
-                s.k2[j] = s.k2[j - 1]
-            s.ln[j] = s.ln[j - 1]
+        while j > lo and _cmp_cached(s, &s.a[j - 1], &x, d, have2) > 0:
+            s.a[j] = s.a[j - 1]
             j -= 1
-        s.v[j] = tv
-        s.k[j] = tk
-        if have2:
-            s.k2[j] = tk2
-        s.ln[j] = tl
+        s.a[j] = x
     if s.brk != NULL:
         for i in range(lo + 1, e):
-            s.brk[i] = _cmp_cached(s, s.v[i - 1], s.k[i - 1], s.k2[i - 1] if have2 else 0, _len_at(s, i - 1),
-                                   s.v[i], s.k[i], s.k2[i] if have2 else 0, _len_at(s, i), d, have2) != 0
+            s.brk[i] = _cmp_cached(s, &s.a[i - 1], &s.a[i], d, have2) != 0
 
 
-cdef inline void _scatter(_Sort* s, Py_ssize_t lo, Py_ssize_t n, Py_ssize_t* start, const uint8_t* cls,
-                          bint have2) noexcept nogil:
+cdef inline void _scatter(_Sort* s, Py_ssize_t lo, Py_ssize_t n, Py_ssize_t* start, const uint8_t* cls) noexcept nogil:
     """Move positions lo..lo+n-1 stably to ``start[cls[i - lo]]`` (offsets from lo), through the
-    scratch arrays."""
-    cdef Py_ssize_t i, p
+    scratch array."""
+    cdef Py_ssize_t i
     for i in range(n):
-        p = lo + start[cls[i]]
+        s.t[lo + start[cls[i]]] = s.a[lo + i]
         start[cls[i]] += 1
-        s.tv[p] = s.v[lo + i]
-        s.tk[p] = s.k[lo + i]
-        if have2:
-            s.tk2[p] = s.k2[lo + i]
-        s.tln[p] = s.ln[lo + i]
-    memcpy(s.v + lo, s.tv + lo, <size_t>n * sizeof(int32_t))
-    memcpy(s.k + lo, s.tk + lo, <size_t>n * sizeof(uint64_t))
-    if have2:
-        memcpy(s.k2 + lo, s.tk2 + lo, <size_t>n * sizeof(uint64_t))
-    memcpy(s.ln + lo, s.tln + lo, <size_t>n * sizeof(uint32_t))
+    memcpy(s.a + lo, s.t + lo, <size_t>n * sizeof(_Item))
 
 
 cdef int64_t _lcp_from(const uint8_t* a, int64_t la, const uint8_t* b, int64_t lb, int64_t d) noexcept nogil:
@@ -588,17 +562,18 @@ cdef int64_t _reload(_Sort* s, Py_ssize_t lo, Py_ssize_t n, int64_t d) noexcept 
     read of every string. ``m`` is 0 when the sample shares less or a string does not."""
     cdef:
         Py_ssize_t i, step
-        int64_t m = -1, c, st, length, st0, len0
+        int64_t m = -1, c, st, length, st0 = 0, len0
         const int64_t* offsets = s.offsets
         const uint8_t* data = s.data
+        _Item* a = s.a
     if n >= _SKIP_SAMPLE * 4:
-        st0 = offsets[s.v[lo]]
-        len0 = offsets[s.v[lo] + 1] - st0
+        st0 = offsets[a[lo].v]
+        len0 = offsets[a[lo].v + 1] - st0
         step = n // _SKIP_SAMPLE
         i = lo + step
         while i < lo + n:
-            st = offsets[s.v[i]]
-            c = _lcp_from(data + st0, len0, data + st, offsets[s.v[i] + 1] - st, d)
+            st = offsets[a[i].v]
+            c = _lcp_from(data + st0, len0, data + st, offsets[a[i].v + 1] - st, d)
             if m < 0 or c < m:
                 m = c
                 if m < 8:
@@ -607,25 +582,25 @@ cdef int64_t _reload(_Sort* s, Py_ssize_t lo, Py_ssize_t n, int64_t d) noexcept 
     if m >= 8:
         for i in range(lo, lo + n):
             if i + 16 < lo + n:
-                _prefetch(&offsets[s.v[i + 16]])
+                _prefetch(&offsets[a[i + 16].v])
             if i + 8 < lo + n:
-                _prefetch(data + offsets[s.v[i + 8]] + d)
-            st = offsets[s.v[i]]
-            length = offsets[s.v[i] + 1] - st
+                _prefetch(data + offsets[a[i + 8].v] + d)
+            st = offsets[a[i].v]
+            length = offsets[a[i].v + 1] - st
             if length < d + m or not _same_bytes(data + st + d, data + st0 + d, m):
                 m = 0  # not shared by all: load at d after all
                 break
-            s.k[i] = _key8(offsets, data, s.v[i], d + m)
-            s.k2[i] = _key8(offsets, data, s.v[i], d + m + 8)
+            a[i].k = _key8(offsets, data, a[i].v, d + m)
+            a[i].k2 = _key8(offsets, data, a[i].v, d + m + 8)
         if m:
             return m
     for i in range(lo, lo + n):
         if i + 16 < lo + n:
-            _prefetch(&offsets[s.v[i + 16]])
+            _prefetch(&offsets[a[i + 16].v])
         if i + 8 < lo + n:
-            _prefetch(data + offsets[s.v[i + 8]] + d)
-        s.k[i] = _key8(offsets, data, s.v[i], d)
-        s.k2[i] = _key8(offsets, data, s.v[i], d + 8)
+            _prefetch(data + offsets[a[i + 8].v] + d)
+        a[i].k = _key8(offsets, data, a[i].v, d)
+        a[i].k2 = _key8(offsets, data, a[i].v, d + 8)
     return 0
 
 
@@ -642,6 +617,7 @@ cdef void _radix(_Sort* s, Py_ssize_t lo, Py_ssize_t n, int64_t d, bint have2, u
         uint64_t x, k0
         int shift
         int64_t l
+        _Item* a = s.a
     while True:
         if s.brk != NULL:
             s.brk[lo] = 1
@@ -650,15 +626,15 @@ cdef void _radix(_Sort* s, Py_ssize_t lo, Py_ssize_t n, int64_t d, bint have2, u
         if n < _SMALL:
             _insertion(s, lo, n, d, have2)
             return
-        k0 = s.k[lo]
+        k0 = a[lo].k
         x = 0
         for i in range(lo, lo + n):
-            x |= s.k[i] ^ k0
+            x |= a[i].k ^ k0
         if x != 0:
             shift = 56 - 8 * (_clz64(x) >> 3)
             memset(count, 0, sizeof(count))
             for i in range(n):
-                cls[i] = <uint8_t>(s.k[lo + i] >> shift)
+                cls[i] = <uint8_t>(a[lo + i].k >> shift)
                 count[cls[i]] += 1
             c = 0
             big = 0
@@ -667,7 +643,7 @@ cdef void _radix(_Sort* s, Py_ssize_t lo, Py_ssize_t n, int64_t d, bint have2, u
                 c += count[i]
                 if count[i] > count[big]:
                     big = i
-            _scatter(s, lo, n, start, cls, have2)
+            _scatter(s, lo, n, start, cls)
             for i in range(256):  # start[i] is now the end of part i
                 if count[i] and i != big:
                     _radix(s, lo + start[i] - count[i], count[i], d, have2, cls)
@@ -678,7 +654,7 @@ cdef void _radix(_Sort* s, Py_ssize_t lo, Py_ssize_t n, int64_t d, bint have2, u
         # prefix of the longer ones; equal lengths are equal strings), the rest go on at d + 8
         memset(count, 0, 10 * sizeof(Py_ssize_t))
         for i in range(n):
-            l = _len_at(s, lo + i) - d
+            l = _len_of(s, &a[lo + i]) - d
             cls[i] = <uint8_t>(l if l <= 8 else 9)
             count[cls[i]] += 1
         if count[9] < n:
@@ -686,7 +662,7 @@ cdef void _radix(_Sort* s, Py_ssize_t lo, Py_ssize_t n, int64_t d, bint have2, u
             for i in range(10):
                 start[i] = c
                 c += count[i]
-            _scatter(s, lo, n, start, cls, have2)
+            _scatter(s, lo, n, start, cls)
             for i in range(9):
                 if count[i] and s.brk != NULL:
                     s.brk[lo + start[i] - count[i]] = 1
@@ -696,7 +672,8 @@ cdef void _radix(_Sort* s, Py_ssize_t lo, Py_ssize_t n, int64_t d, bint have2, u
                 return
         d += 8
         if have2:
-            memcpy(s.k + lo, s.k2 + lo, <size_t>n * sizeof(uint64_t))
+            for i in range(lo, lo + n):
+                a[i].k = a[i].k2
             have2 = False
         else:
             d += _reload(s, lo, n, d)
@@ -712,31 +689,28 @@ cdef int _sort_ids(const int64_t* offsets, const uint8_t* base, int32_t* order, 
         int64_t length
         int32_t r
         _Sort s
-        char* mem
+        _Item* a
     if n < 1:
         return 0
-    mem = <char*>malloc(<size_t>n * (2 * (sizeof(uint64_t) * 2 + sizeof(uint32_t)) + sizeof(int32_t) + 1))
-    if mem == NULL:
+    a = <_Item*>malloc(<size_t>n * (2 * sizeof(_Item) + 1))
+    if a == NULL:
         return -1
     s.offsets = offsets
     s.data = base
-    s.v = order
-    s.k = <uint64_t*>mem
-    s.k2 = s.k + n
-    s.tk = s.k2 + n
-    s.tk2 = s.tk + n
-    s.ln = <uint32_t*>(s.tk2 + n)
-    s.tln = s.ln + n
-    s.tv = <int32_t*>(s.tln + n)
+    s.a = a
+    s.t = a + n
     s.brk = brk
     for i in range(n):
         r = order[i]
         length = offsets[r + 1] - offsets[r]
-        s.k[i] = _key8(offsets, base, r, 0)
-        s.k2[i] = _key8(offsets, base, r, 8)
-        s.ln[i] = <uint32_t>length if length < UINT32_MAX else UINT32_MAX
-    _radix(&s, 0, n, 0, True, <uint8_t*>(s.tv + n))
-    free(mem)
+        a[i].k = _key8(offsets, base, r, 0)
+        a[i].k2 = _key8(offsets, base, r, 8)
+        a[i].v = r
+        a[i].ln = <uint32_t>length if length < UINT32_MAX else UINT32_MAX
+    _radix(&s, 0, n, 0, True, <uint8_t*>(a + 2 * n))
+    for i in range(n):
+        order[i] = a[i].v
+    free(a)
     return 0
 
 
