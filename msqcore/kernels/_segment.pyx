@@ -690,15 +690,25 @@ cdef int _sort_ids(const int64_t* offsets, const uint8_t* base, int32_t* order, 
         int32_t r
         _Sort s
         _Item* a
+        _Item* t
+        uint8_t* cls
     if n < 1:
         return 0
-    a = <_Item*>malloc(<size_t>n * (2 * sizeof(_Item) + 1))
-    if a == NULL:
+    # three blocks, not one: each under glibc's largest mmap threshold (32 MiB) for up to 1.4M
+    # strings, so after the first sort they come from the heap again instead of fresh pages
+    # that the kernel zeroes on every call
+    a = <_Item*>malloc(<size_t>n * sizeof(_Item))
+    t = <_Item*>malloc(<size_t>n * sizeof(_Item))
+    cls = <uint8_t*>malloc(<size_t>n)
+    if a == NULL or t == NULL or cls == NULL:
+        free(a)
+        free(t)
+        free(cls)
         return -1
     s.offsets = offsets
     s.data = base
     s.a = a
-    s.t = a + n
+    s.t = t
     s.brk = brk
     for i in range(n):
         r = order[i]
@@ -707,10 +717,12 @@ cdef int _sort_ids(const int64_t* offsets, const uint8_t* base, int32_t* order, 
         a[i].k2 = _key8(offsets, base, r, 8)
         a[i].v = r
         a[i].ln = <uint32_t>length if length < UINT32_MAX else UINT32_MAX
-    _radix(&s, 0, n, 0, True, <uint8_t*>(a + 2 * n))
+    _radix(&s, 0, n, 0, True, cls)
     for i in range(n):
         order[i] = a[i].v
     free(a)
+    free(t)
+    free(cls)
     return 0
 
 
