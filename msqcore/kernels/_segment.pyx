@@ -10,8 +10,9 @@ Everything here works on flat typed buffers; the Python layer owns the file layo
   ids -> sorted-dictionary ids).
 * ``build_inverted_index``: a counting sort of ids into CSR form (offsets[card+1], rows[n]),
   the bitmap-index equivalent.
-* ``row_lists_to_ids``: the ids column back from a column stored as its row lists (the
-  ``rowLists`` layout: per value, its rows delta-coded), checking they are a permutation.
+* ``row_list_deltas`` / ``row_lists_to_ids``: a column's row lists delta-coded for the
+  ``rowLists`` layout (per value, its rows: the first, then the gaps), and the ids column back
+  from them, checking they are a permutation.
 * ``check_dictionary`` / ``check_inverted_index``: structural (and ordering) checks used by
   reads and by full validation.
 * ``sort_strings``: a stable MSD radix sort of string ids by unsigned byte order, on 16 bytes
@@ -257,6 +258,32 @@ def build_inverted_index(const int32_t[::1] ids, Py_ssize_t cardinality):
     if bad >= 0:
         raise ValueError(f"id {ids[bad]} at row {bad} is out of range for cardinality {cardinality}")
     return offsets_arr, rows_arr
+
+
+def row_list_deltas(const int64_t[::1] offsets, const int32_t[::1] rows):
+    """The CSR row lists ``(offsets[card + 1], rows[n])`` delta-coded for the ``rowLists`` layout,
+    uint32[n]: each value's first row as is, then the gap from each of its rows to the next
+    (``row_lists_to_ids`` reads them back)."""
+    cdef:
+        Py_ssize_t n = rows.shape[0]
+        Py_ssize_t card = offsets.shape[0] - 1
+        Py_ssize_t k
+        int64_t j
+        uint32_t[::1] out
+    if card < 0 or offsets[0] != 0 or offsets[card] != n:
+        raise ValueError(f"row list offsets must span 0..{n}")
+    for k in range(card):
+        if offsets[k + 1] < offsets[k]:
+            raise ValueError(f"row list offsets decrease at value {k}")
+    result = np.empty(n, dtype=np.uint32)
+    out = result
+    with nogil:
+        for k in range(card):
+            if offsets[k] < offsets[k + 1]:
+                out[offsets[k]] = <uint32_t>rows[offsets[k]]
+            for j in range(offsets[k] + 1, offsets[k + 1]):
+                out[j] = <uint32_t>rows[j] - <uint32_t>rows[j - 1]
+    return result
 
 
 def row_lists_to_ids(const uint32_t[::1] counts, const uint32_t[::1] deltas, Py_ssize_t n):

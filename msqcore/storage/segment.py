@@ -370,11 +370,7 @@ def _unshuffle_blocks(data: np.ndarray) -> np.ndarray:
 
 def _row_list_deltas(offsets: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """The CSR row lists delta-coded: each value's first row as is, then the gap to each next row."""
-    deltas = rows.astype(np.uint32)
-    deltas[1:] -= rows[:-1].astype(np.uint32)
-    starts = offsets[:-1][np.diff(offsets) > 0]
-    deltas[starts] = rows[starts]
-    return deltas
+    return _k.row_list_deltas(offsets, rows)
 
 
 def _use_row_lists(card: int, n: int) -> bool:
