@@ -130,3 +130,12 @@ def test_sort_of_a_subset_of_the_strings():
     order = np.array([4, 0, 1, 3], np.int32)
     k.sort_strings(offsets, data, order)
     assert order.tolist() == [4, 1, 3, 0]
+
+
+def test_prefix_chains_and_long_equal_strings():
+    # each string a prefix of the next (the radix sort recurses on the smaller parts only), and
+    # many copies of one long string (its common part is skipped, not sorted 8 bytes a level)
+    chain = [b"a" * i for i in range(3000)]
+    _check_sort(chain[::-1])
+    _check_sort([b"x" * 5000] * 2000 + [b"x" * 4999 + b"y", b"x" * 5001])
+    _check_rows([b"u" * 300 + bytes([i % 3]) for i in range(4000)])
