@@ -900,6 +900,7 @@ def sorted_dictionary_of_rows(const int64_t[::1] offsets, const uint8_t[::1] dat
 # --- StringDictionary: distinct strings in first-seen order, through a hash table ---------------
 
 DEF _WINDOW = 16
+DEF _SMALL_TABLE = 8192  # slots (64 KiB): up to this size the table stays in cache
 
 
 cdef inline uint64_t _hash_bytes(const uint8_t* p, int64_t n) noexcept nogil:
@@ -1016,11 +1017,34 @@ cdef class StringDictionary:
         self.card += 1
         return <int32_t>(self.card - 1)
 
+    cdef int32_t _find(self, const uint8_t* p, int64_t length, uint64_t h) noexcept nogil:
+        """The entry of ``p[0:length]`` (hash ``h``), added if new; -1 when out of memory."""
+        cdef:
+            Py_ssize_t mask = self.nslots - 1
+            Py_ssize_t slot = <Py_ssize_t>(h & <uint64_t>mask)
+            uint64_t tag = h & 0xFFFFFFFF00000000ULL
+            uint64_t v
+            int32_t e
+        while True:
+            v = self.slots[slot]
+            if v == 0:
+                e = self._insert(p, length, h, slot)
+                break
+            if (v & 0xFFFFFFFF00000000ULL) == tag:
+                e = <int32_t>(v & 0xFFFFFFFFULL) - 1
+                if self.starts[e + 1] - self.starts[e] == length and \
+                        _same_bytes(self.data + self.starts[e], p, length):
+                    break
+            slot = (slot + 1) & mask
+        if e < 0 or (2 * self.card > self.nslots and self._rehash() < 0):
+            return -1
+        return e
+
     def encode(self, const int64_t[::1] offsets, const uint8_t[::1] data, valid=None):
         """First-seen id + 1 of each of the ``len(offsets) - 1`` rows (0 where ``valid`` is 0)."""
         cdef:
             Py_ssize_t n = offsets.shape[0] - 1
-            Py_ssize_t i, j, w, slot, mask
+            Py_ssize_t i, j, w, mask
             const uint8_t[::1] ok
             const uint8_t* base = &data[0] if data.shape[0] else NULL
             const uint8_t* p
@@ -1032,7 +1056,7 @@ cdef class StringDictionary:
             int32_t prev_id = 0
             bint prev_ok = False
             int32_t e
-            uint64_t h, v, tag
+            uint64_t h
             uint64_t hs[_WINDOW]
             int32_t[::1] out
             object result
@@ -1042,10 +1066,33 @@ cdef class StringDictionary:
         result = np.empty(n, dtype=np.int32)
         out = result
         with nogil:
-            # rows go in windows: hash a window's rows and prefetch their slots first, then
-            # probe, so the table's cache misses overlap instead of coming one at a time
+            # rows go in windows. While the table is small (in cache), each row is hashed and
+            # looked up at once; then a window's rows are hashed and their slots prefetched
+            # first, and probed after, so the table's cache misses overlap
             for j in range(0, n, _WINDOW):
                 w = n - j if n - j < _WINDOW else _WINDOW
+                if self.nslots <= _SMALL_TABLE:
+                    for i in range(j, j + w):
+                        if check_valid and not ok[i]:
+                            out[i] = 0
+                            self.has_null = True
+                            prev_ok = False
+                            continue
+                        start = offsets[i]
+                        length = offsets[i + 1] - start
+                        if prev_ok and length == prev_length and \
+                                _same_bytes(base + start, base + prev_start, length):
+                            out[i] = prev_id
+                            continue
+                        e = self._find(base + start, length, _hash_bytes(base + start, length) | 1)
+                        if e < 0:
+                            failed = True
+                            break
+                        out[i] = e + 1
+                        prev_ok, prev_id, prev_start, prev_length = True, e + 1, start, length
+                    if failed:
+                        break
+                    continue
                 mask = self.nslots - 1
                 for i in range(j, j + w):  # hs[i - j] = 0: the same bytes as row i - 1
                     start = offsets[i]
@@ -1074,21 +1121,8 @@ cdef class StringDictionary:
                     p = base + start
                     if h == 0:  # equal to a null row before it
                         h = _hash_bytes(p, length) | 1
-                    mask = self.nslots - 1
-                    slot = <Py_ssize_t>(h & <uint64_t>mask)
-                    tag = h & 0xFFFFFFFF00000000ULL
-                    while True:
-                        v = self.slots[slot]
-                        if v == 0:
-                            e = self._insert(p, length, h, slot)
-                            break
-                        if (v & 0xFFFFFFFF00000000ULL) == tag:
-                            e = <int32_t>(v & 0xFFFFFFFFULL) - 1
-                            if self.starts[e + 1] - self.starts[e] == length and \
-                                    _same_bytes(self.data + self.starts[e], p, length):
-                                break
-                        slot = (slot + 1) & mask
-                    if e < 0 or (2 * self.card > self.nslots and self._rehash() < 0):
+                    e = self._find(p, length, h)
+                    if e < 0:
                         failed = True
                         break
                     out[i] = e + 1
