@@ -30,7 +30,7 @@ def check_inverted_index(
 
 def sort_strings(
     offsets: npt.NDArray[np.int64], data: npt.NDArray[np.uint8], order: npt.NDArray[np.int32]
-) -> None: ...  # (const int64_t[::1] offsets, const uint8_t[::1] data, int32_t[::1] order) sorts order in place
+) -> None: ...  # (const int64_t[::1] offsets, const uint8_t[::1] data, int32_t[::1] order) sorts order in place, stably
 
 def sorted_dictionary_of_rows(
     offsets: npt.NDArray[np.int64], data: npt.NDArray[np.uint8], valid: npt.NDArray[np.uint8] | None = None

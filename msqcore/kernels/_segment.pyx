@@ -755,7 +755,7 @@ cdef int _sort_ids(const int64_t* offsets, const uint8_t* base, int32_t* order, 
 
 def sort_strings(const int64_t[::1] offsets, const uint8_t[::1] data, int32_t[::1] order):
     """Sort ``order`` (ids of strings ``data[offsets[i]:offsets[i+1]]``) in place by unsigned
-    byte order of the strings, shorter prefix first."""
+    byte order of the strings, shorter prefix first; stable (equal strings keep their order)."""
     cdef:
         Py_ssize_t n = order.shape[0]
         Py_ssize_t card = offsets.shape[0] - 1
