@@ -1179,3 +1179,20 @@ def test_mostly_distinct_columns_are_sorted_by_rows_with_the_same_bytes(tmp_path
     assert sorted_rows.read_bytes() == streamed.read_bytes() == hashed.read_bytes()
     validate_segment(str(sorted_rows), full=True)
     assert read_segment(str(sorted_rows)).equals(table)
+
+
+@pytest.mark.parametrize("n, card", [(0, 0), (1, 1), (5, 2), (10_000, 3), (10_000, 9_000)])
+def test_row_list_deltas_match_numpy_and_read_back(n, card):
+    rng = np.random.default_rng(n + card)
+    ids = rng.integers(0, card, n).astype(np.int32) if card else np.zeros(0, np.int32)
+    offsets, rows = k.build_inverted_index(ids, card)
+    deltas = k.row_list_deltas(offsets, rows)
+    expected = rows.astype(np.uint32)
+    expected[1:] -= rows[:-1].astype(np.uint32)
+    starts = offsets[:-1][np.diff(offsets) > 0]
+    expected[starts] = rows[starts]
+    assert deltas.dtype == np.uint32
+    np.testing.assert_array_equal(deltas, expected)
+    np.testing.assert_array_equal(k.row_lists_to_ids(np.diff(offsets).astype(np.uint32), deltas, n), ids)
+    with pytest.raises(ValueError, match="span"):
+        k.row_list_deltas(np.array([0, n + 1], np.int64), rows)

@@ -16,6 +16,10 @@ def build_inverted_index(
     ids: npt.NDArray[np.int32], cardinality: int
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]: ...  # (const int32_t[::1] ids, Py_ssize_t cardinality) -> (int64[card + 1], int32[n])
 
+def row_list_deltas(
+    offsets: npt.NDArray[np.int64], rows: npt.NDArray[np.int32]
+) -> npt.NDArray[np.uint32]: ...  # (const int64_t[::1] offsets, const int32_t[::1] rows) -> uint32[n]
+
 def check_dictionary(
     offsets: npt.NDArray[np.int64], data: npt.NDArray[np.uint8], first_sorted: int, check_order: bool
 ) -> None: ...  # (const int64_t[::1] offsets, const uint8_t[::1] data, Py_ssize_t first_sorted, bint check_order)
@@ -26,7 +30,7 @@ def check_inverted_index(
 
 def sort_strings(
     offsets: npt.NDArray[np.int64], data: npt.NDArray[np.uint8], order: npt.NDArray[np.int32]
-) -> None: ...  # (const int64_t[::1] offsets, const uint8_t[::1] data, int32_t[::1] order) sorts order in place
+) -> None: ...  # (const int64_t[::1] offsets, const uint8_t[::1] data, int32_t[::1] order) sorts order in place, stably
 
 def sorted_dictionary_of_rows(
     offsets: npt.NDArray[np.int64], data: npt.NDArray[np.uint8], valid: npt.NDArray[np.uint8] | None = None

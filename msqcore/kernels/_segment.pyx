@@ -10,16 +10,18 @@ Everything here works on flat typed buffers; the Python layer owns the file layo
   ids -> sorted-dictionary ids).
 * ``build_inverted_index``: a counting sort of ids into CSR form (offsets[card+1], rows[n]),
   the bitmap-index equivalent.
-* ``row_lists_to_ids``: the ids column back from a column stored as its row lists (the
-  ``rowLists`` layout: per value, its rows delta-coded), checking they are a permutation.
+* ``row_list_deltas`` / ``row_lists_to_ids``: a column's row lists delta-coded for the
+  ``rowLists`` layout (per value, its rows: the first, then the gaps), and the ids column back
+  from them, checking they are a permutation.
 * ``check_dictionary`` / ``check_inverted_index``: structural (and ordering) checks used by
   reads and by full validation.
-* ``sort_strings``: a multikey quicksort (Bentley & Sedgewick) of string ids by unsigned byte
-  order, 8 bytes at a time with 16 bytes and the length of each string cached next to the ids
-  (Sinha & Zobel's caching: one scattered read of the strings every second level), to
-  sort dictionaries (faster than pyarrow's comparison sort on long common prefixes such as URLs).
+* ``sort_strings``: a stable MSD radix sort of string ids by unsigned byte order, on 16 bytes
+  and the length of each string cached next to the ids (Sinha & Zobel's caching: one scattered
+  read of the strings every 16 bytes of depth), each pass splitting on the next byte in which
+  the strings differ (shared prefixes such as URLs' cost no pass), to sort dictionaries.
 * ``sorted_dictionary_of_rows``: a column's sorted dictionary, ids and inverted index at once by
-  sorting its rows (the same multikey quicksort), for columns of mostly distinct values.
+  sorting its rows (the same radix sort, which also marks where each distinct string starts),
+  for columns of mostly distinct values.
 * ``StringDictionary``: the distinct values of a string column in first-seen order, through an
   open-addressing hash table, as its rows arrive in batches: each row's first-seen id, with
   memory bounded by the cardinality (the streaming segment writer's dictionary).
@@ -27,9 +29,9 @@ Everything here works on flat typed buffers; the Python layer owns the file layo
 Style: validate and allocate under the GIL, one ``with nogil:`` section, errors reported
 through a flag and raised after the GIL is re-acquired.
 """
-from libc.stdint cimport INT32_MAX, int32_t, int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport INT32_MAX, UINT32_MAX, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
-from libc.string cimport memcmp, memcpy, memset
+from libc.string cimport memcpy, memset
 
 import numpy as np
 
@@ -258,6 +260,32 @@ def build_inverted_index(const int32_t[::1] ids, Py_ssize_t cardinality):
     return offsets_arr, rows_arr
 
 
+def row_list_deltas(const int64_t[::1] offsets, const int32_t[::1] rows):
+    """The CSR row lists ``(offsets[card + 1], rows[n])`` delta-coded for the ``rowLists`` layout,
+    uint32[n]: each value's first row as is, then the gap from each of its rows to the next
+    (``row_lists_to_ids`` reads them back)."""
+    cdef:
+        Py_ssize_t n = rows.shape[0]
+        Py_ssize_t card = offsets.shape[0] - 1
+        Py_ssize_t k
+        int64_t j
+        uint32_t[::1] out
+    if card < 0 or offsets[0] != 0 or offsets[card] != n:
+        raise ValueError(f"row list offsets must span 0..{n}")
+    for k in range(card):
+        if offsets[k + 1] < offsets[k]:
+            raise ValueError(f"row list offsets decrease at value {k}")
+    result = np.empty(n, dtype=np.uint32)
+    out = result
+    with nogil:
+        for k in range(card):
+            if offsets[k] < offsets[k + 1]:
+                out[offsets[k]] = <uint32_t>rows[offsets[k]]
+            for j in range(offsets[k] + 1, offsets[k + 1]):
+                out[j] = <uint32_t>rows[j] - <uint32_t>rows[j - 1]
+    return result
+
+
 def row_lists_to_ids(const uint32_t[::1] counts, const uint32_t[::1] deltas, Py_ssize_t n):
     """The ids (int32[n]) of a column stored as row lists: value ``k`` holds ``counts[k]`` rows,
     given in ``deltas`` as its first row, then the gap from each row to the next.
@@ -417,6 +445,38 @@ cdef inline int _cmp_from(const int64_t* offsets, const uint8_t* data, int32_t a
 cdef extern from *:
     uint64_t _bswap64 "__builtin_bswap64"(uint64_t) nogil
     void _prefetch "__builtin_prefetch"(const void*) nogil
+    int _clz64 "__builtin_clzll"(uint64_t) nogil
+    int _ctz64 "__builtin_ctzll"(uint64_t) nogil
+
+
+cdef inline uint64_t _tail8(const uint8_t* p, int64_t n) noexcept nogil:
+    """The last ``min(n, 8)`` bytes of ``p[0:n]`` (n >= 1) in a word, through fixed-size loads
+    (a variable-size ``memcpy`` is a library call); equal bytes give equal words."""
+    cdef uint64_t w = 0
+    cdef uint32_t lo = 0, hi = 0
+    if n >= 8:
+        memcpy(&w, p + n - 8, 8)
+        return w
+    if n >= 4:
+        memcpy(&lo, p, 4)
+        memcpy(&hi, p + n - 4, 4)
+        return lo | (<uint64_t>hi << 32)
+    return p[0] | (<uint64_t>p[n >> 1] << 8) | (<uint64_t>p[n - 1] << 16)
+
+
+cdef inline bint _same_bytes(const uint8_t* a, const uint8_t* b, int64_t n) noexcept nogil:
+    """``a[0:n] == b[0:n]``, a word at a time (these strings are short: ``memcmp``'s call costs more)."""
+    cdef uint64_t x, y
+    cdef int64_t i = 0
+    if n <= 0:
+        return True
+    while i + 8 < n:
+        memcpy(&x, a + i, 8)
+        memcpy(&y, b + i, 8)
+        if x != y:
+            return False
+        i += 8
+    return _tail8(a, n) == _tail8(b, n)
 
 
 cdef inline uint64_t _key8(const int64_t* offsets, const uint8_t* data, int32_t i, int64_t d) noexcept nogil:
@@ -435,128 +495,267 @@ cdef inline uint64_t _key8(const int64_t* offsets, const uint8_t* data, int32_t 
     return 0
 
 
-cdef inline void _swap4(int32_t* v, uint64_t* k, uint64_t* k2, int64_t* ln, Py_ssize_t x,
-                        Py_ssize_t y) noexcept nogil:
-    cdef int32_t t = v[x]
-    cdef uint64_t tk = k[x]
-    cdef uint64_t tk2 = k2[x]
-    cdef int64_t tl = ln[x]
-    v[x] = v[y]; v[y] = t
-    k[x] = k[y]; k[y] = tk
-    k2[x] = k2[y]; k2[y] = tk2
-    ln[x] = ln[y]; ln[y] = tl
+DEF _SMALL = 32  # ranges this short are insertion sorted
+DEF _SKIP_SAMPLE = 16  # strings sampled for a common part to skip (``_reload``)
 
 
-cdef void _mkqsort16(const int64_t* offsets, const uint8_t* data, int32_t* v, uint64_t* k, uint64_t* k2,
-                     int64_t* ln, Py_ssize_t n, int64_t d, bint have2) noexcept nogil:
-    """Multikey quicksort on 8 bytes at a time, cached: ``k[i]`` holds bytes ``d..d+7`` of string
-    ``v[i]`` (``_key8``) and ``ln[i]`` its length, so partitioning reads contiguous arrays instead
-    of the strings. When ``have2``, ``k2[i]`` holds bytes ``d+8..d+15``: the strings are read
-    16 bytes at a time, one scattered read every second level. The strings of ``v[0:n]`` are
-    equal in their first ``d`` bytes."""
+cdef struct _Item:  # one string being sorted, moved as a whole (one write stream per radix bucket)
+    uint64_t k      # bytes d..d+7 of the string (``_key8``)
+    uint64_t k2     # bytes d+8..d+15, where the range's ``have2`` says so
+    int32_t v       # its id
+    uint32_t ln     # its length, or UINT32_MAX for "read the offsets"
+
+
+cdef struct _Sort:
+    const int64_t* offsets
+    const uint8_t* data
+    _Item* a        # the items
+    _Item* t        # scratch of the same size, for the stable scatter
+    uint8_t* brk    # NULL, or set to 1 where a position starts a new distinct string
+
+
+cdef inline int64_t _len_of(const _Sort* s, const _Item* x) noexcept nogil:
+    if x.ln != UINT32_MAX:
+        return x.ln
+    return s.offsets[x.v + 1] - s.offsets[x.v]
+
+
+cdef inline int _cmp_cached(const _Sort* s, const _Item* x, const _Item* y, int64_t d, bint have2) noexcept nogil:
+    """Byte order of two strings equal in their first ``d`` bytes, from their cached keys and
+    lengths first (a string ending within a key is a prefix of any other of that key)."""
+    cdef int64_t la, lb
+    if x.k != y.k:
+        return -1 if x.k < y.k else 1
+    la = _len_of(s, x)
+    lb = _len_of(s, y)
+    if la <= d + 8 or lb <= d + 8:
+        return (la > lb) - (la < lb)
+    if not have2:
+        return _cmp_from(s.offsets, s.data, x.v, y.v, d + 8)
+    if x.k2 != y.k2:
+        return -1 if x.k2 < y.k2 else 1
+    if la <= d + 16 or lb <= d + 16:
+        return (la > lb) - (la < lb)
+    return _cmp_from(s.offsets, s.data, x.v, y.v, d + 16)
+
+
+cdef void _insertion(_Sort* s, Py_ssize_t lo, Py_ssize_t n, int64_t d, bint have2) noexcept nogil:
+    """Stable insertion sort of a short range; marks where distinct strings start."""
     cdef:
-        Py_ssize_t i, j, lt, gt, e
-        uint64_t pivot, a, b, m, tk
-        int32_t t
-        int64_t tl
-    while n > 1:
-        if n < 16:  # insertion sort on the suffixes
-            for i in range(1, n):
-                t = v[i]
-                j = i
-                while j > 0 and _cmp_from(offsets, data, v[j - 1], t, d) > 0:
-                    v[j] = v[j - 1]
-                    j -= 1
-                v[j] = t
+        Py_ssize_t i, j, e = lo + n
+        _Item x
+    for i in range(lo + 1, e):
+        x = s.a[i]
+        j = i
+        while j > lo and _cmp_cached(s, &s.a[j - 1], &x, d, have2) > 0:
+            s.a[j] = s.a[j - 1]
+            j -= 1
+        s.a[j] = x
+    if s.brk != NULL:
+        for i in range(lo + 1, e):
+            s.brk[i] = _cmp_cached(s, &s.a[i - 1], &s.a[i], d, have2) != 0
+
+
+cdef inline void _scatter(_Sort* s, Py_ssize_t lo, Py_ssize_t n, Py_ssize_t* start, const uint8_t* cls) noexcept nogil:
+    """Move positions lo..lo+n-1 stably to ``start[cls[i - lo]]`` (offsets from lo), through the
+    scratch array."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        s.t[lo + start[cls[i]]] = s.a[lo + i]
+        start[cls[i]] += 1
+    memcpy(s.a + lo, s.t + lo, <size_t>n * sizeof(_Item))
+
+
+cdef int64_t _lcp_from(const uint8_t* a, int64_t la, const uint8_t* b, int64_t lb, int64_t d) noexcept nogil:
+    """How many bytes from ``d`` on two strings of lengths ``la``, ``lb`` (both > d) share."""
+    cdef int64_t i = d, m = la if la < lb else lb
+    cdef uint64_t x, y
+    while i + 8 <= m:
+        memcpy(&x, a + i, 8)
+        memcpy(&y, b + i, 8)
+        if x != y:
+            return i - d + (_ctz64(x ^ y) >> 3)  # little-endian: the lowest differing byte
+        i += 8
+    while i < m and a[i] == b[i]:
+        i += 1
+    return i - d
+
+
+cdef int64_t _reload(_Sort* s, Py_ssize_t lo, Py_ssize_t n, int64_t d) noexcept nogil:
+    """Load ``k`` and ``k2`` of the range's strings (all longer than ``d`` and equal in their
+    first ``d`` bytes) at ``d + m``, and return ``m``: when a sample of the range shares ``m`` >= 8
+    more bytes with its first string (URLs' long common parts), the bytes every string is then
+    checked to share are skipped instead of being sorted 8 at a time, each level a scattered
+    read of every string. ``m`` is 0 when the sample shares less or a string does not."""
+    cdef:
+        Py_ssize_t i, step
+        int64_t m = -1, c, st, length, st0 = 0, len0
+        const int64_t* offsets = s.offsets
+        const uint8_t* data = s.data
+        _Item* a = s.a
+    if n >= _SKIP_SAMPLE * 4:
+        st0 = offsets[a[lo].v]
+        len0 = offsets[a[lo].v + 1] - st0
+        step = n // _SKIP_SAMPLE
+        i = lo + step
+        while i < lo + n:
+            st = offsets[a[i].v]
+            c = _lcp_from(data + st0, len0, data + st, offsets[a[i].v + 1] - st, d)
+            if m < 0 or c < m:
+                m = c
+                if m < 8:
+                    break
+            i += step
+    if m >= 8:
+        for i in range(lo, lo + n):
+            if i + 16 < lo + n:
+                _prefetch(&offsets[a[i + 16].v])
+            if i + 8 < lo + n:
+                _prefetch(data + offsets[a[i + 8].v] + d)
+            st = offsets[a[i].v]
+            length = offsets[a[i].v + 1] - st
+            if length < d + m or not _same_bytes(data + st + d, data + st0 + d, m):
+                m = 0  # not shared by all: load at d after all
+                break
+            a[i].k = _key8(offsets, data, a[i].v, d + m)
+            a[i].k2 = _key8(offsets, data, a[i].v, d + m + 8)
+        if m:
+            return m
+    for i in range(lo, lo + n):
+        if i + 16 < lo + n:
+            _prefetch(&offsets[a[i + 16].v])
+        if i + 8 < lo + n:
+            _prefetch(data + offsets[a[i + 8].v] + d)
+        a[i].k = _key8(offsets, data, a[i].v, d)
+        a[i].k2 = _key8(offsets, data, a[i].v, d + 8)
+    return 0
+
+
+cdef void _radix(_Sort* s, Py_ssize_t lo, Py_ssize_t n, int64_t d, bint have2, uint8_t* cls) noexcept nogil:
+    """Stable MSD radix sort of positions lo..lo+n-1, whose strings are equal in their first
+    ``d`` bytes (``k`` holds bytes d..d+7, ``k2`` the next 8 when ``have2``). Each pass splits
+    on the highest byte in which the range's keys differ (shared bytes cost no pass); the
+    largest part is sorted by the loop, the others recursively (depth at most log2 n).
+    ``cls`` is scratch of n bytes."""
+    cdef:
+        Py_ssize_t i, c, big
+        Py_ssize_t start[256]
+        Py_ssize_t count[256]
+        uint64_t x, k0
+        int shift
+        int64_t l
+        _Item* a = s.a
+    while True:
+        if s.brk != NULL:
+            s.brk[lo] = 1
+        if n < 2:
             return
-        a = k[0]
-        b = k[n // 2]
-        m = k[n - 1]
-        if a > b:
-            a, b = b, a
-        if b > m:
-            b = m
-            if a > b:
-                b = a
-        pivot = b
-        lt = 0
-        gt = n - 1
-        i = 0
-        while i <= gt:
-            if k[i] < pivot:
-                _swap4(v, k, k2, ln, lt, i)
-                lt += 1
-                i += 1
-            elif k[i] > pivot:
-                _swap4(v, k, k2, ln, gt, i)
-                gt -= 1
-            else:
-                i += 1
-        _mkqsort16(offsets, data, v, k, k2, ln, lt, d, have2)
-        _mkqsort16(offsets, data, v + gt + 1, k + gt + 1, k2 + gt + 1, ln + gt + 1, n - gt - 1, d, have2)
-        # the equal part: strings that end within these 8 bytes come first (each is a prefix of
-        # the others, zero padded), shortest first; the rest go on at byte d + 8
-        v += lt
-        k += lt
-        k2 += lt
-        ln += lt
-        n = gt - lt + 1
-        e = 0
+        if n < _SMALL:
+            _insertion(s, lo, n, d, have2)
+            return
+        k0 = a[lo].k
+        x = 0
+        for i in range(lo, lo + n):
+            x |= a[i].k ^ k0
+        if x != 0:
+            shift = 56 - 8 * (_clz64(x) >> 3)
+            memset(count, 0, sizeof(count))
+            for i in range(n):
+                cls[i] = <uint8_t>(a[lo + i].k >> shift)
+                count[cls[i]] += 1
+            c = 0
+            big = 0
+            for i in range(256):
+                start[i] = c
+                c += count[i]
+                if count[i] > count[big]:
+                    big = i
+            _scatter(s, lo, n, start, cls)
+            for i in range(256):  # start[i] is now the end of part i
+                if count[i] and i != big:
+                    _radix(s, lo + start[i] - count[i], count[i], d, have2, cls)
+            lo += start[big] - count[big]
+            n = count[big]
+            continue
+        # equal keys: the strings that end within them first, shortest first (each is a
+        # prefix of the longer ones; equal lengths are equal strings), the rest go on at d + 8
+        memset(count, 0, 10 * sizeof(Py_ssize_t))
         for i in range(n):
-            if ln[i] - d <= 8:
-                t = v[e]; v[e] = v[i]; v[i] = t
-                tl = ln[e]; ln[e] = ln[i]; ln[i] = tl
-                tk = k2[e]; k2[e] = k2[i]; k2[i] = tk
-                e += 1
-        for i in range(1, e):
-            t = v[i]
-            tl = ln[i]
-            j = i
-            while j > 0 and ln[j - 1] > tl:
-                v[j] = v[j - 1]
-                ln[j] = ln[j - 1]
-                j -= 1
-            v[j] = t
-            ln[j] = tl
-        v += e
-        k += e
-        k2 += e
-        ln += e
-        n -= e
+            l = _len_of(s, &a[lo + i]) - d
+            cls[i] = <uint8_t>(l if l <= 8 else 9)
+            count[cls[i]] += 1
+        if count[9] < n:
+            c = 0
+            for i in range(10):
+                start[i] = c
+                c += count[i]
+            _scatter(s, lo, n, start, cls)
+            for i in range(9):
+                if count[i] and s.brk != NULL:
+                    s.brk[lo + start[i] - count[i]] = 1
+            lo += n - count[9]
+            n = count[9]
+            if n == 0:
+                return
         d += 8
         if have2:
-            memcpy(k, k2, <size_t>n * sizeof(uint64_t))
+            for i in range(lo, lo + n):
+                a[i].k = a[i].k2
+            have2 = False
         else:
-            for i in range(n):
-                k[i] = _key8(offsets, data, v[i], d)
-                k2[i] = _key8(offsets, data, v[i], d + 8)
-        have2 = not have2
+            d += _reload(s, lo, n, d)
+            have2 = True
 
 
-cdef int _sort_ids(const int64_t* offsets, const uint8_t* base, int32_t* order, Py_ssize_t n) noexcept nogil:
-    """Sort ``order[0:n]`` by the strings' bytes (``_mkqsort16``); -1 when out of memory."""
+cdef int _sort_ids(const int64_t* offsets, const uint8_t* base, int32_t* order, Py_ssize_t n,
+                   uint8_t* brk) noexcept nogil:
+    """Sort ``order[0:n]`` stably by the strings' bytes (``_radix``); with ``brk`` (n bytes,
+    zeroed) also mark where each distinct string starts. -1 when out of memory."""
     cdef:
         Py_ssize_t i
-        uint64_t* keys
+        int64_t length
         int32_t r
-    if n < 2:
+        _Sort s
+        _Item* a
+        _Item* t
+        uint8_t* cls
+    if n < 1:
         return 0
-    keys = <uint64_t*>malloc(3 * n * sizeof(uint64_t))
-    if keys == NULL:
+    # three blocks, not one: each under glibc's largest mmap threshold (32 MiB) for up to 1.4M
+    # strings, so after the first sort they come from the heap again instead of fresh pages
+    # that the kernel zeroes on every call
+    a = <_Item*>malloc(<size_t>n * sizeof(_Item))
+    t = <_Item*>malloc(<size_t>n * sizeof(_Item))
+    cls = <uint8_t*>malloc(<size_t>n)
+    if a == NULL or t == NULL or cls == NULL:
+        free(a)
+        free(t)
+        free(cls)
         return -1
+    s.offsets = offsets
+    s.data = base
+    s.a = a
+    s.t = t
+    s.brk = brk
     for i in range(n):
         r = order[i]
-        keys[i] = _key8(offsets, base, r, 0)
-        keys[n + i] = _key8(offsets, base, r, 8)
-        (<int64_t*>keys)[2 * n + i] = offsets[r + 1] - offsets[r]
-    _mkqsort16(offsets, base, order, keys, keys + n, <int64_t*>(keys + 2 * n), n, 0, True)
-    free(keys)
+        length = offsets[r + 1] - offsets[r]
+        a[i].k = _key8(offsets, base, r, 0)
+        a[i].k2 = _key8(offsets, base, r, 8)
+        a[i].v = r
+        a[i].ln = <uint32_t>length if length < UINT32_MAX else UINT32_MAX
+    _radix(&s, 0, n, 0, True, cls)
+    for i in range(n):
+        order[i] = a[i].v
+    free(a)
+    free(t)
+    free(cls)
     return 0
 
 
 def sort_strings(const int64_t[::1] offsets, const uint8_t[::1] data, int32_t[::1] order):
     """Sort ``order`` (ids of strings ``data[offsets[i]:offsets[i+1]]``) in place by unsigned
-    byte order of the strings, shorter prefix first."""
+    byte order of the strings, shorter prefix first; stable (equal strings keep their order)."""
     cdef:
         Py_ssize_t n = order.shape[0]
         Py_ssize_t card = offsets.shape[0] - 1
@@ -575,19 +774,9 @@ def sort_strings(const int64_t[::1] offsets, const uint8_t[::1] data, int32_t[::
     base = &data[0] if data.shape[0] else &dummy
     if n > 1:
         with nogil:
-            rc = _sort_ids(&offsets[0], base, &order[0], n)
+            rc = _sort_ids(&offsets[0], base, &order[0], n, NULL)
     if rc < 0:
         raise MemoryError("sort_strings: out of memory")
-
-
-cdef int _cmp_int32(const void* a, const void* b) noexcept nogil:
-    cdef int32_t x = (<const int32_t*>a)[0]
-    cdef int32_t y = (<const int32_t*>b)[0]
-    return (x > y) - (x < y)
-
-
-cdef extern from "stdlib.h":
-    void qsort(void* base, size_t nmemb, size_t size, int (*compar)(const void*, const void*) noexcept nogil) nogil
 
 
 cdef int check_rows(const int64_t[::1] offsets, const uint8_t[::1] data, object valid) except -1:
@@ -617,7 +806,7 @@ def sorted_dictionary_of_rows(const int64_t[::1] offsets, const uint8_t[::1] dat
     """
     cdef:
         Py_ssize_t n = offsets.shape[0] - 1
-        Py_ssize_t i, j, g, m = 0, nnull
+        Py_ssize_t i, j, nnull
         const uint8_t[::1] ok
         bint check_valid = valid is not None
         const uint8_t* base
@@ -627,9 +816,10 @@ def sorted_dictionary_of_rows(const int64_t[::1] offsets, const uint8_t[::1] dat
         int64_t* doff
         int64_t* ioff
         uint8_t* dd
-        int64_t total = 0, s, length, used = 0, prev_start = 0, prev_length = -1
+        uint8_t* brk
+        int64_t total = 0, s, length, used = 0
         int64_t card = 0
-        int32_t t, r
+        int32_t r
         int rc = 0
     check_rows(offsets, data, valid)
     if n > INT32_MAX:
@@ -668,8 +858,11 @@ def sorted_dictionary_of_rows(const int64_t[::1] offsets, const uint8_t[::1] dat
     ioff = &ioff_v[0]
     doff = &doff_v[0]
     dd = &dd_v[0] if total else &dummy
+    brk_arr = np.zeros(n, dtype=np.uint8)  # 1 where a sorted row starts a new string
+    cdef uint8_t[::1] brk_v = brk_arr
+    brk = &brk_v[0] if n else NULL
     with nogil:
-        rc = _sort_ids(&offsets[0], base, rows + nnull, n - nnull)
+        rc = _sort_ids(&offsets[0], base, rows + nnull, n - nnull, brk + nnull)
         if rc == 0:
             ioff[0] = 0
             doff[0] = 0
@@ -677,42 +870,28 @@ def sorted_dictionary_of_rows(const int64_t[::1] offsets, const uint8_t[::1] dat
                 for i in range(nnull):
                     ids[rows[i]] = 0
                 card = 1
-                ioff[1] = nnull
                 doff[1] = 0
-            # walk the sorted rows: a new entry where a row differs from the entry written last
+            # walk the sorted rows: a new entry where the sort saw a new string
             for i in range(nnull, n):
+                # the rows' strings are scattered: fetch a row's offsets 16 rows ahead, and
+                # its bytes 8 rows ahead, so the cache misses overlap
+                if i + 16 < n:
+                    _prefetch(&offsets[rows[i + 16]])
+                    _prefetch(&ids[rows[i + 16]])
+                if i + 8 < n and brk[i + 8]:
+                    _prefetch(base + offsets[rows[i + 8]])
                 r = rows[i]
-                s = offsets[r]
-                length = offsets[r + 1] - s
-                if not (length == prev_length and
-                        (length == 0 or memcmp(base + s, dd + prev_start, <size_t>length) == 0)):
-                    if i > nnull:
-                        ioff[card] = i
+                if brk[i]:
+                    ioff[card] = i
+                    s = offsets[r]
+                    length = offsets[r + 1] - s
                     if length:
                         memcpy(dd + used, base + s, <size_t>length)
-                    prev_start, prev_length = used, length
                     used += length
                     card += 1
                     doff[card] = used
                 ids[r] = <int32_t>(card - 1)
-            if n > nnull:
-                ioff[card] = n
-            # equal strings' rows in ascending order (the sort is not stable)
-            for g in range(1 if nnull else 0, card):
-                i = ioff[g]
-                j = ioff[g + 1]
-                if j - i < 2:
-                    continue
-                if j - i <= 16:
-                    for m in range(i + 1, j):
-                        t = rows[m]
-                        s = m
-                        while s > i and rows[s - 1] > t:
-                            rows[s] = rows[s - 1]
-                            s -= 1
-                        rows[s] = t
-                else:
-                    qsort(rows + i, <size_t>(j - i), sizeof(int32_t), _cmp_int32)
+            ioff[card] = n
     if rc < 0:
         raise MemoryError("sorted_dictionary_of_rows: out of memory")
     return (doff_arr[:card + 1], dd_arr[:used], ids_arr, ioff_arr[:card + 1], rows_arr, nnull > 0)
@@ -721,6 +900,7 @@ def sorted_dictionary_of_rows(const int64_t[::1] offsets, const uint8_t[::1] dat
 # --- StringDictionary: distinct strings in first-seen order, through a hash table ---------------
 
 DEF _WINDOW = 16
+DEF _SMALL_TABLE = 8192  # slots (64 KiB): up to this size the table stays in cache
 
 
 cdef inline uint64_t _hash_bytes(const uint8_t* p, int64_t n) noexcept nogil:
@@ -729,15 +909,13 @@ cdef inline uint64_t _hash_bytes(const uint8_t* p, int64_t n) noexcept nogil:
         uint64_t h = 0x9E3779B97F4A7C15ULL ^ <uint64_t>n
         uint64_t w
         int64_t i = 0
-    while i + 8 <= n:
+    while i + 8 < n:
         memcpy(&w, p + i, 8)
         h = (h ^ w) * 0xFF51AFD7ED558CCDULL
         h ^= h >> 29
         i += 8
-    if i < n:
-        w = 0
-        memcpy(&w, p + i, <size_t>(n - i))
-        h = (h ^ w) * 0xFF51AFD7ED558CCDULL
+    if n > 0:  # the last 1 to 8 bytes (overlapping the word before: n is in the hash)
+        h = (h ^ _tail8(p, n)) * 0xFF51AFD7ED558CCDULL
         h ^= h >> 29
     h ^= h >> 32
     h *= 0xC4CEB9FE1A85EC53ULL
@@ -839,11 +1017,34 @@ cdef class StringDictionary:
         self.card += 1
         return <int32_t>(self.card - 1)
 
+    cdef int32_t _find(self, const uint8_t* p, int64_t length, uint64_t h) noexcept nogil:
+        """The entry of ``p[0:length]`` (hash ``h``), added if new; -1 when out of memory."""
+        cdef:
+            Py_ssize_t mask = self.nslots - 1
+            Py_ssize_t slot = <Py_ssize_t>(h & <uint64_t>mask)
+            uint64_t tag = h & 0xFFFFFFFF00000000ULL
+            uint64_t v
+            int32_t e
+        while True:
+            v = self.slots[slot]
+            if v == 0:
+                e = self._insert(p, length, h, slot)
+                break
+            if (v & 0xFFFFFFFF00000000ULL) == tag:
+                e = <int32_t>(v & 0xFFFFFFFFULL) - 1
+                if self.starts[e + 1] - self.starts[e] == length and \
+                        _same_bytes(self.data + self.starts[e], p, length):
+                    break
+            slot = (slot + 1) & mask
+        if e < 0 or (2 * self.card > self.nslots and self._rehash() < 0):
+            return -1
+        return e
+
     def encode(self, const int64_t[::1] offsets, const uint8_t[::1] data, valid=None):
         """First-seen id + 1 of each of the ``len(offsets) - 1`` rows (0 where ``valid`` is 0)."""
         cdef:
             Py_ssize_t n = offsets.shape[0] - 1
-            Py_ssize_t i, j, w, slot, mask
+            Py_ssize_t i, j, w, mask
             const uint8_t[::1] ok
             const uint8_t* base = &data[0] if data.shape[0] else NULL
             const uint8_t* p
@@ -855,7 +1056,7 @@ cdef class StringDictionary:
             int32_t prev_id = 0
             bint prev_ok = False
             int32_t e
-            uint64_t h, v, tag
+            uint64_t h
             uint64_t hs[_WINDOW]
             int32_t[::1] out
             object result
@@ -865,15 +1066,38 @@ cdef class StringDictionary:
         result = np.empty(n, dtype=np.int32)
         out = result
         with nogil:
-            # rows go in windows: hash a window's rows and prefetch their slots first, then
-            # probe, so the table's cache misses overlap instead of coming one at a time
+            # rows go in windows. While the table is small (in cache), each row is hashed and
+            # looked up at once; then a window's rows are hashed and their slots prefetched
+            # first, and probed after, so the table's cache misses overlap
             for j in range(0, n, _WINDOW):
                 w = n - j if n - j < _WINDOW else _WINDOW
+                if self.nslots <= _SMALL_TABLE:
+                    for i in range(j, j + w):
+                        if check_valid and not ok[i]:
+                            out[i] = 0
+                            self.has_null = True
+                            prev_ok = False
+                            continue
+                        start = offsets[i]
+                        length = offsets[i + 1] - start
+                        if prev_ok and length == prev_length and \
+                                _same_bytes(base + start, base + prev_start, length):
+                            out[i] = prev_id
+                            continue
+                        e = self._find(base + start, length, _hash_bytes(base + start, length) | 1)
+                        if e < 0:
+                            failed = True
+                            break
+                        out[i] = e + 1
+                        prev_ok, prev_id, prev_start, prev_length = True, e + 1, start, length
+                    if failed:
+                        break
+                    continue
                 mask = self.nslots - 1
                 for i in range(j, j + w):  # hs[i - j] = 0: the same bytes as row i - 1
                     start = offsets[i]
                     length = offsets[i + 1] - start
-                    if length == prev_length and (length == 0 or memcmp(base + start, base + prev_start, <size_t>length) == 0):
+                    if length == prev_length and _same_bytes(base + start, base + prev_start, length):
                         hs[i - j] = 0
                     elif check_valid and not ok[i]:
                         hs[i - j] = 1  # not used
@@ -897,21 +1121,8 @@ cdef class StringDictionary:
                     p = base + start
                     if h == 0:  # equal to a null row before it
                         h = _hash_bytes(p, length) | 1
-                    mask = self.nslots - 1
-                    slot = <Py_ssize_t>(h & <uint64_t>mask)
-                    tag = h & 0xFFFFFFFF00000000ULL
-                    while True:
-                        v = self.slots[slot]
-                        if v == 0:
-                            e = self._insert(p, length, h, slot)
-                            break
-                        if (v & 0xFFFFFFFF00000000ULL) == tag:
-                            e = <int32_t>(v & 0xFFFFFFFFULL) - 1
-                            if self.starts[e + 1] - self.starts[e] == length and \
-                                    (length == 0 or memcmp(self.data + self.starts[e], p, <size_t>length) == 0):
-                                break
-                        slot = (slot + 1) & mask
-                    if e < 0 or (2 * self.card > self.nslots and self._rehash() < 0):
+                    e = self._find(p, length, h)
+                    if e < 0:
                         failed = True
                         break
                     out[i] = e + 1

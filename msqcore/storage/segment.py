@@ -292,7 +292,8 @@ def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     start, end = int(offs[0]), int(offs[-1])
     data = np.frombuffer(bufs[2], dtype=np.uint8, count=end - start, offset=start) if end > start \
         else np.zeros(0, dtype=np.uint8)
-    return offs.astype(np.int64) - start, data
+    offs = offs.astype(np.int64, copy=False)  # no copy of int64 offsets: callers only read them
+    return (offs - start if start else offs), data
 
 
 def _dictionary_buffers(sorted_dict: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -369,11 +370,7 @@ def _unshuffle_blocks(data: np.ndarray) -> np.ndarray:
 
 def _row_list_deltas(offsets: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """The CSR row lists delta-coded: each value's first row as is, then the gap to each next row."""
-    deltas = rows.astype(np.uint32)
-    deltas[1:] -= rows[:-1].astype(np.uint32)
-    starts = offsets[:-1][np.diff(offsets) > 0]
-    deltas[starts] = rows[starts]
-    return deltas
+    return _k.row_list_deltas(offsets, rows)
 
 
 def _use_row_lists(card: int, n: int) -> bool:
