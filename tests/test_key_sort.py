@@ -3,6 +3,7 @@ key words) against Python's stable ``sorted`` of the same bytes."""
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -63,7 +64,6 @@ def test_sql_keys_of_a_shuffle_shape():
     # by many rows, the strings share long prefixes
     rng = np.random.default_rng(7)
     n = 30_000
-    import pyarrow as pa
     t = pa.table({"chunk": pa.array(rng.integers(0, 3, n) * 86_400_000, pa.int64()),
                   "s": pa.array([None if i % 13 == 0 else f"#{x}.wikipedia" for i, x in
                                  enumerate(rng.choice(["en", "de", "fr", "e", "enn"], n))]),
