@@ -140,11 +140,14 @@ cdef void load_words(KeySort* s, int64_t lo, int64_t n, int64_t d) noexcept nogi
     """Cache bytes ``d..d+15`` of the range's keys (one scattered read each, prefetched ahead)."""
     cdef int64_t i, e = lo + n
     cdef SortItem* a = s.a
+    cdef const uint8_t* p
     for i in range(lo, e):
-        if i + 16 < e:
-            msq_prefetch(&s.offsets[a[i + 16].idx])
-        if i + 8 < e:
-            msq_prefetch(s.data + s.offsets[a[i + 8].idx] + d)
+        if i + 32 < e:
+            msq_prefetch(&s.offsets[a[i + 32].idx])
+        if i + 16 < e:                  # both lines the 16 bytes may span
+            p = s.data + s.offsets[a[i + 16].idx] + d
+            msq_prefetch(p)
+            msq_prefetch(p + 15)
         a[i].word = key_word(s.offsets, s.data, a[i].idx, d)
         a[i].word2 = key_word(s.offsets, s.data, a[i].idx, d + 8)
 
