@@ -74,7 +74,7 @@ MAX_PARTITIONS = 25_000
 MAX_BUCKETS = 5_000
 UNKNOWN_LEVEL = -1
 UNKNOWN_TOTAL = -1
-_SORT_SCRATCH_PER_ROW = 40      # sort items, permutation, source ids and rows: counted in the budget
+_SORT_SCRATCH_PER_ROW = 72      # radix sort items + scratch (49), permutation, source ids, rows: in the budget
 _KEYS_PER_PARTITION = 8         # sample keys a bucket keeps per partition it needs (with target_rows)
 
 

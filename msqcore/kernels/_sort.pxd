@@ -8,10 +8,11 @@ arrays style: key offsets + key bytes, and a row-index array that gets permuted.
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
 
-cdef struct SortItem:
-    uint64_t word       # 8 key bytes at the current depth, big-endian, zero padded
+cdef struct SortItem:     # one key being sorted, moved as a whole (one write stream per radix bucket)
+    uint64_t word       # key bytes d..d+7 at the current depth d, big-endian, zero padded
+    uint64_t word2      # bytes d+8..d+15, where the pass says they are loaded
     int32_t idx         # row
-    uint32_t rem        # key bytes ``word`` covers (0..8)
+    uint32_t len        # key length in bytes
 
 
 cdef struct Cursor:

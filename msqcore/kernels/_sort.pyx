@@ -1,9 +1,9 @@
 # cython: language_level=3
 """Sorting and k-way merging of binary sort keys (the frame keys of ``_frame.encode_keys``).
 
-* ``argsort_keys``: a stable sort of variable-length keys: a multikey (three-way radix)
-  quicksort over 8-byte big-endian words cached next to the row index, so partitioning
-  reads the keys once per 8 bytes of depth; equal keys keep their input order.
+* ``argsort_keys``: a stable sort of variable-length keys: an MSD radix sort over 16 key
+  bytes cached (as two big-endian words) next to the row index and key length, so a pass
+  reads the keys once per 16 bytes of depth; equal keys keep their input order.
 * ``search_keys``: where boundary keys fall in a sorted order (partition split points).
 * ``hash_partitions``: the ``hash`` shuffle partition of each key.
 * ``Merger``: a loser tree over k sorted batches ("cursors"). ``run`` pops rows in key
@@ -12,9 +12,9 @@
 
 Everything runs without the GIL; the comparison primitives are ``noexcept nogil``.
 """
-from libc.stdint cimport INT32_MAX, int32_t, int64_t, uint8_t, uint32_t, uint64_t
-from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memcmp, memcpy
+from libc.stdint cimport INT32_MAX, UINT32_MAX, int32_t, int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcmp, memcpy, memset
 
 import numpy as np
 
@@ -40,9 +40,6 @@ FULL = R_FULL
 REFILL = R_REFILL
 BOUNDARY = R_BOUNDARY
 
-cdef int64_t SMALL = 16
-
-
 cdef inline int64_t ld_off(const uint8_t* p, bint large, int64_t i) noexcept nogil:
     cdef int32_t a
     cdef int64_t b
@@ -63,163 +60,189 @@ cdef int cmp_bytes(const uint8_t* a, int64_t la, const uint8_t* b, int64_t lb) n
 
 # --- argsort --------------------------------------------------------------------------------------
 
-cdef struct Task:
-    int64_t lo
-    int64_t hi
-    int64_t depth       # -1: the keys are equal, order by row index
-    bint load
+cdef extern from *:
+    int msq_clz64 "__builtin_clzll"(uint64_t) nogil
 
 
-cdef inline void load_word(SortItem* it, const int64_t* offsets, const uint8_t* data, int64_t depth) noexcept nogil:
-    cdef int64_t s, avail
+cdef enum:
+    RADIX_SMALL = 32     # ranges this short are insertion sorted
+
+
+cdef inline uint64_t key_word(const int64_t* offsets, const uint8_t* data, int32_t i, int64_t d) noexcept nogil:
+    """Bytes ``d..d+7`` of key ``i`` as a big-endian integer, zero past its end (integer order
+    is byte order on those 8 bytes)."""
+    cdef int64_t s = offsets[i] + d
+    cdef int64_t avail = offsets[i + 1] - s
     cdef uint64_t w = 0
-    if depth < 0:
-        it.word = <uint64_t>it.idx
-        it.rem = 0
-        return
-    s = offsets[it.idx] + depth
-    avail = offsets[it.idx + 1] - s
     if avail >= 8:
         memcpy(&w, data + s, 8)
-        it.rem = 8
     elif avail > 0:
         memcpy(&w, data + s, <size_t>avail)
-        it.rem = <uint32_t>avail
     else:
-        it.rem = 0
-    it.word = msq_sort_bswap64(w)
-
-
-cdef inline int item_cmp(const SortItem* a, const SortItem* b) noexcept nogil:
-    if a.word != b.word:
-        return -1 if a.word < b.word else 1
-    return (a.rem > b.rem) - (a.rem < b.rem)
-
-
-cdef inline int full_cmp(const SortItem* a, const SortItem* b, const int64_t* offsets, const uint8_t* data,
-                         int64_t depth) noexcept nogil:
-    """(key, idx) order of two items whose words at ``depth`` are loaded."""
-    cdef int64_t sa, sb
-    cdef int r = item_cmp(a, b)
-    if r != 0:
-        return r
-    if depth >= 0 and a.rem == 8:
-        sa = offsets[a.idx] + depth + 8
-        sb = offsets[b.idx] + depth + 8
-        r = cmp_bytes(data + sa, offsets[a.idx + 1] - sa, data + sb, offsets[b.idx + 1] - sb)
-        if r != 0:
-            return r
-    return (a.idx > b.idx) - (a.idx < b.idx)
-
-
-cdef inline void load_words(SortItem* items, int64_t lo, int64_t hi, const int64_t* offsets,
-                            const uint8_t* data, int64_t depth) noexcept nogil:
-    cdef int64_t i
-    if depth >= 0:
-        for i in range(lo, hi):
-            if i + 16 < hi:
-                msq_prefetch(&offsets[items[i + 16].idx])
-            if i + 8 < hi:
-                msq_prefetch(data + offsets[items[i + 8].idx] + depth)
-            load_word(&items[i], offsets, data, depth)
-    else:
-        for i in range(lo, hi):
-            load_word(&items[i], offsets, data, depth)
-
-
-cdef inline void swap_items(SortItem* items, int64_t i, int64_t j) noexcept nogil:
-    cdef SortItem t = items[i]
-    items[i] = items[j]
-    items[j] = t
-
-
-cdef inline int push(Task** stack, int64_t* size, int64_t* cap, int64_t lo, int64_t hi, int64_t depth,
-                     bint load) noexcept nogil:
-    cdef Task* grown
-    if hi - lo < 2:
         return 0
-    if size[0] == cap[0]:
-        grown = <Task*>realloc(stack[0], sizeof(Task) * cap[0] * 2)
-        if grown == NULL:
-            return -1
-        stack[0] = grown
-        cap[0] *= 2
-    stack[0][size[0]].lo = lo
-    stack[0][size[0]].hi = hi
-    stack[0][size[0]].depth = depth
-    stack[0][size[0]].load = load
-    size[0] += 1
-    return 0
+    return msq_sort_bswap64(w)
+
+
+cdef struct KeySort:
+    const int64_t* offsets
+    const uint8_t* data
+    SortItem* a         # the items being sorted
+    SortItem* t         # scratch of the same size, for the stable scatter
+    uint8_t* cls        # scratch: each item's bucket in the current pass
+
+
+cdef inline int item_cmp(const KeySort* s, const SortItem* x, const SortItem* y, int64_t d, bint have2) noexcept nogil:
+    """Byte order of two keys equal in their first ``d`` bytes, from the cached words and
+    lengths first (a key ending within a word is a prefix of any other with that word)."""
+    cdef int64_t sx, sy
+    if x.word != y.word:
+        return -1 if x.word < y.word else 1
+    if x.len <= d + 8 or y.len <= d + 8:
+        return (x.len > y.len) - (x.len < y.len)
+    if have2:
+        if x.word2 != y.word2:
+            return -1 if x.word2 < y.word2 else 1
+        if x.len <= d + 16 or y.len <= d + 16:
+            return (x.len > y.len) - (x.len < y.len)
+        d += 16
+    else:
+        d += 8
+    sx = s.offsets[x.idx] + d
+    sy = s.offsets[y.idx] + d
+    return cmp_bytes(s.data + sx, x.len - d, s.data + sy, y.len - d)
+
+
+cdef void insertion_sort(KeySort* s, int64_t lo, int64_t n, int64_t d, bint have2) noexcept nogil:
+    """Stable: equal keys keep their order."""
+    cdef int64_t i, j
+    cdef SortItem x
+    for i in range(lo + 1, lo + n):
+        x = s.a[i]
+        j = i
+        while j > lo and item_cmp(s, &s.a[j - 1], &x, d, have2) > 0:
+            s.a[j] = s.a[j - 1]
+            j -= 1
+        s.a[j] = x
+
+
+cdef inline void scatter(KeySort* s, int64_t lo, int64_t n, int64_t* start) noexcept nogil:
+    """Move items lo..lo+n-1 stably to ``lo + start[cls[i]]`` through the scratch array."""
+    cdef int64_t i
+    cdef uint8_t c
+    for i in range(n):
+        c = s.cls[i]
+        s.t[lo + start[c]] = s.a[lo + i]
+        start[c] += 1
+    memcpy(s.a + lo, s.t + lo, <size_t>n * sizeof(SortItem))
+
+
+cdef void load_words(KeySort* s, int64_t lo, int64_t n, int64_t d) noexcept nogil:
+    """Cache bytes ``d..d+15`` of the range's keys (one scattered read each, prefetched ahead)."""
+    cdef int64_t i, e = lo + n
+    cdef SortItem* a = s.a
+    cdef const uint8_t* p
+    for i in range(lo, e):
+        if i + 32 < e:
+            msq_prefetch(&s.offsets[a[i + 32].idx])
+        if i + 16 < e:                  # both lines the 16 bytes may span
+            p = s.data + s.offsets[a[i + 16].idx] + d
+            msq_prefetch(p)
+            msq_prefetch(p + 15)
+        a[i].word = key_word(s.offsets, s.data, a[i].idx, d)
+        a[i].word2 = key_word(s.offsets, s.data, a[i].idx, d + 8)
+
+
+cdef void radix_sort(KeySort* s, int64_t lo, int64_t n, int64_t d, bint have2) noexcept nogil:
+    """Stable MSD radix sort of items lo..lo+n-1, whose keys are equal in their first ``d``
+    bytes (``word`` holds bytes d..d+7, ``word2`` the next 8 when ``have2``). A pass splits on
+    the highest byte in which the range's words differ, so bytes every key shares (the time
+    chunk, a common string prefix) cost no pass. The largest part goes on in the loop, the
+    others recurse (depth at most log2 n)."""
+    cdef:
+        int64_t i, c, big
+        int64_t start[256]
+        int64_t count[256]
+        uint64_t x, w0
+        int shift
+        int64_t rest
+        SortItem* a = s.a
+    while True:
+        if n < 2:
+            return
+        if n < RADIX_SMALL:
+            insertion_sort(s, lo, n, d, have2)
+            return
+        w0 = a[lo].word
+        x = 0
+        for i in range(lo, lo + n):
+            x |= a[i].word ^ w0
+        if x != 0:
+            shift = 56 - 8 * (msq_clz64(x) >> 3)
+            memset(count, 0, sizeof(count))
+            for i in range(n):
+                s.cls[i] = <uint8_t>(a[lo + i].word >> shift)
+                count[s.cls[i]] += 1
+            c = 0
+            big = 0
+            for i in range(256):
+                start[i] = c
+                c += count[i]
+                if count[i] > count[big]:
+                    big = i
+            scatter(s, lo, n, start)
+            for i in range(256):        # start[i] is now the end of part i
+                if count[i] > 1 and i != big:
+                    radix_sort(s, lo + start[i] - count[i], count[i], d, have2)
+            lo += start[big] - count[big]
+            n = count[big]
+            continue
+        # equal words: the keys that end within them go first, shortest first (each is a
+        # prefix of the longer ones; equal lengths are equal keys, kept in order); the rest
+        # go on at d + 8
+        memset(count, 0, 10 * sizeof(int64_t))
+        for i in range(n):
+            rest = a[lo + i].len - d
+            s.cls[i] = <uint8_t>(rest if rest <= 8 else 9)
+            count[s.cls[i]] += 1
+        if count[9] < n:
+            c = 0
+            for i in range(10):
+                start[i] = c
+                c += count[i]
+            scatter(s, lo, n, start)
+            lo += n - count[9]
+            n = count[9]
+            if n < 2:
+                return
+        d += 8
+        if have2:
+            for i in range(lo, lo + n):
+                a[i].word = a[i].word2
+            have2 = False
+        else:
+            load_words(s, lo, n, d)
+            have2 = True
 
 
 cdef int argsort_items(SortItem* items, int64_t n, const int64_t* offsets, const uint8_t* data) noexcept nogil:
-    """Sort ``items`` (idx filled in) by (key, idx). Returns 0, or -1 if out of memory."""
-    cdef int64_t size = 0, cap = 64, lo, hi, depth, i, j, lt, gt, mid
-    cdef bint load
-    cdef Task* stack = <Task*>malloc(sizeof(Task) * cap)
-    cdef SortItem pivot, tmp
-    cdef int c
-    if stack == NULL:
+    """Sort ``items`` (``idx`` and ``len`` filled in, in input order) by key, stably.
+    Returns 0, or -1 if out of memory."""
+    cdef KeySort s
+    if n < 2:
+        return 0
+    s.offsets = offsets
+    s.data = data
+    s.a = items
+    s.t = <SortItem*>malloc(<size_t>n * sizeof(SortItem))
+    s.cls = <uint8_t*>malloc(<size_t>n)
+    if s.t == NULL or s.cls == NULL:
+        free(s.t)
+        free(s.cls)
         return -1
-    if push(&stack, &size, &cap, 0, n, 0, True) < 0:
-        free(stack)
-        return -1
-    while size > 0:
-        size -= 1
-        lo = stack[size].lo
-        hi = stack[size].hi
-        depth = stack[size].depth
-        load = stack[size].load
-        if hi - lo <= SMALL:
-            if load:
-                load_words(items, lo, hi, offsets, data, depth)
-            for i in range(lo + 1, hi):
-                tmp = items[i]
-                j = i
-                while j > lo and full_cmp(&items[j - 1], &tmp, offsets, data, depth) > 0:
-                    items[j] = items[j - 1]
-                    j -= 1
-                items[j] = tmp
-            continue
-        if load:
-            load_words(items, lo, hi, offsets, data, depth)
-        # median of three as the pivot
-        mid = lo + (hi - lo) // 2
-        if item_cmp(&items[mid], &items[lo]) < 0:
-            swap_items(items, mid, lo)
-        if item_cmp(&items[hi - 1], &items[lo]) < 0:
-            swap_items(items, hi - 1, lo)
-        if item_cmp(&items[hi - 1], &items[mid]) < 0:
-            swap_items(items, hi - 1, mid)
-        pivot = items[mid]
-        # three-way partition: [lo, lt) < pivot, [lt, gt) == pivot, [gt, hi) > pivot
-        lt = lo
-        i = lo
-        gt = hi
-        while i < gt:
-            c = item_cmp(&items[i], &pivot)
-            if c < 0:
-                swap_items(items, lt, i)
-                lt += 1
-                i += 1
-            elif c > 0:
-                gt -= 1
-                swap_items(items, i, gt)
-            else:
-                i += 1
-        if push(&stack, &size, &cap, lo, lt, depth, False) < 0 \
-                or push(&stack, &size, &cap, gt, hi, depth, False) < 0:
-            free(stack)
-            return -1
-        if depth >= 0:
-            if pivot.rem == 8:
-                c = push(&stack, &size, &cap, lt, gt, depth + 8, True)
-            else:
-                c = push(&stack, &size, &cap, lt, gt, -1, True)     # equal keys: by row
-            if c < 0:
-                free(stack)
-                return -1
-    free(stack)
+    load_words(&s, 0, n, 0)
+    radix_sort(&s, 0, n, 0, True)
+    free(s.t)
+    free(s.cls)
     return 0
 
 
@@ -242,7 +265,8 @@ def argsort_keys(const int64_t[::1] offsets, const uint8_t[::1] data):
         raise ValueError(f"too many keys for one in-memory sort: {n}")
     with nogil:
         for i in range(n):
-            if offsets[i] < 0 or offsets[i + 1] < offsets[i] or offsets[i + 1] > data.shape[0]:
+            if offsets[i] < 0 or offsets[i + 1] < offsets[i] or offsets[i + 1] > data.shape[0] \
+                    or offsets[i + 1] - offsets[i] >= UINT32_MAX:
                 bad = True
                 break
     if bad:
@@ -259,6 +283,7 @@ def argsort_keys(const int64_t[::1] offsets, const uint8_t[::1] data):
     with nogil:
         for i in range(n):
             items[i].idx = <int32_t>i
+            items[i].len = <uint32_t>(offsets[i + 1] - offsets[i])
         rc = argsort_items(items, n, &offsets[0], d)
         if rc == 0:
             for i in range(n):
