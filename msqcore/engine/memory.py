@@ -29,6 +29,7 @@ at once, so the machine plays the part of an Indexer whose task slots are those 
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass
@@ -169,14 +170,18 @@ def give_back_free_memory() -> None:
     """Return to the system what a finished stage freed. Arrow's allocator (mimalloc or
     jemalloc) and glibc's malloc keep freed pages for reuse, so a worker would otherwise
     hold its last stage's peak while it runs the next one."""
-    import ctypes
-    import ctypes.util
-
     import pyarrow as pa
 
     pa.default_memory_pool().release_unused()
-    libc = ctypes.util.find_library("c")
-    if libc:
-        trim = getattr(ctypes.CDLL(libc), "malloc_trim", None)  # glibc only
-        if trim is not None:
-            trim(0)
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim():
+    """glibc's ``malloc_trim``, or None (another libc). Looked up among the symbols the process
+    has loaded: ``ctypes.util.find_library`` would run ``ldconfig`` in a child process, a fork
+    of the whole worker (which, for a moment, also counted its memory twice)."""
+    import ctypes
+    return getattr(ctypes.CDLL(None), "malloc_trim", None)
