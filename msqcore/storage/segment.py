@@ -319,7 +319,7 @@ def _sorted_dictionary(values: pa.Array) -> tuple[pa.Array, np.ndarray, bool]:
     dictionary = encoded.dictionary
     card = len(dictionary)
     # sort the dictionary (not the rows) by unsigned bytes, i.e. UTF-8 byte order, with the
-    # multikey quicksort kernel; the null entry, if any, goes first as in Druid.
+    # radix sort kernel (`_k.sort_strings`); the null entry, if any, goes first as in Druid.
     valid = pc.is_valid(dictionary).to_numpy(zero_copy_only=False)
     order = np.flatnonzero(valid).astype(np.int32)
     offsets, data = _string_buffers(dictionary)
