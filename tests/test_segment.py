@@ -1196,3 +1196,21 @@ def test_row_list_deltas_match_numpy_and_read_back(n, card):
     np.testing.assert_array_equal(k.row_lists_to_ids(np.diff(offsets).astype(np.uint32), deltas, n), ids)
     with pytest.raises(ValueError, match="span"):
         k.row_list_deltas(np.array([0, n + 1], np.int64), rows)
+
+
+@pytest.mark.parametrize("with_null", [False, True])
+def test_bitmap_index_lookup_finds_each_value_by_binary_search(tmp_path, with_null):
+    """``BitmapIndex.lookup`` (a binary search of the sorted dictionary) gives the ids Arrow's
+    ``index_in`` gives: the empty string apart from null, prefixes, non-ASCII, absent values."""
+    values = ["", "a", "ab", "abc", "b", "é", "日本", "zz" * 20, "zz" * 20 + "z"]
+    rows = values * 3 + ([None] if with_null else [])
+    path = tmp_path / "s.seg"
+    write_segment(str(path), pa.table({"__time": pa.array(range(len(rows)), pa.int64()),
+                                       "s": pa.array(rows, pa.string())}), dimensions=["s"])
+    index = string_value_index(str(path), "s")
+    probes = values + [None, "aa", "0", "zz", "zzz", "日", "~"]
+    for probe in [[v] for v in probes] + [probes, ["a", "b", "a"], []]:
+        want = pc.index_in(pa.array(probe, pa.string()), value_set=index.dictionary, skip_nulls=False)
+        assert index.lookup(probe).tolist() == sorted(set(want.drop_null().to_pylist())), probe
+    assert index.rows(index.lookup([""])).tolist() == [0, 9, 18]
+    assert index.rows(index.lookup([None])).tolist() == ([27] if with_null else [])

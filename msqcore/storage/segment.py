@@ -1538,10 +1538,29 @@ class BitmapIndex:
         self._seg.close()
 
     def lookup(self, values) -> np.ndarray:
-        """Dictionary ids (int64, ascending) of those of ``values`` that occur; ``None`` means null."""
-        wanted = pa.array(list(values), pa.string())
-        ids = pc.index_in(wanted, value_set=self.dictionary, skip_nulls=False).drop_null()
-        return np.unique(ids.to_numpy().astype(np.int64))
+        """Dictionary ids (int64, ascending) of those of ``values`` that occur; ``None`` means null.
+        A binary search of the sorted dictionary per value: a hash table of it (``pc.index_in``)
+        would cost the whole dictionary on every call, 500k entries for a column like ``page``."""
+        d = self.dictionary
+        first = 1 if d.null_count else 0  # the null entry, if any, is entry 0
+        found = {0} if first and any(v is None for v in values) else set()
+        keys = [v.encode() for v in values if v is not None]
+        if keys:
+            bufs = d.buffers()
+            width = 8 if pa.types.is_large_string(d.type) else 4
+            offsets = np.frombuffer(bufs[1], dtype=f"<i{width}", count=len(d) + 1, offset=d.offset * width)
+            data = memoryview(bufs[2] if bufs[2] is not None else b"")
+            for key in keys:  # bytes compare as the dictionary is sorted: unsigned, a prefix first
+                lo, hi = first, len(d)
+                while lo < hi:
+                    mid = (lo + hi) // 2
+                    if bytes(data[offsets[mid]:offsets[mid + 1]]) < key:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                if lo < len(d) and bytes(data[offsets[lo]:offsets[lo + 1]]) == key:
+                    found.add(lo)
+        return np.array(sorted(found), dtype=np.int64)
 
     def _block(self, part: str, b: int) -> np.ndarray:
         block = self._blocks.get(b)
