@@ -2,13 +2,17 @@
 
 A partition's rows come from every worker's shuffle file, each sorted by the shuffle key
 ([__bucket, CLUSTERED BY..., __boost]), not by the segment's sort order (``__time`` first
-unless ``forceSegmentSortByTime`` is false, then the dimensions). They are re-sorted under
-the ``rowsInMemory`` budget (Druid's maxRowsInMemory: runs are persisted every
-``rowsInMemory`` rows, then merged) and stream into a ``SegmentWriter``: by
+unless ``forceSegmentSortByTime`` is false, then the dimensions). Usually (``__time`` first,
+then single-value strings and numbers) they stream into a ``SegmentWriter`` as they arrive,
+and the writer puts them in order when it finishes, by rank: ``__time`` and the dimensions'
+sorted dictionary ids (``SegmentWriter(sort_order=...)``). Otherwise they are re-sorted
+under the ``rowsInMemory`` budget (Druid's maxRowsInMemory: runs are persisted every
+``rowsInMemory`` rows, then merged) and stream sorted into the writer: by
 ``time_sort.TimeOrderedSort`` when the order starts with ``__time``, else by the external
-sorter. Memory is bounded by ``rowsInMemory`` rows, one column, and 8 bytes of ``__time``
-per row of the partition (a partition holds up to ``rowsPerSegment`` rows, 3,000,000 by
-default), not by the partition's size.
+sorter. Memory is bounded by a chunk of rows, the string columns' distinct values, one
+column, and per row of the partition 8 bytes of ``__time`` and an int64 of order (plus 4
+bytes of ids per dimension while the writer ranks), not by the partition's size (a
+partition holds up to ``rowsPerSegment`` rows, 3,000,000 by default).
 """
 from __future__ import annotations
 
@@ -35,7 +39,7 @@ DEFAULT_ROWS_IN_MEMORY = 100_000
 # when the other workers are done, the last segment generator gets the idle cores.
 WRITER_THREADS = 2
 # A partition of at most this many times ``rowsInMemory`` rows finishes while the next one is
-# sorted. A writer holds its string dictionaries until it is done (about 0.4 KiB a row on the
+# read. A writer holds its string dictionaries until it is done (about 0.4 KiB a row on the
 # benchmark's columns), so two big partitions at once would double the stage's memory:
 # 930k-row partitions took a worker from 833 to 916 MiB (bench/test_big_input.py). Tied to
 # rowsInMemory, the user's memory knob for this stage: 300k rows by default.

@@ -520,12 +520,18 @@ class _StringColumn:
 class _SortedStrings:
     """A string column's ``_StringColumn.sorted`` result, held from the time a writer that
     orders its own rows (``SegmentWriter(sort_order=...)``) computes it to rank the rows until
-    the column is encoded: its ids in memory (to be permuted), its sorted dictionary spooled
-    (to disk with a path: one column's strings in memory at a time, as before)."""
+    the column is encoded: its ids in memory (to be permuted) in the narrowest unsigned type
+    that holds them (most dimensions have under 256 or 65,536 values: 1 or 2 bytes a row, not
+    4, while every dimension's ids are held at once), its sorted dictionary spooled (to disk
+    with a path: one column's strings in memory at a time, as before)."""
 
     def __init__(self, column: _StringColumn, path: str | None = None):
-        sorted_dict, self.ids, self.has_null, _ = column.sorted()  # the index is of the arrival rows
+        sorted_dict, ids, self.has_null, index = column.sorted()
+        del index  # of the rows as they arrived
         column.close()
+        card = len(sorted_dict)
+        self.ids = ids.astype(np.uint8 if card <= 1 << 8 else np.uint16 if card <= 1 << 16 else np.int32, copy=False)
+        del ids
         self.dictionary = _Spool(sorted_dict.type, path)
         self.dictionary.add(sorted_dict)
 
@@ -534,7 +540,7 @@ class _SortedStrings:
 
     def sorted(self) -> tuple[pa.Array, np.ndarray, bool, None]:
         ids, self.ids = self.ids, None
-        return self.dictionary.read(), ids, self.has_null, None
+        return self.dictionary.read(), ids.astype(np.int32, copy=False), self.has_null, None
 
     def close(self) -> None:
         self.ids = None
@@ -878,17 +884,25 @@ class SegmentWriter:
             self._columns[i].add(values)
             return values
 
+        # the columns sorted by rows first: their sorts need the most memory (strings, scratch
+        # and dictionary), which is then not on top of every other column's ids
+        names = sorted(self.sort_order, key=lambda name: not self._by_rows(name))
         if self.threads == 1:
-            keys = [key(name) for name in self.sort_order]
+            done = {name: key(name) for name in names}
         else:
             with ThreadPoolExecutor(self.threads) as pool:
-                keys = list(pool.map(key, self.sort_order))
+                done = dict(zip(names, pool.map(key, names)))
+        keys = [done.pop(name) for name in self.sort_order]
         # int64, not the sort's uint64: numpy gathers with it 3x faster
         order = segment_order(pa.table(keys, names=self.sort_order), self.sort_order).view(np.int64)
         del keys
         for name in self.sort_order:
             self._permute(self.names.index(name), order)
         self._order = order
+
+    def _by_rows(self, name: str) -> bool:
+        column = self._columns[self.names.index(name)]
+        return isinstance(column, _StringColumn) and column.strings is not None
 
     def _permute(self, i: int, order: np.ndarray) -> None:
         column = self._columns[i]
