@@ -10,7 +10,7 @@ under the ``rowsInMemory`` budget (Druid's maxRowsInMemory: runs are persisted e
 ``rowsInMemory`` rows, then merged) and stream sorted into the writer: by
 ``time_sort.TimeOrderedSort`` when the order starts with ``__time``, else by the external
 sorter. Memory is bounded by a chunk of rows, the string columns' distinct values, one
-column, and per row of the partition 8 bytes of ``__time`` and an int64 of order (plus 4
+column, and per row of the partition 8 bytes of ``__time`` and an int64 of order (plus 1 to 4
 bytes of ids per dimension while the writer ranks), not by the partition's size (a
 partition holds up to ``rowsPerSegment`` rows, 3,000,000 by default).
 """

@@ -747,7 +747,7 @@ class SegmentWriter:
     written are those of the same rows appended sorted. It ranks the rows by ``__time`` and
     the sort columns' sorted dictionary ids (which compare as the strings do) or values, and
     permutes each column's ids or values just before encoding it: no string is copied to
-    order the rows. It holds one int64 per row and each sort column's ids (4 bytes a row) or
+    order the rows. It holds one int64 per row and each sort column's ids (1 to 4 bytes a row) or
     values meanwhile, the sorted dictionaries spooled. Not with ``rollup``.
     """
 
