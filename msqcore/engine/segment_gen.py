@@ -2,13 +2,17 @@
 
 A partition's rows come from every worker's shuffle file, each sorted by the shuffle key
 ([__bucket, CLUSTERED BY..., __boost]), not by the segment's sort order (``__time`` first
-unless ``forceSegmentSortByTime`` is false, then the dimensions). They are re-sorted under
-the ``rowsInMemory`` budget (Druid's maxRowsInMemory: runs are persisted every
-``rowsInMemory`` rows, then merged) and stream into a ``SegmentWriter``: by
+unless ``forceSegmentSortByTime`` is false, then the dimensions). Usually (``__time`` first,
+then single-value strings and numbers) they stream into a ``SegmentWriter`` as they arrive,
+and the writer puts them in order when it finishes, by rank: ``__time`` and the dimensions'
+sorted dictionary ids (``SegmentWriter(sort_order=...)``). Otherwise they are re-sorted
+under the ``rowsInMemory`` budget (Druid's maxRowsInMemory: runs are persisted every
+``rowsInMemory`` rows, then merged) and stream sorted into the writer: by
 ``time_sort.TimeOrderedSort`` when the order starts with ``__time``, else by the external
-sorter. Memory is bounded by ``rowsInMemory`` rows, one column, and 8 bytes of ``__time``
-per row of the partition (a partition holds up to ``rowsPerSegment`` rows, 3,000,000 by
-default), not by the partition's size.
+sorter. Memory is bounded by a chunk of rows, the string columns' distinct values, one
+column, and per row of the partition 8 bytes of ``__time`` and an int64 of order (plus 1 to 4
+bytes of ids per dimension while the writer ranks), not by the partition's size (a
+partition holds up to ``rowsPerSegment`` rows, 3,000,000 by default).
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ from msqcore.engine.time_sort import TimeOrderedSort
 from msqcore.errors import UnknownError
 from msqcore.planner import arrays
 from msqcore.storage.deep import deep_storage_from_spec
-from msqcore.storage.segment import SegmentWriter
+from msqcore.storage.segment import SegmentWriter, can_sort_rows
 from msqcore.timeutil import interval_text
 
 DEFAULT_ROWS_IN_MEMORY = 100_000
@@ -35,7 +39,7 @@ DEFAULT_ROWS_IN_MEMORY = 100_000
 # when the other workers are done, the last segment generator gets the idle cores.
 WRITER_THREADS = 2
 # A partition of at most this many times ``rowsInMemory`` rows finishes while the next one is
-# sorted. A writer holds its string dictionaries until it is done (about 0.4 KiB a row on the
+# read. A writer holds its string dictionaries until it is done (about 0.4 KiB a row on the
 # benchmark's columns), so two big partitions at once would double the stage's memory:
 # 930k-row partitions took a worker from 833 to 916 MiB (bench/test_big_input.py). Tied to
 # rowsInMemory, the user's memory knob for this stage: 300k rows by default.
@@ -111,50 +115,103 @@ def generate_segments(order, reporter) -> dict:
 
 def _sort_partition(part, local: str, order, spec, stored: list[str], rows_in_memory: int, frame_size: int,
                     reporter, progress: dict, report) -> tuple[SegmentWriter, int]:
-    """Sort one partition's rows in segment order and stream them into a ``SegmentWriter``
-    on ``local``; returns the writer (not finished yet) and the rows read."""
+    """Stream one partition's rows into a ``SegmentWriter`` on ``local``, in segment order;
+    returns the writer (not finished yet) and the rows read.
+
+    When the order starts with ``__time`` and names only single-value strings and numbers
+    (``can_sort_rows``, the usual case), the rows go to the writer as they arrive and its
+    ``finish`` puts them in order by rank (``SegmentWriter(sort_order=...)``): no string is
+    copied to sort them. Otherwise (``forceSegmentSortByTime: false``; multi-value strings or
+    arrays in the order, which Druid orders by their frame key bytes) they are sorted first
+    (``_segment_sorter``). A string column that turns out to be multi-value in a later frame
+    (a ``listDelimiter`` value in another worker's rows) sends the partition down that path,
+    read again from its first frame."""
     counter = reporter.channel("input0")
     mvd = arrays.mvd_columns(order.query.output, order.context)  # string arrays stored as multi-value strings
     keep = list(dict.fromkeys(stored + spec.sort_order))
-    rows = 0
-    sorter = _segment_sorter(spec.sort_order, os.path.join(order.out_dir, "segment-sort"), rows_in_memory,
-                             frame_size)
-    try:
-        for path in part.files:
-            file_rows = frames = 0
+    file_rows: list[int] = []  # rows of each file read to its end (each counted once)
+
+    def tables() -> Iterator[pa.Table]:
+        for i, path in enumerate(part.files):
+            rows = frames = 0
             for batch in read_frames_file(path):
                 frames += 1
                 if batch.num_rows:
-                    sorter.add(pa.Table.from_batches([batch.select([c for c in keep if c in batch.schema.names])]))
-                    file_rows += batch.num_rows
-            counter.add(part.number, file_rows, os.path.getsize(path), frames)
-            rows += file_rows
-            progress["processed"] += file_rows
+                    rows += batch.num_rows
+                    yield pa.Table.from_batches([batch.select([c for c in keep if c in batch.schema.names])])
+            if i == len(file_rows):
+                file_rows.append(rows)
+                counter.add(part.number, rows, os.path.getsize(path), frames)
+                progress["processed"] += rows
+                report()
+
+    def as_stored(table: pa.Table) -> pa.Table:
+        return arrays.as_multi_value(ops.stored_columns(table.select(stored), order.query), mvd)
+
+    def threads() -> int:  # a big partition's columns one at a time: two at once held two sets of strings
+        return WRITER_THREADS if sum(file_rows) <= PIPELINE_ROWS_IN_MEMORY * rows_in_memory else 1
+
+    writer = None
+    try:
+        if spec.sort_order[0] == "__time":
+            writer = _rank_ordered(tables(), as_stored, local, order, spec)
+        if writer is not None:
+            writer.threads = threads()
+            progress["persisted"] += sum(file_rows)  # all in the writer's spools
             report()
-        if not rows:
-            raise UnknownError(f"Partition [{part.number}] has no rows")
-        writer = None
+            return writer, sum(file_rows)
+        sorter = _segment_sorter(spec.sort_order, os.path.join(order.out_dir, "segment-sort"), rows_in_memory,
+                                 frame_size)
         try:
+            for table in tables():
+                sorter.add(table)
+            if not sum(file_rows):
+                raise UnknownError(f"Partition [{part.number}] has no rows")
             for table in _sorted_tables(sorter):
                 if not table.num_rows:
                     continue
-                table = ops.stored_columns(table.select(stored), order.query)
-                table = arrays.as_multi_value(table, mvd)
+                table = as_stored(table)
                 if writer is None:
-                    # a big partition's columns one at a time: two at once held two sets of strings
-                    threads = WRITER_THREADS if rows <= PIPELINE_ROWS_IN_MEMORY * rows_in_memory else 1
                     writer = SegmentWriter(local, table.schema, dimensions=spec.dimensions, metrics=spec.metrics,
-                                           temp_dir=order.out_dir, threads=threads)
+                                           temp_dir=order.out_dir, threads=threads())
                 writer.append(table)
                 progress["persisted"] += table.num_rows
                 report()
-        except BaseException:
-            if writer is not None:
+        finally:
+            sorter.close()
+        return writer, sum(file_rows)
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        raise
+
+
+def _rank_ordered(tables: Iterator[pa.Table], as_stored, local: str, order, spec) -> SegmentWriter | None:
+    """A writer that orders the rows itself, given every row of ``tables``; None if a frame's
+    columns cannot be ranked or differ from the first frame's (a multi-value string), or if
+    there are no rows."""
+    writer = None
+    schema = None
+    try:
+        for table in tables:
+            table = as_stored(table)
+            if writer is None:
+                if not can_sort_rows(table.schema, spec.sort_order):
+                    return None
+                schema = table.schema
+                writer = SegmentWriter(local, schema, dimensions=spec.dimensions, metrics=spec.metrics,
+                                       temp_dir=order.out_dir, threads=WRITER_THREADS, sort_order=spec.sort_order)
+            elif not table.schema.equals(schema):
                 writer.close()
-            raise
-        return writer, rows
+                return None
+            writer.append(table)
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        raise
     finally:
-        sorter.close()
+        tables.close()
+    return writer  # None: no rows (the other path says so)
 
 
 def _segment_sorter(sort_order: list[str], temp_dir: str, rows_in_memory: int, frame_size: int):

@@ -1,4 +1,7 @@
-"""Segment order for the segment generator when it starts with ``__time`` (the default).
+"""Segment order for the segment generator when it starts with ``__time`` (the default) and
+the writer cannot rank the rows itself (a multi-value string or an array in the order:
+``SegmentWriter(sort_order=...)`` covers single-value strings and numbers). ``segment_order``
+is also the writer's ranking sort, over ids instead of strings.
 
 Druid's segment generator persists its in-memory index every ``rowsInMemory`` rows (sorted
 by ``__time``, then by the dimensions) and merges the persisted indexes at the end. This does

@@ -517,6 +517,36 @@ class _StringColumn:
                 spool.close()
 
 
+class _SortedStrings:
+    """A string column's ``_StringColumn.sorted`` result, held from the time a writer that
+    orders its own rows (``SegmentWriter(sort_order=...)``) computes it to rank the rows until
+    the column is encoded: its ids in memory (to be permuted) in the narrowest unsigned type
+    that holds them (most dimensions have under 256 or 65,536 values: 1 or 2 bytes a row, not
+    4, while every dimension's ids are held at once), its sorted dictionary spooled (to disk
+    with a path: one column's strings in memory at a time, as before)."""
+
+    def __init__(self, column: _StringColumn, path: str | None = None):
+        sorted_dict, ids, self.has_null, index = column.sorted()
+        del index  # of the rows as they arrived
+        column.close()
+        card = len(sorted_dict)
+        self.ids = ids.astype(np.uint8 if card <= 1 << 8 else np.uint16 if card <= 1 << 16 else np.int32, copy=False)
+        del ids
+        self.dictionary = _Spool(sorted_dict.type, path)
+        self.dictionary.add(sorted_dict)
+
+    def permute(self, order: np.ndarray) -> None:
+        self.ids = self.ids[order]
+
+    def sorted(self) -> tuple[pa.Array, np.ndarray, bool, None]:
+        ids, self.ids = self.ids, None
+        return self.dictionary.read(), ids.astype(np.int32, copy=False), self.has_null, None
+
+    def close(self) -> None:
+        self.ids = None
+        self.dictionary.close()
+
+
 def _list_parts(arr: pa.Array) -> tuple[np.ndarray, pa.Array, bool]:
     """(row lengths uint32, flat values, has null rows) of a list array (null rows have length 0)."""
     has_nulls = arr.null_count > 0
@@ -666,6 +696,27 @@ def _rollup(table: pa.Table, dimensions: list[str], rollup: Mapping[str, str], m
 # --- SegmentWriter and write_segment ----------------------------------------------------------------
 
 
+def can_sort_rows(schema: pa.Schema, sort_order: Sequence[str]) -> bool:
+    """Whether a ``SegmentWriter`` can put rows of ``schema`` in ``sort_order`` itself
+    (``sort_order=``): ``__time`` first, then single-value strings and numbers, which it ranks
+    by their sorted dictionary ids and values. Multi-value strings and arrays are not ranked
+    (Druid orders them by their frame key bytes: ``engine/time_sort.segment_order``)."""
+    if not sort_order or sort_order[0] != TIME_COLUMN:
+        return False
+    for name in sort_order:
+        if schema.get_field_index(name) < 0:
+            return False
+        field = schema.field(name)
+        try:
+            kind = _druid_type(field)
+        except TypeError:
+            return False
+        if not (kind in _NUMERIC or (kind == "STRING" and (pa.types.is_string(field.type)
+                                                           or pa.types.is_large_string(field.type)))):
+            return False
+    return True
+
+
 class SegmentWriter:
     """Writes one segment from rows that arrive in segment order, in batches.
 
@@ -689,12 +740,22 @@ class SegmentWriter:
     (``finish``) that many columns at a time, each column into its own buffer, written in
     column order: the same bytes; with ``temp_dir`` up to ``threads`` encoded columns are then
     in memory at once. See ``write_segment`` for the other arguments.
+
+    With ``sort_order`` (``__time`` first, then columns ``can_sort_rows`` accepts), rows may
+    arrive in any order: ``finish`` puts them in that order (ascending, nulls first, strings by
+    their UTF-8 bytes; rows that tie on every column keep their arrival order), the bytes
+    written are those of the same rows appended sorted. It ranks the rows by ``__time`` and
+    the sort columns' sorted dictionary ids (which compare as the strings do) or values, and
+    permutes each column's ids or values just before encoding it: no string is copied to
+    order the rows. It holds one int64 per row and each sort column's ids (1 to 4 bytes a row) or
+    values meanwhile, the sorted dictionaries spooled. Not with ``rollup``.
     """
 
     def __init__(self, path: str, schema: pa.Schema, *, dimensions: Sequence[str], metrics: Sequence[str] = (),
                  rollup: Mapping[str, str] | None = None, compression: str = "zstd",
                  compression_level: int | None = None, bitmap_indexes: Collection[str] | None = None,
-                 temp_dir: str | None = None, chunk_rows: int = ROWS_PER_BLOCK, threads: int = 1):
+                 temp_dir: str | None = None, chunk_rows: int = ROWS_PER_BLOCK, threads: int = 1,
+                 sort_order: Sequence[str] | None = None):
         self.path = path
         self.threads = max(1, int(threads))
         self.dimensions = list(dimensions)
@@ -719,6 +780,14 @@ class SegmentWriter:
                 raise ValueError(f"bitmap_indexes names columns that are not string columns of the segment: "
                                  f"{strange}")
         self.bitmap_indexes = bitmap_indexes
+        self.sort_order = list(sort_order) if sort_order is not None else None
+        if self.sort_order is not None:
+            if self.rollup is not None:
+                raise ValueError("a SegmentWriter with rollup takes rows in segment order: no sort_order")
+            if not can_sort_rows(self.schema, self.sort_order) or len(set(self.sort_order)) < len(self.sort_order):
+                raise ValueError(f"sort_order {self.sort_order} must start with {TIME_COLUMN} and name distinct "
+                                 "single-value string or numeric columns of the segment")
+        self._order: np.ndarray | None = None  # sort_order: row i of the segment is arrival row _order[i]
         self.chunk_rows = max(1, int(chunk_rows))
         self.num_rows = 0
         self._dir = tempfile.mkdtemp(prefix=".segment-", dir=temp_dir) if temp_dir is not None else None
@@ -734,7 +803,7 @@ class SegmentWriter:
         self._carry: pa.Table | None = None  # rollup: the last key of the rows so far
 
     def append(self, data: pa.Table | pa.RecordBatch) -> None:
-        """Add rows that follow the previous ones in segment order."""
+        """Add rows that follow the previous ones in segment order (any order with ``sort_order``)."""
         table = pa.Table.from_batches([data]) if isinstance(data, pa.RecordBatch) else data
         if not table.num_rows:
             return
@@ -787,6 +856,8 @@ class SegmentWriter:
         n = self.num_rows
         if n > _INT32_MAX:
             raise ValueError(f"a segment holds at most {_INT32_MAX} rows, got {n}")
+        if self.sort_order is not None:
+            self._order_rows()
         body: list | Any = [] if self._dir is None else open(os.path.join(self._dir, "body"), "w+b")
         try:
             entries = self._encode_columns(body)
@@ -794,6 +865,55 @@ class SegmentWriter:
         finally:
             if not isinstance(body, list):
                 body.close()
+
+    def _order_rows(self) -> None:
+        """``sort_order``: rank the rows and permute the sort columns' ids and values; the other
+        columns are permuted as they are encoded. The string columns' dictionaries are sorted
+        here, ``threads`` at a time, instead of in ``_encode_string``."""
+        from msqcore.engine.time_sort import segment_order  # the engine imports this module
+
+        def key(name: str) -> pa.Array:
+            i = self.names.index(name)
+            column = self._columns[i]
+            if isinstance(column, _StringColumn):
+                path = None if self._dir is None else os.path.join(self._dir, f"dictionary-{i}.arrow")
+                column = self._columns[i] = _SortedStrings(column, path)
+                return pa.array(column.ids)
+            values = column.read()
+            self._columns[i] = _Spool(values.type)  # in memory from here: permuted below
+            self._columns[i].add(values)
+            return values
+
+        # the columns sorted by rows first: their sorts need the most memory (strings, scratch
+        # and dictionary), which is then not on top of every other column's ids
+        names = sorted(self.sort_order, key=lambda name: not self._by_rows(name))
+        if self.threads == 1:
+            done = {name: key(name) for name in names}
+        else:
+            with ThreadPoolExecutor(self.threads) as pool:
+                done = dict(zip(names, pool.map(key, names)))
+        keys = [done.pop(name) for name in self.sort_order]
+        # int64, not the sort's uint64: numpy gathers with it 3x faster
+        order = segment_order(pa.table(keys, names=self.sort_order), self.sort_order).view(np.int64)
+        del keys
+        for name in self.sort_order:
+            self._permute(self.names.index(name), order)
+        self._order = order
+
+    def _by_rows(self, name: str) -> bool:
+        column = self._columns[self.names.index(name)]
+        return isinstance(column, _StringColumn) and column.strings is not None
+
+    def _permute(self, i: int, order: np.ndarray) -> None:
+        column = self._columns[i]
+        if isinstance(column, _StringColumn):
+            column = self._columns[i] = _SortedStrings(column)
+        if isinstance(column, _SortedStrings):
+            column.permute(order)
+        else:
+            values = column.read().take(pa.array(order))
+            column = self._columns[i] = _Spool(values.type)
+            column.add(values)
 
     def _encode_columns(self, body) -> list[dict[str, Any]]:
         """Encode every column into ``body``, in column order; ``threads`` columns at a time
@@ -816,6 +936,8 @@ class SegmentWriter:
 
     def _encode_column(self, i: int, out) -> dict[str, Any]:
         name, kind, field = self.names[i], self.kinds[i], self.schema.field(i)
+        if self._order is not None and name not in self.sort_order:
+            self._permute(i, self._order)
         column, self._columns[i] = self._columns[i], None  # freed once encoded
         w = _ColumnWriter(self.codec, out)
         arr = column.read() if isinstance(column, _Spool) else None  # one column in memory at a time
