@@ -318,29 +318,33 @@ cdef inline void radix_pass(RadixSort* s, int64_t lo, int64_t n, int64_t d, bint
 
 
 cdef inline int radix_sort(RadixItem* a, int64_t n, const int64_t* offsets, const uint8_t* data,
-                           uint8_t* brk) noexcept nogil:
+                           uint8_t* brk, RadixItem* t, uint8_t* cls) noexcept nogil:
     """Sort ``a[0:n]`` (``v`` and ``ln`` filled in, in input order) stably by the strings'
-    bytes; with ``brk`` (n bytes, zeroed) also mark where each distinct string starts.
-    Returns 0, or -1 when out of memory."""
+    bytes; with ``brk`` (n bytes, zeroed) also mark where each distinct string starts. ``t``
+    (n items) and ``cls`` (n bytes) are scratch; NULL: allocated here, in two blocks each
+    under glibc's largest mmap threshold (32 MiB) for up to 1.4M strings, so that repeated
+    sorts may reuse heap memory. Returns 0, or -1 when out of memory."""
     cdef RadixSort s
     cdef int64_t d0
+    cdef bint own = t == NULL or cls == NULL
     if n < 1:
         return 0
-    # the scratch in two blocks besides the caller's items: each under glibc's largest mmap
-    # threshold (32 MiB) for up to 1.4M strings, so repeated sorts reuse heap memory instead of
-    # fresh pages that the kernel zeroes on every call
-    s.t = <RadixItem*>malloc(<size_t>n * sizeof(RadixItem))
-    s.cls = <uint8_t*>malloc(<size_t>n)
-    if s.t == NULL or s.cls == NULL:
-        free(s.t)
-        free(s.cls)
-        return -1
+    if own:
+        t = <RadixItem*>malloc(<size_t>n * sizeof(RadixItem))
+        cls = <uint8_t*>malloc(<size_t>n)
+        if t == NULL or cls == NULL:
+            free(t)
+            free(cls)
+            return -1
     s.offsets = offsets
     s.data = data
     s.a = a
+    s.t = t
+    s.cls = cls
     s.brk = brk
     d0 = radix_reload(&s, 0, n, 0)
     radix_pass(&s, 0, n, d0, True)
-    free(s.t)
-    free(s.cls)
+    if own:
+        free(t)
+        free(cls)
     return 0

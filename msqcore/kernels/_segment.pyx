@@ -33,6 +33,8 @@ from libc.stdint cimport INT32_MAX, UINT32_MAX, int32_t, int64_t, uint8_t, uint3
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memset
 
+import threading
+
 import numpy as np
 
 from msqcore.kernels._radix cimport RadixItem, radix_same_bytes, radix_sort, radix_tail8
@@ -440,31 +442,50 @@ cdef extern from *:
     void _prefetch "__builtin_prefetch"(const void*) nogil
 
 
+# The sort's scratch (the items, their scatter copy and a bucket byte: 49 bytes a string) is kept
+# per thread between sorts, up to this size: a fresh block of that size is pages that the kernel
+# faults in and zeroes on every sort (glibc maps or trims blocks this large), which was a fifth
+# of a segment build's CPU time. Held until the thread ends; a larger sort uses a block of its own.
+DEF _SCRATCH_KEEP = 64 << 20
+_scratch = threading.local()
+
+
+cdef object _sort_scratch(Py_ssize_t n):
+    """A uint8 array of at least 49 * n bytes for ``_sort_ids``."""
+    cdef Py_ssize_t need = n * (2 * sizeof(RadixItem) + 1)
+    buf = getattr(_scratch, "buf", None)
+    if buf is not None and buf.shape[0] >= need:
+        return buf
+    if need > _SCRATCH_KEEP:
+        return np.empty(need, dtype=np.uint8)
+    _scratch.buf = None  # free the smaller one first
+    buf = np.empty(need, dtype=np.uint8)
+    _scratch.buf = buf
+    return buf
+
+
 cdef int _sort_ids(const int64_t* offsets, const uint8_t* base, int32_t* order, Py_ssize_t n,
-                   uint8_t* brk) noexcept nogil:
+                   uint8_t* brk, uint8_t* scratch) noexcept nogil:
     """Sort ``order[0:n]`` stably by the strings' bytes (``_radix.radix_sort``); with ``brk``
-    (n bytes, zeroed) also mark where each distinct string starts. -1 when out of memory."""
+    (n bytes, zeroed) also mark where each distinct string starts. ``scratch``: 49 * n bytes
+    (``_sort_scratch``). Returns 0 (kept as an int for the callers' error paths)."""
     cdef:
         Py_ssize_t i
         int64_t length
         int32_t r
         int rc
-        RadixItem* a
+        RadixItem* a = <RadixItem*>scratch
     if n < 1:
         return 0
-    a = <RadixItem*>malloc(<size_t>n * sizeof(RadixItem))
-    if a == NULL:
-        return -1
     for i in range(n):
         r = order[i]
         length = offsets[r + 1] - offsets[r]
         a[i].v = r
         a[i].ln = <uint32_t>length if length < UINT32_MAX else UINT32_MAX
-    rc = radix_sort(a, n, offsets, base, brk)
+    rc = radix_sort(a, n, offsets, base, brk, a + n, scratch + 2 * n * sizeof(RadixItem))
     if rc == 0:
         for i in range(n):
             order[i] = a[i].v
-    free(a)
     return rc
 
 
@@ -478,6 +499,7 @@ def sort_strings(const int64_t[::1] offsets, const uint8_t[::1] data, int32_t[::
         const uint8_t* base = NULL
         uint8_t dummy = 0
         int rc = 0
+        uint8_t[::1] scratch
     for i in range(n):
         if order[i] < 0 or order[i] >= card:
             raise ValueError(f"string id {order[i]} is outside the {card} strings")
@@ -488,8 +510,10 @@ def sort_strings(const int64_t[::1] offsets, const uint8_t[::1] data, int32_t[::
             raise ValueError(f"string offsets decrease at {i}")
     base = &data[0] if data.shape[0] else &dummy
     if n > 1:
+        scratch_arr = _sort_scratch(n)
+        scratch = scratch_arr
         with nogil:
-            rc = _sort_ids(&offsets[0], base, &order[0], n, NULL)
+            rc = _sort_ids(&offsets[0], base, &order[0], n, NULL, &scratch[0])
     if rc < 0:
         raise MemoryError("sort_strings: out of memory")
 
@@ -532,6 +556,7 @@ def sorted_dictionary_of_rows(const int64_t[::1] offsets, const uint8_t[::1] dat
         int64_t* ioff
         uint8_t* dd
         uint8_t* brk
+        uint8_t* scratch
         int64_t total = 0, s, length, used = 0
         int64_t card = 0
         int32_t r
@@ -576,8 +601,11 @@ def sorted_dictionary_of_rows(const int64_t[::1] offsets, const uint8_t[::1] dat
     brk_arr = np.zeros(n, dtype=np.uint8)  # 1 where a sorted row starts a new string
     cdef uint8_t[::1] brk_v = brk_arr
     brk = &brk_v[0] if n else NULL
+    scratch_arr = _sort_scratch(n - nnull)
+    cdef uint8_t[::1] scratch_v = scratch_arr
+    scratch = &scratch_v[0] if n > nnull else NULL
     with nogil:
-        rc = _sort_ids(&offsets[0], base, rows + nnull, n - nnull, brk + nnull)
+        rc = _sort_ids(&offsets[0], base, rows + nnull, n - nnull, brk + nnull, scratch)
         if rc == 0:
             ioff[0] = 0
             doff[0] = 0

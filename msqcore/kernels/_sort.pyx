@@ -91,7 +91,7 @@ def argsort_keys(const int64_t[::1] offsets, const uint8_t[::1] data):
         for i in range(n):
             items[i].v = <int32_t>i
             items[i].ln = <uint32_t>(offsets[i + 1] - offsets[i])
-        rc = radix_sort(items, n, &offsets[0], d, NULL)
+        rc = radix_sort(items, n, &offsets[0], d, NULL, NULL, NULL)
         if rc == 0:
             for i in range(n):
                 out[i] = items[i].v
