@@ -10,15 +10,16 @@ Everything here works on flat typed buffers; the Python layer owns the file layo
   ids -> sorted-dictionary ids).
 * ``build_inverted_index``: a counting sort of ids into CSR form (offsets[card+1], rows[n]),
   the bitmap-index equivalent.
+* ``lengths``: the uint32 differences of an offsets array (dictionary lengths, row counts).
 * ``row_list_deltas`` / ``row_lists_to_ids``: a column's row lists delta-coded for the
   ``rowLists`` layout (per value, its rows: the first, then the gaps), and the ids column back
   from them, checking they are a permutation.
 * ``check_dictionary`` / ``check_inverted_index``: structural (and ordering) checks used by
   reads and by full validation.
-* ``sort_strings``: a stable sort of string ids by unsigned byte order, to sort dictionaries:
-  the MSD radix sort of ``_radix.pxd`` (shared with the spill's key sort), on 16 bytes and the
-  length of each string cached next to the ids, each pass splitting on the next byte in which
-  the strings differ (shared prefixes such as URLs' cost no pass).
+* ``sort_strings``: a stable MSD radix sort of string ids by unsigned byte order, on 16 bytes
+  and the length of each string cached next to the ids (Sinha & Zobel's caching: one scattered
+  read of the strings every 16 bytes of depth), each pass splitting on the next byte in which
+  the strings differ (shared prefixes such as URLs' cost no pass), to sort dictionaries.
 * ``sorted_dictionary_of_rows``: a column's sorted dictionary, ids and inverted index at once by
   sorting its rows (the same radix sort, which also marks where each distinct string starts),
   for columns of mostly distinct values.
@@ -36,8 +37,6 @@ from libc.string cimport memcpy, memset
 import threading
 
 import numpy as np
-
-from msqcore.kernels._radix cimport RadixItem, radix_same_bytes, radix_sort, radix_tail8
 
 
 cdef inline int _width_for(int64_t cardinality) noexcept nogil:
@@ -290,6 +289,32 @@ def row_list_deltas(const int64_t[::1] offsets, const int32_t[::1] rows):
     return result
 
 
+def lengths(const int64_t[::1] offsets):
+    """``offsets[i + 1] - offsets[i]`` as uint32[n] (the lengths and counts parts), in one pass
+    without an int64 copy first. Raises ValueError if offsets decrease or a length needs more
+    than 32 bits."""
+    cdef:
+        Py_ssize_t n = offsets.shape[0] - 1
+        Py_ssize_t i
+        Py_ssize_t bad = -1
+        int64_t x
+        uint32_t[::1] out
+    if n < 0:
+        raise ValueError("offsets must hold at least one entry")
+    result = np.empty(n, dtype=np.uint32)
+    out = result
+    with nogil:
+        for i in range(n):
+            x = offsets[i + 1] - offsets[i]
+            if x < 0 or x > UINT32_MAX:
+                bad = i
+                break
+            out[i] = <uint32_t>x
+    if bad >= 0:
+        raise ValueError(f"length {offsets[bad + 1] - offsets[bad]} at {bad} is not a uint32")
+    return result
+
+
 def row_lists_to_ids(const uint32_t[::1] counts, const uint32_t[::1] deltas, Py_ssize_t n):
     """The ids (int32[n]) of a column stored as row lists: value ``k`` holds ``counts[k]`` rows,
     given in ``deltas`` as its first row, then the gap from each row to the next.
@@ -438,8 +463,277 @@ def check_inverted_index(const int32_t[::1] ids, const int64_t[::1] offsets, con
 
 # --- sorting a string dictionary ----------------------------------------------------------------
 
+cdef inline int _cmp_from(const int64_t* offsets, const uint8_t* data, int32_t a, int32_t b,
+                          int64_t d) noexcept nogil:
+    return _cmp_bytes(data, offsets[a] + d if offsets[a] + d < offsets[a + 1] else offsets[a + 1],
+                      offsets[a + 1],
+                      offsets[b] + d if offsets[b] + d < offsets[b + 1] else offsets[b + 1],
+                      offsets[b + 1])
+
+
 cdef extern from *:
+    uint64_t _bswap64 "__builtin_bswap64"(uint64_t) nogil
     void _prefetch "__builtin_prefetch"(const void*) nogil
+    int _clz64 "__builtin_clzll"(uint64_t) nogil
+    int _ctz64 "__builtin_ctzll"(uint64_t) nogil
+
+
+cdef inline uint64_t _tail8(const uint8_t* p, int64_t n) noexcept nogil:
+    """The last ``min(n, 8)`` bytes of ``p[0:n]`` (n >= 1) in a word, through fixed-size loads
+    (a variable-size ``memcpy`` is a library call); equal bytes give equal words."""
+    cdef uint64_t w = 0
+    cdef uint32_t lo = 0, hi = 0
+    if n >= 8:
+        memcpy(&w, p + n - 8, 8)
+        return w
+    if n >= 4:
+        memcpy(&lo, p, 4)
+        memcpy(&hi, p + n - 4, 4)
+        return lo | (<uint64_t>hi << 32)
+    return p[0] | (<uint64_t>p[n >> 1] << 8) | (<uint64_t>p[n - 1] << 16)
+
+
+cdef inline bint _same_bytes(const uint8_t* a, const uint8_t* b, int64_t n) noexcept nogil:
+    """``a[0:n] == b[0:n]``, a word at a time (these strings are short: ``memcmp``'s call costs more)."""
+    cdef uint64_t x, y
+    cdef int64_t i = 0
+    if n <= 0:
+        return True
+    while i + 8 < n:
+        memcpy(&x, a + i, 8)
+        memcpy(&y, b + i, 8)
+        if x != y:
+            return False
+        i += 8
+    return _tail8(a, n) == _tail8(b, n)
+
+
+cdef inline uint64_t _key8(const int64_t* offsets, const uint8_t* data, int32_t i, int64_t d) noexcept nogil:
+    """Bytes ``d..d+7`` of string ``i`` as a big-endian integer, zero past its end (so integer
+    order is byte order on those 8 bytes)."""
+    cdef:
+        int64_t s = offsets[i] + d
+        int64_t rem = offsets[i + 1] - s
+        uint64_t w = 0
+    if rem >= 8:
+        memcpy(&w, data + s, 8)
+        return _bswap64(w)
+    if rem > 0:
+        memcpy(&w, data + s, <size_t>rem)
+        return _bswap64(w)
+    return 0
+
+
+DEF _SMALL = 32  # ranges this short are insertion sorted
+DEF _SKIP_SAMPLE = 16  # strings sampled for a common part to skip (``_reload``)
+
+
+cdef struct _Item:  # one string being sorted, moved as a whole (one write stream per radix bucket)
+    uint64_t k      # bytes d..d+7 of the string (``_key8``)
+    uint64_t k2     # bytes d+8..d+15, where the range's ``have2`` says so
+    int32_t v       # its id
+    uint32_t ln     # its length, or UINT32_MAX for "read the offsets"
+
+
+cdef struct _Sort:
+    const int64_t* offsets
+    const uint8_t* data
+    _Item* a        # the items
+    _Item* t        # scratch of the same size, for the stable scatter
+    uint8_t* brk    # NULL, or set to 1 where a position starts a new distinct string
+
+
+cdef inline int64_t _len_of(const _Sort* s, const _Item* x) noexcept nogil:
+    if x.ln != UINT32_MAX:
+        return x.ln
+    return s.offsets[x.v + 1] - s.offsets[x.v]
+
+
+cdef inline int _cmp_cached(const _Sort* s, const _Item* x, const _Item* y, int64_t d, bint have2) noexcept nogil:
+    """Byte order of two strings equal in their first ``d`` bytes, from their cached keys and
+    lengths first (a string ending within a key is a prefix of any other of that key)."""
+    cdef int64_t la, lb
+    if x.k != y.k:
+        return -1 if x.k < y.k else 1
+    la = _len_of(s, x)
+    lb = _len_of(s, y)
+    if la <= d + 8 or lb <= d + 8:
+        return (la > lb) - (la < lb)
+    if not have2:
+        return _cmp_from(s.offsets, s.data, x.v, y.v, d + 8)
+    if x.k2 != y.k2:
+        return -1 if x.k2 < y.k2 else 1
+    if la <= d + 16 or lb <= d + 16:
+        return (la > lb) - (la < lb)
+    return _cmp_from(s.offsets, s.data, x.v, y.v, d + 16)
+
+
+cdef void _insertion(_Sort* s, Py_ssize_t lo, Py_ssize_t n, int64_t d, bint have2) noexcept nogil:
+    """Stable insertion sort of a short range; marks where distinct strings start."""
+    cdef:
+        Py_ssize_t i, j, e = lo + n
+        _Item x
+    for i in range(lo + 1, e):
+        x = s.a[i]
+        j = i
+        while j > lo and _cmp_cached(s, &s.a[j - 1], &x, d, have2) > 0:
+            s.a[j] = s.a[j - 1]
+            j -= 1
+        s.a[j] = x
+    if s.brk != NULL:
+        for i in range(lo + 1, e):
+            s.brk[i] = _cmp_cached(s, &s.a[i - 1], &s.a[i], d, have2) != 0
+
+
+cdef inline void _scatter(_Sort* s, Py_ssize_t lo, Py_ssize_t n, Py_ssize_t* start, const uint8_t* cls) noexcept nogil:
+    """Move positions lo..lo+n-1 stably to ``start[cls[i - lo]]`` (offsets from lo), through the
+    scratch array."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        s.t[lo + start[cls[i]]] = s.a[lo + i]
+        start[cls[i]] += 1
+    memcpy(s.a + lo, s.t + lo, <size_t>n * sizeof(_Item))
+
+
+cdef int64_t _lcp_from(const uint8_t* a, int64_t la, const uint8_t* b, int64_t lb, int64_t d) noexcept nogil:
+    """How many bytes from ``d`` on two strings of lengths ``la``, ``lb`` (both > d) share."""
+    cdef int64_t i = d, m = la if la < lb else lb
+    cdef uint64_t x, y
+    while i + 8 <= m:
+        memcpy(&x, a + i, 8)
+        memcpy(&y, b + i, 8)
+        if x != y:
+            return i - d + (_ctz64(x ^ y) >> 3)  # little-endian: the lowest differing byte
+        i += 8
+    while i < m and a[i] == b[i]:
+        i += 1
+    return i - d
+
+
+cdef int64_t _reload(_Sort* s, Py_ssize_t lo, Py_ssize_t n, int64_t d) noexcept nogil:
+    """Load ``k`` and ``k2`` of the range's strings (all longer than ``d`` and equal in their
+    first ``d`` bytes) at ``d + m``, and return ``m``: when a sample of the range shares ``m`` >= 8
+    more bytes with its first string (URLs' long common parts), the bytes every string is then
+    checked to share are skipped instead of being sorted 8 at a time, each level a scattered
+    read of every string. ``m`` is 0 when the sample shares less or a string does not."""
+    cdef:
+        Py_ssize_t i, step
+        int64_t m = -1, c, st, length, st0 = 0, len0
+        const int64_t* offsets = s.offsets
+        const uint8_t* data = s.data
+        _Item* a = s.a
+    if n >= _SKIP_SAMPLE * 4:
+        st0 = offsets[a[lo].v]
+        len0 = offsets[a[lo].v + 1] - st0
+        step = n // _SKIP_SAMPLE
+        i = lo + step
+        while i < lo + n:
+            st = offsets[a[i].v]
+            c = _lcp_from(data + st0, len0, data + st, offsets[a[i].v + 1] - st, d)
+            if m < 0 or c < m:
+                m = c
+                if m < 8:
+                    break
+            i += step
+    if m >= 8:
+        for i in range(lo, lo + n):
+            if i + 16 < lo + n:
+                _prefetch(&offsets[a[i + 16].v])
+            if i + 8 < lo + n:
+                _prefetch(data + offsets[a[i + 8].v] + d)
+            st = offsets[a[i].v]
+            length = offsets[a[i].v + 1] - st
+            if length < d + m or not _same_bytes(data + st + d, data + st0 + d, m):
+                m = 0  # not shared by all: load at d after all
+                break
+            a[i].k = _key8(offsets, data, a[i].v, d + m)
+            a[i].k2 = _key8(offsets, data, a[i].v, d + m + 8)
+        if m:
+            return m
+    for i in range(lo, lo + n):
+        if i + 16 < lo + n:
+            _prefetch(&offsets[a[i + 16].v])
+        if i + 8 < lo + n:
+            _prefetch(data + offsets[a[i + 8].v] + d)
+        a[i].k = _key8(offsets, data, a[i].v, d)
+        a[i].k2 = _key8(offsets, data, a[i].v, d + 8)
+    return 0
+
+
+cdef void _radix(_Sort* s, Py_ssize_t lo, Py_ssize_t n, int64_t d, bint have2, uint8_t* cls) noexcept nogil:
+    """Stable MSD radix sort of positions lo..lo+n-1, whose strings are equal in their first
+    ``d`` bytes (``k`` holds bytes d..d+7, ``k2`` the next 8 when ``have2``). Each pass splits
+    on the highest byte in which the range's keys differ (shared bytes cost no pass); the
+    largest part is sorted by the loop, the others recursively (depth at most log2 n).
+    ``cls`` is scratch of n bytes."""
+    cdef:
+        Py_ssize_t i, c, big
+        Py_ssize_t start[256]
+        Py_ssize_t count[256]
+        uint64_t x, k0
+        int shift
+        int64_t l
+        _Item* a = s.a
+    while True:
+        if s.brk != NULL:
+            s.brk[lo] = 1
+        if n < 2:
+            return
+        if n < _SMALL:
+            _insertion(s, lo, n, d, have2)
+            return
+        k0 = a[lo].k
+        x = 0
+        for i in range(lo, lo + n):
+            x |= a[i].k ^ k0
+        if x != 0:
+            shift = 56 - 8 * (_clz64(x) >> 3)
+            memset(count, 0, sizeof(count))
+            for i in range(n):
+                cls[i] = <uint8_t>(a[lo + i].k >> shift)
+                count[cls[i]] += 1
+            c = 0
+            big = 0
+            for i in range(256):
+                start[i] = c
+                c += count[i]
+                if count[i] > count[big]:
+                    big = i
+            _scatter(s, lo, n, start, cls)
+            for i in range(256):  # start[i] is now the end of part i
+                if count[i] and i != big:
+                    _radix(s, lo + start[i] - count[i], count[i], d, have2, cls)
+            lo += start[big] - count[big]
+            n = count[big]
+            continue
+        # equal keys: the strings that end within them first, shortest first (each is a
+        # prefix of the longer ones; equal lengths are equal strings), the rest go on at d + 8
+        memset(count, 0, 10 * sizeof(Py_ssize_t))
+        for i in range(n):
+            l = _len_of(s, &a[lo + i]) - d
+            cls[i] = <uint8_t>(l if l <= 8 else 9)
+            count[cls[i]] += 1
+        if count[9] < n:
+            c = 0
+            for i in range(10):
+                start[i] = c
+                c += count[i]
+            _scatter(s, lo, n, start, cls)
+            for i in range(9):
+                if count[i] and s.brk != NULL:
+                    s.brk[lo + start[i] - count[i]] = 1
+            lo += n - count[9]
+            n = count[9]
+            if n == 0:
+                return
+        d += 8
+        if have2:
+            for i in range(lo, lo + n):
+                a[i].k = a[i].k2
+            have2 = False
+        else:
+            d += _reload(s, lo, n, d)
+            have2 = True
 
 
 # The sort's scratch (the items, their scatter copy and a bucket byte: 49 bytes a string) is kept
@@ -452,7 +746,7 @@ _scratch = threading.local()
 
 cdef object _sort_scratch(Py_ssize_t n):
     """A uint8 array of at least 49 * n bytes for ``_sort_ids``."""
-    cdef Py_ssize_t need = n * (2 * sizeof(RadixItem) + 1)
+    cdef Py_ssize_t need = n * (2 * sizeof(_Item) + 1)
     buf = getattr(_scratch, "buf", None)
     if buf is not None and buf.shape[0] >= need:
         return buf
@@ -464,29 +758,35 @@ cdef object _sort_scratch(Py_ssize_t n):
     return buf
 
 
-cdef int _sort_ids(const int64_t* offsets, const uint8_t* base, int32_t* order, Py_ssize_t n,
-                   uint8_t* brk, uint8_t* scratch) noexcept nogil:
-    """Sort ``order[0:n]`` stably by the strings' bytes (``_radix.radix_sort``); with ``brk``
-    (n bytes, zeroed) also mark where each distinct string starts. ``scratch``: 49 * n bytes
-    (``_sort_scratch``). Returns 0 (kept as an int for the callers' error paths)."""
+cdef void _sort_ids(const int64_t* offsets, const uint8_t* base, int32_t* order, Py_ssize_t n,
+                    uint8_t* brk, uint8_t* scratch) noexcept nogil:
+    """Sort ``order[0:n]`` stably by the strings' bytes (``_radix``); with ``brk`` (n bytes,
+    zeroed) also mark where each distinct string starts. ``scratch``: 49 * n bytes
+    (``_sort_scratch``)."""
     cdef:
         Py_ssize_t i
         int64_t length
         int32_t r
-        int rc
-        RadixItem* a = <RadixItem*>scratch
+        _Sort s
+        _Item* a
     if n < 1:
-        return 0
+        return
+    a = <_Item*>scratch
+    s.offsets = offsets
+    s.data = base
+    s.a = a
+    s.t = a + n
+    s.brk = brk
     for i in range(n):
         r = order[i]
         length = offsets[r + 1] - offsets[r]
+        a[i].k = _key8(offsets, base, r, 0)
+        a[i].k2 = _key8(offsets, base, r, 8)
         a[i].v = r
         a[i].ln = <uint32_t>length if length < UINT32_MAX else UINT32_MAX
-    rc = radix_sort(a, n, offsets, base, brk, a + n, scratch + 2 * n * sizeof(RadixItem))
-    if rc == 0:
-        for i in range(n):
-            order[i] = a[i].v
-    return rc
+    _radix(&s, 0, n, 0, True, scratch + 2 * n * sizeof(_Item))
+    for i in range(n):
+        order[i] = a[i].v
 
 
 def sort_strings(const int64_t[::1] offsets, const uint8_t[::1] data, int32_t[::1] order):
@@ -498,7 +798,6 @@ def sort_strings(const int64_t[::1] offsets, const uint8_t[::1] data, int32_t[::
         Py_ssize_t i
         const uint8_t* base = NULL
         uint8_t dummy = 0
-        int rc = 0
         uint8_t[::1] scratch
     for i in range(n):
         if order[i] < 0 or order[i] >= card:
@@ -510,12 +809,9 @@ def sort_strings(const int64_t[::1] offsets, const uint8_t[::1] data, int32_t[::
             raise ValueError(f"string offsets decrease at {i}")
     base = &data[0] if data.shape[0] else &dummy
     if n > 1:
-        scratch_arr = _sort_scratch(n)
-        scratch = scratch_arr
+        scratch = _sort_scratch(n)
         with nogil:
-            rc = _sort_ids(&offsets[0], base, &order[0], n, NULL, &scratch[0])
-    if rc < 0:
-        raise MemoryError("sort_strings: out of memory")
+            _sort_ids(&offsets[0], base, &order[0], n, NULL, &scratch[0])
 
 
 cdef int check_rows(const int64_t[::1] offsets, const uint8_t[::1] data, object valid) except -1:
@@ -560,7 +856,6 @@ def sorted_dictionary_of_rows(const int64_t[::1] offsets, const uint8_t[::1] dat
         int64_t total = 0, s, length, used = 0
         int64_t card = 0
         int32_t r
-        int rc = 0
     check_rows(offsets, data, valid)
     if n > INT32_MAX:
         raise ValueError(f"too many rows for an int32 row index: {n}")
@@ -605,38 +900,35 @@ def sorted_dictionary_of_rows(const int64_t[::1] offsets, const uint8_t[::1] dat
     cdef uint8_t[::1] scratch_v = scratch_arr
     scratch = &scratch_v[0] if n > nnull else NULL
     with nogil:
-        rc = _sort_ids(&offsets[0], base, rows + nnull, n - nnull, brk + nnull, scratch)
-        if rc == 0:
-            ioff[0] = 0
-            doff[0] = 0
-            if nnull:
-                for i in range(nnull):
-                    ids[rows[i]] = 0
-                card = 1
-                doff[1] = 0
-            # walk the sorted rows: a new entry where the sort saw a new string
-            for i in range(nnull, n):
-                # the rows' strings are scattered: fetch a row's offsets 16 rows ahead, and
-                # its bytes 8 rows ahead, so the cache misses overlap
-                if i + 16 < n:
-                    _prefetch(&offsets[rows[i + 16]])
-                    _prefetch(&ids[rows[i + 16]])
-                if i + 8 < n and brk[i + 8]:
-                    _prefetch(base + offsets[rows[i + 8]])
-                r = rows[i]
-                if brk[i]:
-                    ioff[card] = i
-                    s = offsets[r]
-                    length = offsets[r + 1] - s
-                    if length:
-                        memcpy(dd + used, base + s, <size_t>length)
-                    used += length
-                    card += 1
-                    doff[card] = used
-                ids[r] = <int32_t>(card - 1)
-            ioff[card] = n
-    if rc < 0:
-        raise MemoryError("sorted_dictionary_of_rows: out of memory")
+        _sort_ids(&offsets[0], base, rows + nnull, n - nnull, brk + nnull, scratch)
+        ioff[0] = 0
+        doff[0] = 0
+        if nnull:
+            for i in range(nnull):
+                ids[rows[i]] = 0
+            card = 1
+            doff[1] = 0
+        # walk the sorted rows: a new entry where the sort saw a new string
+        for i in range(nnull, n):
+            # the rows' strings are scattered: fetch a row's offsets 16 rows ahead, and
+            # its bytes 8 rows ahead, so the cache misses overlap
+            if i + 16 < n:
+                _prefetch(&offsets[rows[i + 16]])
+                _prefetch(&ids[rows[i + 16]])
+            if i + 8 < n and brk[i + 8]:
+                _prefetch(base + offsets[rows[i + 8]])
+            r = rows[i]
+            if brk[i]:
+                ioff[card] = i
+                s = offsets[r]
+                length = offsets[r + 1] - s
+                if length:
+                    memcpy(dd + used, base + s, <size_t>length)
+                used += length
+                card += 1
+                doff[card] = used
+            ids[r] = <int32_t>(card - 1)
+        ioff[card] = n
     return (doff_arr[:card + 1], dd_arr[:used], ids_arr, ioff_arr[:card + 1], rows_arr, nnull > 0)
 
 
@@ -658,7 +950,7 @@ cdef inline uint64_t _hash_bytes(const uint8_t* p, int64_t n) noexcept nogil:
         h ^= h >> 29
         i += 8
     if n > 0:  # the last 1 to 8 bytes (overlapping the word before: n is in the hash)
-        h = (h ^ radix_tail8(p, n)) * 0xFF51AFD7ED558CCDULL
+        h = (h ^ _tail8(p, n)) * 0xFF51AFD7ED558CCDULL
         h ^= h >> 29
     h ^= h >> 32
     h *= 0xC4CEB9FE1A85EC53ULL
@@ -776,7 +1068,7 @@ cdef class StringDictionary:
             if (v & 0xFFFFFFFF00000000ULL) == tag:
                 e = <int32_t>(v & 0xFFFFFFFFULL) - 1
                 if self.starts[e + 1] - self.starts[e] == length and \
-                        radix_same_bytes(self.data + self.starts[e], p, length):
+                        _same_bytes(self.data + self.starts[e], p, length):
                     break
             slot = (slot + 1) & mask
         if e < 0 or (2 * self.card > self.nslots and self._rehash() < 0):
@@ -824,7 +1116,7 @@ cdef class StringDictionary:
                         start = offsets[i]
                         length = offsets[i + 1] - start
                         if prev_ok and length == prev_length and \
-                                radix_same_bytes(base + start, base + prev_start, length):
+                                _same_bytes(base + start, base + prev_start, length):
                             out[i] = prev_id
                             continue
                         e = self._find(base + start, length, _hash_bytes(base + start, length) | 1)
@@ -840,7 +1132,7 @@ cdef class StringDictionary:
                 for i in range(j, j + w):  # hs[i - j] = 0: the same bytes as row i - 1
                     start = offsets[i]
                     length = offsets[i + 1] - start
-                    if length == prev_length and radix_same_bytes(base + start, base + prev_start, length):
+                    if length == prev_length and _same_bytes(base + start, base + prev_start, length):
                         hs[i - j] = 0
                     elif check_valid and not ok[i]:
                         hs[i - j] = 1  # not used

@@ -8,6 +8,13 @@ arrays style: key offsets + key bytes, and a row-index array that gets permuted.
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
 
+cdef struct SortItem:     # one key being sorted, moved as a whole (one write stream per radix bucket)
+    uint64_t word       # key bytes d..d+7 at the current depth d, big-endian, zero padded
+    uint64_t word2      # bytes d+8..d+15, where the pass says they are loaded
+    int32_t idx         # row
+    uint32_t len        # key length in bytes
+
+
 cdef struct Cursor:
     const uint8_t* koff     # key offsets (int32 or int64) of the current batch, row 0's entry
     bint klarge
@@ -21,6 +28,7 @@ cdef struct Cursor:
 
 
 cdef int cmp_bytes(const uint8_t* a, int64_t la, const uint8_t* b, int64_t lb) noexcept nogil
+cdef int argsort_items(SortItem* items, int64_t n, const int64_t* offsets, const uint8_t* data) noexcept nogil
 
 
 cdef class Merger:

@@ -1,9 +1,9 @@
 # cython: language_level=3
 """Sorting and k-way merging of binary sort keys (the frame keys of ``_frame.encode_keys``).
 
-* ``argsort_keys``: a stable sort of variable-length keys: the MSD radix sort of ``_radix.pxd``
-  (shared with the segment writer's string sort), over 16 key bytes cached next to the row
-  index and key length; equal keys keep their input order.
+* ``argsort_keys``: a stable sort of variable-length keys: an MSD radix sort over 16 key
+  bytes cached (as two big-endian words) next to the row index and key length, so a pass
+  reads the keys once per 16 bytes of depth; equal keys keep their input order.
 * ``search_keys``: where boundary keys fall in a sorted order (partition split points).
 * ``hash_partitions``: the ``hash`` shuffle partition of each key.
 * ``Merger``: a loser tree over k sorted batches ("cursors"). ``run`` pops rows in key
@@ -14,12 +14,20 @@ Everything runs without the GIL; the comparison primitives are ``noexcept nogil`
 """
 from libc.stdint cimport INT32_MAX, UINT32_MAX, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memcmp, memcpy, memset
 
 import numpy as np
 
 from msqcore.kernels._frame cimport ColView, FrameSource
-from msqcore.kernels._radix cimport RadixItem, radix_sort
+
+cdef extern from *:
+    """
+    static inline uint64_t msq_sort_bswap64(uint64_t x) { return __builtin_bswap64(x); }
+    static inline void msq_prefetch(const void *p) { __builtin_prefetch(p, 0, 0); }
+    """
+    uint64_t msq_sort_bswap64(uint64_t x) noexcept nogil
+    void msq_prefetch(const void* p) noexcept nogil
+
 
 cdef enum:
     R_DONE = 0
@@ -50,7 +58,192 @@ cdef int cmp_bytes(const uint8_t* a, int64_t la, const uint8_t* b, int64_t lb) n
     return (la > lb) - (la < lb)
 
 
-# --- argsort ---------------------------------------------------------------------------------------
+# --- argsort --------------------------------------------------------------------------------------
+
+cdef extern from *:
+    int msq_clz64 "__builtin_clzll"(uint64_t) nogil
+
+
+cdef enum:
+    RADIX_SMALL = 32     # ranges this short are insertion sorted
+
+
+cdef inline uint64_t key_word(const int64_t* offsets, const uint8_t* data, int32_t i, int64_t d) noexcept nogil:
+    """Bytes ``d..d+7`` of key ``i`` as a big-endian integer, zero past its end (integer order
+    is byte order on those 8 bytes)."""
+    cdef int64_t s = offsets[i] + d
+    cdef int64_t avail = offsets[i + 1] - s
+    cdef uint64_t w = 0
+    if avail >= 8:
+        memcpy(&w, data + s, 8)
+    elif avail > 0:
+        memcpy(&w, data + s, <size_t>avail)
+    else:
+        return 0
+    return msq_sort_bswap64(w)
+
+
+cdef struct KeySort:
+    const int64_t* offsets
+    const uint8_t* data
+    SortItem* a         # the items being sorted
+    SortItem* t         # scratch of the same size, for the stable scatter
+    uint8_t* cls        # scratch: each item's bucket in the current pass
+
+
+cdef inline int item_cmp(const KeySort* s, const SortItem* x, const SortItem* y, int64_t d, bint have2) noexcept nogil:
+    """Byte order of two keys equal in their first ``d`` bytes, from the cached words and
+    lengths first (a key ending within a word is a prefix of any other with that word)."""
+    cdef int64_t sx, sy
+    if x.word != y.word:
+        return -1 if x.word < y.word else 1
+    if x.len <= d + 8 or y.len <= d + 8:
+        return (x.len > y.len) - (x.len < y.len)
+    if have2:
+        if x.word2 != y.word2:
+            return -1 if x.word2 < y.word2 else 1
+        if x.len <= d + 16 or y.len <= d + 16:
+            return (x.len > y.len) - (x.len < y.len)
+        d += 16
+    else:
+        d += 8
+    sx = s.offsets[x.idx] + d
+    sy = s.offsets[y.idx] + d
+    return cmp_bytes(s.data + sx, x.len - d, s.data + sy, y.len - d)
+
+
+cdef void insertion_sort(KeySort* s, int64_t lo, int64_t n, int64_t d, bint have2) noexcept nogil:
+    """Stable: equal keys keep their order."""
+    cdef int64_t i, j
+    cdef SortItem x
+    for i in range(lo + 1, lo + n):
+        x = s.a[i]
+        j = i
+        while j > lo and item_cmp(s, &s.a[j - 1], &x, d, have2) > 0:
+            s.a[j] = s.a[j - 1]
+            j -= 1
+        s.a[j] = x
+
+
+cdef inline void scatter(KeySort* s, int64_t lo, int64_t n, int64_t* start) noexcept nogil:
+    """Move items lo..lo+n-1 stably to ``lo + start[cls[i]]`` through the scratch array."""
+    cdef int64_t i
+    cdef uint8_t c
+    for i in range(n):
+        c = s.cls[i]
+        s.t[lo + start[c]] = s.a[lo + i]
+        start[c] += 1
+    memcpy(s.a + lo, s.t + lo, <size_t>n * sizeof(SortItem))
+
+
+cdef void load_words(KeySort* s, int64_t lo, int64_t n, int64_t d) noexcept nogil:
+    """Cache bytes ``d..d+15`` of the range's keys (one scattered read each, prefetched ahead)."""
+    cdef int64_t i, e = lo + n
+    cdef SortItem* a = s.a
+    cdef const uint8_t* p
+    for i in range(lo, e):
+        if i + 32 < e:
+            msq_prefetch(&s.offsets[a[i + 32].idx])
+        if i + 16 < e:                  # both lines the 16 bytes may span
+            p = s.data + s.offsets[a[i + 16].idx] + d
+            msq_prefetch(p)
+            msq_prefetch(p + 15)
+        a[i].word = key_word(s.offsets, s.data, a[i].idx, d)
+        a[i].word2 = key_word(s.offsets, s.data, a[i].idx, d + 8)
+
+
+cdef void radix_sort(KeySort* s, int64_t lo, int64_t n, int64_t d, bint have2) noexcept nogil:
+    """Stable MSD radix sort of items lo..lo+n-1, whose keys are equal in their first ``d``
+    bytes (``word`` holds bytes d..d+7, ``word2`` the next 8 when ``have2``). A pass splits on
+    the highest byte in which the range's words differ, so bytes every key shares (the time
+    chunk, a common string prefix) cost no pass. The largest part goes on in the loop, the
+    others recurse (depth at most log2 n)."""
+    cdef:
+        int64_t i, c, big
+        int64_t start[256]
+        int64_t count[256]
+        uint64_t x, w0
+        int shift
+        int64_t rest
+        SortItem* a = s.a
+    while True:
+        if n < 2:
+            return
+        if n < RADIX_SMALL:
+            insertion_sort(s, lo, n, d, have2)
+            return
+        w0 = a[lo].word
+        x = 0
+        for i in range(lo, lo + n):
+            x |= a[i].word ^ w0
+        if x != 0:
+            shift = 56 - 8 * (msq_clz64(x) >> 3)
+            memset(count, 0, sizeof(count))
+            for i in range(n):
+                s.cls[i] = <uint8_t>(a[lo + i].word >> shift)
+                count[s.cls[i]] += 1
+            c = 0
+            big = 0
+            for i in range(256):
+                start[i] = c
+                c += count[i]
+                if count[i] > count[big]:
+                    big = i
+            scatter(s, lo, n, start)
+            for i in range(256):        # start[i] is now the end of part i
+                if count[i] > 1 and i != big:
+                    radix_sort(s, lo + start[i] - count[i], count[i], d, have2)
+            lo += start[big] - count[big]
+            n = count[big]
+            continue
+        # equal words: the keys that end within them go first, shortest first (each is a
+        # prefix of the longer ones; equal lengths are equal keys, kept in order); the rest
+        # go on at d + 8
+        memset(count, 0, 10 * sizeof(int64_t))
+        for i in range(n):
+            rest = a[lo + i].len - d
+            s.cls[i] = <uint8_t>(rest if rest <= 8 else 9)
+            count[s.cls[i]] += 1
+        if count[9] < n:
+            c = 0
+            for i in range(10):
+                start[i] = c
+                c += count[i]
+            scatter(s, lo, n, start)
+            lo += n - count[9]
+            n = count[9]
+            if n < 2:
+                return
+        d += 8
+        if have2:
+            for i in range(lo, lo + n):
+                a[i].word = a[i].word2
+            have2 = False
+        else:
+            load_words(s, lo, n, d)
+            have2 = True
+
+
+cdef int argsort_items(SortItem* items, int64_t n, const int64_t* offsets, const uint8_t* data) noexcept nogil:
+    """Sort ``items`` (``idx`` and ``len`` filled in, in input order) by key, stably.
+    Returns 0, or -1 if out of memory."""
+    cdef KeySort s
+    if n < 2:
+        return 0
+    s.offsets = offsets
+    s.data = data
+    s.a = items
+    s.t = <SortItem*>malloc(<size_t>n * sizeof(SortItem))
+    s.cls = <uint8_t*>malloc(<size_t>n)
+    if s.t == NULL or s.cls == NULL:
+        free(s.t)
+        free(s.cls)
+        return -1
+    load_words(&s, 0, n, 0)
+    radix_sort(&s, 0, n, 0, True)
+    free(s.t)
+    free(s.cls)
+    return 0
 
 
 def argsort_keys(const int64_t[::1] offsets, const uint8_t[::1] data):
@@ -62,7 +255,7 @@ def argsort_keys(const int64_t[::1] offsets, const uint8_t[::1] data):
         Py_ssize_t n = offsets.shape[0] - 1
         Py_ssize_t i
         int rc = 0
-        RadixItem* items
+        SortItem* items
         int64_t[::1] out
         const uint8_t* d = NULL
         bint bad = False
@@ -84,17 +277,17 @@ def argsort_keys(const int64_t[::1] offsets, const uint8_t[::1] data):
     out = result
     if n == 0:
         return result
-    items = <RadixItem*>malloc(sizeof(RadixItem) * n)
+    items = <SortItem*>malloc(sizeof(SortItem) * n)
     if items == NULL:
         raise MemoryError()
     with nogil:
         for i in range(n):
-            items[i].v = <int32_t>i
-            items[i].ln = <uint32_t>(offsets[i + 1] - offsets[i])
-        rc = radix_sort(items, n, &offsets[0], d, NULL, NULL, NULL)
+            items[i].idx = <int32_t>i
+            items[i].len = <uint32_t>(offsets[i + 1] - offsets[i])
+        rc = argsort_items(items, n, &offsets[0], d)
         if rc == 0:
             for i in range(n):
-                out[i] = items[i].v
+                out[i] = items[i].idx
     free(items)
     if rc != 0:
         raise MemoryError()
