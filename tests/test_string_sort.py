@@ -7,6 +7,8 @@ depend on all three.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -139,3 +141,31 @@ def test_prefix_chains_and_long_equal_strings():
     _check_sort(chain[::-1])
     _check_sort([b"x" * 5000] * 2000 + [b"x" * 4999 + b"y", b"x" * 5001])
     _check_rows([b"u" * 300 + bytes([i % 3]) for i in range(4000)])
+
+
+def test_sorts_reuse_the_kept_scratch_safely():
+    # the sort's scratch is kept per thread between sorts: a larger sort after a smaller one
+    # (a new block), a smaller one after it (the kept block, with a larger one's items left
+    # in it), and sorts on several threads at once all give the same results as alone
+    sizes = [5000, 40_000, 300, 40_000, 2]
+    columns = [_generated(kind, n, seed=i) for i, (kind, n) in
+               enumerate(zip(["skip", "all_distinct", "few", "bytes", "long_prefix"], sizes))]
+    for values in columns:
+        _check_sort(values)
+        _check_rows(values)
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(lambda values: (_check_sort(values), _check_rows(values)), columns * 2))
+
+
+def test_lengths():
+    offsets = np.array([0, 0, 3, 10, 10, 2**32 + 10], np.int64)
+    assert k.lengths(offsets[:5]).tolist() == [0, 3, 7, 0]
+    assert k.lengths(offsets[:5]).dtype == np.uint32
+    assert k.lengths(np.zeros(1, np.int64)).tolist() == []
+    with pytest.raises(ValueError, match="not a uint32"):
+        k.lengths(offsets)  # the last length, 2**32, needs 33 bits
+    assert k.lengths(offsets - np.array([0, 0, 0, 0, 0, 1])).tolist()[-1] == 2**32 - 1
+    with pytest.raises(ValueError, match="not a uint32"):
+        k.lengths(np.array([0, 5, 4], np.int64))  # offsets decrease
+    with pytest.raises(ValueError, match="at least one entry"):
+        k.lengths(np.zeros(0, np.int64))

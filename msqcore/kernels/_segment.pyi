@@ -16,6 +16,8 @@ def build_inverted_index(
     ids: npt.NDArray[np.int32], cardinality: int
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]: ...  # (const int32_t[::1] ids, Py_ssize_t cardinality) -> (int64[card + 1], int32[n])
 
+def lengths(offsets: npt.NDArray[np.int64]) -> npt.NDArray[np.uint32]: ...  # (const int64_t[::1] offsets) -> uint32[n]
+
 def row_list_deltas(
     offsets: npt.NDArray[np.int64], rows: npt.NDArray[np.int32]
 ) -> npt.NDArray[np.uint32]: ...  # (const int64_t[::1] offsets, const int32_t[::1] rows) -> uint32[n]

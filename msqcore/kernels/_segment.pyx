@@ -10,6 +10,7 @@ Everything here works on flat typed buffers; the Python layer owns the file layo
   ids -> sorted-dictionary ids).
 * ``build_inverted_index``: a counting sort of ids into CSR form (offsets[card+1], rows[n]),
   the bitmap-index equivalent.
+* ``lengths``: the uint32 differences of an offsets array (dictionary lengths, row counts).
 * ``row_list_deltas`` / ``row_lists_to_ids``: a column's row lists delta-coded for the
   ``rowLists`` layout (per value, its rows: the first, then the gaps), and the ids column back
   from them, checking they are a permutation.
@@ -32,6 +33,8 @@ through a flag and raised after the GIL is re-acquired.
 from libc.stdint cimport INT32_MAX, UINT32_MAX, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memset
+
+import threading
 
 import numpy as np
 
@@ -283,6 +286,32 @@ def row_list_deltas(const int64_t[::1] offsets, const int32_t[::1] rows):
                 out[offsets[k]] = <uint32_t>rows[offsets[k]]
             for j in range(offsets[k] + 1, offsets[k + 1]):
                 out[j] = <uint32_t>rows[j] - <uint32_t>rows[j - 1]
+    return result
+
+
+def lengths(const int64_t[::1] offsets):
+    """``offsets[i + 1] - offsets[i]`` as uint32[n] (the lengths and counts parts), in one pass
+    without an int64 copy first. Raises ValueError if offsets decrease or a length needs more
+    than 32 bits."""
+    cdef:
+        Py_ssize_t n = offsets.shape[0] - 1
+        Py_ssize_t i
+        Py_ssize_t bad = -1
+        int64_t x
+        uint32_t[::1] out
+    if n < 0:
+        raise ValueError("offsets must hold at least one entry")
+    result = np.empty(n, dtype=np.uint32)
+    out = result
+    with nogil:
+        for i in range(n):
+            x = offsets[i + 1] - offsets[i]
+            if x < 0 or x > UINT32_MAX:
+                bad = i
+                break
+            out[i] = <uint32_t>x
+    if bad >= 0:
+        raise ValueError(f"length {offsets[bad + 1] - offsets[bad]} at {bad} is not a uint32")
     return result
 
 
@@ -707,35 +736,46 @@ cdef void _radix(_Sort* s, Py_ssize_t lo, Py_ssize_t n, int64_t d, bint have2, u
             have2 = True
 
 
-cdef int _sort_ids(const int64_t* offsets, const uint8_t* base, int32_t* order, Py_ssize_t n,
-                   uint8_t* brk) noexcept nogil:
+# The sort's scratch (the items, their scatter copy and a bucket byte: 49 bytes a string) is kept
+# per thread between sorts, up to this size: a fresh block of that size is pages that the kernel
+# faults in and zeroes on every sort (glibc maps or trims blocks this large), which was a fifth
+# of a segment build's CPU time. Held until the thread ends; a larger sort uses a block of its own.
+DEF _SCRATCH_KEEP = 64 << 20
+_scratch = threading.local()
+
+
+cdef object _sort_scratch(Py_ssize_t n):
+    """A uint8 array of at least 49 * n bytes for ``_sort_ids``."""
+    cdef Py_ssize_t need = n * (2 * sizeof(_Item) + 1)
+    buf = getattr(_scratch, "buf", None)
+    if buf is not None and buf.shape[0] >= need:
+        return buf
+    if need > _SCRATCH_KEEP:
+        return np.empty(need, dtype=np.uint8)
+    _scratch.buf = None  # free the smaller one first
+    buf = np.empty(need, dtype=np.uint8)
+    _scratch.buf = buf
+    return buf
+
+
+cdef void _sort_ids(const int64_t* offsets, const uint8_t* base, int32_t* order, Py_ssize_t n,
+                    uint8_t* brk, uint8_t* scratch) noexcept nogil:
     """Sort ``order[0:n]`` stably by the strings' bytes (``_radix``); with ``brk`` (n bytes,
-    zeroed) also mark where each distinct string starts. -1 when out of memory."""
+    zeroed) also mark where each distinct string starts. ``scratch``: 49 * n bytes
+    (``_sort_scratch``)."""
     cdef:
         Py_ssize_t i
         int64_t length
         int32_t r
         _Sort s
         _Item* a
-        _Item* t
-        uint8_t* cls
     if n < 1:
-        return 0
-    # three blocks, not one: each under glibc's largest mmap threshold (32 MiB) for up to 1.4M
-    # strings, so after the first sort they come from the heap again instead of fresh pages
-    # that the kernel zeroes on every call
-    a = <_Item*>malloc(<size_t>n * sizeof(_Item))
-    t = <_Item*>malloc(<size_t>n * sizeof(_Item))
-    cls = <uint8_t*>malloc(<size_t>n)
-    if a == NULL or t == NULL or cls == NULL:
-        free(a)
-        free(t)
-        free(cls)
-        return -1
+        return
+    a = <_Item*>scratch
     s.offsets = offsets
     s.data = base
     s.a = a
-    s.t = t
+    s.t = a + n
     s.brk = brk
     for i in range(n):
         r = order[i]
@@ -744,13 +784,9 @@ cdef int _sort_ids(const int64_t* offsets, const uint8_t* base, int32_t* order, 
         a[i].k2 = _key8(offsets, base, r, 8)
         a[i].v = r
         a[i].ln = <uint32_t>length if length < UINT32_MAX else UINT32_MAX
-    _radix(&s, 0, n, 0, True, cls)
+    _radix(&s, 0, n, 0, True, scratch + 2 * n * sizeof(_Item))
     for i in range(n):
         order[i] = a[i].v
-    free(a)
-    free(t)
-    free(cls)
-    return 0
 
 
 def sort_strings(const int64_t[::1] offsets, const uint8_t[::1] data, int32_t[::1] order):
@@ -762,7 +798,7 @@ def sort_strings(const int64_t[::1] offsets, const uint8_t[::1] data, int32_t[::
         Py_ssize_t i
         const uint8_t* base = NULL
         uint8_t dummy = 0
-        int rc = 0
+        uint8_t[::1] scratch
     for i in range(n):
         if order[i] < 0 or order[i] >= card:
             raise ValueError(f"string id {order[i]} is outside the {card} strings")
@@ -773,10 +809,9 @@ def sort_strings(const int64_t[::1] offsets, const uint8_t[::1] data, int32_t[::
             raise ValueError(f"string offsets decrease at {i}")
     base = &data[0] if data.shape[0] else &dummy
     if n > 1:
+        scratch = _sort_scratch(n)
         with nogil:
-            rc = _sort_ids(&offsets[0], base, &order[0], n, NULL)
-    if rc < 0:
-        raise MemoryError("sort_strings: out of memory")
+            _sort_ids(&offsets[0], base, &order[0], n, NULL, &scratch[0])
 
 
 cdef int check_rows(const int64_t[::1] offsets, const uint8_t[::1] data, object valid) except -1:
@@ -817,10 +852,11 @@ def sorted_dictionary_of_rows(const int64_t[::1] offsets, const uint8_t[::1] dat
         int64_t* ioff
         uint8_t* dd
         uint8_t* brk
+        uint8_t* scratch
         int64_t total = 0, s, length, used = 0
+        int64_t nbytes = data.shape[0]
         int64_t card = 0
         int32_t r
-        int rc = 0
     check_rows(offsets, data, valid)
     if n > INT32_MAX:
         raise ValueError(f"too many rows for an int32 row index: {n}")
@@ -851,49 +887,56 @@ def sorted_dictionary_of_rows(const int64_t[::1] offsets, const uint8_t[::1] dat
             j += 1
     ioff_arr = np.empty(n + 2, dtype=np.int64)  # at most n + 1 entries (n values and the null)
     doff_arr = np.empty(n + 2, dtype=np.int64)
-    dd_arr = np.empty(total, dtype=np.uint8)
+    dd_arr = np.empty(total + 16, dtype=np.uint8)  # 16 bytes of slack for the walk's copies
     cdef int64_t[::1] ioff_v = ioff_arr
     cdef int64_t[::1] doff_v = doff_arr
     cdef uint8_t[::1] dd_v = dd_arr
     ioff = &ioff_v[0]
     doff = &doff_v[0]
-    dd = &dd_v[0] if total else &dummy
+    dd = &dd_v[0]
     brk_arr = np.zeros(n, dtype=np.uint8)  # 1 where a sorted row starts a new string
     cdef uint8_t[::1] brk_v = brk_arr
     brk = &brk_v[0] if n else NULL
+    scratch_arr = _sort_scratch(n - nnull)
+    cdef uint8_t[::1] scratch_v = scratch_arr
+    scratch = &scratch_v[0] if n > nnull else NULL
     with nogil:
-        rc = _sort_ids(&offsets[0], base, rows + nnull, n - nnull, brk + nnull)
-        if rc == 0:
-            ioff[0] = 0
-            doff[0] = 0
-            if nnull:
-                for i in range(nnull):
-                    ids[rows[i]] = 0
-                card = 1
-                doff[1] = 0
-            # walk the sorted rows: a new entry where the sort saw a new string
-            for i in range(nnull, n):
-                # the rows' strings are scattered: fetch a row's offsets 16 rows ahead, and
-                # its bytes 8 rows ahead, so the cache misses overlap
-                if i + 16 < n:
-                    _prefetch(&offsets[rows[i + 16]])
-                    _prefetch(&ids[rows[i + 16]])
-                if i + 8 < n and brk[i + 8]:
-                    _prefetch(base + offsets[rows[i + 8]])
-                r = rows[i]
-                if brk[i]:
-                    ioff[card] = i
-                    s = offsets[r]
-                    length = offsets[r + 1] - s
-                    if length:
-                        memcpy(dd + used, base + s, <size_t>length)
-                    used += length
-                    card += 1
-                    doff[card] = used
-                ids[r] = <int32_t>(card - 1)
-            ioff[card] = n
-    if rc < 0:
-        raise MemoryError("sorted_dictionary_of_rows: out of memory")
+        _sort_ids(&offsets[0], base, rows + nnull, n - nnull, brk + nnull, scratch)
+        ioff[0] = 0
+        doff[0] = 0
+        if nnull:
+            for i in range(nnull):
+                ids[rows[i]] = 0
+            card = 1
+            doff[1] = 0
+        # walk the sorted rows: a new entry where the sort saw a new string
+        for i in range(nnull, n):
+            # the rows' strings are scattered: fetch a row's offsets 16 rows ahead, and
+            # its bytes 8 rows ahead, so the cache misses overlap
+            if i + 16 < n:
+                _prefetch(&offsets[rows[i + 16]])
+                _prefetch(&ids[rows[i + 16]])
+            if i + 8 < n and brk[i + 8]:
+                _prefetch(base + offsets[rows[i + 8]])
+            r = rows[i]
+            if brk[i]:
+                ioff[card] = i
+                s = offsets[r]
+                length = offsets[r + 1] - s
+                if s + length + 16 <= nbytes:
+                    # 16 bytes at a time, inline (a library memcpy per string cost more): the
+                    # bytes past the string land in the slack or under the next string
+                    j = 0
+                    while j < length:
+                        memcpy(dd + used + j, base + s + j, 16)
+                        j += 16
+                elif length:
+                    memcpy(dd + used, base + s, <size_t>length)
+                used += length
+                card += 1
+                doff[card] = used
+            ids[r] = <int32_t>(card - 1)
+        ioff[card] = n
     return (doff_arr[:card + 1], dd_arr[:used], ids_arr, ioff_arr[:card + 1], rows_arr, nnull > 0)
 
 

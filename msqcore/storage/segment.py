@@ -252,25 +252,30 @@ def _encode_long(w: _ColumnWriter, arr: pa.Array) -> dict[str, Any]:
         raw = values.astype("<i8", copy=False)
         narrow_size = w.codec.compress(_raw(stored[:ROWS_PER_BLOCK])).size
         raw_size = w.codec.compress(_raw(raw[:ROWS_PER_BLOCK])).size
+        first_size = narrow_size
         if narrow_size > 1.05 * raw_size:
-            base, width, stored = 0, 8, raw
-    _long_values(w, np.ascontiguousarray(stored).view(np.uint8).reshape(-1), width)
+            base, width, stored, first_size = 0, 8, raw, raw_size
+    else:
+        first_size = None
+    _long_values(w, np.ascontiguousarray(stored).view(np.uint8).reshape(-1), width, first_size)
     if has_nulls:
         w.part("validity", _validity(arr), ROWS_PER_BLOCK // 8)
     return {"hasNulls": has_nulls, "base": base, "valueWidth": width}
 
 
-def _long_values(w: _ColumnWriter, data: np.ndarray, width: int) -> None:
+def _long_values(w: _ColumnWriter, data: np.ndarray, width: int, first_size: int | None = None) -> None:
     """A LONG's ``values`` part from its stored bytes: byte plane by byte plane under LZ4 when
     that packs the first block about as well as the segment's codec packs the items (values
     well below their width's range have planes of zeros), else as items under that codec.
     LZ4 decompresses several times faster than zstd, and queries decompress every block they
-    touch."""
+    touch. ``first_size``: the size of the first block under the segment's codec, if known."""
     bs = ROWS_PER_BLOCK * width
     if width > 1:
         first = data[:bs]
         planed = _planes.split(first, width, ROWS_PER_BLOCK)
-        if _CODEC["lz4"].compress(planed).size <= _PLANES_SLACK * w.codec.compress(first).size:
+        if first_size is None:
+            first_size = w.codec.compress(first).size
+        if _CODEC["lz4"].compress(planed).size <= _PLANES_SLACK * first_size:
             codec, w.codec = w.codec, _CODEC["lz4"]
             try:
                 w.part("values", _planes.split(data, width, ROWS_PER_BLOCK), bs)
@@ -338,29 +343,19 @@ def _sorted_dictionary(values: pa.Array) -> tuple[pa.Array, np.ndarray, bool]:
 
 def _write_dictionary(w: _ColumnWriter, sorted_dict: pa.Array) -> None:
     offsets, data = _dictionary_buffers(sorted_dict)
-    w.part("dictLengths", np.diff(offsets).astype("<u4"), ROWS_PER_BLOCK * 4)
+    w.part("dictLengths", _k.lengths(offsets), ROWS_PER_BLOCK * 4)
     w.part("dictData", data, STREAM_BLOCK)
 
 
 def _write_bitmaps(w: _ColumnWriter, index_offsets: np.ndarray, index_rows: np.ndarray) -> None:
     bitmaps, byte_offsets = _rb.serialize_csr(index_offsets, index_rows.view(np.uint32))
-    w.part("bitmapLengths", np.diff(byte_offsets).astype("<u4"), ROWS_PER_BLOCK * 4)
+    w.part("bitmapLengths", _k.lengths(byte_offsets), ROWS_PER_BLOCK * 4)
     w.part("bitmaps", bitmaps, STREAM_BLOCK)
 
 
-def _shuffle_blocks(items: np.ndarray) -> np.ndarray:
-    """uint32 items as bytes, each block of ``ROWS_PER_BLOCK`` items laid out byte plane by
-    byte plane (every item's low byte, then every second byte, ...): gaps between rows have
-    mostly zero high bytes, which zstd then packs well. ``_unshuffle_blocks`` undoes it."""
-    out = np.empty(4 * len(items), dtype=np.uint8)
-    for start in range(0, len(items), ROWS_PER_BLOCK):
-        block = items[start:start + ROWS_PER_BLOCK].astype("<u4", copy=False)
-        out[4 * start:4 * (start + len(block))] = block.view(np.uint8).reshape(-1, 4).T.reshape(-1)
-    return out
-
-
 def _unshuffle_blocks(data: np.ndarray) -> np.ndarray:
-    """The uint32 items of whole shuffled blocks (the last one may be short)."""
+    """The uint32 items of a ``rowLists`` part: each block of ``ROWS_PER_BLOCK`` items is laid
+    out byte plane by byte plane (``_planes.split``; the last block may be short)."""
     out = np.empty(len(data), dtype=np.uint8)
     step = 4 * ROWS_PER_BLOCK
     for start in range(0, len(data), step):
@@ -389,8 +384,10 @@ def _encode_string(w: _ColumnWriter, column: _StringColumn, bitmaps: bool) -> di
         offsets, rows = index or _k.build_inverted_index(ids, card)
         del ids, index
         _write_dictionary(w, sorted_dict)
-        w.part("rowCounts", np.diff(offsets).astype("<u4"), ROWS_PER_BLOCK * 4)
-        w.part("rowLists", _shuffle_blocks(_row_list_deltas(offsets, rows)), ROWS_PER_BLOCK * 4)
+        w.part("rowCounts", _k.lengths(offsets), ROWS_PER_BLOCK * 4)
+        # byte planes per block: the gaps' high bytes are mostly zero, which zstd then packs well
+        deltas = _row_list_deltas(offsets, rows).astype("<u4", copy=False).view(np.uint8)
+        w.part("rowLists", _planes.split(deltas, 4, ROWS_PER_BLOCK), ROWS_PER_BLOCK * 4)
         return {**extra, "layout": "rowLists"}
     w.part("ids", _k.pack_ids(ids, width), ROWS_PER_BLOCK * width)
     _write_dictionary(w, sorted_dict)
