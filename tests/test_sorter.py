@@ -199,6 +199,25 @@ def test_sort_matches_reference(tmp_path, mode, partitions):
     assert os.listdir(tmp_path) == []
 
 
+def test_small_batches_are_joined_before_buffering(tmp_path, monkeypatch):
+    """A table of many small chunks (a reader's parse chunks) is buffered as fewer, bigger
+    batches; empty batches pass as they are; the output is the same as for one batch."""
+    monkeypatch.setattr(S, "_JOIN_ROWS", 1_000)
+    table = _table(6_000, seed=5)
+    small = table.to_batches(max_chunksize=300)
+    empty = table.slice(0, 0).to_batches() or [pa.RecordBatch.from_pylist([], schema=table.schema)]
+    joined = list(S._joined(small[:5] + empty + small[5:]))
+    assert [b.num_rows for b in joined] == [1_200, 0, 1_200, 1_200, 1_200, 1_200]
+    assert pa.Table.from_batches(joined).equals(table)
+    outputs = []
+    for data in (pa.Table.from_batches(small), table.combine_chunks()):
+        with ExternalSorter(KEY, str(tmp_path), rows_in_memory=2_500, max_frame_size=8192) as sorter:
+            sorter.add(data)
+            outputs.append(pa.concat_tables(_read(sorter.finish())))
+    assert outputs[0].equals(outputs[1])
+    assert outputs[0].column("row").to_pylist() == _expected(table)
+
+
 def test_empty_partitions_and_descending_nulls(tmp_path):
     table = pa.table({"k": pa.array([3, None, 1, None, 2], pa.int64()), "v": list("abcde")})
     key = [("k", True)]
