@@ -682,6 +682,15 @@ def test_full_validation_catches_unsorted_keys_and_bad_utf8():
         validate_frame(bad, full=True)
 
 
+def test_find_byte():
+    buf = pa.py_buffer(b"abc\x00de\x00")
+    assert K.find_byte(buf, 0) == 3
+    assert K.find_byte(buf, 0, 4) == 6
+    assert K.find_byte(buf, 0, 4, 6) == -1          # stop excludes the second NUL
+    assert K.find_byte(buf, ord("d"), 0, 100) == 4   # stop past the end: the end
+    assert K.find_byte(buf, 0, 7, 7) == -1 and K.find_byte(b"", 0) == -1 and K.find_byte(buf, 0xFF) == -1
+
+
 def test_xxh3_vectors():
     assert K.xxh3(b"") == 0x2D06800538D394C2
     assert K.xxh3(b"abc") == 0x78AF5F94892F3950

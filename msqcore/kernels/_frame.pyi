@@ -16,6 +16,7 @@ FLAG_SORTED: int  # 2
 
 def xxh3(buf: bytes | memoryview | pa.Buffer | npt.NDArray[np.uint8]) -> int: ...  # (bytes-like) -> uint64_t XXH3-64, seed 0
 def xxh3_simd(cap: int = -1) -> int: ...  # (int cap) -> XXH3 loop in use: 2 AVX-512F, 1 AVX2, 0 SSE2/scalar (tests)
+def find_byte(buf: bytes | memoryview | pa.Buffer, value: int, start: int = 0, stop: int = -1) -> int: ...  # first offset of the byte in buf[start:stop] or -1 (memchr)
 def checksum(buf: bytes | memoryview | pa.Buffer) -> int: ...  # frame checksum: low 32 bits of XXH3-64 -> uint32_t
 def buffer_count(column_type: int) -> int: ...  # (int column_type) -> buffers of that type in a frame
 def frame_overhead(schema_len: int, num_buffers: int) -> int: ...  # (Py_ssize_t, Py_ssize_t) -> bytes besides the rows

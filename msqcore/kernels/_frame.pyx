@@ -633,6 +633,21 @@ def xxh3(buf):
     return h
 
 
+def find_byte(buf, int value, Py_ssize_t start=0, Py_ssize_t stop=-1):
+    """Offset of the first byte ``value`` in ``buf[start:stop]`` (``stop`` -1: the end), or -1.
+    One ``memchr``: the NUL check of string columns (Druid's ``InvalidNullByte``)."""
+    cdef const uint8_t[::1] data = u8(buf)
+    cdef Py_ssize_t n = data.shape[0]
+    cdef const void* hit
+    if stop < 0 or stop > n:
+        stop = n
+    if start < 0 or start >= stop:
+        return -1
+    with nogil:
+        hit = memchr(&data[start], value, <size_t>(stop - start))
+    return -1 if hit == NULL else <Py_ssize_t>(<const uint8_t*>hit - &data[0])
+
+
 cdef inline uint32_t frame_checksum(const uint8_t* p, int64_t n) noexcept nogil:
     """The checksum of a frame's bytes after the header: the low 32 bits of XXH3-64."""
     return <uint32_t>msq_xxh3(p, <size_t>n)
