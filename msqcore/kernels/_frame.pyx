@@ -1763,9 +1763,16 @@ cdef int64_t write_column(const ColView** views, Py_ssize_t c, const int32_t* sr
     cdef int t = views[src[0]][c].type
     cdef int w = type_width(t)
     cdef uint8_t* vb
-    if t == FT_KEY:
-        st_i32(buf[0], 0, 0)
+    cdef uint8_t* ob
+    cdef uint8_t* db
+    if t == FT_KEY or t == FT_STRING:
+        # a key is a string column without validity whose buffers start one earlier
+        vb = NULL if t == FT_KEY else buf[0]
+        ob = buf[0] if t == FT_KEY else buf[1]
+        db = buf[1] if t == FT_KEY else buf[2]
+        st_i32(ob, 0, 0)
         for j in range(n):
+            # offsets two strides ahead, then the bytes they point to one stride ahead
             if j + 2 * PREFETCH_ROWS < n:
                 v = &views[src[j + 2 * PREFETCH_ROWS]][c]
                 MSQ_PREFETCH(v.offsets + (8 if v.large else 4) * rows[j + 2 * PREFETCH_ROWS])
@@ -1774,11 +1781,14 @@ cdef int64_t write_column(const ColView** views, Py_ssize_t c, const int32_t* sr
                 MSQ_PREFETCH(v.data + ld_off(v.offsets, v.large, rows[j + PREFETCH_ROWS]))
             v = &views[src[j]][c]
             i = rows[j]
-            s = ld_off(v.offsets, v.large, i)
-            e = ld_off(v.offsets, v.large, i + 1)
-            copy_small(buf[1] + pos, v.data + s, e - s)
-            pos += e - s
-            st_i32(buf[0], j + 1, pos)
+            if row_valid(v, i):
+                s = ld_off(v.offsets, v.large, i)
+                e = ld_off(v.offsets, v.large, i + 1)
+                copy_small(db + pos, v.data + s, e - s)
+                pos += e - s
+                if vb != NULL:
+                    set_bit(vb, j)
+            st_i32(ob, j + 1, pos)
         return pos
     vb = buf[0]
     if is_fixed(t):
@@ -1806,26 +1816,6 @@ cdef int64_t write_column(const ColView** views, Py_ssize_t c, const int32_t* sr
                     memset(buf[1] + 4 * j, 0, 4)
         return 0
     st_i32(buf[1], 0, 0)
-    if t == FT_STRING:
-        for j in range(n):
-            # offsets two strides ahead, then the bytes they point to one stride ahead
-            if j + 2 * PREFETCH_ROWS < n:
-                v = &views[src[j + 2 * PREFETCH_ROWS]][c]
-                MSQ_PREFETCH(v.offsets + (8 if v.large else 4) * rows[j + 2 * PREFETCH_ROWS])
-            if j + PREFETCH_ROWS < n:
-                v = &views[src[j + PREFETCH_ROWS]][c]
-                MSQ_PREFETCH(v.data + ld_off(v.offsets, v.large, rows[j + PREFETCH_ROWS]))
-            v = &views[src[j]][c]
-            i = rows[j]
-            if row_valid(v, i):
-                s = ld_off(v.offsets, v.large, i)
-                e = ld_off(v.offsets, v.large, i + 1)
-                copy_small(buf[2] + pos, v.data + s, e - s)
-                pos += e - s
-                if vb != NULL:
-                    set_bit(vb, j)
-            st_i32(buf[1], j + 1, pos)
-        return pos
     if is_fixed_list(t):
         for j in range(n):
             v = &views[src[j]][c]
