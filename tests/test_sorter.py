@@ -207,8 +207,10 @@ def test_small_batches_are_joined_before_buffering(tmp_path, monkeypatch):
     small = table.to_batches(max_chunksize=300)
     empty = table.slice(0, 0).to_batches() or [pa.RecordBatch.from_pylist([], schema=table.schema)]
     joined = list(S._joined(small[:5] + empty + small[5:]))
-    assert [b.num_rows for b in joined] == [1_200, 0, 1_200, 1_200, 1_200, 1_200]
+    assert [b.num_rows for b in joined] == [1_200, 300, 0, 1_200, 1_200, 1_200, 900]
     assert pa.Table.from_batches(joined).equals(table)
+    big = table.to_batches(max_chunksize=500)          # half _JOIN_ROWS or more: not copied
+    assert [b.num_rows for b in S._joined(small[:2] + big[:2] + small[:1])] == [600, 500, 500, 300]
     outputs = []
     for data in (pa.Table.from_batches(small), table.combine_chunks()):
         with ExternalSorter(KEY, str(tmp_path), rows_in_memory=2_500, max_frame_size=8192) as sorter:

@@ -159,11 +159,15 @@ class SortProgress:
 
 def _joined(batches: list[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     """``batches`` with consecutive small ones joined (copied) into batches of about
-    ``_JOIN_ROWS`` rows or ``_JOIN_BYTES`` bytes; empty ones pass as they are."""
+    ``_JOIN_ROWS`` rows or ``_JOIN_BYTES`` bytes; empty ones, and ones of half that many rows
+    or more (not worth a copy), pass as they are."""
     group: list[pa.RecordBatch] = []
     rows = nbytes = 0
     for batch in batches:
-        if not batch.num_rows:
+        if not batch.num_rows or batch.num_rows >= _JOIN_ROWS // 2:
+            if group:
+                yield _join(group)
+                group, rows, nbytes = [], 0, 0
             yield batch
             continue
         group.append(batch)
