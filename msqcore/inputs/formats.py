@@ -25,7 +25,7 @@ import pyarrow.csv as pcsv
 import pyarrow.json as pjson
 
 from msqcore.errors import InvalidInput
-from msqcore.inputs._csv import bool_strings, line_quotes, plain_longs
+from msqcore.inputs._csv import bool_strings, line_quotes, parse_delimited, plain_longs
 from msqcore.inputs._ndjson import parse_flat
 from msqcore.inputs.flatten import Flattener
 from msqcore.planner.expressions import _cast, arrow_type
@@ -382,7 +382,9 @@ class LineBlocks:
         self._lines: int | None = None
 
     def _fill(self) -> bool:
-        chunk = self._read_chunk()
+        # a small read: what is left after the header would otherwise be a block's worth,
+        # copied again when the first block joins it
+        chunk = self._read_chunk(min(self.block_size, 65536))
         if chunk:
             self.buf += chunk
         return bool(chunk)
@@ -454,10 +456,10 @@ class LineBlocks:
         counted them), so that it need not be counted again."""
         self._lines = n
 
-    def _read_chunk(self) -> bytes:
+    def _read_chunk(self, size: int | None = None) -> bytes:
         if self.eof:
             return b""
-        chunk = self.stream.read(self.block_size)
+        chunk = self.stream.read(size or self.block_size)
         if not chunk:
             self.eof = True
             return b""
@@ -698,7 +700,7 @@ def read_delimited(stream, spec: dict, ctx: SplitContext) -> Iterator[pa.Table]:
             count, balanced = line_quotes(view)
             total = total + count if balanced and total is not None else None
             fast = single_char and (not is_csv or balanced)
-            table = _delimited_fast(view, names, wanted, delimiter, is_csv, ctx) if fast else None
+            table = _delimited_fast(data, start, end, names, wanted, delimiter, is_csv, ctx) if fast else None
             if table is None:
                 table = _delimited_lines(bytes(view), first_line, names, wanted, delimiter, is_csv, ctx)
             first_line += count if balanced else view.tobytes().count(b"\n")  # lines of a complete piece
@@ -737,7 +739,18 @@ def _split_row(line: str, delimiter: str, is_csv: bool) -> list[str]:
     return line.split(delimiter)
 
 
-def _delimited_fast(block, names, wanted, delimiter, is_csv, ctx) -> pa.Table | None:
+def _delimited_fast(data: bytes, start: int, end: int, names, wanted, delimiter, is_csv, ctx) -> pa.Table | None:
+    """``data[start:end]`` (whole lines) read in one go: by ``_csv.parse_delimited`` when its
+    lines have the usual shape, else by pyarrow; None when pyarrow refuses it too."""
+    table = _delimited_plain(data, start, end, names, wanted, delimiter, is_csv)
+    if table is None:
+        table = _delimited_arrow(memoryview(data)[start:end], names, wanted, delimiter, is_csv, ctx.signature)
+    if table is not None:
+        ctx.records += table.num_rows
+    return table
+
+
+def _delimited_arrow(block, names, wanted, delimiter, is_csv, signature) -> pa.Table | None:
     odd: list[str] = []
 
     def on_invalid(row) -> str:
@@ -759,10 +772,28 @@ def _delimited_fast(block, names, wanted, delimiter, is_csv, ctx) -> pa.Table | 
     if not wanted:
         table = table.select([])
     if odd:
-        extra = _zip_rows([_split_row(t, delimiter, is_csv) for t in odd], names, wanted, ctx.signature)
+        extra = _zip_rows([_split_row(t, delimiter, is_csv) for t in odd], names, wanted, signature)
         table = pa.concat_tables([table, extra.cast(table.schema)]) if table.num_rows else extra
-    ctx.records += table.num_rows
     return table
+
+
+def _delimited_plain(data: bytes, start: int, end: int, names, wanted, delimiter, is_csv) -> pa.Table | None:
+    """``data[start:end]`` read by ``_csv.parse_delimited`` (less CPU than pyarrow's reader:
+    docs/inputs.md), cut in one piece per core; None when it declines a piece."""
+    if not wanted or len(set(names)) != len(names) or len(delimiter.encode()) != 1 or (is_csv and delimiter == '"'):
+        return None
+    slot = np.array([wanted.index(n) if n in wanted else -1 for n in names], np.int32)
+    quote = ord('"') if is_csv else -1
+    parts = min(os.cpu_count() or 1, max(1, (end - start) // FlatJson.MIN_PIECE))
+    pieces = _cut_at_newlines(data, parts, start, end)
+
+    def parse(piece):
+        return parse_delimited(piece, len(names), slot, ord(delimiter), quote)
+
+    parsed = [parse(pieces[0])] if len(pieces) == 1 else list(_parse_pool().map(parse, pieces))
+    if any(p is None for p in parsed):
+        return None
+    return pa.table([pa.chunked_array([p[j] for p in parsed]) for j in range(len(wanted))], names=wanted)
 
 
 def _zip_rows(rows: list[list[str]], names, wanted, signature) -> pa.Table:
