@@ -25,5 +25,5 @@ def parse_delimited(
     slot: "numpy.ndarray",  # const int32_t[::1]: the output column of each field, -1 when not read
     delimiter: int,  # the delimiter byte
     quote: int,  # the quote byte, -1 for none (TSV)
-) -> list[pa.StringArray] | None:  # None when a line is not of the usual shape, or not UTF-8
+) -> tuple[int, list[pa.StringArray]] | None:  # (lines, columns); None: a line is not of the usual shape
     ...

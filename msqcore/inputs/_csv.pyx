@@ -363,11 +363,12 @@ cdef Py_ssize_t _parse_rows(const uint8_t* p, Py_ssize_t n, Py_ssize_t ncols, co
 
 
 def parse_delimited(block, Py_ssize_t ncols, const int32_t[::1] slot, int delimiter, int quote):
-    """String columns of a block of whole lines, or None when a line is not of the usual shape.
+    """``(lines, columns)``: the line count of a block of whole lines (empty ones included)
+    and its string columns; None when a line is not of the usual shape.
 
     ``slot[f]`` is the output column of field ``f`` (-1: not read); ``quote`` is the quote
     byte, or -1 for none (TSV). Reads as pyarrow's CSV reader does with the options of
-    ``formats._delimited_fast`` (empty values null, empty lines skipped, ``\\r\\n`` ends a
+    ``formats._delimited_arrow`` (empty values null, empty lines skipped, ``\\r\\n`` ends a
     line), for lines where every row has ``ncols`` fields, a quote only opens a value and
     closes it (doubled inside), and no carriage return stands alone. Anything else, and
     text that is not UTF-8, returns None."""
@@ -422,7 +423,7 @@ def parse_delimited(block, Py_ssize_t ncols, const int32_t[::1] slot, int delimi
                                                             pa.py_buffer(offsets[j, :rows + 1]),
                                                             pa.py_buffer(data[:used[j]])], nulls)
             out.append(arr)
-        return out
+        return max_rows, out
     finally:
         for j in range(nwant):
             free(text[j])

@@ -697,12 +697,19 @@ def read_delimited(stream, spec: dict, ctx: SplitContext) -> Iterator[pa.Table]:
         tables, total, listed = [], 0, False
         for data, start, end in pieces:
             view = memoryview(data)[start:end]
-            count, balanced = line_quotes(view)
-            total = total + count if balanced and total is not None else None
-            fast = single_char and (not is_csv or balanced)
-            table = _delimited_fast(data, start, end, names, wanted, delimiter, is_csv, ctx) if fast else None
-            if table is None:
+            plain = _delimited_plain(data, start, end, names, wanted, delimiter, is_csv) if single_char else None
+            if plain is not None:
+                table, count = plain
+                balanced = True  # it read every line whole, so its count is exact
+            else:
+                count, balanced = line_quotes(view)
+                fast = single_char and (not is_csv or balanced)
+                table = _delimited_arrow(view, names, wanted, delimiter, is_csv, ctx.signature) if fast else None
+            if table is not None:
+                ctx.records += table.num_rows
+            else:
                 table = _delimited_lines(bytes(view), first_line, names, wanted, delimiter, is_csv, ctx)
+            total = total + count if balanced and total is not None else None
             first_line += count if balanced else view.tobytes().count(b"\n")  # lines of a complete piece
             listed = listed or data.find(list_bytes, start, end) >= 0
             tables.append(table)
@@ -739,18 +746,8 @@ def _split_row(line: str, delimiter: str, is_csv: bool) -> list[str]:
     return line.split(delimiter)
 
 
-def _delimited_fast(data: bytes, start: int, end: int, names, wanted, delimiter, is_csv, ctx) -> pa.Table | None:
-    """``data[start:end]`` (whole lines) read in one go: by ``_csv.parse_delimited`` when its
-    lines have the usual shape, else by pyarrow; None when pyarrow refuses it too."""
-    table = _delimited_plain(data, start, end, names, wanted, delimiter, is_csv)
-    if table is None:
-        table = _delimited_arrow(memoryview(data)[start:end], names, wanted, delimiter, is_csv, ctx.signature)
-    if table is not None:
-        ctx.records += table.num_rows
-    return table
-
-
 def _delimited_arrow(block, names, wanted, delimiter, is_csv, signature) -> pa.Table | None:
+    """A block of whole lines read by pyarrow; None when it refuses it."""
     odd: list[str] = []
 
     def on_invalid(row) -> str:
@@ -777,9 +774,11 @@ def _delimited_arrow(block, names, wanted, delimiter, is_csv, signature) -> pa.T
     return table
 
 
-def _delimited_plain(data: bytes, start: int, end: int, names, wanted, delimiter, is_csv) -> pa.Table | None:
-    """``data[start:end]`` read by ``_csv.parse_delimited`` (less CPU than pyarrow's reader:
-    docs/inputs.md), cut in one piece per core; None when it declines a piece."""
+def _delimited_plain(data: bytes, start: int, end: int, names, wanted, delimiter,
+                     is_csv) -> tuple[pa.Table, int] | None:
+    """``data[start:end]`` (whole lines) read by ``_csv.parse_delimited``, cut in one piece per
+    core, and its line count; None when it declines a piece (its lines are not all of the
+    usual shape), and pyarrow or the line path reads the block."""
     if not wanted or len(set(names)) != len(names) or len(delimiter.encode()) != 1 or (is_csv and delimiter == '"'):
         return None
     slot = np.array([wanted.index(n) if n in wanted else -1 for n in names], np.int32)
@@ -793,7 +792,8 @@ def _delimited_plain(data: bytes, start: int, end: int, names, wanted, delimiter
     parsed = [parse(pieces[0])] if len(pieces) == 1 else list(_parse_pool().map(parse, pieces))
     if any(p is None for p in parsed):
         return None
-    return pa.table([pa.chunked_array([p[j] for p in parsed]) for j in range(len(wanted))], names=wanted)
+    table = pa.table([pa.chunked_array([p[1][j] for p in parsed]) for j in range(len(wanted))], names=wanted)
+    return table, sum(p[0] for p in parsed)
 
 
 def _zip_rows(rows: list[list[str]], names, wanted, signature) -> pa.Table:
