@@ -183,6 +183,45 @@ def test_csv_quoted_and_unquoted_blocks_agree():
     assert w.count == 1 and w.samples[0]["errorMessage"].endswith("(Record: 3, Line: 4)")
 
 
+_CSV_PIECES = [b"a", b"b c", b"", b'""', b'"x,y"', b'"q""q"', b'"x\ty"', "é".encode(), b'""""', b"1", b"-7"]
+_CSV_ODD = [b"\xff", b'"', b"\r", b"\t", b'"a"b', b"a,", b'a"']  # some make a block decline
+
+
+@pytest.mark.parametrize("is_csv", [True, False])
+def test_csv_plain_parser_reads_what_pyarrow_reads(is_csv):
+    """``_csv.parse_delimited`` against pyarrow's reader on random lines: the same columns,
+    or it declines the block (which pyarrow then reads)."""
+    rng = random.Random(11)
+    names, delimiter = ["a", "b", "c"], "," if is_csv else "\t"
+    sig = [(n, "VARCHAR") for n in names]
+    read = declined = 0
+    for _ in range(1500):
+        lines = []
+        for _ in range(rng.randint(1, 6)):
+            fields = [b"".join(rng.choice(_CSV_PIECES if rng.random() < 0.97 else _CSV_ODD)
+                               for _ in range(rng.choice([0, 1, 1, 1, 2])))
+                      for _ in range(3 if rng.random() < 0.98 else rng.choice([2, 4]))]
+            lines.append(delimiter.encode().join(fields))
+        data = rng.choice([b"\n", b"\r\n"]).join(lines) + rng.choice([b"", b"\n", b"\r\n"])
+        wanted = rng.choice([names, ["c", "a"], ["b"]])
+        plain = formats._delimited_plain(data, 0, len(data), names, wanted, delimiter, is_csv)
+        if plain is None:
+            declined += 1
+            continue
+        arrow = formats._delimited_arrow(memoryview(data), names, wanted, delimiter, is_csv, sig)
+        assert arrow is not None and plain[0].combine_chunks().equals(arrow.combine_chunks()), data
+        assert plain[1] == data.count(b"\n") + (not data.endswith(b"\n"))
+        read += 1
+    assert read > 400 and declined > 400, (read, declined)
+
+
+def test_csv_plain_parser_reads_the_usual_shapes():
+    data = ('a,b,c\n"2016-06-27T00:00:11.080Z","x ""y"" z",é\r\n\n,"",7\r\n\r\nlast,"a,b",-1').encode()
+    plain, lines = formats._delimited_plain(data, 0, len(data), ["a", "b", "c"], ["c", "a"], ",", True)
+    assert lines == 6 and plain.to_pylist() == [{"c": "c", "a": "a"}, {"c": "é", "a": "2016-06-27T00:00:11.080Z"},
+                                 {"c": "7", "a": None}, {"c": "-1", "a": "last"}]
+
+
 def test_line_quotes_counts_lines_and_finds_a_quote_pair_split_by_a_newline():
     # the SSE2 loop takes 16 bytes at a time: random short blocks cross its edges
     rng = random.Random(7)

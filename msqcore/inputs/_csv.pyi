@@ -1,6 +1,6 @@
 """Type stub for the Cython module ``msqcore.inputs._csv`` (Cython types in trailing comments).
 
-Used by ``msqcore.inputs.formats`` (``read_delimited`` and ``_convert``).
+Used by ``msqcore.inputs.formats`` (``read_delimited``, ``_delimited_plain`` and ``_convert``).
 """
 import pyarrow as pa
 
@@ -17,4 +17,13 @@ def plain_longs(
 def bool_strings(
     col: pa.BooleanArray | pa.ChunkedArray,
 ) -> pa.StringArray | pa.ChunkedArray:  # "true" / "false", nulls kept
+    ...
+
+def parse_delimited(
+    block: bytes | memoryview,  # whole lines of delimited text
+    ncols: int,  # fields per line
+    slot: "numpy.ndarray",  # const int32_t[::1]: the output column of each field, -1 when not read
+    delimiter: int,  # the delimiter byte
+    quote: int,  # the quote byte, -1 for none (TSV)
+) -> tuple[int, list[pa.StringArray]] | None:  # (lines, columns); None: a line is not of the usual shape
     ...

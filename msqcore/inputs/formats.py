@@ -25,7 +25,7 @@ import pyarrow.csv as pcsv
 import pyarrow.json as pjson
 
 from msqcore.errors import InvalidInput
-from msqcore.inputs._csv import bool_strings, line_quotes, plain_longs
+from msqcore.inputs._csv import bool_strings, line_quotes, parse_delimited, plain_longs
 from msqcore.inputs._ndjson import parse_flat
 from msqcore.inputs.flatten import Flattener
 from msqcore.planner.expressions import _cast, arrow_type
@@ -382,7 +382,9 @@ class LineBlocks:
         self._lines: int | None = None
 
     def _fill(self) -> bool:
-        chunk = self._read_chunk()
+        # a small read: what is left after the header would otherwise be a block's worth,
+        # copied again when the first block joins it
+        chunk = self._read_chunk(min(self.block_size, 65536))
         if chunk:
             self.buf += chunk
         return bool(chunk)
@@ -454,10 +456,10 @@ class LineBlocks:
         counted them), so that it need not be counted again."""
         self._lines = n
 
-    def _read_chunk(self) -> bytes:
+    def _read_chunk(self, size: int | None = None) -> bytes:
         if self.eof:
             return b""
-        chunk = self.stream.read(self.block_size)
+        chunk = self.stream.read(size or self.block_size)
         if not chunk:
             self.eof = True
             return b""
@@ -695,12 +697,19 @@ def read_delimited(stream, spec: dict, ctx: SplitContext) -> Iterator[pa.Table]:
         tables, total, listed = [], 0, False
         for data, start, end in pieces:
             view = memoryview(data)[start:end]
-            count, balanced = line_quotes(view)
-            total = total + count if balanced and total is not None else None
-            fast = single_char and (not is_csv or balanced)
-            table = _delimited_fast(view, names, wanted, delimiter, is_csv, ctx) if fast else None
-            if table is None:
+            plain = _delimited_plain(data, start, end, names, wanted, delimiter, is_csv) if single_char else None
+            if plain is not None:
+                table, count = plain
+                balanced = True  # it read every line whole, so its count is exact
+            else:
+                count, balanced = line_quotes(view)
+                fast = single_char and (not is_csv or balanced)
+                table = _delimited_arrow(view, names, wanted, delimiter, is_csv, ctx.signature) if fast else None
+            if table is not None:
+                ctx.records += table.num_rows
+            else:
                 table = _delimited_lines(bytes(view), first_line, names, wanted, delimiter, is_csv, ctx)
+            total = total + count if balanced and total is not None else None
             first_line += count if balanced else view.tobytes().count(b"\n")  # lines of a complete piece
             listed = listed or data.find(list_bytes, start, end) >= 0
             tables.append(table)
@@ -737,7 +746,8 @@ def _split_row(line: str, delimiter: str, is_csv: bool) -> list[str]:
     return line.split(delimiter)
 
 
-def _delimited_fast(block, names, wanted, delimiter, is_csv, ctx) -> pa.Table | None:
+def _delimited_arrow(block, names, wanted, delimiter, is_csv, signature) -> pa.Table | None:
+    """A block of whole lines read by pyarrow; None when it refuses it."""
     odd: list[str] = []
 
     def on_invalid(row) -> str:
@@ -759,10 +769,31 @@ def _delimited_fast(block, names, wanted, delimiter, is_csv, ctx) -> pa.Table | 
     if not wanted:
         table = table.select([])
     if odd:
-        extra = _zip_rows([_split_row(t, delimiter, is_csv) for t in odd], names, wanted, ctx.signature)
+        extra = _zip_rows([_split_row(t, delimiter, is_csv) for t in odd], names, wanted, signature)
         table = pa.concat_tables([table, extra.cast(table.schema)]) if table.num_rows else extra
-    ctx.records += table.num_rows
     return table
+
+
+def _delimited_plain(data: bytes, start: int, end: int, names, wanted, delimiter,
+                     is_csv) -> tuple[pa.Table, int] | None:
+    """``data[start:end]`` (whole lines) read by ``_csv.parse_delimited``, cut in one piece per
+    core, and its line count; None when it declines a piece (its lines are not all of the
+    usual shape), and pyarrow or the line path reads the block."""
+    if not wanted or len(set(names)) != len(names) or len(delimiter.encode()) != 1 or (is_csv and delimiter == '"'):
+        return None
+    slot = np.array([wanted.index(n) if n in wanted else -1 for n in names], np.int32)
+    quote = ord('"') if is_csv else -1
+    parts = min(os.cpu_count() or 1, max(1, (end - start) // FlatJson.MIN_PIECE))
+    pieces = _cut_at_newlines(data, parts, start, end)
+
+    def parse(piece):
+        return parse_delimited(piece, len(names), slot, ord(delimiter), quote)
+
+    parsed = [parse(pieces[0])] if len(pieces) == 1 else list(_parse_pool().map(parse, pieces))
+    if any(p is None for p in parsed):
+        return None
+    table = pa.table([pa.chunked_array([p[1][j] for p in parsed]) for j in range(len(wanted))], names=wanted)
+    return table, sum(p[0] for p in parsed)
 
 
 def _zip_rows(rows: list[list[str]], names, wanted, signature) -> pa.Table:
