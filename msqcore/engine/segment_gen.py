@@ -31,7 +31,7 @@ from msqcore.engine.time_sort import TimeOrderedSort
 from msqcore.errors import UnknownError
 from msqcore.planner import arrays
 from msqcore.storage.deep import deep_storage_from_spec
-from msqcore.storage.segment import SegmentWriter, can_sort_rows
+from msqcore.storage.segment import ROWS_PER_BLOCK, SegmentWriter, can_sort_rows
 from msqcore.timeutil import interval_text
 
 DEFAULT_ROWS_IN_MEMORY = 100_000
@@ -44,6 +44,11 @@ WRITER_THREADS = 2
 # 930k-row partitions took a worker from 833 to 916 MiB (bench/test_big_input.py). Tied to
 # rowsInMemory, the user's memory knob for this stage: 300k rows by default.
 PIPELINE_ROWS_IN_MEMORY = 3
+# Consecutive frames (under Druid's 1 MB maxFrameSize, about 3,000 rows of the benchmark's
+# rows each) are joined into tables of at least this many rows (the writer's chunk) before
+# the per-table work (column selection, ``stored_columns``, the writer's ``append``), which
+# costs about the same for a frame as for a chunk.
+JOIN_ROWS = ROWS_PER_BLOCK
 
 
 def generate_segments(order, reporter) -> dict:
@@ -131,14 +136,30 @@ def _sort_partition(part, local: str, order, spec, stored: list[str], rows_in_me
     keep = list(dict.fromkeys(stored + spec.sort_order))
     file_rows: list[int] = []  # rows of each file read to its end (each counted once)
 
+    def joined(batches: list[pa.RecordBatch]) -> pa.Table:
+        names = set(batches[0].schema.names)
+        return pa.Table.from_batches(batches).select([c for c in keep if c in names])
+
     def tables() -> Iterator[pa.Table]:
         for i, path in enumerate(part.files):
             rows = frames = 0
+            group: list[pa.RecordBatch] = []  # consecutive frames of one schema
+            group_rows = 0
             for batch in read_frames_file(path):
                 frames += 1
-                if batch.num_rows:
-                    rows += batch.num_rows
-                    yield pa.Table.from_batches([batch.select([c for c in keep if c in batch.schema.names])])
+                if not batch.num_rows:
+                    continue
+                if group and not batch.schema.equals(group[0].schema):
+                    yield joined(group)
+                    group, group_rows = [], 0
+                group.append(batch)
+                group_rows += batch.num_rows
+                rows += batch.num_rows
+                if group_rows >= JOIN_ROWS:
+                    yield joined(group)
+                    group, group_rows = [], 0
+            if group:
+                yield joined(group)
             if i == len(file_rows):
                 file_rows.append(rows)
                 counter.add(part.number, rows, os.path.getsize(path), frames)
