@@ -49,6 +49,11 @@ PIPELINE_ROWS_IN_MEMORY = 3
 # the per-table work (column selection, ``stored_columns``, the writer's ``append``), which
 # costs about the same for a frame as for a chunk.
 JOIN_ROWS = ROWS_PER_BLOCK
+# A partition whose frame files hold at most this many bytes (a 190k-row day of the benchmark's
+# rows) is written with the writer's spools in memory, not in temporary files: each column is
+# then not written to a file and read back. The writer holds less than the frames (ids for
+# most strings), and two such partitions at most are in memory at once (the pipeline).
+SPOOL_IN_MEMORY_BYTES = 64 << 20
 
 
 def generate_segments(order, reporter) -> dict:
@@ -175,7 +180,8 @@ def _sort_partition(part, local: str, order, spec, stored: list[str], rows_in_me
     writer = None
     try:
         if spec.sort_order[0] == "__time":
-            writer = _rank_ordered(tables(), as_stored, local, order, spec)
+            small = sum(os.path.getsize(path) for path in part.files) <= SPOOL_IN_MEMORY_BYTES
+            writer = _rank_ordered(tables(), as_stored, local, None if small else order.out_dir, spec)
         if writer is not None:
             writer.threads = threads()
             progress["persisted"] += sum(file_rows)  # all in the writer's spools
@@ -207,10 +213,11 @@ def _sort_partition(part, local: str, order, spec, stored: list[str], rows_in_me
         raise
 
 
-def _rank_ordered(tables: Iterator[pa.Table], as_stored, local: str, order, spec) -> SegmentWriter | None:
-    """A writer that orders the rows itself, given every row of ``tables``; None if a frame's
-    columns cannot be ranked or differ from the first frame's (a multi-value string), or if
-    there are no rows."""
+def _rank_ordered(tables: Iterator[pa.Table], as_stored, local: str, temp_dir: str | None,
+                  spec) -> SegmentWriter | None:
+    """A writer that orders the rows itself, given every row of ``tables``, spooling to
+    ``temp_dir`` (None: in memory); None if a frame's columns cannot be ranked or differ from
+    the first frame's (a multi-value string), or if there are no rows."""
     writer = None
     schema = None
     try:
@@ -221,7 +228,7 @@ def _rank_ordered(tables: Iterator[pa.Table], as_stored, local: str, order, spec
                     return None
                 schema = table.schema
                 writer = SegmentWriter(local, schema, dimensions=spec.dimensions, metrics=spec.metrics,
-                                       temp_dir=order.out_dir, threads=WRITER_THREADS, sort_order=spec.sort_order)
+                                       temp_dir=temp_dir, threads=WRITER_THREADS, sort_order=spec.sort_order)
             elif not table.schema.equals(schema):
                 writer.close()
                 return None
