@@ -12,7 +12,8 @@ under the ``rowsInMemory`` budget (Druid's maxRowsInMemory: runs are persisted e
 sorter. Memory is bounded by a chunk of rows, the string columns' distinct values, one
 column, and per row of the partition 8 bytes of ``__time`` and an int64 of order (plus 1 to 4
 bytes of ids per dimension while the writer ranks), not by the partition's size (a
-partition holds up to ``rowsPerSegment`` rows, 3,000,000 by default).
+partition holds up to ``rowsPerSegment`` rows, 3,000,000 by default); a partition of at most
+``SPOOL_IN_MEMORY_BYTES`` of frames keeps the writer's spools in memory instead.
 """
 from __future__ import annotations
 
