@@ -193,6 +193,7 @@ def _sort_partition(part, local: str, order, spec, stored: list[str], rows_in_me
         try:
             for table in tables():
                 sorter.add(table)
+                del table  # not held while the next chunk of frames is read
             if not sum(file_rows):
                 raise UnknownError(f"Partition [{part.number}] has no rows")
             for table in _sorted_tables(sorter):
@@ -234,6 +235,7 @@ def _rank_ordered(tables: Iterator[pa.Table], as_stored, local: str, temp_dir: s
                 writer.close()
                 return None
             writer.append(table)
+            del table  # a chunk of frames: not held while the next one is read
     except BaseException:
         if writer is not None:
             writer.close()
