@@ -68,22 +68,26 @@ def finish_aggregate(combined: pa.Table, query: LogicalQuery) -> pa.Table:
 def stored_columns(table: pa.Table, query: LogicalQuery) -> pa.Table:
     """The table as a segment stores it: COMPLEX outputs (base64 text in transit) back to
     bytes, typed by their ``druid_type`` field metadata."""
+    schema = table.schema  # read once: set_column changes only the column it sets
+    index: dict[str, int] = {}
+    for i, name in enumerate(schema.names):
+        index.setdefault(name, i)
     for name, sql_type in query.output:
-        if sql_type == "VARCHAR" and name in table.column_names and pa.types.is_list(table.schema.field(name).type):
+        i = index.get(name)
+        if i is None:
+            continue
+        field = schema.field(i)
+        if sql_type == "VARCHAR" and pa.types.is_list(field.type):
             # a multi-value string: values sorted within each row (multiValueHandling SORTED_ARRAY)
-            i = table.column_names.index(name)
             table = table.set_column(i, name, arrays.sort_values(table.column(i).combine_chunks()))
-        if sql_type == "VARCHAR ARRAY" and name in table.column_names:
+        elif sql_type == "VARCHAR ARRAY":
             # a string ARRAY column, not a multi-value string (both are list<string>)
-            i = table.column_names.index(name)
-            table = table.set_column(i, pa.field(name, table.schema.field(i).type,
-                                                 metadata={b"druid_type": b"ARRAY<STRING>"}), table.column(i))
-        if sql_type == "COMPLEX<json>" and name in table.column_names:  # JSON text, stored as it is
-            i = table.column_names.index(name)
+            table = table.set_column(i, pa.field(name, field.type, metadata={b"druid_type": b"ARRAY<STRING>"}),
+                                     table.column(i))
+        elif sql_type == "COMPLEX<json>":  # JSON text, stored as it is
             table = table.set_column(i, pa.field(name, pa.string(), metadata={b"druid_type": b"COMPLEX<json>"}),
                                      table.column(i))
-        elif sql_type.startswith("COMPLEX<") and name in table.column_names:
-            i = table.column_names.index(name)
+        elif sql_type.startswith("COMPLEX<"):
             values = from_base64(table.column(i))
             table = table.set_column(i, pa.field(name, pa.binary(), metadata={b"druid_type": sql_type.encode()}),
                                      values)

@@ -12,7 +12,8 @@ under the ``rowsInMemory`` budget (Druid's maxRowsInMemory: runs are persisted e
 sorter. Memory is bounded by a chunk of rows, the string columns' distinct values, one
 column, and per row of the partition 8 bytes of ``__time`` and an int64 of order (plus 1 to 4
 bytes of ids per dimension while the writer ranks), not by the partition's size (a
-partition holds up to ``rowsPerSegment`` rows, 3,000,000 by default).
+partition holds up to ``rowsPerSegment`` rows, 3,000,000 by default); a partition of at most
+``SPOOL_IN_MEMORY_BYTES`` of frames keeps the writer's spools in memory instead.
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from msqcore.engine.time_sort import TimeOrderedSort
 from msqcore.errors import UnknownError
 from msqcore.planner import arrays
 from msqcore.storage.deep import deep_storage_from_spec
-from msqcore.storage.segment import SegmentWriter, can_sort_rows
+from msqcore.storage.segment import ROWS_PER_BLOCK, SegmentWriter, can_sort_rows
 from msqcore.timeutil import interval_text
 
 DEFAULT_ROWS_IN_MEMORY = 100_000
@@ -44,6 +45,16 @@ WRITER_THREADS = 2
 # 930k-row partitions took a worker from 833 to 916 MiB (bench/test_big_input.py). Tied to
 # rowsInMemory, the user's memory knob for this stage: 300k rows by default.
 PIPELINE_ROWS_IN_MEMORY = 3
+# Consecutive frames (under Druid's 1 MB maxFrameSize, about 3,000 rows of the benchmark's
+# rows each) are joined into tables of at least this many rows (the writer's chunk) before
+# the per-table work (column selection, ``stored_columns``, the writer's ``append``), which
+# costs about the same for a frame as for a chunk.
+JOIN_ROWS = ROWS_PER_BLOCK
+# A partition whose frame files hold at most this many bytes (a 190k-row day of the benchmark's
+# rows) is written with the writer's spools in memory, not in temporary files: each column is
+# then not written to a file and read back. The writer holds less than the frames (ids for
+# most strings), and two such partitions at most are in memory at once (the pipeline).
+SPOOL_IN_MEMORY_BYTES = 64 << 20
 
 
 def generate_segments(order, reporter) -> dict:
@@ -131,14 +142,30 @@ def _sort_partition(part, local: str, order, spec, stored: list[str], rows_in_me
     keep = list(dict.fromkeys(stored + spec.sort_order))
     file_rows: list[int] = []  # rows of each file read to its end (each counted once)
 
+    def joined(batches: list[pa.RecordBatch]) -> pa.Table:
+        names = set(batches[0].schema.names)
+        return pa.Table.from_batches(batches).select([c for c in keep if c in names])
+
     def tables() -> Iterator[pa.Table]:
         for i, path in enumerate(part.files):
             rows = frames = 0
+            group: list[pa.RecordBatch] = []  # consecutive frames of one schema
+            group_rows = 0
             for batch in read_frames_file(path):
                 frames += 1
-                if batch.num_rows:
-                    rows += batch.num_rows
-                    yield pa.Table.from_batches([batch.select([c for c in keep if c in batch.schema.names])])
+                if not batch.num_rows:
+                    continue
+                if group and not batch.schema.equals(group[0].schema):
+                    yield joined(group)
+                    group, group_rows = [], 0
+                group.append(batch)
+                group_rows += batch.num_rows
+                rows += batch.num_rows
+                if group_rows >= JOIN_ROWS:
+                    yield joined(group)
+                    group, group_rows = [], 0
+            if group:
+                yield joined(group)
             if i == len(file_rows):
                 file_rows.append(rows)
                 counter.add(part.number, rows, os.path.getsize(path), frames)
@@ -154,7 +181,8 @@ def _sort_partition(part, local: str, order, spec, stored: list[str], rows_in_me
     writer = None
     try:
         if spec.sort_order[0] == "__time":
-            writer = _rank_ordered(tables(), as_stored, local, order, spec)
+            small = sum(os.path.getsize(path) for path in part.files) <= SPOOL_IN_MEMORY_BYTES
+            writer = _rank_ordered(tables(), as_stored, local, None if small else order.out_dir, spec)
         if writer is not None:
             writer.threads = threads()
             progress["persisted"] += sum(file_rows)  # all in the writer's spools
@@ -165,6 +193,7 @@ def _sort_partition(part, local: str, order, spec, stored: list[str], rows_in_me
         try:
             for table in tables():
                 sorter.add(table)
+                del table  # not held while the next chunk of frames is read
             if not sum(file_rows):
                 raise UnknownError(f"Partition [{part.number}] has no rows")
             for table in _sorted_tables(sorter):
@@ -186,10 +215,11 @@ def _sort_partition(part, local: str, order, spec, stored: list[str], rows_in_me
         raise
 
 
-def _rank_ordered(tables: Iterator[pa.Table], as_stored, local: str, order, spec) -> SegmentWriter | None:
-    """A writer that orders the rows itself, given every row of ``tables``; None if a frame's
-    columns cannot be ranked or differ from the first frame's (a multi-value string), or if
-    there are no rows."""
+def _rank_ordered(tables: Iterator[pa.Table], as_stored, local: str, temp_dir: str | None,
+                  spec) -> SegmentWriter | None:
+    """A writer that orders the rows itself, given every row of ``tables``, spooling to
+    ``temp_dir`` (None: in memory); None if a frame's columns cannot be ranked or differ from
+    the first frame's (a multi-value string), or if there are no rows."""
     writer = None
     schema = None
     try:
@@ -200,11 +230,12 @@ def _rank_ordered(tables: Iterator[pa.Table], as_stored, local: str, order, spec
                     return None
                 schema = table.schema
                 writer = SegmentWriter(local, schema, dimensions=spec.dimensions, metrics=spec.metrics,
-                                       temp_dir=order.out_dir, threads=WRITER_THREADS, sort_order=spec.sort_order)
+                                       temp_dir=temp_dir, threads=WRITER_THREADS, sort_order=spec.sort_order)
             elif not table.schema.equals(schema):
                 writer.close()
                 return None
             writer.append(table)
+            del table  # a chunk of frames: not held while the next one is read
     except BaseException:
         if writer is not None:
             writer.close()
