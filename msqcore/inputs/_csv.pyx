@@ -12,6 +12,8 @@ only around whole values) as string columns; None for anything else, which pyarr
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from libc.string cimport memchr, memcpy
 
+from msqcore.inputs._text cimport reserve
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -187,7 +189,7 @@ def bool_strings(col):
 
 # --- parse_delimited ---------------------------------------------------------------------------
 
-from libc.stdlib cimport free, malloc, realloc
+from libc.stdlib cimport free, malloc
 
 cdef extern from *:
     """
@@ -262,23 +264,6 @@ cdef int _ascii(const uint8_t* p, Py_ssize_t n) noexcept nogil:
     return (acc & 0x8080808080808080ULL) == 0
 
 
-cdef inline int _reserve(uint8_t** text, Py_ssize_t* cap, Py_ssize_t j, Py_ssize_t need) noexcept nogil:
-    """Room for ``need`` bytes in text buffer ``j``; 0 when out of memory."""
-    cdef Py_ssize_t grown_cap
-    cdef uint8_t* grown
-    if need <= cap[j]:
-        return 1
-    grown_cap = cap[j] * 2 if cap[j] else 65536
-    while grown_cap < need:
-        grown_cap *= 2
-    grown = <uint8_t*>realloc(text[j], grown_cap)
-    if grown == NULL:
-        return 0
-    text[j] = grown
-    cap[j] = grown_cap
-    return 1
-
-
 cdef Py_ssize_t _parse_rows(const uint8_t* p, Py_ssize_t n, Py_ssize_t ncols, const int32_t* slot, int delim,
                             int quote, Py_ssize_t max_rows, int32_t[:, ::1] offsets, uint8_t[:, ::1] bits,
                             uint8_t** text, Py_ssize_t* cap, Py_ssize_t* used) noexcept nogil:
@@ -334,7 +319,7 @@ cdef Py_ssize_t _parse_rows(const uint8_t* p, Py_ssize_t n, Py_ssize_t ncols, co
             s = slot[f]
             if s >= 0:
                 if length:  # an empty value is null (null_values=[""], quoted or not)
-                    if not _reserve(text, cap, s, used[s] + length + 16):  # msq_copy's slack
+                    if not reserve(text, cap, s, used[s] + length + 16):  # msq_copy's slack
                         return -2
                     if escaped:  # each doubled quote written once
                         src = start

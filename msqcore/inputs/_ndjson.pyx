@@ -11,8 +11,10 @@ or line by line, which know Druid's conversions and report parse errors. A lone 
 surrogate escape (``"\\ud800"``) is written as ``?``, as Druid stores it (docs/inputs.md).
 """
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
-from libc.stdlib cimport free, malloc, realloc, strtod
+from libc.stdlib cimport free, malloc, strtod
 from libc.string cimport memchr, memcpy
+
+from msqcore.inputs._text cimport reserve
 
 import numpy as np
 import pyarrow as pa
@@ -275,23 +277,6 @@ def parse_flat(const uint8_t[::1] block, list names, const uint8_t[::1] kinds):
         free(tcap)
 
 
-cdef inline int _reserve(uint8_t** tbuf, Py_ssize_t* tcap, Py_ssize_t j, Py_ssize_t need) noexcept nogil:
-    """Makes room for ``need`` bytes in text buffer ``j``; 0 when out of memory."""
-    cdef Py_ssize_t cap
-    cdef uint8_t* grown
-    if need <= tcap[j]:
-        return 1
-    cap = tcap[j] * 2 if tcap[j] else 65536
-    while cap < need:
-        cap *= 2
-    grown = <uint8_t*>realloc(tbuf[j], cap)
-    if grown == NULL:
-        return 0
-    tbuf[j] = grown
-    tcap[j] = cap
-    return 1
-
-
 cdef object _parse(const uint8_t[::1] block, list names, const uint8_t[::1] kinds, uint8_t** tbuf,
                    Py_ssize_t* tcap):
     cdef Py_ssize_t n = block.shape[0]
@@ -416,7 +401,7 @@ cdef object _parse(const uint8_t[::1] block, list names, const uint8_t[::1] kind
                             if c == 34:
                                 e = msq_special(p, i + 1, n)
                                 if e < n and p[e] == 34:  # no escape: copied as it is
-                                    if not _reserve(tbuf, tcap, col, tused[col] + e - i):
+                                    if not reserve(tbuf, tcap, col, tused[col] + e - i):
                                         ok = 0
                                         break
                                     memcpy(tbuf[col] + tused[col], p + i + 1, e - i - 1)
@@ -424,7 +409,7 @@ cdef object _parse(const uint8_t[::1] block, list names, const uint8_t[::1] kind
                                     i = e + 1
                                 else:
                                     e = _skip_string(p, i + 1, n)
-                                    if e < 0 or not _reserve(tbuf, tcap, col, tused[col] + e - i):
+                                    if e < 0 or not reserve(tbuf, tcap, col, tused[col] + e - i):
                                         ok = 0
                                         break
                                     o = _copy_string(p, i + 1, n, tbuf[col], tused[col], &i)
@@ -433,14 +418,14 @@ cdef object _parse(const uint8_t[::1] block, list names, const uint8_t[::1] kind
                                         break
                                     tused[col] = o
                             elif c == 116 and i + 4 <= n and _same(p + i, <const uint8_t*>b"true", 4):
-                                if not _reserve(tbuf, tcap, col, tused[col] + 4):
+                                if not reserve(tbuf, tcap, col, tused[col] + 4):
                                     ok = 0
                                     break
                                 memcpy(tbuf[col] + tused[col], b"true", 4)
                                 tused[col] += 4
                                 i += 4
                             elif c == 102 and i + 5 <= n and _same(p + i, <const uint8_t*>b"false", 5):
-                                if not _reserve(tbuf, tcap, col, tused[col] + 5):
+                                if not reserve(tbuf, tcap, col, tused[col] + 5):
                                     ok = 0
                                     break
                                 memcpy(tbuf[col] + tused[col], b"false", 5)
