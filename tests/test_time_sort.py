@@ -7,10 +7,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from msqcore.engine.frames import MULTI_VALUE_METADATA, read_frames_file
+from msqcore.engine.frames import MULTI_VALUE_METADATA, encode_keys, read_frames_file
 from msqcore.engine.sorter import ExternalSorter
-from msqcore.engine.time_sort import TimeOrderedSort
+from msqcore.engine.time_sort import TimeOrderedSort, segment_order
 from msqcore.errors import NotEnoughTemporaryStorage
+from msqcore.kernels import _sort as KS
 from msqcore.kernels._gather import gather
 
 ORDER = ["__time", "s", "tags", "x"]
@@ -88,6 +89,26 @@ def test_many_small_tie_groups_across_runs(tmp_path):
     finally:
         ours.close()
         theirs.close()
+
+
+@pytest.mark.parametrize("span", [50, 1 << 62])
+def test_segment_order_is_the_key_byte_order(span):
+    """``segment_order`` packs (__time, row) into one int64 when the span allows (50 ms: most
+    rows tie) and sorts only the tied rows by every column; a span past 63 bits takes Arrow's
+    sort. Either way: the stable order of the external sorter's byte keys."""
+    rng = np.random.default_rng(span % 1000)
+    n = 5_000
+    table = pa.table({
+        "__time": pa.array(rng.integers(0, span, n) - span // 2, pa.int64()),
+        "s": pa.array([None if v == 0 else f"v{v}" for v in rng.integers(0, 6, n)], pa.string()),
+        "x": pa.array(rng.integers(-3, 3, n), pa.int64()),
+    })
+    columns = ["__time", "s", "x"]
+    expected = KS.argsort_keys(*encode_keys(table, [(c, False) for c in columns]))
+    assert segment_order(table, columns).tolist() == expected.tolist()
+    assert segment_order(table, ["__time"]).tolist() == \
+        KS.argsort_keys(*encode_keys(table, [("__time", False)])).tolist()
+    assert segment_order(table.slice(0, 1), columns).tolist() == [0]
 
 
 def test_needs_time_first(tmp_path):
