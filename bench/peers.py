@@ -248,6 +248,17 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _peak_rss() -> int:
+    """This process's peak RSS in bytes. Not ``getrusage``'s ``ru_maxrss``: Linux carries that
+    over an exec from the parent, so a peer started by a big harness would report the
+    harness's peak. ``VmHWM`` is the peak of this process's own memory map."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run one benchmark job on one peer engine.")
     parser.add_argument("--tool", choices=TOOLS, required=True)
@@ -264,8 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     cpu0, t0 = _cpu(), time.perf_counter()
     info = run_job(eng, args.job, Path(args.data), Path(args.out), Path(args.query_dir) if args.query_dir else None)
     seconds, cpu = time.perf_counter() - t0, _cpu() - cpu0
-    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "maxrss": maxrss, **info}, default=str))
+    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "maxrss": _peak_rss(), **info}, default=str))
     return 0
 
 
