@@ -377,6 +377,69 @@ def test_line_blocks_join_reads_of_any_size():
     assert firsts == [1 + sum(counts[:i]) for i in range(len(blocks))]
 
 
+def _local_text(n: int) -> bytes:
+    rows = [f'{{"ts":"2021-01-01T00:00:{i % 60:02d}Z","k":"k\u00e9{i}","n":{i},"x":{i}.5}}' for i in range(n)]
+    rows[n // 2] = rows[n // 2][:-1] + ',"pad":"' + "p" * 20000 + '"}'  # a line longer than two blocks
+    return ("\n".join(rows) + "\n").encode()
+
+
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_local_files_are_read_through_memory_maps(tmp_path, monkeypatch, bom):
+    text = _local_text(3000)
+    path = tmp_path / "rows.json"
+    path.write_bytes(bom + text)
+    kinds = []
+    real = formats.LineBlocks._read_chunk
+
+    def spy(self, size=None, mapped=False):
+        chunk = real(self, size, mapped)
+        kinds.append(type(chunk).__name__)
+        return chunk
+
+    monkeypatch.setattr(formats.LineBlocks, "_read_chunk", spy)
+    monkeypatch.setattr(formats, "BLOCK_SIZE", 8192)  # many blocks, each a page-aligned map
+    from_file, _ = _read({"type": "local", "files": [str(path)]}, {"type": "json"})
+    assert kinds.count("mmap") > 10
+    from_memory, _ = _read({"type": "inline", "data": (bom + text).decode("utf-8-sig")}, {"type": "json"})
+    assert from_file == from_memory and len(from_file) == 3000 and from_file[1]["k"] == "k\u00e91"
+
+
+def test_local_csv_after_its_header_is_read_through_memory_maps(tmp_path, monkeypatch):
+    rows = "".join(f'{i},"k,{i}",{i}\n' for i in range(20000))
+    path = tmp_path / "rows.csv"
+    path.write_text("ts,k,n\n" + rows)
+    monkeypatch.setattr(formats.LineBlocks.__init__, "__defaults__", (8192,))
+    fmt, sig = {"type": "csv", "findColumnsFromHeader": True}, [("ts", "VARCHAR"), ("k", "VARCHAR"), ("n", "BIGINT")]
+    f = list_files({"type": "local", "files": [str(path)]})[0]
+    raw = 0
+    for _, nbytes in read_split(f, fmt, sig, ParseWarnings(0)):
+        raw += nbytes
+    assert raw == path.stat().st_size  # the input bytes counter counts mapped bytes too
+    from_file, _ = _read({"type": "local", "files": [str(path)]}, fmt, sig)
+    from_memory, _ = _read({"type": "inline", "data": "ts,k,n\n" + rows}, fmt, sig)
+    assert from_file == from_memory and from_file[-1] == {"ts": "19999", "k": "k,19999", "n": 19999}
+
+
+def test_line_blocks_of_a_local_file_are_maps_of_its_pages(tmp_path):
+    from msqcore.inputs.sources import open_raw
+    text = _local_text(2000)
+    path = tmp_path / "rows.json"
+    path.write_bytes(text)
+    f = list_files({"type": "local", "files": [str(path)]})[0]
+    with DecompressedStream(open_raw(f), f.uri, None) as stream:
+        blocks = list(formats.LineBlocks(stream, block_size=4096).blocks())
+    assert any(type(b.body).__name__ == "mmap" for b, _ in blocks)
+    assert b"".join(b.whole() for b, _ in blocks) == text
+    assert all(isinstance(b.whole(), bytes) for b, _ in blocks)
+    with gzip.open(tmp_path / "rows.json.gz", "wb") as out:
+        out.write(text)
+    g = list_files({"type": "local", "files": [str(tmp_path / "rows.json.gz")]})[0]
+    with DecompressedStream(open_raw(g), g.uri, "gzip") as stream:  # decompressed bytes cannot be mapped
+        blocks = list(formats.LineBlocks(stream, block_size=4096).blocks())
+    assert not any(type(b.body).__name__ == "mmap" for b, _ in blocks)
+    assert b"".join(b.whole() for b, _ in blocks) == text
+
+
 @pytest.mark.parametrize("values, expected", [
     (["1", "-20", None, "007"], [1, -20, None, 7]),
     (["1", "3.7", "1e3", "abc", "+5", "0x10", " 5"], [1, 3, 1000, None, 5, None, None]),

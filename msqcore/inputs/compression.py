@@ -53,6 +53,11 @@ class ForwardStream:
     def _release(self) -> None:
         pass
 
+    def read_mapped(self, n: int):
+        """Up to ``n`` bytes from here as a read-only memory map (an ``mmap``: no copy, no
+        fresh pages), b"" at the end, or None when this stream cannot map them."""
+        return None
+
 
 class DecompressedStream(ForwardStream):
     """A read-only stream of a split's decompressed bytes; codec failures name the source."""
@@ -71,6 +76,9 @@ class DecompressedStream(ForwardStream):
             return self._inner.read(n)
         except _CODEC_ERRORS as e:
             raise unreadable(self.uri, self.codec, e) from None
+
+    def read_mapped(self, n: int):
+        return self._raw.read_mapped(n) if self._inner is self._raw and isinstance(self._raw, ForwardStream) else None
 
     def _release(self) -> None:
         try:

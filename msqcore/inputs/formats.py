@@ -380,6 +380,7 @@ class LineBlocks:
         self.next_line = 1
         self._first = True
         self._lines: int | None = None
+        self._mapped = hasattr(stream, "read_mapped")
 
     def _fill(self) -> bool:
         # a small read: what is left after the header would otherwise be a block's worth,
@@ -418,7 +419,7 @@ class LineBlocks:
             while True:
                 want += self.block_size
                 while size < want:
-                    chunk = self._read_chunk()
+                    chunk = self._read_chunk(mapped=True)
                     if not chunk:
                         break
                     parts.append(chunk)
@@ -456,23 +457,32 @@ class LineBlocks:
         counted them), so that it need not be counted again."""
         self._lines = n
 
-    def _read_chunk(self, size: int | None = None) -> bytes:
+    def _read_chunk(self, size: int | None = None, mapped: bool = False):
+        """The next bytes: ``bytes``, or with ``mapped`` an ``mmap`` of a local file's pages
+        where the stream can map them (``ForwardStream.read_mapped``): both have the
+        ``find``/``rfind``/slicing/buffer methods the blocks use."""
         if self.eof:
             return b""
-        chunk = self.stream.read(size or self.block_size)
+        chunk = None
+        if mapped and self._mapped:
+            chunk = self.stream.read_mapped(size or self.block_size)
+            self._mapped = chunk is not None  # at a page boundary from here on, or never
+        if chunk is None:
+            chunk = self.stream.read(size or self.block_size)
         if not chunk:
             self.eof = True
             return b""
         if self._first:
             self._first = False
-            if chunk.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark is not data
+            if chunk[:3] == b"\xef\xbb\xbf":  # a UTF-8 byte order mark is not data
                 chunk = chunk[3:]
         return chunk
 
 
 class Block:
     """A block of whole lines as read: ``head`` (bytes: the line carried over from the
-    previous read joined with its end), then ``body[start:end]``, not copied. Joining the
+    previous read joined with its end), then ``body[start:end]`` (bytes, or an ``mmap`` of a
+    local file's pages), not copied. Joining the
     two (``whole``) would copy the block; a parser that takes pieces need not."""
 
     __slots__ = ("head", "body", "start", "end", "_whole")
@@ -487,7 +497,7 @@ class Block:
     def whole(self) -> bytes:
         """The block as one bytes object (joined once)."""
         if self._whole is None:
-            if not self.head and self.start == 0 and self.end == len(self.body):
+            if not self.head and self.start == 0 and self.end == len(self.body) and isinstance(self.body, bytes):
                 self._whole = self.body
             else:
                 self._whole = b"".join([self.head, memoryview(self.body)[self.start:self.end]])
