@@ -134,6 +134,16 @@ def test_flat_json_parser_reads_what_python_reads():
     assert rows == expected
 
 
+def test_flat_json_keys_that_start_like_the_previous_rows_keys():
+    # each row's key at a position is checked against the previous row's key there first:
+    # a longer or shorter key sharing its start, or an escaped one, must not pass for it
+    lines = ['{"ts":"a","n":1}', '{"tsx":"b","n":2}', '{"ts":"c","nn":3}', '{"t":"d","n":4}', '{"ts":"e","n":5}']
+    columns = _flat("\n".join(lines).encode(), [("ts", "VARCHAR"), ("n", "BIGINT")])
+    assert pa.table(columns, names=["ts", "n"]).to_pylist() == [
+        {"ts": "a", "n": 1}, {"ts": None, "n": 2}, {"ts": "c", "n": None}, {"ts": None, "n": 4}, {"ts": "e", "n": 5}]
+    assert _flat(b'{"ts":"a"}\n{"ts\\"":"b"}', [("ts", "VARCHAR")]) is None  # an escaped key: declined
+
+
 def test_flat_json_reads_blocks_in_pieces_and_numbers_lines(monkeypatch):
     # small blocks and pieces: every block carries a line over from the previous read, is
     # parsed in several pieces, and a bad line later is still reported at its own line

@@ -352,10 +352,18 @@ cdef object _parse(const uint8_t[::1] block, list names, const uint8_t[::1] kind
                         ok = 0
                         break
                     ks = i + 1
-                    i = msq_special(p, ks, n)
-                    if i >= n or p[i] != 34:
-                        ok = 0  # an escaped key, or a broken line
-                        break
+                    col = -2
+                    # the key the previous row had here, followed by its closing quote: no
+                    # search for the quote (that key held no quote, backslash or control byte)
+                    if k < MAX_KEYS and gs[k] >= 0 and ks + gl[k] < n and p[ks + gl[k]] == 34 \
+                            and _same(p + gs[k], p + ks, gl[k]):
+                        col = gc[k]
+                        i = ks + gl[k]
+                    else:
+                        i = msq_special(p, ks, n)
+                        if i >= n or p[i] != 34:
+                            ok = 0  # an escaped key, or a broken line
+                            break
                     kl = i - ks
                     i = _ws(p, i + 1, n)
                     if i >= n or p[i] != 58:
@@ -363,9 +371,6 @@ cdef object _parse(const uint8_t[::1] block, list names, const uint8_t[::1] kind
                         break
                     i = _ws(p, i + 1, n)
                     # which column is this key?
-                    col = -2
-                    if k < MAX_KEYS and gs[k] >= 0 and gl[k] == kl and _same(p + gs[k], p + ks, kl):
-                        col = gc[k]
                     if col == -2:
                         col = -1
                         for j in range(ncols):
