@@ -119,6 +119,25 @@ def test_ingest_then_select(srv):
     assert as_task.returncode == 0 and as_task.stdout == "__time,k\n2021-01-01T00:00:00.000Z,a\n"
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/environ"), reason="reads /proc")
+def test_serve_gives_arrow_glibc_malloc_to_its_worker_processes(srv):
+    # mimalloc (pyarrow's default) kept the 5M-row ingest's tree above 1 GiB; `serve` sets the
+    # system pool before pyarrow loads, and the forkserver its workers come from inherits it
+    url = f"http://127.0.0.1:{srv.port}"
+    done = run_cli(f"INSERT INTO c0 SELECT TIME_PARSE(ts) AS __time, k FROM {SRC} PARTITIONED BY DAY",
+                   "--url", url, "--context", "maxNumTasks=2")
+    assert done.returncode == 0, done.stderr
+    children = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = open(f"/proc/{pid}/stat").read()
+            if int(stat[stat.rindex(")") + 2:].split()[1]) == srv.proc.pid:
+                children.append(open(f"/proc/{pid}/environ", "rb").read().split(b"\0"))
+        except (OSError, ValueError):
+            pass
+    assert children and any(b"ARROW_DEFAULT_MEMORY_POOL=system" in env for env in children)
+
+
 def test_script_file(srv, tmp_path):
     url = f"http://127.0.0.1:{srv.port}"
     script = tmp_path / "load.sql"
