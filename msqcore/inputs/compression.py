@@ -55,7 +55,7 @@ class ForwardStream:
 
     def read_mapped(self, n: int):
         """Up to ``n`` bytes from here as a read-only memory map (an ``mmap``: no copy, no
-        fresh pages), b"" at the end, or None when this stream cannot map them."""
+        fresh pages), or None when this stream cannot map them (then ``read`` them)."""
         return None
 
 

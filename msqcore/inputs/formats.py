@@ -466,7 +466,7 @@ class LineBlocks:
         chunk = None
         if mapped and self._mapped:
             chunk = self.stream.read_mapped(size or self.block_size)
-            self._mapped = chunk is not None  # at a page boundary from here on, or never
+            self._mapped = chunk is not None  # mapped from here on (page-aligned reads), or never
         if chunk is None:
             chunk = self.stream.read(size or self.block_size)
         if not chunk:

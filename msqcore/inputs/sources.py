@@ -229,7 +229,8 @@ class CountingReader(ForwardStream):
         """A local file's next ``n`` bytes as a memory map of its pages in the page cache: a
         block read this way is neither copied out of the page cache nor put in fresh
         memory that the kernel must fault in and zero (a copy, and page faults, for every
-        16 MiB read). Only at a page boundary (mmap's offsets are); None otherwise."""
+        16 MiB read). Only before the file's end, at a page boundary (mmap's offsets are);
+        None otherwise."""
         if self._mappable is None:
             try:
                 self._mappable = isinstance(self.raw, io.BufferedReader) and \
@@ -243,8 +244,8 @@ class CountingReader(ForwardStream):
             if pos % mmap.ALLOCATIONGRANULARITY:
                 return None
             length = min(n, os.fstat(self.raw.fileno()).st_size - pos)
-            if length <= 0:
-                return b""
+            if length <= 0:  # the end, or a file whose size says nothing (/proc): read() tells
+                return None
             view = mmap.mmap(self.raw.fileno(), length, access=mmap.ACCESS_READ, offset=pos)
             self.raw.seek(pos + length)
         except OSError as e:
