@@ -51,7 +51,7 @@ cdef extern from *:
     #endif
     /* The index of the first byte at or after i that is a quote, a backslash or a control byte (< 32),
        or end: 16 bytes per step with SSE2 (x86-64's baseline), else 8 with a word test. */
-    static inline Py_ssize_t msq_special(const uint8_t *p, Py_ssize_t i, Py_ssize_t end) {
+    static inline __attribute__((always_inline)) Py_ssize_t msq_special(const uint8_t *p, Py_ssize_t i, Py_ssize_t end) {
     #if defined(__SSE2__)
         const __m128i quote = _mm_set1_epi8(34), slash = _mm_set1_epi8(92), ctl = _mm_set1_epi8(31);
         while (i + 16 <= end) {
