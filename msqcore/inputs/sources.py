@@ -14,8 +14,8 @@ import fnmatch
 import io
 import mmap
 import os
-import stat
 import shutil
+import stat
 import tempfile
 import urllib.error
 import urllib.parse
