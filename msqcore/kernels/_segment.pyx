@@ -966,46 +966,6 @@ cdef inline uint64_t _hash_bytes(const uint8_t* p, int64_t n) noexcept nogil:
     return h
 
 
-DEF _SHORT = 16  # strings up to this long are held and compared as two words and a length
-
-
-cdef inline void _short_words(const uint8_t* p, int64_t n, uint64_t* w0, uint64_t* w1) noexcept nogil:
-    """Two words that, with the length ``n`` (<= 16), determine ``p[0:n]``: for n <= 8 the
-    ``_tail8`` word and 0, else the first 8 bytes and the last 8 (overlapping)."""
-    if n > 8:
-        memcpy(w0, p, 8)
-        memcpy(w1, p + n - 8, 8)
-    else:
-        w0[0] = _tail8(p, n) if n > 0 else 0
-        w1[0] = 0
-
-
-cdef inline uint64_t _hash_short(uint64_t w0, uint64_t w1, int64_t n) noexcept nogil:
-    """A 64-bit hash of a short string's ``_short_words`` and length (two independent
-    multiplies, then a mix)."""
-    cdef uint64_t h = (w0 * 0xFF51AFD7ED558CCDULL) ^ ((w1 ^ <uint64_t>n) * 0x9E3779B97F4A7C15ULL)
-    h ^= h >> 32
-    h *= 0xC4CEB9FE1A85EC53ULL
-    h ^= h >> 29
-    return h
-
-
-cdef inline uint64_t _hash_row(const uint8_t* p, int64_t n) noexcept nogil:
-    """The dictionary's hash of ``p[0:n]``: ``_hash_short`` of its words up to ``_SHORT``
-    bytes, else ``_hash_bytes`` (each string always gets the same one)."""
-    cdef uint64_t w0, w1
-    if n <= _SHORT:
-        _short_words(p, n, &w0, &w1)
-        return _hash_short(w0, w1, n)
-    return _hash_bytes(p, n)
-
-
-cdef struct _Short:  # an entry's ``_short_words`` and length (length > _SHORT: words unused)
-    uint64_t w0
-    uint64_t w1
-    int64_t n
-
-
 cdef class StringDictionary:
     """The distinct values of a string column as its rows arrive, in first-seen order.
 
@@ -1013,14 +973,10 @@ cdef class StringDictionary:
     memory holds the distinct values and an open-addressing hash table of them, not the rows.
     A row equal to the row before it skips the hash (segment rows arrive sorted, so runs of
     equal values are common). ``values()`` returns (offsets int64[card + 1], data uint8).
-    A string of up to 16 bytes is hashed from two words and compared with the entries (and,
-    while the table is small, with the row before) by those words and its length, kept per
-    entry, without a loop over its bytes: the 14 hashed columns of the bench table 1.2x.
     """
     cdef uint64_t* slots      # 0 for an empty slot, else the hash's high 32 bits | entry id + 1
     cdef uint64_t* hashes     # per entry, to rehash
     cdef int64_t* starts      # per entry start in data, [card + 1]
-    cdef _Short* shorts       # per entry its words and length: short strings compare without their bytes
     cdef uint8_t* data
     cdef Py_ssize_t nslots, card, cap_entries, data_len, cap_data
     cdef public bint has_null
@@ -1032,9 +988,8 @@ cdef class StringDictionary:
         self.slots = <uint64_t*>calloc(self.nslots, sizeof(uint64_t))
         self.hashes = <uint64_t*>malloc(self.cap_entries * sizeof(uint64_t))
         self.starts = <int64_t*>malloc((self.cap_entries + 1) * sizeof(int64_t))
-        self.shorts = <_Short*>malloc(self.cap_entries * sizeof(_Short))
         self.data = <uint8_t*>malloc(self.cap_data)
-        if not (self.slots and self.hashes and self.starts and self.shorts and self.data):
+        if not (self.slots and self.hashes and self.starts and self.data):
             raise MemoryError()
         self.starts[0] = 0
         self.card = 0
@@ -1045,7 +1000,6 @@ cdef class StringDictionary:
         free(self.slots)
         free(self.hashes)
         free(self.starts)
-        free(self.shorts)
         free(self.data)
 
     @property
@@ -1087,10 +1041,6 @@ cdef class StringDictionary:
             if grown == NULL:
                 return -1
             self.starts = <int64_t*>grown
-            grown = realloc(self.shorts, cap * sizeof(_Short))
-            if grown == NULL:
-                return -1
-            self.shorts = <_Short*>grown
             self.cap_entries = cap
         if self.data_len + n > self.cap_data:
             cap = self.cap_data * 2
@@ -1106,9 +1056,6 @@ cdef class StringDictionary:
         self.data_len += n
         self.hashes[self.card] = h
         self.starts[self.card + 1] = self.data_len
-        self.shorts[self.card].n = n
-        if n <= _SHORT:
-            _short_words(p, n, &self.shorts[self.card].w0, &self.shorts[self.card].w1)
         self.slots[slot] = (h & 0xFFFFFFFF00000000ULL) | <uint64_t>(self.card + 1)
         self.card += 1
         return <int32_t>(self.card - 1)
@@ -1136,32 +1083,6 @@ cdef class StringDictionary:
             return -1
         return e
 
-    cdef int32_t _find_short(self, const uint8_t* p, int64_t length, uint64_t w0, uint64_t w1,
-                             uint64_t h) noexcept nogil:
-        """``_find`` for a string of at most ``_SHORT`` bytes (``_short_words`` w0, w1): entries
-        compare by their words and length, without reading their bytes."""
-        cdef:
-            Py_ssize_t mask = self.nslots - 1
-            Py_ssize_t slot = <Py_ssize_t>(h & <uint64_t>mask)
-            uint64_t tag = h & 0xFFFFFFFF00000000ULL
-            uint64_t v
-            int32_t e
-            _Short* x
-        while True:
-            v = self.slots[slot]
-            if v == 0:
-                e = self._insert(p, length, h, slot)
-                break
-            if (v & 0xFFFFFFFF00000000ULL) == tag:
-                e = <int32_t>(v & 0xFFFFFFFFULL) - 1
-                x = &self.shorts[e]
-                if x.n == length and x.w0 == w0 and x.w1 == w1:
-                    break
-            slot = (slot + 1) & mask
-        if e < 0 or (2 * self.card > self.nslots and self._rehash() < 0):
-            return -1
-        return e
-
     def encode(self, const int64_t[::1] offsets, const uint8_t[::1] data, valid=None):
         """First-seen id + 1 of each of the ``len(offsets) - 1`` rows (0 where ``valid`` is 0)."""
         cdef:
@@ -1179,7 +1100,6 @@ cdef class StringDictionary:
             bint prev_ok = False
             int32_t e
             uint64_t h
-            uint64_t w0 = 0, w1 = 0, prev_w0 = 0, prev_w1 = 0
             uint64_t hs[_WINDOW]
             int32_t[::1] out
             object result
@@ -1203,26 +1123,16 @@ cdef class StringDictionary:
                             continue
                         start = offsets[i]
                         length = offsets[i + 1] - start
-                        if length <= _SHORT:
-                            # a short string is two words and its length: compared with the
-                            # row before and with the entries without a loop over its bytes
-                            _short_words(base + start, length, &w0, &w1)
-                            if prev_ok and length == prev_length and w0 == prev_w0 and w1 == prev_w1:
-                                out[i] = prev_id
-                                continue
-                            e = self._find_short(base + start, length, w0, w1, _hash_short(w0, w1, length) | 1)
-                        else:
-                            if prev_ok and length == prev_length and \
-                                    _same_bytes(base + start, base + prev_start, length):
-                                out[i] = prev_id
-                                continue
-                            e = self._find(base + start, length, _hash_bytes(base + start, length) | 1)
+                        if prev_ok and length == prev_length and \
+                                _same_bytes(base + start, base + prev_start, length):
+                            out[i] = prev_id
+                            continue
+                        e = self._find(base + start, length, _hash_bytes(base + start, length) | 1)
                         if e < 0:
                             failed = True
                             break
                         out[i] = e + 1
                         prev_ok, prev_id, prev_start, prev_length = True, e + 1, start, length
-                        prev_w0, prev_w1 = w0, w1
                     if failed:
                         break
                     continue
@@ -1235,7 +1145,7 @@ cdef class StringDictionary:
                     elif check_valid and not ok[i]:
                         hs[i - j] = 1  # not used
                     else:
-                        h = _hash_row(base + start, length) | 1
+                        h = _hash_bytes(base + start, length) | 1
                         hs[i - j] = h
                         _prefetch(&self.slots[h & <uint64_t>mask])
                     prev_start, prev_length = start, length
@@ -1253,7 +1163,7 @@ cdef class StringDictionary:
                     length = offsets[i + 1] - start
                     p = base + start
                     if h == 0:  # equal to a null row before it
-                        h = _hash_row(p, length) | 1
+                        h = _hash_bytes(p, length) | 1
                     e = self._find(p, length, h)
                     if e < 0:
                         failed = True
