@@ -77,12 +77,13 @@ _CODEC = {name: pa.Codec(name) for name in CODECS}
 # A LONG's values go to byte planes under LZ4 when that packs their first block at most this
 # much larger than the segment's codec does (added, delta, __time of the wiki data: 0.9x to 1.03x).
 _PLANES_SLACK = 1.1
-# The compressed blocks are allocated from the C library's heap, not Arrow's default pool
-# (mimalloc): a one-shot build holds every block until the file is written (34 MB for the 1M-row
-# bench table), and mimalloc gave each build those pages fresh, which the kernel faulted in and
-# zeroed: 18,000 of a build's 19,500 page faults and about 0.05 s of its kernel time. glibc's
-# heap keeps them between builds (1,400 faults; the same bytes).
-_BLOCK_POOL = pa.system_memory_pool()
+# Compressed blocks that are held until the file is written (a one-shot build's body is a list
+# of them: 34 MB for the 1M-row bench table) come from the C library's heap, not Arrow's default
+# pool (mimalloc): mimalloc gave each build those pages fresh, which the kernel faulted in and
+# zeroed (18,000 of a build's 19,500 page faults, about 0.05 s of kernel time); glibc's heap
+# keeps them between builds (1,400 faults). Blocks written out at once (spools on disk) stay
+# in the default pool, which reuses their memory block after block (glibc: 1.5x the faults).
+_HELD_BLOCK_POOL = pa.system_memory_pool()
 DRUID_TYPE_KEY = b"druid_type"
 # Field metadata of a multi-value string whose values keep their row order (``arrayIngestMode:
 # mvd``, Druid's ``multiValueHandling: ARRAY``) rather than being sorted within each row.
@@ -112,11 +113,6 @@ def _align(n: int) -> int:
 
 def _raw(a) -> memoryview:
     return memoryview(np.ascontiguousarray(a)).cast("B")
-
-
-def _compress(codec: pa.Codec, data) -> pa.Buffer:
-    """One block compressed, into a buffer of ``_BLOCK_POOL``."""
-    return codec.compress(data, memory_pool=_BLOCK_POOL)
 
 
 # --- column kinds -----------------------------------------------------------------------------
@@ -216,7 +212,9 @@ class _ColumnWriter:
         raw = _raw(data)
         size = raw.nbytes
         nb = -(-size // block_size)
-        blocks = [_compress(self.codec, raw[i * block_size:(i + 1) * block_size]) for i in range(nb)]
+        pool = _HELD_BLOCK_POOL if isinstance(self.out, list) else None
+        blocks = [self.codec.compress(raw[i * block_size:(i + 1) * block_size], memory_pool=pool)
+                  for i in range(nb)]
         table = np.zeros(nb + 1, dtype="<u8")
         if nb:
             np.cumsum([b.size for b in blocks], out=table[1:])
@@ -261,8 +259,8 @@ def _encode_long(w: _ColumnWriter, arr: pa.Array) -> dict[str, Any]:
         # zstd sometimes packs raw int64 better (sorted times): keep raw if the first block says
         # so by more than 5%; otherwise the narrow form, which is faster to read
         raw = values.astype("<i8", copy=False)
-        narrow_size = _compress(w.codec, _raw(stored[:ROWS_PER_BLOCK])).size
-        raw_size = _compress(w.codec, _raw(raw[:ROWS_PER_BLOCK])).size
+        narrow_size = w.codec.compress(_raw(stored[:ROWS_PER_BLOCK])).size
+        raw_size = w.codec.compress(_raw(raw[:ROWS_PER_BLOCK])).size
         first_size = narrow_size
         if narrow_size > 1.05 * raw_size:
             base, width, stored, first_size = 0, 8, raw, raw_size
@@ -285,8 +283,8 @@ def _long_values(w: _ColumnWriter, data: np.ndarray, width: int, first_size: int
         first = data[:bs]
         planed = _planes.split(first, width, ROWS_PER_BLOCK)
         if first_size is None:
-            first_size = _compress(w.codec, first).size
-        if _compress(_CODEC["lz4"], planed).size <= _PLANES_SLACK * first_size:
+            first_size = w.codec.compress(first).size
+        if _CODEC["lz4"].compress(planed).size <= _PLANES_SLACK * first_size:
             codec, w.codec = w.codec, _CODEC["lz4"]
             try:
                 w.part("values", _planes.split(data, width, ROWS_PER_BLOCK), bs)
