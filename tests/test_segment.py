@@ -1111,6 +1111,30 @@ def test_string_dictionary_runs_nulls_and_empty_strings_across_windows():
         assert ids.tolist() == [0 if v is None else seen.setdefault(v, len(seen)) + 1 for v in part.to_pylist()]
 
 
+def test_string_dictionary_short_strings_that_share_bytes():
+    # strings of up to 16 bytes are compared as two words and a length: prefixes, NUL bytes,
+    # strings equal but for one byte at each position, across the small table and the large one
+    alphabet = ["", "\x00", "a", "a\x00", "\x00a", "ab", "ba"]
+    base = "0123456789abcdefg"
+    values = list(alphabet)
+    for n in range(18):
+        values.append(base[:n])
+        values.append(base[:n] + "\x00")
+        for j in range(n):
+            values.append(base[:j] + "X" + base[j + 1:n])
+    values += [f"v{i}" for i in range(20_000)]  # grows the table past its small size
+    rng = np.random.default_rng(5)
+    rows = [values[i] for i in rng.integers(0, len(values), 60_000)] + values
+    dictionary = k.StringDictionary()
+    seen: dict[str, int] = {}
+    for start in range(0, len(rows), 7_000):
+        part = pa.array(rows[start:start + 7_000], pa.string())
+        ids = dictionary.encode(*segment._string_buffers(part), None)
+        assert ids.tolist() == [seen.setdefault(v, len(seen)) + 1 for v in part.to_pylist()]
+    offsets, data = dictionary.values()
+    assert [bytes(data[offsets[i]:offsets[i + 1]]).decode() for i in range(len(offsets) - 1)] == list(seen)
+
+
 def test_two_threads_write_the_same_bytes(tmp_path):
     n = 70_000
     rng = np.random.default_rng(4)

@@ -77,6 +77,14 @@ _CODEC = {name: pa.Codec(name) for name in CODECS}
 # A LONG's values go to byte planes under LZ4 when that packs their first block at most this
 # much larger than the segment's codec does (added, delta, __time of the wiki data: 0.9x to 1.03x).
 _PLANES_SLACK = 1.1
+# Compressed blocks that are held until the file is written (a one-shot build's body is a list
+# of them: 34 MB for the 1M-row bench table), and the LONG columns' trial compressions of a
+# first block, come from the C library's heap, not Arrow's default pool (mimalloc): mimalloc
+# gave each build those pages fresh, which the kernel faulted in and zeroed (of a one-shot
+# build's 23,000 page faults, 16,000 were the held blocks and 5,500 the trial compressions;
+# 1,600 are left). Blocks written out at once (spools on disk) stay in the default pool, which
+# reuses their memory block after block (glibc's heap: 1.5x the faults there).
+_C_HEAP = pa.system_memory_pool()
 DRUID_TYPE_KEY = b"druid_type"
 # Field metadata of a multi-value string whose values keep their row order (``arrayIngestMode:
 # mvd``, Druid's ``multiValueHandling: ARRAY``) rather than being sorted within each row.
@@ -205,7 +213,9 @@ class _ColumnWriter:
         raw = _raw(data)
         size = raw.nbytes
         nb = -(-size // block_size)
-        blocks = [self.codec.compress(raw[i * block_size:(i + 1) * block_size]) for i in range(nb)]
+        pool = _C_HEAP if isinstance(self.out, list) else None
+        blocks = [self.codec.compress(raw[i * block_size:(i + 1) * block_size], memory_pool=pool)
+                  for i in range(nb)]
         table = np.zeros(nb + 1, dtype="<u8")
         if nb:
             np.cumsum([b.size for b in blocks], out=table[1:])
@@ -250,8 +260,8 @@ def _encode_long(w: _ColumnWriter, arr: pa.Array) -> dict[str, Any]:
         # zstd sometimes packs raw int64 better (sorted times): keep raw if the first block says
         # so by more than 5%; otherwise the narrow form, which is faster to read
         raw = values.astype("<i8", copy=False)
-        narrow_size = w.codec.compress(_raw(stored[:ROWS_PER_BLOCK])).size
-        raw_size = w.codec.compress(_raw(raw[:ROWS_PER_BLOCK])).size
+        narrow_size = w.codec.compress(_raw(stored[:ROWS_PER_BLOCK]), memory_pool=_C_HEAP).size
+        raw_size = w.codec.compress(_raw(raw[:ROWS_PER_BLOCK]), memory_pool=_C_HEAP).size
         first_size = narrow_size
         if narrow_size > 1.05 * raw_size:
             base, width, stored, first_size = 0, 8, raw, raw_size
@@ -274,8 +284,8 @@ def _long_values(w: _ColumnWriter, data: np.ndarray, width: int, first_size: int
         first = data[:bs]
         planed = _planes.split(first, width, ROWS_PER_BLOCK)
         if first_size is None:
-            first_size = w.codec.compress(first).size
-        if _CODEC["lz4"].compress(planed).size <= _PLANES_SLACK * first_size:
+            first_size = w.codec.compress(first, memory_pool=_C_HEAP).size
+        if _CODEC["lz4"].compress(planed, memory_pool=_C_HEAP).size <= _PLANES_SLACK * first_size:
             codec, w.codec = w.codec, _CODEC["lz4"]
             try:
                 w.part("values", _planes.split(data, width, ROWS_PER_BLOCK), bs)
