@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from pyroaring import BitMap
 
 from msqcore.kernels import _roaring as r
+from msqcore.kernels._segment import build_inverted_index
 
 CASES = {
     "empty": [],
@@ -120,3 +121,37 @@ def test_limit():
     assert r.deserialize(data, 11).tolist() == [1, 10]
     with pytest.raises(ValueError, match="out of range"):
         r.deserialize(data, 10)
+
+
+def _row_list_bitmaps(ids: np.ndarray, card: int):
+    offsets, rows = build_inverted_index(ids, card)
+    return r.serialize_csr(offsets, rows.view(np.uint32))
+
+
+@pytest.mark.parametrize("n", [0, 1, 65_535, 65_536, 65_537, 300_000])
+@pytest.mark.parametrize("card,pattern", [(1, "random"), (2, "random"), (2, "skewed"), (3, "sorted"),
+                                          (50, "random"), (50, "runs"), (3000, "random")])
+def test_serialize_ids_is_serialize_csr_of_the_row_lists(n, card, pattern):
+    """Bitmaps built straight from ids: the bytes of row lists then ``serialize_csr`` (array, bitmap
+    and run containers; containers cut at every 65,536 rows; ids with no rows at all)."""
+    rng = np.random.default_rng(n + card)
+    ids = rng.integers(0, card, n)
+    if pattern == "skewed":
+        ids = (rng.random(n) < 0.03).astype(np.int64)  # one id's containers are arrays, the other's bitmaps
+    elif pattern == "sorted":
+        ids = np.sort(ids)  # run containers
+    elif pattern == "runs":
+        ids = np.repeat(rng.integers(0, card, n // 100 + 1), 100)[:n]
+    ids = ids.astype(np.int32)
+    data, offsets = r.serialize_ids(ids, card)
+    want_data, want_offsets = _row_list_bitmaps(ids, card)
+    np.testing.assert_array_equal(offsets, want_offsets)
+    assert data.tobytes() == want_data.tobytes()
+    for k in {0, card - 1}:
+        assert data[offsets[k]:offsets[k + 1]].tobytes() == BitMap(np.flatnonzero(ids == k).tolist()).serialize()
+
+
+def test_serialize_ids_rejects_ids_outside_the_cardinality():
+    for bad in (-1, 3):
+        with pytest.raises(ValueError, match=f"id {bad} at row 1 is out of range"):
+            r.serialize_ids(np.array([0, bad, 1], np.int32), 3)

@@ -542,6 +542,7 @@ def test_validate_full_catches_wrong_inverted_index(tmp_path, monkeypatch):
 
     monkeypatch.setattr(segment._k, "build_inverted_index", wrong)
     monkeypatch.setattr(segment, "_use_row_lists", lambda card, n: False)  # ids and Roaring bitmaps
+    monkeypatch.setattr(segment, "_BITMAPS_FROM_IDS_MAX", 0)  # built from row lists
     write_segment(str(path), _table(__time=_times(3), d=pa.array(["a", "b", "a"])), dimensions=["d"])
     monkeypatch.undo()
     validate_segment(str(path))
@@ -1020,6 +1021,27 @@ def test_row_lists_round_trip(tmp_path, n):
     assert dictionary.to_pylist() == values
     # every value's bitmap is the Roaring bitmap pyroaring builds from its rows
     _assert_index(path, "d", table.column("d").combine_chunks())
+
+
+def test_bitmaps_from_ids_and_from_row_lists_write_the_same_file(tmp_path, monkeypatch):
+    """Low-cardinality columns get their bitmaps straight from their ids; larger ones through
+    row lists (``_BITMAPS_FROM_IDS_MAX``). Either way the file is the same, byte for byte."""
+    n = 150_000  # three 65,536-row containers per bitmap, the last one short
+    rng = np.random.default_rng(5)
+    table = _table(
+        __time=_times(n),
+        flag=pa.array(np.where(rng.random(n) < 0.02, "yes", "no")),
+        city=pa.array([f"city{i}" if i % 7 else None for i in rng.integers(0, 300, n)]),
+        sorted=pa.array(np.repeat([f"v{i:02d}" for i in range(40)], -(-n // 40))[:n]),
+    )
+    dims = ["flag", "city", "sorted"]
+    write_segment(str(tmp_path / "ids.seg"), table, dimensions=dims)
+    monkeypatch.setattr(segment, "_BITMAPS_FROM_IDS_MAX", 0)
+    write_segment(str(tmp_path / "rows.seg"), table, dimensions=dims)
+    assert (tmp_path / "ids.seg").read_bytes() == (tmp_path / "rows.seg").read_bytes()
+    for d in dims:
+        assert _col(tmp_path / "ids.seg", d)["layout"] == "ids"
+        _assert_index(tmp_path / "ids.seg", d, table.column(d).combine_chunks())
 
 
 def test_row_lists_one_value_and_all_null(tmp_path):

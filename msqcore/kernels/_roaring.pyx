@@ -21,9 +21,11 @@ byte what ``pyroaring.BitMap(rows).serialize()`` gives.
 
 Kernels work on many bitmaps at once, in CSR form (``offsets[k]:offsets[k+1]`` delimits the
 k-th bitmap's values or bytes), with one ``nogil`` loop each and no Python call per row.
+``serialize_ids`` writes the same bitmaps for a column's inverted index straight from its ids
+(no row lists), which a low-cardinality column's bitmaps are built with.
 """
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 import numpy as np
 
@@ -253,6 +255,169 @@ def serialize_csr(const int64_t[::1] offsets, const uint32_t[::1] values):
         with nogil:
             for k in range(card):
                 _bitmap_write(vp + offsets[k], offsets[k + 1] - offsets[k], &out[0] + bo[k])
+    return out_arr, bo_arr
+
+
+def serialize_ids(const int32_t[::1] ids, Py_ssize_t card):
+    """The bitmaps of ``serialize_csr`` for the inverted index of ``ids`` (bitmap ``k`` holds the
+    rows whose id is ``k``, ``0 <= k < card``), the same bytes, built from the ids themselves.
+
+    Row ``i`` belongs to container ``i >> 16`` of its id's bitmap, so a pass over each 65,536
+    rows counts every id's rows and runs of consecutive rows (a run container's runs) in that
+    container, and a second pass writes the containers; no row lists are made. Its tables take
+    ``32 * card`` bytes per 65,536 rows: meant for up to a few thousand ids, where building row
+    lists and then reading them back would cost more than the bitmaps.
+    Returns ``(data uint8[...], byte_offsets int64[card + 1])``. Raises ValueError for an id
+    outside ``[0, card)``.
+    """
+    cdef:
+        Py_ssize_t n = ids.shape[0]
+        Py_ssize_t nch = (n + 65535) >> 16
+        Py_ssize_t c, k, i, j, start, end, bad = -1
+        int64_t nc, body, m, pos, desc, offs, header, kind
+        int32_t v, prev
+        int32_t* h
+        int64_t* cnt
+        int64_t* runs
+        int64_t* cpos
+        int64_t* cur
+        uint8_t* kinds
+        int64_t[::1] bo
+        int64_t[::1] tv
+        int32_t[::1] hv
+        uint8_t[::1] kv
+        uint8_t[::1] out
+        uint8_t* o
+        uint8_t* p
+        bint hasrun
+        uint32_t low
+    if card < 0:
+        raise ValueError(f"cardinality out of range: {card}")
+    if n > 0x100000000:
+        raise ValueError(f"too many rows for 32-bit bitmaps: {n}")
+    tables = np.zeros(3 * nch * card + 1, dtype=np.int64)  # rows, runs, write positions
+    tv = tables
+    cnt = &tv[0]
+    runs = cnt + nch * card
+    cpos = runs + nch * card
+    hist = np.zeros(8 * card + 1, dtype=np.int32)  # 4 interleaved row and run-start counts
+    hv = hist
+    h = &hv[0]
+    kinds_arr = np.zeros(card + 1, dtype=np.uint8)
+    kv = kinds_arr
+    kinds = &kv[0]
+    bo_arr = np.empty(card + 1, dtype=np.int64)
+    bo = bo_arr
+    with nogil:
+        # pass 1: rows and runs of each id in each container (4 interleaved counts, so that a
+        # repeated id does not wait on its own count's last update)
+        for c in range(nch):
+            start = c << 16
+            end = start + 65536 if start + 65536 < n else n
+            prev = -1
+            for i in range(start, end):
+                v = ids[i]
+                if <uint32_t>v >= <uint32_t>card:
+                    bad = i
+                    break
+                j = (i & 3) * 2 * card + v
+                h[j] += 1
+                h[j + card] += v != prev
+                prev = v
+            if bad >= 0:
+                break
+            for k in range(card):
+                cnt[c * card + k] = h[k] + h[2 * card + k] + h[4 * card + k] + h[6 * card + k]
+                runs[c * card + k] = h[card + k] + h[3 * card + k] + h[5 * card + k] + h[7 * card + k]
+            memset(h, 0, 8 * card * sizeof(int32_t))
+        # sizes and positions: bitmap k's containers in ascending container (key) order
+        if bad < 0:
+            bo[0] = 0
+            for k in range(card):
+                nc = 0
+                body = 0
+                hasrun = False
+                for c in range(nch):
+                    m = cnt[c * card + k]
+                    if m:
+                        kind = _kind(m, runs[c * card + k])
+                        hasrun = hasrun or kind == 2
+                        body += _kind_size(<int>kind, m, runs[c * card + k])
+                        nc += 1
+                if hasrun:
+                    header = 4 + (nc + 7) // 8 + 4 * nc + (4 * nc if nc >= NO_OFFSET_THRESHOLD else 0)
+                else:
+                    header = 8 + 8 * nc
+                pos = bo[k] + header
+                for c in range(nch):
+                    m = cnt[c * card + k]
+                    if m:
+                        cpos[c * card + k] = pos
+                        pos += _kind_size(_kind(m, runs[c * card + k]), m, runs[c * card + k])
+                bo[k + 1] = pos
+    if bad >= 0:
+        raise ValueError(f"id {ids[bad]} at row {bad} is out of range for cardinality {card}")
+    out_arr = np.zeros(bo[card], dtype=np.uint8)
+    if bo[card] == 0:
+        return out_arr, bo_arr
+    out = out_arr
+    o = &out[0]
+    with nogil:
+        # the headers
+        for k in range(card):
+            nc = 0
+            hasrun = False
+            for c in range(nch):
+                m = cnt[c * card + k]
+                if m:
+                    nc += 1
+                    hasrun = hasrun or _kind(m, runs[c * card + k]) == 2
+            p = o + bo[k]
+            if hasrun:
+                _wr32(p, SERIAL_COOKIE | (<uint32_t>(nc - 1) << 16))
+                desc = 4 + (nc + 7) // 8
+                offs = desc + 4 * nc if nc >= NO_OFFSET_THRESHOLD else -1
+            else:
+                _wr32(p, SERIAL_COOKIE_NO_RUNCONTAINER)
+                _wr32(p + 4, <uint32_t>nc)
+                desc = 8
+                offs = 8 + 4 * nc
+            i = 0
+            for c in range(nch):
+                m = cnt[c * card + k]
+                if m:
+                    _wr16(p + desc + 4 * i, <uint32_t>c)
+                    _wr16(p + desc + 4 * i + 2, <uint32_t>(m - 1))
+                    if offs >= 0:
+                        _wr32(p + offs + 4 * i, <uint32_t>(cpos[c * card + k] - bo[k]))
+                    if _kind(m, runs[c * card + k]) == 2:
+                        p[4 + i // 8] |= <uint8_t>(1 << (i % 8))
+                        _wr16(o + cpos[c * card + k], <uint32_t>runs[c * card + k])
+                        cpos[c * card + k] += 2  # the runs follow their count
+                    i += 1
+        # pass 2: the containers; cpos[] is each array or run container's write cursor
+        for c in range(nch):
+            start = c << 16
+            end = start + 65536 if start + 65536 < n else n
+            for k in range(card):
+                kinds[k] = <uint8_t>_kind(cnt[c * card + k], runs[c * card + k])
+            cur = cpos + c * card
+            prev = -1
+            for i in range(start, end):
+                v = ids[i]
+                low = <uint32_t>(i & 0xFFFF)
+                kind = kinds[v]
+                if kind == 1:
+                    o[cur[v] + (low >> 3)] |= <uint8_t>(1 << (low & 7))
+                elif kind == 0:
+                    _wr16(o + cur[v], low)
+                    cur[v] += 2
+                elif v != prev:  # a run container: a new run
+                    _wr16(o + cur[v], low)
+                    cur[v] += 4
+                else:  # the run goes on
+                    _wr16(o + cur[v] - 2, low - <uint32_t>_rd16(o + cur[v] - 4))
+                prev = v
     return out_arr, bo_arr
 
 

@@ -358,7 +358,24 @@ def _write_dictionary(w: _ColumnWriter, sorted_dict: pa.Array) -> None:
 
 
 def _write_bitmaps(w: _ColumnWriter, index_offsets: np.ndarray, index_rows: np.ndarray) -> None:
-    bitmaps, byte_offsets = _rb.serialize_csr(index_offsets, index_rows.view(np.uint32))
+    _write_serialized_bitmaps(w, *_rb.serialize_csr(index_offsets, index_rows.view(np.uint32)))
+
+
+# Up to this many (value, 65,536-row container) pairs, a column's bitmaps are built from its ids
+# (``_rb.serialize_ids``, 2 to 3 times faster than row lists then bitmaps); past it, its tables
+# outgrow the row lists (measured crossover at 1M rows: 30,000 to 50,000 values).
+_BITMAPS_FROM_IDS_MAX = 1 << 18
+
+
+def _write_bitmaps_of_ids(w: _ColumnWriter, ids: np.ndarray, card: int) -> None:
+    """The bitmap index of a single-value column: bitmap ``k`` holds the rows whose id is ``k``."""
+    if card * -(-len(ids) // ROWS_PER_BLOCK) <= _BITMAPS_FROM_IDS_MAX:
+        _write_serialized_bitmaps(w, *_rb.serialize_ids(ids, card))
+    else:
+        _write_bitmaps(w, *_k.build_inverted_index(ids, card))
+
+
+def _write_serialized_bitmaps(w: _ColumnWriter, bitmaps: np.ndarray, byte_offsets: np.ndarray) -> None:
     w.part("bitmapLengths", _k.lengths(byte_offsets), ROWS_PER_BLOCK * 4)
     w.part("bitmaps", bitmaps, STREAM_BLOCK)
 
@@ -401,8 +418,10 @@ def _encode_string(w: _ColumnWriter, column: _StringColumn, bitmaps: bool) -> di
         return {**extra, "layout": "rowLists"}
     w.part("ids", _k.pack_ids(ids, width), ROWS_PER_BLOCK * width)
     _write_dictionary(w, sorted_dict)
-    if bitmaps:
-        _write_bitmaps(w, *(index or _k.build_inverted_index(ids, card)))
+    if bitmaps and index:
+        _write_bitmaps(w, *index)
+    elif bitmaps:
+        _write_bitmaps_of_ids(w, ids, card)
     return {**extra, "layout": "ids"}
 
 
