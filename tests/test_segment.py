@@ -677,7 +677,8 @@ def test_unknown_version_is_refused(sample, version):
 def test_version_2_segments_stay_readable(tmp_path, monkeypatch):
     """A version 2 file is a version 3 file without the rowLists layout (few values per
     row here: every string column keeps its ids)."""
-    monkeypatch.setattr(segment, "_PLANES_SLACK", 0.0)  # no byte planes, as before version 4
+    monkeypatch.setattr(segment, "_long_values",  # no byte planes, as before version 4
+                        lambda w, data, width, first_size=None: w.part("values", data, segment.ROWS_PER_BLOCK * width))
     path = tmp_path / "v2.seg"
     table = pa.table({"__time": np.arange(1000, dtype=np.int64), "d": [("a", "b", None)[i % 3] for i in range(1000)],
                       "m": np.arange(1000, dtype=np.int64)})

@@ -1,4 +1,4 @@
-"""Segment format version 4: a LONG's values stored byte plane by byte plane under LZ4
+"""Segment format version 4: a LONG's values stored byte plane by byte plane (under LZ4 or zstd)
 (``msqcore.kernels._planes``), and older versions still read (docs/segment-format.md)."""
 from __future__ import annotations
 
@@ -48,19 +48,40 @@ def test_byte_planes_round_trip(tmp_path):
         table.column("added").take(pa.array(rows)))
 
 
-def test_byte_planes_only_where_they_pack_well(tmp_path):
+def test_lz4_planes_only_where_they_pack_well(tmp_path):
     """Three large values in random order: zstd's entropy coding packs them in about 2 bits a
-    row, LZ4 (no entropy coding) not: they stay items under zstd."""
+    row, LZ4 (no entropy coding) not: they stay under zstd."""
     path = tmp_path / "r.seg"
     rng = np.random.default_rng(1)
     table = pa.table({"__time": np.arange(70_000, dtype=np.int64), "m": rng.choice([-2**62, 5, 2**62], 70_000)})
     write_segment(str(path), table, dimensions=[], metrics=["m"])
-    assert "bytePlanes" not in _col(path, "m")["parts"]["values"]
+    assert "codec" not in _col(path, "m")["parts"]["values"]
     assert read_segment(str(path)).equals(table)
 
 
+def test_zstd_byte_planes_where_they_pack_smaller_than_items(tmp_path):
+    """``deleted``-like longs (60% zeros, the rest spread over 4 bytes): LZ4's planes are too
+    large, and zstd packs the planes smaller than the items: planes under the file's zstd."""
+    path = tmp_path / "z.seg"
+    n = 150_000
+    rng = np.random.default_rng(2)
+    deleted = np.minimum(rng.lognormal(3.0, 2.0, n).astype(np.int64), 500_000)
+    deleted[rng.random(n) < 0.6] = 0
+    table = pa.table({"__time": np.arange(n, dtype=np.int64), "deleted": deleted})
+    write_segment(str(path), table, dimensions=[], metrics=["deleted"])
+    col = _col(path, "deleted")
+    assert col["valueWidth"] == 4
+    assert col["parts"]["values"]["bytePlanes"] == 4 and "codec" not in col["parts"]["values"]
+    validate_segment(str(path), full=True)
+    assert read_segment(str(path)).equals(table)
+    rows = np.array([0, 65_535, 65_536, 131_072, n - 1])
+    assert read_segment(str(path), ["deleted"], rows=rows).column("deleted").equals(
+        table.column("deleted").take(pa.array(rows)))
+
+
 def test_version_3_segments_stay_readable(tmp_path, monkeypatch):
-    monkeypatch.setattr(segment, "_PLANES_SLACK", 0.0)
+    monkeypatch.setattr(segment, "_long_values",  # no byte planes, as before version 4
+                        lambda w, data, width, first_size=None: w.part("values", data, segment.ROWS_PER_BLOCK * width))
     path = tmp_path / "v3.seg"
     table = _planed_table(10_000)
     table = table.append_column("u", pa.array([f"user{i}" for i in range(10_000)]))  # rowLists

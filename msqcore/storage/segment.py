@@ -276,9 +276,11 @@ def _encode_long(w: _ColumnWriter, arr: pa.Array) -> dict[str, Any]:
 def _long_values(w: _ColumnWriter, data: np.ndarray, width: int, first_size: int | None = None) -> None:
     """A LONG's ``values`` part from its stored bytes: byte plane by byte plane under LZ4 when
     that packs the first block about as well as the segment's codec packs the items (values
-    well below their width's range have planes of zeros), else as items under that codec.
-    LZ4 decompresses several times faster than zstd, and queries decompress every block they
-    touch. ``first_size``: the size of the first block under the segment's codec, if known."""
+    well below their width's range have planes of zeros), else in byte planes or as items under
+    that codec, whichever packs the first block smaller (zstd packs the planes of such values
+    smaller and 1.4 to 3x faster than their items). LZ4 decompresses several times faster than
+    zstd, and queries decompress every block they touch. ``first_size``: the size of the first
+    block's items under the segment's codec, if known."""
     bs = ROWS_PER_BLOCK * width
     if width > 1:
         first = data[:bs]
@@ -292,6 +294,10 @@ def _long_values(w: _ColumnWriter, data: np.ndarray, width: int, first_size: int
             finally:
                 w.codec = codec
             w.parts["values"].update(codec="lz4", bytePlanes=width)
+            return
+        if w.codec.compress(planed, memory_pool=_C_HEAP).size <= first_size:
+            w.part("values", _planes.split(data, width, ROWS_PER_BLOCK), bs)
+            w.parts["values"].update(bytePlanes=width)
             return
     w.part("values", data, bs)
 
