@@ -26,14 +26,25 @@ WIKITICKER = Path(__file__).resolve().parent / "data" / "wikiticker-2015-09-12-s
 
 
 def relabel_segment_version(path: Path, version: int) -> None:
-    """Relabel a segment file written without version 4's byte planes as an older version
-    (header and table of contents, with its checksum)."""
+    """Relabel a segment file written without version 4's byte planes and version 5's bit-packed
+    ids (``no_bit_packed_ids``) as an older version (header and table of contents, with its
+    checksum)."""
+    from msqcore.storage.segment import FORMAT_VERSION
     raw = bytearray(path.read_bytes())
     toc_len = struct.unpack_from("<I", raw, 8)[0]
-    toc = bytes(raw[32:32 + toc_len]).replace(b'"version":4', b'"version":%d' % version)
+    toc = bytes(raw[32:32 + toc_len])
+    assert b'"idBits"' not in toc, "write the file with no_bit_packed_ids"
+    toc = toc.replace(b'"version":%d' % FORMAT_VERSION, b'"version":%d' % version)
     raw[32:32 + toc_len] = toc
     struct.pack_into("<HII", raw, 6, version, toc_len, zlib.crc32(toc))
     path.write_bytes(bytes(raw))
+
+
+def no_bit_packed_ids(monkeypatch) -> None:
+    """Segments written from here on store every string column's ids in whole bytes, as before
+    format version 5."""
+    from msqcore.storage import segment
+    monkeypatch.setattr(segment._k, "id_bits", lambda cardinality: 0)
 
 
 def free_port() -> int:

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from conftest import relabel_segment_version
+from conftest import no_bit_packed_ids, relabel_segment_version
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyroaring import BitMap
@@ -206,7 +206,8 @@ def test_200k_rows_high_and_low_cardinality(tmp_path):
     assert read_segment(str(path)).equals(table)
     assert _col(path, "user")["cardinality"] == n and _col(path, "user")["idWidth"] == 3
     assert _col(path, "method")["cardinality"] == 5 and _col(path, "method")["idWidth"] == 1
-    assert _col(path, "method")["parts"]["ids"]["size"] == n  # one byte per row, before compression
+    assert _col(path, "method")["idBits"] == 3 and "idBits" not in _col(path, "user")
+    assert _col(path, "method")["parts"]["ids"]["size"] == n * 3 // 8  # 3 bits a row, before compression
     assert _col(path, "method")["parts"]["ids"]["stored"] < n // 2
     _assert_index(path, "method", low)
     _assert_index(path, "user", high)
@@ -252,7 +253,7 @@ def test_header_and_column_order(tmp_path):
     write_segment(str(path), table, dimensions=["b", "a"], metrics=["m"])
     raw = path.read_bytes()
     magic, version, toc_len, _crc, file_size, num_rows = struct.unpack_from("<6sHIIQQ", raw)
-    assert (magic, version, file_size, num_rows) == (b"MSQSEG", 4, len(raw), 2)
+    assert (magic, version, file_size, num_rows) == (b"MSQSEG", 5, len(raw), 2)
     toc = _toc(path)
     assert [c["name"] for c in toc["columns"]] == ["__time", "b", "a", "m"]  # extra is dropped
     assert [c["type"] for c in toc["columns"]] == ["LONG", "STRING", "LONG", "DOUBLE"]
@@ -664,13 +665,13 @@ def test_round_trip_property(tmp_path_factory, data):
 # --- format versions 2 to 4: compression, selective reads, column kinds, rollup -------------------------
 
 
-@pytest.mark.parametrize("version", [1, 5])
+@pytest.mark.parametrize("version", [1, 6])
 def test_unknown_version_is_refused(sample, version):
     raw = bytearray(sample.read_bytes())
     struct.pack_into("<H", raw, 6, version)
     sample.write_bytes(bytes(raw))
     with pytest.raises(SegmentCorruptError,
-                       match=rf"unsupported format version {version} \(this reader knows 2, 3, 4\)"):
+                       match=rf"unsupported format version {version} \(this reader knows 2, 3, 4, 5\)"):
         read_segment(str(sample))
 
 
@@ -679,6 +680,7 @@ def test_version_2_segments_stay_readable(tmp_path, monkeypatch):
     row here: every string column keeps its ids)."""
     monkeypatch.setattr(segment, "_long_values",  # no byte planes, as before version 4
                         lambda w, data, width, first_size=None: w.part("values", data, segment.ROWS_PER_BLOCK * width))
+    no_bit_packed_ids(monkeypatch)
     path = tmp_path / "v2.seg"
     table = pa.table({"__time": np.arange(1000, dtype=np.int64), "d": [("a", "b", None)[i % 3] for i in range(1000)],
                       "m": np.arange(1000, dtype=np.int64)})

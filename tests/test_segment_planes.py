@@ -8,7 +8,7 @@ import zlib
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import relabel_segment_version
+from conftest import no_bit_packed_ids, relabel_segment_version
 
 from msqcore.errors import SegmentCorruptError
 from msqcore.kernels import _planes
@@ -82,6 +82,7 @@ def test_zstd_byte_planes_where_they_pack_smaller_than_items(tmp_path):
 def test_version_3_segments_stay_readable(tmp_path, monkeypatch):
     monkeypatch.setattr(segment, "_long_values",  # no byte planes, as before version 4
                         lambda w, data, width, first_size=None: w.part("values", data, segment.ROWS_PER_BLOCK * width))
+    no_bit_packed_ids(monkeypatch)
     path = tmp_path / "v3.seg"
     table = _planed_table(10_000)
     table = table.append_column("u", pa.array([f"user{i}" for i in range(10_000)]))  # rowLists
@@ -91,12 +92,13 @@ def test_version_3_segments_stay_readable(tmp_path, monkeypatch):
     assert read_segment(str(path)).equals(table.select(["__time", "d", "u", "added"]))
 
 
-def test_byte_planes_in_an_older_version_or_bad_are_refused(tmp_path):
+def test_byte_planes_in_an_older_version_or_bad_are_refused(tmp_path, monkeypatch):
+    no_bit_packed_ids(monkeypatch)
     path = tmp_path / "p.seg"
     write_segment(str(path), _planed_table(1_000), dimensions=["d"], metrics=["added"])
     raw = path.read_bytes()
     planes = b'"bytePlanes":%d' % _col(path, "added")["parts"]["values"]["bytePlanes"]
-    for old, new, match in [(b'"version":4', b'"version":3', "own codec or byte planes in a version 3"),
+    for old, new, match in [(b'"version":5', b'"version":3', "own codec or byte planes in a version 3"),
                             (planes, b'"bytePlanes":3', "bad byte planes 3"),
                             (b'"codec":"lz4"', b'"codec":"lzo"', "unknown compression 'lzo'")]:
         toc_len = struct.unpack_from("<I", raw, 8)[0]
@@ -105,7 +107,7 @@ def test_byte_planes_in_an_older_version_or_bad_are_refused(tmp_path):
         toc = toc.replace(old, new)
         bad = bytearray(raw)
         bad[32:32 + toc_len] = toc
-        struct.pack_into("<HII", bad, 6, 3 if b"version" in old else 4, toc_len, zlib.crc32(toc))
+        struct.pack_into("<HII", bad, 6, 3 if b"version" in old else 5, toc_len, zlib.crc32(toc))
         path.write_bytes(bytes(bad))
         with pytest.raises(SegmentCorruptError, match=match):
             read_segment(str(path))

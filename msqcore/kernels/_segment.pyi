@@ -4,6 +4,14 @@ import numpy.typing as npt
 
 def id_width(cardinality: int) -> int: ...  # (Py_ssize_t cardinality) -> int in 1..4
 
+def id_bits(cardinality: int) -> int: ...  # (Py_ssize_t cardinality) -> 1..7, or 0 past 128 entries
+
+def pack_id_bits(ids: npt.NDArray[np.int32], bits: int) -> npt.NDArray[np.uint8]: ...  # (const int32_t[::1] ids, int bits) -> uint8[ceil(n * bits / 8)]
+
+def unpack_id_bits(
+    data: npt.NDArray[np.uint8], bits: int, n: int, cardinality: int, rows: npt.NDArray[np.int64] | None = None
+) -> npt.NDArray[np.int32]: ...  # (const uint8_t[::1] data, int bits, Py_ssize_t n, Py_ssize_t cardinality, rows=None) -> int32[n or len(rows)]
+
 def pack_ids(ids: npt.NDArray[np.int32], width: int) -> npt.NDArray[np.uint8]: ...  # (const int32_t[::1] ids, int width) -> uint8[n * width]
 
 def unpack_ids(

@@ -131,6 +131,157 @@ def pack_ids(const int32_t[::1] ids, int width):
     return result
 
 
+cdef extern from *:
+    """
+    #include <string.h>
+    /* ids of B bits (a constant, so that each width is its own unrolled loop): 8 ids from each
+       B bytes of a little-endian bit stream of ``size`` bytes; returns their maximum */
+    #define MSQ_UNPACK_BITS(B) \
+        for (Py_ssize_t g = 0; g < groups; g++) { \
+            uint64_t w = 0; \
+            if (g * (B) + 8 <= size) memcpy(&w, d + g * (B), 8); /* one load, no partial store */ \
+            else memcpy(&w, d + g * (B), (B)); \
+            for (int j = 0; j < 8; j++) { \
+                uint32_t v = (uint32_t)(w >> (j * (B))) & ((1u << (B)) - 1u); \
+                out[8 * g + j] = (int32_t)v; \
+                mx = v > mx ? v : mx; \
+            } \
+        }
+    static uint32_t msq_unpack_bits(const uint8_t* d, Py_ssize_t size, int bits, Py_ssize_t groups, int32_t* out) {
+        uint32_t mx = 0;
+        switch (bits) {
+            case 1: MSQ_UNPACK_BITS(1) break;
+            case 2: MSQ_UNPACK_BITS(2) break;
+            case 3: MSQ_UNPACK_BITS(3) break;
+            case 4: MSQ_UNPACK_BITS(4) break;
+            case 5: MSQ_UNPACK_BITS(5) break;
+            case 6: MSQ_UNPACK_BITS(6) break;
+            case 7: MSQ_UNPACK_BITS(7) break;
+        }
+        return mx;
+    }
+    """
+    uint32_t msq_unpack_bits(const uint8_t* d, Py_ssize_t size, int bits, Py_ssize_t groups, int32_t* out) nogil
+
+
+def id_bits(Py_ssize_t cardinality):
+    """Bits per bit-packed id for a dictionary of ``cardinality`` entries (1 to 7), or 0 when
+    the dictionary needs whole bytes (more than 128 entries)."""
+    if cardinality < 0 or cardinality > INT32_MAX:
+        raise ValueError(f"cardinality out of range: {cardinality}")
+    if cardinality > 128:
+        return 0
+    return max(1, (cardinality - 1).bit_length())
+
+
+def pack_id_bits(const int32_t[::1] ids, int bits):
+    """Pack ids below ``2 ** bits`` (``bits`` 1 to 7) into a little-endian bit stream: id ``i``
+    in bits ``[i * bits, (i + 1) * bits)``, the last byte's high bits zero. Returns
+    uint8[ceil(n * bits / 8)]."""
+    cdef:
+        Py_ssize_t n = ids.shape[0]
+        Py_ssize_t i, pos = 0, bad = -1
+        uint64_t acc = 0
+        int nacc = 0
+        uint32_t limit
+        uint8_t[::1] out
+    if bits < 1 or bits > 7:
+        raise ValueError(f"id bits must be 1 to 7, got {bits}")
+    limit = <uint32_t>1 << bits
+    result = np.empty((n * bits + 7) // 8, dtype=np.uint8)
+    out = result
+    with nogil:
+        for i in range(n):
+            if <uint32_t>ids[i] >= limit:
+                bad = i
+                break
+            acc |= <uint64_t>ids[i] << nacc
+            nacc += bits
+            if nacc >= 32:  # flush four bytes now and then, not a byte per id
+                out[pos] = <uint8_t>(acc & 0xFF)
+                out[pos + 1] = <uint8_t>((acc >> 8) & 0xFF)
+                out[pos + 2] = <uint8_t>((acc >> 16) & 0xFF)
+                out[pos + 3] = <uint8_t>((acc >> 24) & 0xFF)
+                pos += 4
+                acc >>= 32
+                nacc -= 32
+        while bad < 0 and nacc > 0:
+            out[pos] = <uint8_t>(acc & 0xFF)
+            pos += 1
+            acc >>= 8
+            nacc -= 8
+    if bad >= 0:
+        raise ValueError(f"id {ids[bad]} at row {bad} does not fit in {bits} bit(s)")
+    return result
+
+
+def unpack_id_bits(const uint8_t[::1] data, int bits, Py_ssize_t n, Py_ssize_t cardinality, rows=None):
+    """The ids of ``pack_id_bits``' stream as int32: the first ``n`` (``data`` must hold exactly
+    ``ceil(n * bits / 8)`` bytes), or with ``rows`` (int64, each below ``8 * len(data) // bits``)
+    the ids at those positions, in their order. Raises ValueError for a wrong length, a row out
+    of range or an id not below ``cardinality``."""
+    cdef:
+        Py_ssize_t i, m, bad = -1
+        Py_ssize_t size = data.shape[0]
+        Py_ssize_t cap
+        int64_t r, bit
+        uint32_t v = 0, mask, w
+        const uint8_t* d = &data[0] if size else NULL
+        const int64_t[::1] want
+        int32_t[::1] out
+        bint bad_row = False
+    if bits < 1 or bits > 7:
+        raise ValueError(f"id bits must be 1 to 7, got {bits}")
+    if cardinality < 0 or cardinality > (1 << bits):
+        raise ValueError(f"cardinality {cardinality} does not fit in {bits} bit(s)")
+    mask = (<uint32_t>1 << bits) - 1
+    cap = 8 * size // bits  # ids the stream holds
+    if rows is None:
+        if n < 0 or size != (n * bits + 7) // 8:
+            raise ValueError(f"{n} ids of {bits} bit(s) need {(n * bits + 7) // 8} bytes, got {size}")
+        m = n
+    else:
+        want = rows
+        m = want.shape[0]
+    result = np.empty(m, dtype=np.int32)
+    out = result
+    with nogil:
+        i = 0
+        if rows is None and m >= 8:  # 8 ids from each ``bits`` bytes (little-endian host, as _key8)
+            if msq_unpack_bits(d, size, bits, m >> 3, &out[0]) >= <uint32_t>cardinality:
+                for i in range(m & ~7):
+                    if <uint32_t>out[i] >= <uint32_t>cardinality:
+                        bad = i
+                        v = <uint32_t>out[i]
+                        break
+            i = m & ~7
+        while bad < 0 and i < m:
+            if rows is None:
+                r = i
+            else:
+                r = want[i]
+                if r < 0 or r >= cap:
+                    bad = i
+                    bad_row = True
+                    break
+            bit = r * bits
+            w = d[bit >> 3]
+            if (bit >> 3) + 1 < size:
+                w |= <uint32_t>d[(bit >> 3) + 1] << 8
+            v = (w >> (bit & 7)) & mask
+            if v >= <uint32_t>cardinality:
+                bad = i
+                break
+            out[i] = <int32_t>v
+            i += 1
+    if bad_row:
+        raise ValueError(f"row {want[bad]} is outside the {cap} ids of the stream")
+    if bad >= 0:
+        raise ValueError(f"id {v} at row {bad if rows is None else want[bad]} is out of range "
+                         f"for cardinality {cardinality}")
+    return result
+
+
 def unpack_ids(const uint8_t[::1] data, int width, Py_ssize_t n, Py_ssize_t cardinality):
     """Unpack ``n`` little-endian ``width``-byte ids into an int32 array.
 

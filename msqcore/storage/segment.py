@@ -1,8 +1,8 @@
-"""The columnar segment format, version 4: one file per segment, compressed, memory-mapped.
+"""The columnar segment format, version 5: one file per segment, compressed, memory-mapped.
 
 ``docs/segment-format.md`` describes every byte. In short::
 
-    header   32 bytes  <6sHIIQQ: magic b"MSQSEG", version 4, tocLength, tocCrc32, fileSize, numRows
+    header   32 bytes  <6sHIIQQ: magic b"MSQSEG", version 5, tocLength, tocCrc32, fileSize, numRows
     toc      JSON (UTF-8), space-padded so the first column starts 8-byte aligned
     columns  one block per column (__time, dimensions..., metrics...), 8-aligned, tiling the file
 
@@ -13,7 +13,8 @@ the blocks it needs. Strings are dictionary-encoded with a sorted dictionary and
 bitmap per value (``msqcore.kernels._roaring``); LONGs are stored as narrow offsets from their
 minimum where that packs well (frame of reference), other numbers raw, before compression. A
 LONG's values may be stored byte plane by byte plane under LZ4 (``msqcore.kernels._planes``)
-where that packs about as well as zstd: they decompress several times faster.
+where that packs about as well as zstd: they decompress several times faster. The ids of a
+string column of at most 128 values are bit-packed (1 to 7 bits a row) before compression.
 
 ``SegmentWriter`` writes a segment from sorted batches with memory bounded by a chunk of rows
 and one column (``write_segment`` is its one-shot case). Reads go through ``mmap``;
@@ -59,10 +60,11 @@ __all__ = [
 ]
 
 MAGIC = b"MSQSEG"
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 # Older files hold only layouts the newer versions still have (version 3 added rowLists,
-# version 4 a part's own codec and byte planes): segments written before stay readable.
-READABLE_VERSIONS = (2, 3, 4)
+# version 4 a part's own codec and byte planes, version 5 bit-packed ids): segments written
+# before stay readable.
+READABLE_VERSIONS = (2, 3, 4, 5)
 TIME_COLUMN = "__time"
 
 _HEADER = struct.Struct("<6sHIIQQ")
@@ -422,7 +424,12 @@ def _encode_string(w: _ColumnWriter, column: _StringColumn, bitmaps: bool) -> di
         deltas = _row_list_deltas(offsets, rows).astype("<u4", copy=False).view(np.uint8)
         w.part("rowLists", _planes.split(deltas, 4, ROWS_PER_BLOCK), ROWS_PER_BLOCK * 4)
         return {**extra, "layout": "rowLists"}
-    w.part("ids", _k.pack_ids(ids, width), ROWS_PER_BLOCK * width)
+    bits = _k.id_bits(card)
+    if bits:  # a few values: zstd packs whole bytes of near-random ids slowly and loosely
+        w.part("ids", _k.pack_id_bits(ids, bits), ROWS_PER_BLOCK * bits // 8)
+        extra["idBits"] = bits
+    else:
+        w.part("ids", _k.pack_ids(ids, width), ROWS_PER_BLOCK * width)
     _write_dictionary(w, sorted_dict)
     if bitmaps and index:
         _write_bitmaps(w, *index)
@@ -1143,7 +1150,14 @@ def _expected_parts(c: dict[str, Any], n: int) -> dict[str, int | None]:
                 return {**dictionary, "rowCounts": 4 * card, "rowLists": 4 * n}
             if c["layout"] != "ids":
                 raise ValueError(f"unknown layout {c['layout']!r}")
-            return {"ids": n * width, **dictionary, **bitmaps}
+            bits = c.get("idBits")
+            if bits is None:
+                return {"ids": n * width, **dictionary, **bitmaps}
+            if bits != _k.id_bits(card) or not bits:
+                raise ValueError(f"id bits {bits!r} are not the bits {_k.id_bits(card)} of cardinality {card}")
+            return {"ids": (n * bits + 7) // 8, **dictionary, **bitmaps}
+        if "idBits" in c:
+            raise ValueError("a multi-value column with bit-packed ids")
         m = c["numElements"]
         return {"rowLengths": 4 * n, **validity, "ids": m * width, **dictionary, **bitmaps}
     if kind in _ARRAY_NUMERIC:
@@ -1225,6 +1239,8 @@ class _Segment:
             raise self.corrupt(f"version mismatch: header {version}, table of contents {toc['version']}")
         if version < 3 and any(c.get("layout") == "rowLists" for c in toc["columns"]):
             raise self.corrupt("a version 2 segment with a rowLists column")
+        if version < 5 and any("idBits" in c for c in toc["columns"]):
+            raise self.corrupt(f"a version {version} segment with bit-packed ids")
         if toc["numRows"] != num_rows:
             raise self.corrupt(f"row count mismatch: header {num_rows}, table of contents {toc['numRows']}")
         if toc["compression"] not in CODECS:
@@ -1353,20 +1369,25 @@ class _Segment:
         got = self.read_blocks(col, part_name, first, -(-stop // bs))
         return got[start - first * bs:stop - first * bs]
 
-    def gather(self, col: dict[str, Any], part_name: str, itemsize: int, rows: np.ndarray) -> np.ndarray:
-        """Fixed-width items at sorted ``rows`` as an (len(rows), itemsize) uint8 array, decompressing
-        only the blocks holding them."""
-        bs = col["parts"][part_name]["blockSize"]
-        per = bs // itemsize
-        if not len(rows):
-            return np.zeros((0, itemsize), dtype=np.uint8)
+    def blocks_of_rows(self, col: dict[str, Any], part_name: str, per: int,
+                       rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(the blocks holding sorted ``rows`` of a part of ``per`` rows a block, uncompressed
+        and joined; each row's position in them), decompressing only those blocks."""
         first, last = int(rows[0]) // per, int(rows[-1]) // per + 1
         # the blocks between the first and the last that hold none of the rows stay compressed
         # (a search per block boundary, not a pass over the rows)
         bounds = np.searchsorted(rows, np.arange(first, last + 1) * per)
         empty = bounds[1:] == bounds[:-1]
         compact = self.read_blocks(col, part_name, first, last, empty if empty.any() else None)
-        slot = rows - first * per if first else rows
+        return compact, (rows - first * per if first else rows)
+
+    def gather(self, col: dict[str, Any], part_name: str, itemsize: int, rows: np.ndarray) -> np.ndarray:
+        """Fixed-width items at sorted ``rows`` as an (len(rows), itemsize) uint8 array, decompressing
+        only the blocks holding them."""
+        bs = col["parts"][part_name]["blockSize"]
+        if not len(rows):
+            return np.zeros((0, itemsize), dtype=np.uint8)
+        compact, slot = self.blocks_of_rows(col, part_name, bs // itemsize, rows)
         if itemsize in (1, 2, 4, 8):  # one fancy index over whole items, not over byte rows
             return compact.view(f"<u{itemsize}")[slot].view(np.uint8).reshape(-1, itemsize)
         return compact.reshape(-1, itemsize)[slot]
@@ -1415,6 +1436,9 @@ class _Segment:
             except ValueError as e:
                 raise self.corrupt(f"column {col['name']!r}: {e}") from None
             return ids if rows is None else ids[rows]
+        bits = col.get("idBits")
+        if bits:
+            return self._bit_ids(col, bits, rows)
         width = col["idWidth"]
         if rows is None:
             packed = self.part(col, "ids")
@@ -1424,6 +1448,20 @@ class _Segment:
             count = len(rows)
         try:
             return _k.unpack_ids(packed, width, count, col["cardinality"])
+        except ValueError as e:
+            raise self.corrupt(f"column {col['name']!r}: {e}") from None
+
+    def _bit_ids(self, col: dict[str, Any], bits: int, rows: np.ndarray | None) -> np.ndarray:
+        bs = col["parts"]["ids"]["blockSize"]
+        try:
+            if rows is None:
+                return _k.unpack_id_bits(self.part(col, "ids"), bits, self.num_rows, col["cardinality"])
+            if (8 * bs) % bits:
+                raise ValueError(f"blocks of {bs} bytes do not hold whole ids of {bits} bits")
+            if not len(rows):
+                return np.zeros(0, dtype=np.int32)
+            compact, slot = self.blocks_of_rows(col, "ids", 8 * bs // bits, rows)
+            return _k.unpack_id_bits(compact, bits, 0, col["cardinality"], slot.astype(np.int64, copy=False))
         except ValueError as e:
             raise self.corrupt(f"column {col['name']!r}: {e}") from None
 
