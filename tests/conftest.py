@@ -27,13 +27,13 @@ WIKITICKER = Path(__file__).resolve().parent / "data" / "wikiticker-2015-09-12-s
 
 def relabel_segment_version(path: Path, version: int) -> None:
     """Relabel a segment file written without version 4's byte planes and version 5's bit-packed
-    ids (``no_bit_packed_ids``) as an older version (header and table of contents, with its
-    checksum)."""
+    ids (``written_before_version_4``) as an older version (header and table of contents, with
+    its checksum)."""
     from msqcore.storage.segment import FORMAT_VERSION
     raw = bytearray(path.read_bytes())
     toc_len = struct.unpack_from("<I", raw, 8)[0]
     toc = bytes(raw[32:32 + toc_len])
-    assert b'"idBits"' not in toc, "write the file with no_bit_packed_ids"
+    assert b'"idBits"' not in toc, "write the file with no_bit_packed_ids or written_before_version_4"
     toc = toc.replace(b'"version":%d' % FORMAT_VERSION, b'"version":%d' % version)
     raw[32:32 + toc_len] = toc
     struct.pack_into("<HII", raw, 6, version, toc_len, zlib.crc32(toc))
@@ -45,6 +45,17 @@ def no_bit_packed_ids(monkeypatch) -> None:
     format version 5."""
     from msqcore.storage import segment
     monkeypatch.setattr(segment._k, "id_bits", lambda cardinality: 0)
+
+
+def written_before_version_4(monkeypatch) -> None:
+    """Segments written from here on use neither version 4's byte planes (a LONG's values, the
+    lengths and counts parts) nor version 5's bit-packed ids."""
+    from msqcore.storage import segment
+    no_bit_packed_ids(monkeypatch)
+    monkeypatch.setattr(segment, "_long_values",
+                        lambda w, data, width, first_size=None: w.part("values", data, segment.ROWS_PER_BLOCK * width))
+    monkeypatch.setattr(segment, "_write_lengths",
+                        lambda w, name, offsets: w.part(name, segment._k.lengths(offsets), segment.ROWS_PER_BLOCK * 4))
 
 
 def free_port() -> int:

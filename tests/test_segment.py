@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from conftest import no_bit_packed_ids, relabel_segment_version
+from conftest import relabel_segment_version, written_before_version_4
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyroaring import BitMap
@@ -678,9 +678,7 @@ def test_unknown_version_is_refused(sample, version):
 def test_version_2_segments_stay_readable(tmp_path, monkeypatch):
     """A version 2 file is a version 3 file without the rowLists layout (few values per
     row here: every string column keeps its ids)."""
-    monkeypatch.setattr(segment, "_long_values",  # no byte planes, as before version 4
-                        lambda w, data, width, first_size=None: w.part("values", data, segment.ROWS_PER_BLOCK * width))
-    no_bit_packed_ids(monkeypatch)
+    written_before_version_4(monkeypatch)
     path = tmp_path / "v2.seg"
     table = pa.table({"__time": np.arange(1000, dtype=np.int64), "d": [("a", "b", None)[i % 3] for i in range(1000)],
                       "m": np.arange(1000, dtype=np.int64)})

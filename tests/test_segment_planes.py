@@ -8,7 +8,7 @@ import zlib
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import no_bit_packed_ids, relabel_segment_version
+from conftest import no_bit_packed_ids, relabel_segment_version, written_before_version_4
 
 from msqcore.errors import SegmentCorruptError
 from msqcore.kernels import _planes
@@ -80,9 +80,7 @@ def test_zstd_byte_planes_where_they_pack_smaller_than_items(tmp_path):
 
 
 def test_version_3_segments_stay_readable(tmp_path, monkeypatch):
-    monkeypatch.setattr(segment, "_long_values",  # no byte planes, as before version 4
-                        lambda w, data, width, first_size=None: w.part("values", data, segment.ROWS_PER_BLOCK * width))
-    no_bit_packed_ids(monkeypatch)
+    written_before_version_4(monkeypatch)
     path = tmp_path / "v3.seg"
     table = _planed_table(10_000)
     table = table.append_column("u", pa.array([f"user{i}" for i in range(10_000)]))  # rowLists
@@ -139,3 +137,25 @@ def test_rows_in_distant_blocks(tmp_path):
         rows = np.array(rows, dtype=np.int64)
         got = read_segment(str(path), ["d", "added"], rows=rows)
         assert got.equals(table.select(["d", "added"]).take(pa.array(rows)))
+
+
+def test_lengths_and_counts_parts_in_byte_planes(tmp_path):
+    """A dictionary's lengths, a rowLists column's counts and the bitmaps' lengths: uint32 items
+    split into byte planes under the file's codec, joined back on reading."""
+    path = tmp_path / "l.seg"
+    n = 150_000
+    rng = np.random.default_rng(4)
+    table = pa.table({"__time": np.arange(n, dtype=np.int64),
+                      "u": [f"user{i}" for i in rng.integers(0, n, n)],  # rowLists
+                      "d": [f"{'x' * (i % 40)}{i}" for i in rng.integers(0, 3000, n)]})  # ids + bitmaps
+    write_segment(str(path), table, dimensions=["u", "d"])
+    u, d = _col(path, "u"), _col(path, "d")
+    assert u["layout"] == "rowLists" and d["layout"] == "ids"
+    for col, part in [(u, "dictLengths"), (u, "rowCounts"), (d, "dictLengths"), (d, "bitmapLengths")]:
+        assert col["parts"][part]["bytePlanes"] == 4 and "codec" not in col["parts"][part]
+    validate_segment(str(path), full=True)
+    assert read_segment(str(path)).equals(table)
+    index = segment.string_value_index(str(path), "d")
+    value = table.column("d")[7].as_py()
+    np.testing.assert_array_equal(index.rows(index.lookup([value])),
+                                  np.flatnonzero(np.array(table.column("d").to_pylist()) == value))

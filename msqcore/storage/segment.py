@@ -359,9 +359,17 @@ def _sorted_dictionary(values: pa.Array) -> tuple[pa.Array, np.ndarray, bool]:
     return sorted_dict, ids, has_null
 
 
+def _write_lengths(w: _ColumnWriter, name: str, offsets: np.ndarray) -> None:
+    """A uint32 lengths or counts part, from their offsets, in byte planes: the values are
+    small, so their high planes are zeros, which zstd packs smaller and about twice as fast as
+    the items (1M-row bench table: ``user``'s ``dictLengths`` 199 -> 134 kB, 4.5 -> 2.1 ms)."""
+    w.part(name, _planes.split(_k.lengths(offsets).view(np.uint8), 4, ROWS_PER_BLOCK), ROWS_PER_BLOCK * 4)
+    w.parts[name]["bytePlanes"] = 4
+
+
 def _write_dictionary(w: _ColumnWriter, sorted_dict: pa.Array) -> None:
     offsets, data = _dictionary_buffers(sorted_dict)
-    w.part("dictLengths", _k.lengths(offsets), ROWS_PER_BLOCK * 4)
+    _write_lengths(w, "dictLengths", offsets)
     w.part("dictData", data, STREAM_BLOCK)
 
 
@@ -384,7 +392,7 @@ def _write_bitmaps_of_ids(w: _ColumnWriter, ids: np.ndarray, card: int) -> None:
 
 
 def _write_serialized_bitmaps(w: _ColumnWriter, bitmaps: np.ndarray, byte_offsets: np.ndarray) -> None:
-    w.part("bitmapLengths", _k.lengths(byte_offsets), ROWS_PER_BLOCK * 4)
+    _write_lengths(w, "bitmapLengths", byte_offsets)
     w.part("bitmaps", bitmaps, STREAM_BLOCK)
 
 
@@ -419,7 +427,7 @@ def _encode_string(w: _ColumnWriter, column: _StringColumn, bitmaps: bool) -> di
         offsets, rows = index or _k.build_inverted_index(ids, card)
         del ids, index
         _write_dictionary(w, sorted_dict)
-        w.part("rowCounts", _k.lengths(offsets), ROWS_PER_BLOCK * 4)
+        _write_lengths(w, "rowCounts", offsets)
         # byte planes per block: the gaps' high bytes are mostly zero, which zstd then packs well
         deltas = _row_list_deltas(offsets, rows).astype("<u4", copy=False).view(np.uint8)
         w.part("rowLists", _planes.split(deltas, 4, ROWS_PER_BLOCK), ROWS_PER_BLOCK * 4)
