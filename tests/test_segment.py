@@ -1,6 +1,7 @@
 """The columnar segment format: msqcore.storage.segment and its Cython kernels."""
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import struct
@@ -1152,6 +1153,27 @@ def test_string_dictionary_short_strings_that_share_bytes():
     seen: dict[str, int] = {}
     for start in range(0, len(rows), 7_000):
         part = pa.array(rows[start:start + 7_000], pa.string())
+        ids = dictionary.encode(*segment._string_buffers(part), None)
+        assert ids.tolist() == [seen.setdefault(v, len(seen)) + 1 for v in part.to_pylist()]
+    offsets, data = dictionary.values()
+    assert [bytes(data[offsets[i]:offsets[i + 1]]).decode() for i in range(len(offsets) - 1)] == list(seen)
+
+
+def test_string_dictionary_short_strings_cache_in_a_small_table():
+    """While the table is small, strings of up to 15 bytes are looked up as two words and a
+    length in a 1,024-entry cache: more distinct short strings than entries (collisions),
+    NUL bytes and prefixes, lengths 0 to 17, and strings in the buffer's last 16 bytes."""
+    values = ["".join(p) for n in range(7) for p in itertools.product(["\x00", "a", "b"], repeat=n)]
+    base = "0123456789abcdefgh"
+    values += [base[:n] for n in range(18)] + [base[:n] + "\x00" for n in range(17)]
+    values = list(dict.fromkeys(values))
+    assert 1_024 < len(values) < 4_096  # collisions in the cache, the table stays small
+    rng = np.random.default_rng(6)
+    rows = [values[i] for i in rng.integers(0, len(values), 50_000)] + values[::-1]
+    dictionary = k.StringDictionary()
+    seen: dict[str, int] = {}
+    for start in range(0, len(rows), 9_000):
+        part = pa.array(rows[start:start + 9_000], pa.string())
         ids = dictionary.encode(*segment._string_buffers(part), None)
         assert ids.tolist() == [seen.setdefault(v, len(seen)) + 1 for v in part.to_pylist()]
     offsets, data = dictionary.values()
