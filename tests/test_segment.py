@@ -1283,3 +1283,14 @@ def test_bitmap_index_lookup_finds_each_value_by_binary_search(tmp_path, with_nu
         assert index.lookup(probe).tolist() == sorted(set(want.drop_null().to_pylist())), probe
     assert index.rows(index.lookup([""])).tolist() == [0, 9, 18]
     assert index.rows(index.lookup([None])).tolist() == ([27] if with_null else [])
+
+
+@pytest.mark.parametrize("arr", [pa.array([1, None, 3] * 7), pa.array([1, None, 3] * 7).slice(5, 11),
+                                 pa.array(["x", None] * 9).slice(3), pa.array(["a", "b"]), pa.nulls(4),
+                                 pa.array([None] * 5, pa.string()), pa.array([], pa.int64())],
+                         ids=["ints", "sliced", "sliced strings", "no nulls", "null type", "all null", "empty"])
+def test_valid_bytes_unpacks_the_validity_bitmap(arr):
+    want = pc.is_valid(arr).to_numpy(zero_copy_only=False).view(np.uint8)
+    got = segment._valid_bytes(arr)
+    assert got.dtype == np.uint8
+    np.testing.assert_array_equal(got, want)

@@ -231,7 +231,17 @@ class _ColumnWriter:
 
 
 def _validity(col: pa.Array) -> np.ndarray:
-    return np.packbits(pc.is_valid(col).to_numpy(zero_copy_only=False), bitorder="little")
+    return np.packbits(_valid_bytes(col), bitorder="little")
+
+
+def _valid_bytes(arr: pa.Array) -> np.ndarray:
+    """1 per valid row and 0 per null (uint8), unpacked from the array's validity bitmap (20x
+    faster than ``pc.is_valid(arr).to_numpy()``, which converts Arrow booleans one by one)."""
+    bitmap = arr.buffers()[0]
+    if bitmap is None:  # no nulls, or a null-typed array
+        return np.full(len(arr), 0 if arr.null_count else 1, dtype=np.uint8)
+    bits = np.unpackbits(np.frombuffer(bitmap, dtype=np.uint8), count=arr.offset + len(arr), bitorder="little")
+    return bits[arr.offset:]
 
 
 def _encode_numeric(w: _ColumnWriter, arr: pa.Array, kind: str, values_part: str = "values",
@@ -490,7 +500,7 @@ def _mostly_distinct(arr: pa.Array) -> bool:
     """Whether a string column's first rows are nearly all distinct (a URL or id column): it is
     then cheaper to sort its rows than to hash them and sort the distinct values after."""
     sample = arr.slice(0, _DISTINCT_SAMPLE)
-    valid = pc.is_valid(sample).to_numpy(zero_copy_only=False).view(np.uint8)
+    valid = _valid_bytes(sample)
     counter = _k.StringDictionary()
     counter.encode(*_string_buffers(sample), valid)
     present = int(np.count_nonzero(valid))
@@ -524,7 +534,7 @@ class _StringColumn:
         if self.strings is not None:
             self.strings.add(arr)
             return
-        valid = pc.is_valid(arr).to_numpy(zero_copy_only=False).view(np.uint8) if arr.null_count else None
+        valid = _valid_bytes(arr) if arr.null_count else None
         self.ids.add(pa.array(self.dictionary.encode(*_string_buffers(arr), valid)))
 
     def sorted(self) -> tuple[pa.Array, np.ndarray, bool, tuple[np.ndarray, np.ndarray] | None]:
@@ -533,7 +543,7 @@ class _StringColumn:
         if self.strings is not None:
             arr = self.strings.read()
             self.strings = None
-            valid = pc.is_valid(arr).to_numpy(zero_copy_only=False).view(np.uint8) if arr.null_count else None
+            valid = _valid_bytes(arr) if arr.null_count else None
             offsets, data, ids, index_offsets, index_rows, has_null = _k.sorted_dictionary_of_rows(
                 *_string_buffers(arr), valid)
             del arr, valid
