@@ -1479,7 +1479,7 @@ class _Segment:
             if not len(rows):
                 return np.zeros(0, dtype=np.int32)
             compact, slot = self.blocks_of_rows(col, "ids", 8 * bs // bits, rows)
-            return _k.unpack_id_bits(compact, bits, 0, col["cardinality"], slot.astype(np.int64, copy=False))
+            return _k.unpack_id_bits(compact, bits, 0, col["cardinality"], np.ascontiguousarray(slot, dtype=np.int64))
         except ValueError as e:
             raise self.corrupt(f"column {col['name']!r}: {e}") from None
 
