@@ -107,3 +107,18 @@ def test_older_files_are_relabelled_only_without_bit_packed_ids(tmp_path):
     write_segment(str(path), pa.table({"__time": np.arange(100, dtype=np.int64), "d": ["a", "b"] * 50}), dimensions=["d"])
     with pytest.raises(AssertionError, match="no_bit_packed_ids"):
         relabel_segment_version(path, 4)
+
+
+@pytest.mark.parametrize("table,bits,match", [
+    (pa.table({"__time": np.arange(100, dtype=np.int64), "d": [f"v{i % 5}" for i in range(100)]}), "3",
+     "id bits '3' are not the bits 3 of cardinality 5"),
+    (pa.table({"__time": np.arange(10, dtype=np.int64), "u": [f"u{i}" for i in range(10)]}), 4,  # rowLists
+     "a rowLists column with bit-packed ids"),
+], ids=["not an int", "rowLists"])
+def test_id_bits_that_are_not_an_int_or_on_a_row_lists_column_are_refused(tmp_path, monkeypatch, table, bits, match):
+    path = tmp_path / "r.seg"
+    encode = segment._encode_string
+    monkeypatch.setattr(segment, "_encode_string", lambda *a: {**encode(*a), "idBits": bits})
+    with pytest.raises(SegmentCorruptError, match=match):
+        write_segment(str(path), table, dimensions=[table.column_names[1]])
+        read_segment(str(path))

@@ -1165,6 +1165,8 @@ def _expected_parts(c: dict[str, Any], n: int) -> dict[str, int | None]:
             if c["layout"] == "rowLists":
                 if not c["bitmapIndex"]:
                     raise ValueError("a rowLists column is its bitmap index")
+                if "idBits" in c:
+                    raise ValueError("a rowLists column with bit-packed ids")
                 return {**dictionary, "rowCounts": 4 * card, "rowLists": 4 * n}
             if c["layout"] != "ids":
                 raise ValueError(f"unknown layout {c['layout']!r}")
