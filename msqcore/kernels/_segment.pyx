@@ -6,6 +6,8 @@ Everything here works on flat typed buffers; the Python layer owns the file layo
 * ``id_width``: the minimal byte width (1..4) for a dictionary of a given cardinality,
   like Druid's ``VSizeColumnarInts``.
 * ``pack_ids`` / ``unpack_ids``: int32 dictionary ids <-> little-endian 1/2/3/4-byte values.
+* ``id_bits`` / ``pack_id_bits`` / ``unpack_id_bits``: the ids of a dictionary of at most 128
+  entries as a little-endian bit stream of 1 to 7 bits an id (segment format version 5).
 * ``remap_ids``: rewrite ids through a mapping (pyarrow's unsorted ``dictionary_encode``
   ids -> sorted-dictionary ids).
 * ``build_inverted_index``: a counting sort of ids into CSR form (offsets[card+1], rows[n]),
@@ -1107,6 +1109,7 @@ cdef struct _Short:  # a string of at most 15 bytes as two words (``encode``'s c
 cdef uint64_t _LOW[9]  # _LOW[k]: the low k bytes of a word
 for _low_k in range(9):
     _LOW[_low_k] = (1 << (8 * _low_k)) - 1 if _low_k < 8 else 0xFFFFFFFFFFFFFFFF
+del _low_k
 
 
 cdef inline uint64_t _hash_bytes(const uint8_t* p, int64_t n) noexcept nogil:
