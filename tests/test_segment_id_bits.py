@@ -122,3 +122,15 @@ def test_id_bits_that_are_not_an_int_or_on_a_row_lists_column_are_refused(tmp_pa
     with pytest.raises(SegmentCorruptError, match=match):
         write_segment(str(path), table, dimensions=[table.column_names[1]])
         read_segment(str(path))
+
+
+def test_row_selective_reads_take_any_rows_array(tmp_path):
+    """A strided view and int32 rows read bit-packed ids like a fresh int64 array (a strided
+    view once made a good file look corrupt: "ndarray is not C-contiguous")."""
+    n = 150_000
+    table = pa.table({"__time": np.arange(n, dtype=np.int64), "d": np.array(["a", "b", "c"])[np.arange(n) % 3]})
+    path = tmp_path / "s.seg"
+    write_segment(str(path), table, dimensions=["d"])
+    assert _col(path, "d")["idBits"] == 2
+    for rows in (np.arange(0, n, 7, dtype=np.int64)[::2], np.array([1, 70_000, n - 1], np.int32)):
+        assert read_segment(str(path), ["d"], rows=rows).column("d").equals(table.column("d").take(pa.array(rows)))
