@@ -1291,3 +1291,22 @@ def test_valid_bytes_unpacks_the_validity_bitmap(arr):
     got = segment._valid_bytes(arr)
     assert got.dtype == np.uint8
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("typ", [pa.string(), pa.large_string()])
+def test_string_dictionary_takes_arrow_offsets_as_stored(typ):
+    """``encode`` takes int32 or int64 offsets as Arrow stores them, not rebased, over the whole
+    data buffer (``_string_buffers(native=True)``, no copy): slices included, the same ids."""
+    rng = np.random.default_rng(8)
+    values = [None if i % 11 == 0 else f"{'ab'[i % 2] * (i % 19)}{i % 300}" for i in rng.integers(0, 5_000, 20_000)]
+    arr = pa.array(values, typ)
+    for part in (arr, arr.slice(7, 9_000), arr.slice(12_345)):
+        valid = segment._valid_bytes(part)
+        offsets, data = segment._string_buffers(part, native=True)
+        assert offsets.dtype == (np.int32 if typ == pa.string() else np.int64)
+        assert np.shares_memory(offsets, np.frombuffer(part.buffers()[1], dtype=offsets.dtype))
+        got = k.StringDictionary().encode(offsets, data, valid)
+        want = k.StringDictionary().encode(*segment._string_buffers(part.fill_null("")), valid)
+        np.testing.assert_array_equal(got, want)
+        seen: dict[str, int] = {}
+        assert got.tolist() == [0 if v is None else seen.setdefault(v, len(seen)) + 1 for v in part.to_pylist()]

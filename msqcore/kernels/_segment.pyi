@@ -55,6 +55,7 @@ class StringDictionary:
     @property
     def cardinality(self) -> int: ...
     def encode(
-        self, offsets: npt.NDArray[np.int64], data: npt.NDArray[np.uint8], valid: npt.NDArray[np.uint8] | None = None
-    ) -> npt.NDArray[np.int32]: ...  # (const int64_t[::1] offsets, const uint8_t[::1] data, valid) -> int32[n]: first-seen id + 1, 0 for null
+        self, offsets: npt.NDArray[np.int32] | npt.NDArray[np.int64], data: npt.NDArray[np.uint8],
+        valid: npt.NDArray[np.uint8] | None = None,
+    ) -> npt.NDArray[np.int32]: ...  # (const offset_t[::1] offsets (int32 or int64), const uint8_t[::1] data, valid) -> int32[n]: first-seen id + 1, 0 for null
     def values(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]: ...  # (offsets int64[card + 1], data uint8)

@@ -967,7 +967,12 @@ def sort_strings(const int64_t[::1] offsets, const uint8_t[::1] data, int32_t[::
             _sort_ids(&offsets[0], base, &order[0], n, NULL, &scratch[0])
 
 
-cdef int check_rows(const int64_t[::1] offsets, const uint8_t[::1] data, object valid) except -1:
+ctypedef fused offset_t:  # a string array's offsets as Arrow stores them (string or large_string)
+    int32_t
+    int64_t
+
+
+cdef int check_rows(const offset_t[::1] offsets, const uint8_t[::1] data, object valid) except -1:
     """The checks of a string column given as (offsets, data, valid) before a kernel reads it."""
     cdef Py_ssize_t n = offsets.shape[0] - 1
     cdef const uint8_t[::1] ok
@@ -1252,8 +1257,9 @@ cdef class StringDictionary:
             return -1
         return e
 
-    def encode(self, const int64_t[::1] offsets, const uint8_t[::1] data, valid=None):
-        """First-seen id + 1 of each of the ``len(offsets) - 1`` rows (0 where ``valid`` is 0)."""
+    def encode(self, const offset_t[::1] offsets, const uint8_t[::1] data, valid=None):
+        """First-seen id + 1 of each of the ``len(offsets) - 1`` rows (0 where ``valid`` is 0).
+        ``offsets`` are int32 or int64 (as Arrow stores a string or a large_string array)."""
         cdef:
             Py_ssize_t n = offsets.shape[0] - 1
             Py_ssize_t i, j, w, mask

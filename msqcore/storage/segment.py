@@ -314,14 +314,19 @@ def _long_values(w: _ColumnWriter, data: np.ndarray, width: int, first_size: int
     w.part("values", data, bs)
 
 
-def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(offsets int64[len+1] starting at 0, data uint8) of a string/large_string array without nulls."""
+def _string_buffers(arr: pa.Array, native: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets int64[len+1] starting at 0, data uint8) of a string/large_string array without nulls.
+    With ``native``, without a copy: the offsets as Arrow stores them (int32 or int64, not
+    rebased) over the whole data buffer, for the kernels that take either
+    (``StringDictionary.encode``: the cast cost 1% of a segment build)."""
     n = len(arr)
     if n == 0:
         return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.uint8)
     bufs = arr.buffers()
     off_type = np.int64 if pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type) else np.int32
     offs = np.frombuffer(bufs[1], dtype=off_type, count=n + 1, offset=arr.offset * np.dtype(off_type).itemsize)
+    if native:
+        return offs, (np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, dtype=np.uint8))
     start, end = int(offs[0]), int(offs[-1])
     data = np.frombuffer(bufs[2], dtype=np.uint8, count=end - start, offset=start) if end > start \
         else np.zeros(0, dtype=np.uint8)
@@ -502,7 +507,7 @@ def _mostly_distinct(arr: pa.Array) -> bool:
     sample = arr.slice(0, _DISTINCT_SAMPLE)
     valid = _valid_bytes(sample)
     counter = _k.StringDictionary()
-    counter.encode(*_string_buffers(sample), valid)
+    counter.encode(*_string_buffers(sample, native=True), valid)
     present = int(np.count_nonzero(valid))
     return present > 0 and counter.cardinality >= 0.7 * present
 
@@ -535,7 +540,7 @@ class _StringColumn:
             self.strings.add(arr)
             return
         valid = _valid_bytes(arr) if arr.null_count else None
-        self.ids.add(pa.array(self.dictionary.encode(*_string_buffers(arr), valid)))
+        self.ids.add(pa.array(self.dictionary.encode(*_string_buffers(arr, native=True), valid)))
 
     def sorted(self) -> tuple[pa.Array, np.ndarray, bool, tuple[np.ndarray, np.ndarray] | None]:
         """(sorted dictionary, null first as "" if any; ids int32; has_null; the inverted index
