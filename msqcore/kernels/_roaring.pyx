@@ -265,7 +265,7 @@ def serialize_ids(const int32_t[::1] ids, Py_ssize_t card):
     Row ``i`` belongs to container ``i >> 16`` of its id's bitmap, so a pass over each 65,536
     rows counts every id's rows and runs of consecutive rows (a run container's runs) in that
     container, and a second pass writes the containers; no row lists are made. Its tables take
-    ``32 * card`` bytes per 65,536 rows: meant for up to a few thousand ids, where building row
+    ``24 * card`` bytes per 65,536 rows: meant for up to a few thousand ids, where building row
     lists and then reading them back would cost more than the bitmaps.
     Returns ``(data uint8[...], byte_offsets int64[card + 1])``. Raises ValueError for an id
     outside ``[0, card)``.
@@ -274,14 +274,16 @@ def serialize_ids(const int32_t[::1] ids, Py_ssize_t card):
         Py_ssize_t n = ids.shape[0]
         Py_ssize_t nch = (n + 65535) >> 16
         Py_ssize_t c, k, i, j, start, end, bad = -1
-        int64_t nc, body, m, pos, desc, offs, header, kind
+        int64_t nc, m, pos, desc, offs, header, kind
         int32_t v, prev
         int32_t* h
         int64_t* cnt
         int64_t* runs
         int64_t* cpos
         int64_t* cur
+        int64_t* ncs
         uint8_t* kinds
+        uint8_t* hasruns
         int64_t[::1] bo
         int64_t[::1] tv
         int32_t[::1] hv
@@ -295,17 +297,19 @@ def serialize_ids(const int32_t[::1] ids, Py_ssize_t card):
         raise ValueError(f"cardinality out of range: {card}")
     if n > 0x100000000:
         raise ValueError(f"too many rows for 32-bit bitmaps: {n}")
-    tables = np.zeros(3 * nch * card + 1, dtype=np.int64)  # rows, runs, write positions
+    tables = np.zeros(3 * nch * card + card + 1, dtype=np.int64)  # rows, runs, write positions; containers
     tv = tables
     cnt = &tv[0]
     runs = cnt + nch * card
     cpos = runs + nch * card
+    ncs = cpos + nch * card  # per bitmap: its containers
     hist = np.zeros(8 * card + 1, dtype=np.int32)  # 4 interleaved row and run-start counts
     hv = hist
     h = &hv[0]
-    kinds_arr = np.zeros(card + 1, dtype=np.uint8)
+    kinds_arr = np.zeros(2 * card + 1, dtype=np.uint8)
     kv = kinds_arr
-    kinds = &kv[0]
+    kinds = &kv[0]  # per id, its container's kind in the current 65,536 rows
+    hasruns = kinds + card  # per bitmap: whether a container is a run container
     bo_arr = np.empty(card + 1, dtype=np.int64)
     bo = bo_arr
     with nogil:
@@ -335,15 +339,14 @@ def serialize_ids(const int32_t[::1] ids, Py_ssize_t card):
             bo[0] = 0
             for k in range(card):
                 nc = 0
-                body = 0
                 hasrun = False
                 for c in range(nch):
                     m = cnt[c * card + k]
                     if m:
-                        kind = _kind(m, runs[c * card + k])
-                        hasrun = hasrun or kind == 2
-                        body += _kind_size(<int>kind, m, runs[c * card + k])
+                        hasrun = hasrun or _kind(m, runs[c * card + k]) == 2
                         nc += 1
+                ncs[k] = nc
+                hasruns[k] = hasrun
                 if hasrun:
                     header = 4 + (nc + 7) // 8 + 4 * nc + (4 * nc if nc >= NO_OFFSET_THRESHOLD else 0)
                 else:
@@ -365,15 +368,9 @@ def serialize_ids(const int32_t[::1] ids, Py_ssize_t card):
     with nogil:
         # the headers
         for k in range(card):
-            nc = 0
-            hasrun = False
-            for c in range(nch):
-                m = cnt[c * card + k]
-                if m:
-                    nc += 1
-                    hasrun = hasrun or _kind(m, runs[c * card + k]) == 2
+            nc = ncs[k]
             p = o + bo[k]
-            if hasrun:
+            if hasruns[k]:
                 _wr32(p, SERIAL_COOKIE | (<uint32_t>(nc - 1) << 16))
                 desc = 4 + (nc + 7) // 8
                 offs = desc + 4 * nc if nc >= NO_OFFSET_THRESHOLD else -1
